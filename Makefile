@@ -1,0 +1,44 @@
+# Ork (Go). `make test` is the one test command: CI (.ci/run) calls exactly it.
+SHELL := /bin/bash
+MODULES := pkg migrations services/scheduler services/executor services/recorder cmd/ork
+GOLANGCI_LINT_VERSION := v2.6.2
+GOBIN := $(CURDIR)/bin
+
+.PHONY: build test test-short lint fmt tidy bench dev-stack clean
+
+build:
+	@mkdir -p bin
+	cd cmd/ork && go build -o $(GOBIN)/ork .
+	@for s in scheduler executor recorder; do \
+		(cd services/$$s && go build -o $(GOBIN)/ork-$$s ./cmd) || exit 1; \
+	done
+
+# Every workspace module, with the race detector. `go test ./...` at the root does not cross module
+# boundaries, so loop.
+test:
+	@set -e; for m in $(MODULES); do \
+		echo "== $$m"; \
+		(cd $$m && go vet ./... && go test -race -count=1 -timeout 20m ./...); \
+	done
+
+test-short:
+	@set -e; for m in $(MODULES); do (cd $$m && go test -short -count=1 ./...); done
+
+lint:
+	@test -x $(GOBIN)/golangci-lint || GOBIN=$(GOBIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	@set -e; for m in $(MODULES); do (cd $$m && $(GOBIN)/golangci-lint run --config $(CURDIR)/.golangci.yml ./...); done
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+tidy:
+	@set -e; for m in $(MODULES); do (cd $$m && go mod tidy); done
+
+bench:
+	@set -e; for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem ./...); done
+
+dev-stack: build
+	./deploy/devstack.sh
+
+clean:
+	rm -rf bin .ork

@@ -1,0 +1,34 @@
+module github.com/ork-go/ork/cmd/ork
+
+go 1.26.0
+
+require (
+	github.com/ork-go/ork/migrations v0.0.0
+	github.com/ork-go/ork/pkg v0.0.0
+	github.com/ork-go/ork/services/executor v0.0.0
+	github.com/ork-go/ork/services/recorder v0.0.0
+	github.com/ork-go/ork/services/scheduler v0.0.0
+)
+
+require (
+	github.com/inconshreveable/mousetrap v1.1.0 // indirect
+	github.com/klauspost/compress v1.20.3 // indirect
+	github.com/nats-io/nats.go v1.55.0 // indirect
+	github.com/nats-io/nkeys v0.4.16 // indirect
+	github.com/nats-io/nuid v1.0.1 // indirect
+	github.com/spf13/cobra v1.10.2 // indirect
+	github.com/spf13/pflag v1.0.9 // indirect
+	go.uber.org/multierr v1.10.0 // indirect
+	go.uber.org/zap v1.28.0 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/term v0.48.0 // indirect
+)
+
+replace (
+	github.com/ork-go/ork/migrations => ../../migrations
+	github.com/ork-go/ork/pkg => ../../pkg
+	github.com/ork-go/ork/services/executor => ../../services/executor
+	github.com/ork-go/ork/services/recorder => ../../services/recorder
+	github.com/ork-go/ork/services/scheduler => ../../services/scheduler
+)

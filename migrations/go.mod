@@ -1,0 +1,3 @@
+module github.com/ork-go/ork/migrations
+
+go 1.26

@@ -1,0 +1,211 @@
+// Package bus is Ork's JetStream layer on nats.go's jetstream package: it provisions the streams,
+// consumers and the run-state KV bucket (idempotently), publishes batches asynchronously and waits
+// on their acks, and consumes with pull consumers, a bounded number of messages in flight and a drain
+// on stop.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/ork-go/ork/pkg/event"
+)
+
+// Defaults of Config.
+const (
+	URLDefault             = nats.DefaultURL
+	DuplicateWindowDefault = 2 * time.Minute
+	EventsMaxBytesDefault  = 1 << 30 // 1 GiB
+	LogsMaxBytesDefault    = 1 << 30
+	TasksMaxMsgsDefault    = 1_000_000
+	MaxAgeDefault          = 7 * 24 * time.Hour
+	PublishWindowDefault   = 4096
+)
+
+// Config configures the connection and the streams this bus provisions.
+type Config struct {
+	URL  string
+	Name string // client name shown by the server
+	// Replicas of every stream and of the KV bucket (1 on a single server).
+	Replicas int
+	// Memory keeps streams in memory instead of on disk (tests and benchmarks only).
+	Memory          bool
+	DuplicateWindow time.Duration
+	EventsMaxBytes  int64
+	LogsMaxBytes    int64
+	TasksMaxMsgs    int64
+	MaxAge          time.Duration
+	// PublishWindow bounds asynchronous publishes awaiting their ack.
+	PublishWindow int
+	// InProcess, when set, connects to an in-process server without a socket.
+	InProcess nats.InProcessConnProvider
+}
+
+// WithDefaults returns the config with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.URL == "" {
+		c.URL = URLDefault
+	}
+	if c.Name == "" {
+		c.Name = "ork"
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = DuplicateWindowDefault
+	}
+	if c.EventsMaxBytes == 0 {
+		c.EventsMaxBytes = EventsMaxBytesDefault
+	}
+	if c.LogsMaxBytes == 0 {
+		c.LogsMaxBytes = LogsMaxBytesDefault
+	}
+	if c.TasksMaxMsgs == 0 {
+		c.TasksMaxMsgs = TasksMaxMsgsDefault
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = MaxAgeDefault
+	}
+	if c.PublishWindow == 0 {
+		c.PublishWindow = PublishWindowDefault
+	}
+	return c
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.URL == "" && c.InProcess == nil:
+		return errors.New("bus: URL is required")
+	case c.Replicas < 1 || c.Replicas > 5:
+		return fmt.Errorf("bus: Replicas must be 1..5, got %d", c.Replicas)
+	case c.DuplicateWindow < time.Second:
+		return fmt.Errorf("bus: DuplicateWindow must be at least 1s, got %s", c.DuplicateWindow)
+	case c.PublishWindow < 1:
+		return fmt.Errorf("bus: PublishWindow must be positive, got %d", c.PublishWindow)
+	}
+	return nil
+}
+
+// Bus is a connection to NATS with JetStream.
+type Bus struct {
+	NC  *nats.Conn
+	JS  jetstream.JetStream
+	cfg Config
+	log *zap.Logger
+}
+
+// Connect connects to the server and prepares JetStream. It reconnects forever after a loss.
+func Connect(cfg Config, log *zap.Logger) (*Bus, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	opts := []nats.Option{
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectBufSize(64 << 20),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", zap.Error(err))
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted())) }),
+	}
+	if cfg.InProcess != nil {
+		opts = append(opts, nats.InProcessServer(cfg.InProcess))
+	}
+	nc, err := nats.Connect(cfg.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to nats at %s: %w", cfg.URL, err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(cfg.PublishWindow))
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("opening jetstream: %w", err)
+	}
+	return &Bus{NC: nc, JS: js, cfg: cfg, log: log}, nil
+}
+
+// Close drains the connection: pending publishes are flushed and subscriptions drained.
+func (b *Bus) Close() {
+	if b.NC.IsClosed() {
+		return
+	}
+	closed := make(chan struct{})
+	b.NC.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := b.NC.Drain(); err != nil {
+		b.NC.Close()
+		return
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		b.NC.Close()
+	}
+}
+
+func (b *Bus) storage() jetstream.StorageType {
+	if b.cfg.Memory {
+		return jetstream.MemoryStorage
+	}
+	return jetstream.FileStorage
+}
+
+// StreamConfigs returns the configuration of Ork's three streams.
+func (b *Bus) StreamConfigs() []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{
+		{
+			Name: event.StreamEvents, Subjects: []string{event.SubjectEventsAll},
+			Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew,
+			MaxBytes: b.cfg.EventsMaxBytes, MaxAge: b.cfg.MaxAge, Duplicates: b.cfg.DuplicateWindow,
+			Storage: b.storage(), Replicas: b.cfg.Replicas,
+		},
+		{
+			Name: event.StreamTasks, Subjects: []string{event.SubjectTasksAll},
+			Retention: jetstream.WorkQueuePolicy, Discard: jetstream.DiscardNew,
+			MaxMsgs: b.cfg.TasksMaxMsgs, Duplicates: b.cfg.DuplicateWindow,
+			Storage: b.storage(), Replicas: b.cfg.Replicas,
+		},
+		{
+			Name: event.StreamLogs, Subjects: []string{event.SubjectLogsAll},
+			Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew,
+			MaxBytes: b.cfg.LogsMaxBytes, MaxAge: b.cfg.MaxAge, Duplicates: b.cfg.DuplicateWindow,
+			Storage: b.storage(), Replicas: b.cfg.Replicas,
+		},
+	}
+}
+
+// Provision creates or updates the streams and the run-state bucket. Running it twice changes nothing.
+func (b *Bus) Provision(ctx context.Context) error {
+	for _, sc := range b.StreamConfigs() {
+		if _, err := b.JS.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("provisioning stream %s: %w", sc.Name, err)
+		}
+	}
+	if _, err := b.Runs(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Runs returns the run-state KV bucket, creating it when missing.
+func (b *Bus) Runs(ctx context.Context) (jetstream.KeyValue, error) {
+	kv, err := b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: event.BucketRuns, History: 1, Storage: b.storage(), Replicas: b.cfg.Replicas,
+		TTL: b.cfg.MaxAge,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provisioning kv bucket %s: %w", event.BucketRuns, err)
+	}
+	return kv, nil
+}

@@ -1,0 +1,289 @@
+// Package event is the only contract between Ork's services: stream and subject names, the JSON
+// envelopes that travel on them, event ids, and the Nats-Msg-Id rule of each message.
+//
+// Every event names (run, task, attempt). Attempts are 1-based; run-level events carry task "" and
+// attempt 0. Consumers must tolerate unknown fields and must reject (dead-letter) envelopes whose
+// schema version they do not know.
+package event
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ork-go/ork/pkg/workflow"
+)
+
+// SchemaVersion is the version of every envelope defined here. A consumer that sees another version
+// treats the message as undecodable.
+const SchemaVersion = 1
+
+// Streams, subjects and buckets.
+const (
+	StreamEvents = "ORK_EVENTS" // subjects ork.events.>
+	StreamTasks  = "ORK_TASKS"  // WorkQueue, subjects ork.tasks.<executor type>
+	StreamLogs   = "ORK_LOGS"   // subjects ork.logs.<run>.<task>
+
+	SubjectEventsAll = "ork.events.>"
+	SubjectTasksAll  = "ork.tasks.>"
+	SubjectLogsAll   = "ork.logs.>"
+
+	// SubjectRunSubmitted is where anyone starts a run. It carries no run id so that plain NATS
+	// clients can publish to one fixed subject.
+	SubjectRunSubmitted = "ork.events.run.submitted"
+
+	// BucketRuns is the JetStream KV bucket holding the scheduler's per-run state.
+	BucketRuns = "ork_runs"
+
+	// SubjectRecordedPrefix + run id is a core NATS (not JetStream) notice the recorder publishes after
+	// it has committed a run's terminal event, so a waiting client knows the database is up to date.
+	SubjectRecordedPrefix = "ork.recorded."
+)
+
+// Event types. The subject of an event is "ork.events.<type>.<run id>", except run.submitted.
+const (
+	TypeRunSubmitted   = "run.submitted"
+	TypeRunStarted     = "run.started"
+	TypeRunFinished    = "run.finished"
+	TypeTaskDispatched = "task.dispatched"
+	TypeTaskStarted    = "task.started"
+	TypeTaskSucceeded  = "task.succeeded"
+	TypeTaskFailed     = "task.failed"
+	TypeTaskSkipped    = "task.skipped"
+	TypeTaskCancelled  = "task.cancelled"
+)
+
+// Run statuses.
+const (
+	RunPending   = "pending"
+	RunRunning   = "running"
+	RunPaused    = "paused"
+	RunSuccess   = "success"
+	RunFailed    = "failed"
+	RunCancelled = "cancelled"
+)
+
+// Task statuses.
+const (
+	TaskPending    = "pending"
+	TaskDispatched = "dispatched"
+	TaskRunning    = "running"
+	TaskSuccess    = "success"
+	TaskFailed     = "failed"
+	TaskSkipped    = "skipped"
+	TaskCancelled  = "cancelled"
+	TaskPaused     = "paused"
+)
+
+// Failure reasons carried in Event.Reason.
+const (
+	ReasonExit           = "exit"            // the process exited non-zero or the function raised
+	ReasonTimeout        = "timeout"         // killed after its timeout
+	ReasonOutput         = "output"          // output missing, too large, not JSON, or of the wrong type
+	ReasonStart          = "start"           // the process could not be started
+	ReasonUpstreamFailed = "upstream_failed" // skipped because a dependency failed for good
+	ReasonInput          = "input"           // an input could not be resolved
+)
+
+// Event is the envelope of everything on ORK_EVENTS. Fields beyond the identity are set per type.
+type Event struct {
+	V       int       `json:"v"`
+	ID      string    `json:"id"` // UUIDv7
+	Type    string    `json:"type"`
+	Time    time.Time `json:"time"`
+	RunID   string    `json:"run_id"`
+	Task    string    `json:"task,omitempty"`
+	Attempt int       `json:"attempt,omitempty"`
+
+	// Workflow is the workflow name (run.* events).
+	Workflow string `json:"workflow,omitempty"`
+	// Plan is the compiled workflow (run.submitted only).
+	Plan           *workflow.Plan `json:"plan,omitempty"`
+	IdempotencyKey string         `json:"idempotency_key,omitempty"`
+	TriggeredBy    string         `json:"triggered_by,omitempty"`
+
+	// Status is the final status on run.finished.
+	Status string `json:"status,omitempty"`
+	// Executor is the executor type on task.dispatched.
+	Executor string `json:"executor,omitempty"`
+	// Instance is the executor instance that ran the attempt (task.started and terminal events).
+	Instance string          `json:"instance,omitempty"`
+	Output   json.RawMessage `json:"output,omitempty"`
+	Error    string          `json:"error,omitempty"`
+	Reason   string          `json:"reason,omitempty"`
+	ExitCode *int            `json:"exit_code,omitempty"`
+	// DurationMS is the attempt's wall time on terminal task events.
+	DurationMS int64 `json:"duration_ms,omitempty"`
+	// NotBefore delays a dispatched retry (task.dispatched).
+	NotBefore *time.Time `json:"not_before,omitempty"`
+
+	// Seq is the ORK_EVENTS stream sequence, filled in by consumers; never encoded.
+	Seq uint64 `json:"-"`
+}
+
+// Subject returns the subject the event is published on.
+func (e *Event) Subject() string {
+	if e.Type == TypeRunSubmitted {
+		return SubjectRunSubmitted
+	}
+	return "ork.events." + e.Type + "." + e.RunID
+}
+
+// MsgID returns the Nats-Msg-Id that makes publishing the event twice harmless.
+// run.submitted uses the idempotency key (or the run id); everything else its event identity.
+func (e *Event) MsgID() string {
+	switch e.Type {
+	case TypeRunSubmitted:
+		if e.IdempotencyKey != "" {
+			return "submit/" + e.IdempotencyKey
+		}
+		return "submit/" + e.RunID
+	case TypeRunStarted, TypeRunFinished:
+		return e.RunID + "/" + e.Type
+	default:
+		return e.RunID + "/" + e.Task + "/" + strconv.Itoa(e.Attempt) + "/" + e.Type
+	}
+}
+
+// SubjectRunEvents returns the filter matching every event of one run except its submission.
+func SubjectRunEvents(runID string) string { return "ork.events.*.*." + runID }
+
+// Dispatch is a ready task on ORK_TASKS, subject "ork.tasks.<executor type>".
+type Dispatch struct {
+	V        int             `json:"v"`
+	RunID    string          `json:"run_id"`
+	Workflow string          `json:"workflow"`
+	Task     workflow.Task   `json:"task"`
+	Attempt  int             `json:"attempt"`
+	Dir      string          `json:"dir"`
+	Inputs   json.RawMessage `json:"inputs,omitempty"` // a JSON object, resolved bindings
+	// NotBefore is set on retries: an executor receiving the dispatch earlier naks it with the
+	// remaining delay instead of holding a slot.
+	NotBefore    *time.Time `json:"not_before,omitempty"`
+	DispatchedAt time.Time  `json:"dispatched_at"`
+}
+
+// Subject returns "ork.tasks.<executor type>".
+func (d *Dispatch) Subject() string { return SubjectTasks(d.Task.Executor) }
+
+// MsgID returns "run/task/attempt".
+func (d *Dispatch) MsgID() string {
+	return d.RunID + "/" + d.Task.Name + "/" + strconv.Itoa(d.Attempt)
+}
+
+// SubjectTasks returns the dispatch subject of an executor type.
+func SubjectTasks(executorType string) string { return "ork.tasks." + executorType }
+
+// Log streams.
+const (
+	Stdout = "stdout"
+	Stderr = "stderr"
+)
+
+// LogLine is one line of a task's output.
+type LogLine struct {
+	Seq    int64     `json:"seq"` // 1-based, per (run, task, attempt)
+	Stream string    `json:"stream"`
+	Line   string    `json:"line"`
+	Time   time.Time `json:"time"`
+}
+
+// LogBatch is a batch of log lines of one attempt on ORK_LOGS, subject "ork.logs.<run>.<task>".
+type LogBatch struct {
+	V       int       `json:"v"`
+	RunID   string    `json:"run_id"`
+	Task    string    `json:"task"`
+	Attempt int       `json:"attempt"`
+	Lines   []LogLine `json:"lines"`
+}
+
+// Subject returns "ork.logs.<run>.<task>".
+func (b *LogBatch) Subject() string { return "ork.logs." + b.RunID + "." + b.Task }
+
+// MsgID returns "run/task/attempt/first seq", so a re-sent batch is dropped by the stream.
+func (b *LogBatch) MsgID() string {
+	first := int64(0)
+	if len(b.Lines) > 0 {
+		first = b.Lines[0].Seq
+	}
+	return "log/" + b.RunID + "/" + b.Task + "/" + strconv.Itoa(b.Attempt) + "/" + strconv.FormatInt(first, 10)
+}
+
+// NewID returns a new UUIDv7 string.
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// New returns an event of the given type with a fresh id, the current time and the schema version.
+func New(typ, runID, task string, attempt int) Event {
+	return Event{V: SchemaVersion, ID: NewID(), Type: typ, Time: time.Now().UTC(), RunID: runID, Task: task, Attempt: attempt}
+}
+
+// ErrSchemaVersion is returned by the decoders for an envelope of an unknown schema version.
+var ErrSchemaVersion = errors.New("unknown schema version")
+
+// DecodeEvent decodes and checks an event envelope.
+func DecodeEvent(data []byte) (Event, error) {
+	var e Event
+	if err := json.Unmarshal(data, &e); err != nil {
+		return Event{}, fmt.Errorf("decoding event: %w", err)
+	}
+	if e.V != SchemaVersion {
+		return Event{}, fmt.Errorf("event version %d: %w", e.V, ErrSchemaVersion)
+	}
+	if e.Type == "" {
+		return Event{}, errors.New("decoding event: no type")
+	}
+	if e.RunID == "" && e.Type != TypeRunSubmitted {
+		return Event{}, errors.New("decoding event: no run_id")
+	}
+	return e, nil
+}
+
+// DecodeDispatch decodes and checks a dispatch.
+func DecodeDispatch(data []byte) (Dispatch, error) {
+	var d Dispatch
+	if err := json.Unmarshal(data, &d); err != nil {
+		return Dispatch{}, fmt.Errorf("decoding dispatch: %w", err)
+	}
+	if d.V != SchemaVersion {
+		return Dispatch{}, fmt.Errorf("dispatch version %d: %w", d.V, ErrSchemaVersion)
+	}
+	if d.RunID == "" || d.Task.Name == "" || d.Attempt < 1 {
+		return Dispatch{}, errors.New("decoding dispatch: run_id, task and attempt are required")
+	}
+	return d, nil
+}
+
+// DecodeLogBatch decodes and checks a log batch.
+func DecodeLogBatch(data []byte) (LogBatch, error) {
+	var b LogBatch
+	if err := json.Unmarshal(data, &b); err != nil {
+		return LogBatch{}, fmt.Errorf("decoding log batch: %w", err)
+	}
+	if b.V != SchemaVersion {
+		return LogBatch{}, fmt.Errorf("log batch version %d: %w", b.V, ErrSchemaVersion)
+	}
+	if b.RunID == "" || b.Task == "" {
+		return LogBatch{}, errors.New("decoding log batch: run_id and task are required")
+	}
+	return b, nil
+}
+
+// IsTerminalRun reports whether a run status is final.
+func IsTerminalRun(s string) bool { return s == RunSuccess || s == RunFailed || s == RunCancelled }
+
+// IsTerminalTask reports whether a task status is final for its attempt.
+func IsTerminalTask(s string) bool {
+	return s == TaskSuccess || s == TaskFailed || s == TaskSkipped || s == TaskCancelled
+}
+
+// runIDNamespace seeds DeriveRunID.
+var runIDNamespace = uuid.MustParse("6f726b2d-676f-4000-8000-72756e696473")
+
+// DeriveRunID returns the run id of a submission that did not name one: a name-based UUID of its
+// idempotency key (or of any other stable key, such as its stream sequence), so a replayed
+// submission always maps to the same run.
+func DeriveRunID(key string) string { return uuid.NewSHA1(runIDNamespace, []byte(key)).String() }

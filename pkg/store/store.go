@@ -1,0 +1,271 @@
+// Package store defines how Ork's state is persisted: the Store interface, its domain types and its
+// sentinel errors. The recorder is the only writer; the CLI and the API only read.
+//
+// Three implementations live in sub-packages (pgstore, sqlitestore, filestore) and all pass the one
+// conformance suite in storetest.
+//
+// Write semantics (ApplyBatch), identical in every implementation:
+//   - A batch is applied in ONE transaction: all of it or none of it.
+//   - Every write is an idempotent upsert: applying the same batch twice leaves the same state.
+//   - run.submitted inserts the workflow (by name; description and current version updated), its
+//     version (by content hash, with the plan JSON), the workflow_tasks of that version, the run
+//     (status pending) and one task row per plan task (status pending, attempt 0). A second
+//     submission of the same run id or idempotency key changes nothing.
+//   - A task row moves only forward in the order (attempt, rank(status)), compared lexicographically,
+//     where rank is pending 0 < dispatched 1 < running 2 < terminal 3. So an event of an older attempt
+//     never changes the task row (it is fenced), and a terminal status is never replaced within its
+//     attempt; a newer attempt (a retry) does move the row on.
+//   - Every task event of attempt N >= 1 is recorded in the task_attempts row (run, task, N), whether
+//     or not it was applied to the task row, with the same forward-only rule inside that row.
+//   - A run row moves only forward: pending < running|paused < success|failed|cancelled; running and
+//     paused may replace each other; a terminal run never changes.
+//   - Log lines are keyed by (run, task, attempt, seq): a replayed line is ignored.
+//   - Dead letters are keyed by (stream, seq): a replayed one is ignored.
+//   - Events for a run or task the store does not know (no run.submitted seen) are returned in
+//     ApplyBatchResult.Orphans and not applied; the recorder dead-letters them.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/ork-go/ork/pkg/event"
+)
+
+// Sentinel errors. Drivers translate their errors into these in one place.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
+
+// Store persists workflows, runs, tasks, attempts, logs and dead letters.
+type Store interface {
+	// ApplyBatch writes events, log batches and dead letters in one transaction.
+	ApplyBatch(ctx context.Context, p ApplyBatchParams) (ApplyBatchResult, error)
+
+	// RunGet returns one run with its workflow name.
+	RunGet(ctx context.Context, p RunGetParams) (Run, error)
+	// RunList returns runs, newest first, with their workflow names (one JOIN, no N+1).
+	RunList(ctx context.Context, p RunListParams) ([]Run, error)
+	// TaskList returns the tasks of a run in plan order (index), with run and workflow (one JOIN).
+	TaskList(ctx context.Context, p TaskListParams) ([]Task, error)
+	// AttemptList returns the attempts of a run (optionally one task), ordered by task index, attempt.
+	AttemptList(ctx context.Context, p AttemptListParams) ([]Attempt, error)
+	// LogList returns log lines of a run (optionally one task), ordered by task index, attempt, seq.
+	LogList(ctx context.Context, p LogListParams) ([]LogLine, error)
+	// WorkflowList returns workflows by name with their run counts.
+	WorkflowList(ctx context.Context, p WorkflowListParams) ([]Workflow, error)
+	// WorkflowVersionGet returns a stored workflow version (its plan) by content hash.
+	WorkflowVersionGet(ctx context.Context, p WorkflowVersionGetParams) (WorkflowVersion, error)
+	// DeadLetterList returns dead letters, oldest first.
+	DeadLetterList(ctx context.Context, p DeadLetterListParams) ([]DeadLetter, error)
+
+	// Close releases the store's resources.
+	Close() error
+}
+
+// ApplyBatchParams is one recorder batch.
+type ApplyBatchParams struct {
+	Events      []event.Event
+	Logs        []event.LogBatch
+	DeadLetters []DeadLetter
+}
+
+// ApplyBatchResult tells the recorder what the batch did.
+type ApplyBatchResult struct {
+	// Orphans are events naming a run or task the store does not know; they were not applied.
+	Orphans []event.Event
+	// FinishedRuns are run ids whose run.finished event was part of the batch and is now committed.
+	FinishedRuns []string
+}
+
+// RunGetParams selects one run.
+type RunGetParams struct{ ID string }
+
+// RunListParams filters runs. Zero values mean no filter; Limit 0 means 50.
+type RunListParams struct {
+	Workflow string
+	Status   string
+	Limit    int
+}
+
+// TaskListParams selects the tasks of a run.
+type TaskListParams struct{ RunID string }
+
+// AttemptListParams selects attempts; Task "" means every task of the run.
+type AttemptListParams struct {
+	RunID string
+	Task  string
+}
+
+// LogListParams selects log lines; Task "" means every task. AfterSeq and Limit page through one
+// task's lines (Limit 0 means no limit).
+type LogListParams struct {
+	RunID    string
+	Task     string
+	AfterSeq int64
+	Limit    int
+}
+
+// WorkflowListParams lists workflows; Limit 0 means no limit.
+type WorkflowListParams struct{ Limit int }
+
+// WorkflowVersionGetParams selects a version by hash.
+type WorkflowVersionGetParams struct{ Hash string }
+
+// DeadLetterListParams lists dead letters; Limit 0 means 100.
+type DeadLetterListParams struct{ Limit int }
+
+// Workflow is a named workflow and its current version.
+type Workflow struct {
+	Name        string
+	Description string
+	CurrentHash string
+	Schedule    string
+	RunCount    int
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// WorkflowVersion is one stored version of a workflow.
+type WorkflowVersion struct {
+	Workflow  string
+	Hash      string
+	Plan      json.RawMessage // the compiled workflow.Plan
+	CreatedAt time.Time
+}
+
+// Run is one execution of a workflow.
+type Run struct {
+	ID             string
+	Workflow       string
+	WorkflowHash   string
+	Status         string
+	TriggeredBy    string
+	IdempotencyKey string
+	Error          string
+	TaskCount      int
+	CreatedAt      time.Time // when run.submitted was published
+	StartedAt      *time.Time
+	FinishedAt     *time.Time
+}
+
+// Task is one task of a run, at its latest applied attempt.
+type Task struct {
+	RunID          string
+	Workflow       string
+	RunStatus      string
+	Name           string
+	Index          int
+	Executor       string
+	DependsOn      []string
+	Status         string
+	Attempt        int // latest attempt, 0 before the first dispatch
+	MaxRetries     int
+	TimeoutSeconds int
+	Output         json.RawMessage
+	Error          string
+	Reason         string
+	StartedAt      *time.Time
+	FinishedAt     *time.Time
+}
+
+// Attempt is one attempt of a task.
+type Attempt struct {
+	RunID        string
+	Task         string
+	Attempt      int
+	Status       string
+	Instance     string
+	ExitCode     *int
+	Error        string
+	Reason       string
+	DurationMS   int64
+	DispatchedAt *time.Time
+	StartedAt    *time.Time
+	FinishedAt   *time.Time
+}
+
+// LogLine is one stored line of a task's output.
+type LogLine struct {
+	RunID   string
+	Task    string
+	Attempt int
+	Seq     int64
+	Stream  string
+	Line    string
+	Time    time.Time
+}
+
+// DeadLetter is a message the recorder could not apply, kept for inspection.
+type DeadLetter struct {
+	Stream    string
+	Seq       uint64
+	Subject   string
+	Reason    string
+	Data      []byte
+	CreatedAt time.Time
+}
+
+// TaskRank orders task statuses within one attempt: pending 0 < dispatched 1 < running 2 < terminal 3.
+func TaskRank(status string) int {
+	switch status {
+	case event.TaskPending, event.TaskPaused:
+		return 0
+	case event.TaskDispatched:
+		return 1
+	case event.TaskRunning:
+		return 2
+	default:
+		return 3
+	}
+}
+
+// TaskAdvances reports whether a task at (toAttempt, toStatus) may replace one at (fromAttempt,
+// fromStatus): the pair must be strictly greater in (attempt, rank) order.
+func TaskAdvances(fromAttempt int, fromStatus string, toAttempt int, toStatus string) bool {
+	if toAttempt != fromAttempt {
+		return toAttempt > fromAttempt
+	}
+	return TaskRank(toStatus) > TaskRank(fromStatus)
+}
+
+// RunRank orders run statuses: pending 0 < running, paused 1 < terminal 2.
+func RunRank(status string) int {
+	switch status {
+	case event.RunPending:
+		return 0
+	case event.RunRunning, event.RunPaused:
+		return 1
+	default:
+		return 2
+	}
+}
+
+// RunAdvances reports whether a run in status from may move to status to.
+func RunAdvances(from, to string) bool {
+	rf, rt := RunRank(from), RunRank(to)
+	return rt > rf || (rt == 1 && rf == 1 && from != to)
+}
+
+// TaskStatusOf returns the task status an event type implies, and false for events that do not
+// change a task (run events).
+func TaskStatusOf(e *event.Event) (string, bool) {
+	switch e.Type {
+	case event.TypeTaskDispatched:
+		return event.TaskDispatched, true
+	case event.TypeTaskStarted:
+		return event.TaskRunning, true
+	case event.TypeTaskSucceeded:
+		return event.TaskSuccess, true
+	case event.TypeTaskFailed:
+		return event.TaskFailed, true
+	case event.TypeTaskSkipped:
+		return event.TaskSkipped, true
+	case event.TypeTaskCancelled:
+		return event.TaskCancelled, true
+	}
+	return "", false
+}

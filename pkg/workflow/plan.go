@@ -1,0 +1,93 @@
+package workflow
+
+import "encoding/json"
+
+// DefaultTimeoutSeconds is the timeout of a task that does not declare one.
+const DefaultTimeoutSeconds = 300
+
+// Executor types a task may name. "shell" is accepted in YAML as an alias of process.
+const (
+	ExecutorPython  = "python"
+	ExecutorProcess = "process"
+	ExecutorNoop    = "noop"
+	ExecutorSleep   = "sleep"
+)
+
+// Plan is a validated, compiled workflow: what gets stored and submitted. It is self-contained, so a
+// scheduler or executor never re-reads the YAML.
+type Plan struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Schedule    string `json:"schedule,omitempty"`
+	// Dir is the absolute directory of the workflow file. Task files and process working directories
+	// are resolved against it. It is not part of Hash: the same content in two places is one version.
+	Dir string `json:"dir"`
+	// Hash is the hex sha256 of the plan's canonical encoding (everything but Dir and Hash).
+	Hash string `json:"hash"`
+	// Tasks are in topological order: every task comes after all of its dependencies.
+	Tasks []Task `json:"tasks"`
+}
+
+// Task is one compiled task.
+type Task struct {
+	Name string `json:"name"`
+	// Index is the task's position in the YAML file (0-based), kept for display order.
+	Index    int    `json:"index"`
+	Executor string `json:"executor"` // one of the Executor* constants; "shell" is compiled to process
+	// File is relative to Plan.Dir, cleaned, and known to stay inside it.
+	File     string `json:"file,omitempty"`
+	Module   string `json:"module,omitempty"`
+	Function string `json:"function,omitempty"` // python only; "main" when not given
+	// Command is the argv of a process task. A YAML string is split into words without a shell.
+	// When only File is given for a process task, Command is empty and the executor runs the file.
+	Command        []string           `json:"command,omitempty"`
+	DependsOn      []string           `json:"depends_on,omitempty"`
+	TimeoutSeconds int                `json:"timeout_s"` // 0 means no timeout
+	Retries        int                `json:"retries"`
+	InputType      *Type              `json:"input_type,omitempty"`
+	OutputType     *Type              `json:"output_type,omitempty"`
+	Inputs         map[string]Binding `json:"inputs,omitempty"`
+}
+
+// Binding is the value of one input: either a constant or a reference to an upstream output.
+type Binding struct {
+	Const json.RawMessage `json:"const,omitempty"`
+	Ref   *Ref            `json:"ref,omitempty"`
+}
+
+// Ref points at an upstream task's output, or at a field path inside it.
+type Ref struct {
+	Task string   `json:"task"`
+	Path []string `json:"path,omitempty"` // object field names below the output, outermost first
+}
+
+// Kind is the kind of a Type.
+type Kind string
+
+// Builtin and structural kinds.
+const (
+	KindStr          Kind = "str"
+	KindInt          Kind = "int"
+	KindFloat        Kind = "float"
+	KindBool         Kind = "bool"
+	KindDate         Kind = "date"
+	KindDatetimeNoTZ Kind = "datetime_notz"
+	KindDatetimeTZ   Kind = "datetime_tz"
+	KindDatetimeUTC  Kind = "datetime_utc"
+	KindObject       Kind = "object"
+	KindArray        Kind = "array"
+)
+
+// Type is a resolved type: aliases are expanded, Alias only remembers the name for messages.
+type Type struct {
+	Kind   Kind    `json:"kind"`
+	Fields []Field `json:"fields,omitempty"` // KindObject, in declaration order
+	Elem   *Type   `json:"elem,omitempty"`   // KindArray
+	Alias  string  `json:"alias,omitempty"`
+}
+
+// Field is one field of an object type.
+type Field struct {
+	Name string `json:"name"`
+	Type *Type  `json:"type"`
+}
