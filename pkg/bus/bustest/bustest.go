@@ -3,9 +3,10 @@ package bustest
 
 import (
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/ork-go/ork/pkg/bus"
 )
 
 // Start runs a JetStream server on a random port with its store in t.TempDir() and stops it when
@@ -18,23 +19,9 @@ func Start(t testing.TB) *server.Server {
 // StartDir is Start with a chosen store directory, so a test can restart a server on the same data.
 func StartDir(t testing.TB, dir string) *server.Server {
 	t.Helper()
-	opts := &server.Options{
-		Host:       "127.0.0.1",
-		Port:       -1,
-		JetStream:  true,
-		StoreDir:   dir,
-		NoLog:      true,
-		NoSigs:     true,
-		MaxPayload: 8 << 20,
-	}
-	s, err := server.NewServer(opts)
+	s, err := bus.StartEmbedded(bus.EmbeddedConfig{StoreDir: dir, Port: -1})
 	if err != nil {
-		t.Fatalf("creating nats server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		t.Fatal("nats server did not become ready")
+		t.Fatalf("starting nats server: %v", err)
 	}
 	t.Cleanup(func() {
 		s.Shutdown()
