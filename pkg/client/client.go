@@ -1,0 +1,177 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ork-go/ork/pkg/bus"
+	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/workflow"
+)
+
+// ErrStop is returned by a Follow callback to end following without an error.
+var ErrStop = errors.New("stop following")
+
+// Client starts and follows runs over a bus connection. It is safe for concurrent use.
+type Client struct {
+	bus *bus.Bus
+}
+
+// New returns a client using b. The streams must have been provisioned (bus.Provision).
+func New(b *bus.Bus) *Client { return &Client{bus: b} }
+
+// SubmitParams describes one run to start.
+type SubmitParams struct {
+	// Plan is the compiled workflow to run. Required.
+	Plan *workflow.Plan
+	// RunID names the run. When empty it is derived from IdempotencyKey (event.DeriveRunID), so a
+	// resubmission with the same key names the same run, or else a fresh event.NewID().
+	RunID string
+	// IdempotencyKey makes submitting twice harmless: the stream drops a second submission with the
+	// same key within its duplicate window, and the store keeps one run per key after that.
+	IdempotencyKey string
+	// TriggeredBy says who or what started the run ("cli", "api", "schedule", a user name).
+	TriggeredBy string
+}
+
+// SubmitRunID returns the run id Submit will use for p.
+func SubmitRunID(p SubmitParams) string {
+	switch {
+	case p.RunID != "":
+		return p.RunID
+	case p.IdempotencyKey != "":
+		return event.DeriveRunID(p.IdempotencyKey)
+	default:
+		return event.NewID()
+	}
+}
+
+// Submit publishes one run.submitted event and returns the run id once the stream has stored it.
+func (c *Client) Submit(ctx context.Context, p SubmitParams) (string, error) {
+	if p.Plan == nil {
+		return "", errors.New("submitting run: plan is required")
+	}
+	runID := SubmitRunID(p)
+	e := event.New(event.TypeRunSubmitted, runID, "", 0)
+	e.Workflow = p.Plan.Name
+	e.Plan = p.Plan
+	e.IdempotencyKey = p.IdempotencyKey
+	e.TriggeredBy = p.TriggeredBy
+	msg, err := bus.EventMsg(&e)
+	if err != nil {
+		return "", fmt.Errorf("submitting run %s: %w", runID, err)
+	}
+	if err := c.bus.Publish(ctx, msg); err != nil {
+		return "", fmt.Errorf("submitting run %s: %w", runID, err)
+	}
+	return runID, nil
+}
+
+// Follow reads the events of one run from the start of the stream, in stream order, and calls fn
+// for each. It returns nil when fn returns ErrStop, fn's error when it returns another one, and
+// ctx's error when ctx ends. The run.submitted event is not delivered (its subject names no run).
+// Undecodable events are skipped: the recorder keeps them as dead letters.
+func (c *Client) Follow(ctx context.Context, runID string, fn func(event.Event) error) error {
+	cons, err := c.bus.JS.OrderedConsumer(ctx, event.StreamEvents, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{event.SubjectRunEvents(runID)},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("following run %s: %w", runID, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("following run %s: %w", runID, err)
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("following run %s: %w", runID, err)
+		}
+		e, err := event.DecodeEvent(msg.Data())
+		if err != nil {
+			continue
+		}
+		if meta, err := msg.Metadata(); err == nil {
+			e.Seq = meta.Sequence.Stream
+		}
+		if err := fn(e); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// Wait follows a run until its run.finished event and returns that event. fn, when not nil, is
+// called for every event on the way, run.finished included.
+func (c *Client) Wait(ctx context.Context, runID string, fn func(event.Event)) (event.Event, error) {
+	var final event.Event
+	err := c.Follow(ctx, runID, func(e event.Event) error {
+		if fn != nil {
+			fn(e)
+		}
+		if e.Type == event.TypeRunFinished {
+			final = e
+			return ErrStop
+		}
+		return nil
+	})
+	if err != nil {
+		return event.Event{}, err
+	}
+	return final, nil
+}
+
+// Recorded waits for the recorder's notice that a run's final state is committed to the database.
+type Recorded struct {
+	runID string
+	sub   *nats.Subscription
+}
+
+// WatchRecorded subscribes to the recorder's core NATS notice for runID. The notice is not stored, so
+// call it before submitting the run (or before the run can finish); the subscription is confirmed
+// by the server when it returns.
+func (c *Client) WatchRecorded(runID string) (*Recorded, error) {
+	sub, err := c.bus.NC.SubscribeSync(event.SubjectRecordedPrefix + runID)
+	if err != nil {
+		return nil, fmt.Errorf("watching recorder notice of run %s: %w", runID, err)
+	}
+	if err := c.bus.NC.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("watching recorder notice of run %s: %w", runID, err)
+	}
+	return &Recorded{runID: runID, sub: sub}, nil
+}
+
+// Wait blocks until the recorder has committed the run's final event and returns the run's final
+// status, or returns ctx's error.
+func (r *Recorded) Wait(ctx context.Context) (string, error) {
+	msg, err := r.sub.NextMsgWithContext(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", fmt.Errorf("waiting for recorder notice of run %s: %w", r.runID, err)
+	}
+	return string(msg.Data), nil
+}
+
+// Close ends the subscription.
+func (r *Recorded) Close() error {
+	if err := r.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrBadSubscription) {
+		return fmt.Errorf("closing recorder watch of run %s: %w", r.runID, err)
+	}
+	return nil
+}
