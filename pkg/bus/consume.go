@@ -10,6 +10,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// pullExpiry bounds how long one pull request lives. A pull lost in a server restart or a
+// reconnect is replaced after at most this long; idle cost is one request per consumer per expiry.
+const pullExpiry = 5 * time.Second
+
 // ConsumerSpec describes a durable pull consumer.
 type ConsumerSpec struct {
 	Stream  string
@@ -58,7 +62,7 @@ func Work(ctx context.Context, cons jetstream.Consumer, n int, fn func(jetstream
 	if n < 1 {
 		n = 1
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(n))
+	it, err := cons.Messages(jetstream.PullMaxMessages(n), jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return fmt.Errorf("starting pull: %w", err)
 	}
@@ -92,7 +96,7 @@ func Batches(ctx context.Context, cons jetstream.Consumer, maxBatch int, wait ti
 	if maxBatch < 1 {
 		maxBatch = 1
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * maxBatch))
+	it, err := cons.Messages(jetstream.PullMaxMessages(2*maxBatch), jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return fmt.Errorf("starting pull: %w", err)
 	}
