@@ -1,0 +1,166 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/store"
+)
+
+func contextCancelled(f *fixture) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(f.ctx)
+	cancel()
+	return ctx, cancel
+}
+
+// concurrently runs fn(i) for i in [0, n) at once and fails the test with the first error.
+func concurrently(t *testing.T, n int, fn func(i int) error) {
+	t.Helper()
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs <- fn(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func testConcurrentWriters(t *testing.T, f *fixture) {
+	const writers = 6
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+
+	// Shared runs, submitted first; their events are shuffled and spread over every writer, a third
+	// of them twice.
+	shared := []string{runID(), runID(), runID()}
+	var subs []event.Event
+	for _, id := range shared {
+		subs = append(subs, f.submit(id, diamond("shared"), ""))
+	}
+	f.events(subs...)
+	var sharedEvents []event.Event
+	for _, id := range shared {
+		sharedEvents = append(sharedEvents, f.ev(event.TypeRunStarted, id, "", 0), f.finished(id, event.RunSuccess, ""))
+		for _, name := range []string{"report", "fetch", "left", "right"} {
+			sharedEvents = append(sharedEvents,
+				f.ev(event.TypeTaskDispatched, id, name, 1), f.ev(event.TypeTaskStarted, id, name, 1),
+				f.ev(event.TypeTaskFailed, id, name, 1),
+				f.ev(event.TypeTaskDispatched, id, name, 2), f.ev(event.TypeTaskStarted, id, name, 2),
+				f.ev(event.TypeTaskSucceeded, id, name, 2))
+		}
+	}
+	perWriter := make([][]event.Event, writers)
+	for i, e := range sharedEvents {
+		perWriter[i%writers] = append(perWriter[i%writers], e)
+		if i%3 == 0 {
+			w := rng.IntN(writers)
+			perWriter[w] = append(perWriter[w], e)
+		}
+	}
+	// Each writer also owns a run of its own, applied in order, batch by batch.
+	own := make([]string, writers)
+	ownBatches := make([][]store.ApplyBatchParams, writers)
+	for w := range writers {
+		rng.Shuffle(len(perWriter[w]), func(i, j int) { perWriter[w][i], perWriter[w][j] = perWriter[w][j], perWriter[w][i] })
+		own[w] = runID()
+		b := f.lifecycleBatch(own[w], diamond(fmt.Sprintf("own-%d", w)))
+		b.DeadLetters[0].Seq = uint64(1000 + w)
+		// Cut into batches of five events, the logs and dead letter with the first.
+		for i := 0; i < len(b.Events); i += 5 {
+			p := store.ApplyBatchParams{Events: b.Events[i:min(i+5, len(b.Events))]}
+			if i == 0 {
+				p.Logs, p.DeadLetters = b.Logs, b.DeadLetters
+			}
+			ownBatches[w] = append(ownBatches[w], p)
+		}
+	}
+
+	concurrently(t, writers, func(w int) error {
+		mine, shuffled := ownBatches[w], perWriter[w]
+		for len(mine) > 0 || len(shuffled) > 0 {
+			var p store.ApplyBatchParams
+			if len(mine) > 0 {
+				p = mine[0]
+				mine = mine[1:]
+			}
+			n := min(4, len(shuffled))
+			p.Events = append(append([]event.Event(nil), p.Events...), shuffled[:n]...)
+			shuffled = shuffled[n:]
+			res, err := f.s.ApplyBatch(f.ctx, p)
+			if err != nil {
+				return fmt.Errorf("writer %d: ApplyBatch: %w", w, err)
+			}
+			if len(res.Orphans) != 0 {
+				return fmt.Errorf("writer %d: unexpected orphans %v", w, eventIDs(res.Orphans))
+			}
+		}
+		return nil
+	})
+
+	for _, id := range shared {
+		wantEq(t, "shared run status", f.run(id).Status, event.RunSuccess)
+		for _, tk := range f.tasks(id) {
+			wantEq(t, tk.Name+".Attempt", tk.Attempt, 2)
+			wantEq(t, tk.Name+".Status", tk.Status, event.TaskSuccess)
+			as := f.attempts(id, tk.Name)
+			if len(as) != 2 || as[0].Status != event.TaskFailed || as[1].Status != event.TaskSuccess {
+				t.Errorf("attempts of %s = %+v, want failed then success", tk.Name, as)
+			}
+		}
+	}
+	for w, id := range own {
+		wantEq(t, "own run status", f.run(id).Status, event.RunSuccess)
+		for _, tk := range f.tasks(id) {
+			wantEq(t, tk.Name+".Status", tk.Status, event.TaskSuccess)
+		}
+		wantEq(t, fmt.Sprintf("own run %d log lines", w), len(f.logs(store.LogListParams{RunID: id})), 8)
+	}
+	wantEq(t, "dead letters", len(f.deadLetters(0)), writers)
+	wantEq(t, "workflows", len(f.workflows(store.WorkflowListParams{})), writers+1)
+}
+
+func testConcurrentSameKey(t *testing.T, f *fixture) {
+	const writers = 6
+	p := diamond("etl")
+	ids := make([]string, writers)
+	for i := range ids {
+		ids[i] = runID()
+	}
+	same := f.submit(runID(), p, "")
+	concurrently(t, writers, func(i int) error {
+		// Each writer submits its own run id under one shared key, and the one same event.
+		batch := []event.Event{f.submit(ids[i], p, "shared-key"), same}
+		if _, err := f.s.ApplyBatch(f.ctx, store.ApplyBatchParams{Events: batch}); err != nil {
+			return fmt.Errorf("writer %d: ApplyBatch: %w", i, err)
+		}
+		return nil
+	})
+	rs := f.runs(store.RunListParams{})
+	if len(rs) != 2 {
+		t.Fatalf("runs = %+v, want 2 (one per key)", rs)
+	}
+	keyed := 0
+	for _, r := range rs {
+		if r.IdempotencyKey == "shared-key" {
+			keyed++
+		}
+		wantEq(t, "tasks of "+r.ID, len(f.tasks(r.ID)), 4)
+	}
+	wantEq(t, "runs with the shared key", keyed, 1)
+	wantEq(t, "RunCount", f.workflows(store.WorkflowListParams{})[0].RunCount, 2)
+}
