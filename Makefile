@@ -1,6 +1,6 @@
 # Ork (Go). `make test` is the one test command: CI (.ci/run) calls exactly it.
 SHELL := /bin/bash
-MODULES := pkg migrations services/scheduler services/executor services/recorder cmd/ork
+MODULES := pkg migrations services/scheduler services/executor services/recorder cmd/ork deploy
 GOLANGCI_LINT_VERSION := v2.6.2
 GOBIN := $(CURDIR)/bin
 

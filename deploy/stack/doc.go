@@ -1,0 +1,14 @@
+// Package stack runs Ork as separate operating-system processes, the way a real deployment does:
+// a nats-server process with a file store, the recorder, the scheduler and any number of executors,
+// each in its own process group with its output in a log file.
+//
+// It is the harness of the multi-process test and of fault tests (kill -9, SIGSTOP, restarts):
+//
+//	bins, err := stack.BuildBinaries(ctx, stack.BuildConfig{Root: root, Dir: t.TempDir()})
+//	s, err := stack.StartStack(ctx, stack.Config{Binaries: bins, Dir: dir, NATSBase: base, DBURL: db})
+//	defer s.Kill()
+//	s.Executors[0].Kill()            // SIGKILL to the executor's whole process group
+//	s.NATS.Restart(ctx)              // same ports, same store
+//
+// Everything here works on processes, files and URLs only; nothing imports the services.
+package stack

@@ -1,0 +1,220 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// Defaults of Config.
+const (
+	ExecutorsDefault           = 2
+	ExecutorTypesDefault       = "process,python,noop,sleep"
+	ExecutorConcurrencyDefault = 4
+)
+
+// Config describes a whole stack of processes.
+type Config struct {
+	Binaries Binaries
+	// Dir holds every process's log and the NATS server's store and configuration.
+	Dir string
+	// NATSBase is the text of deploy/nats-server.conf.
+	NATSBase []byte
+	// NATSPort is the client port; 0 means a free one.
+	NATSPort int
+	// NATSSyncInterval overrides the base's sync_interval when set.
+	NATSSyncInterval string
+	// DBURL is the PostgreSQL database of the recorder, which migrates it at start.
+	DBURL string
+	// Executors is the number of executor processes, named executor-1, executor-2, ...; the name is
+	// also the --instance recorded with every attempt.
+	Executors           int
+	ExecutorTypes       string
+	ExecutorConcurrency int
+}
+
+// WithDefaults returns the config with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Executors == 0 {
+		c.Executors = ExecutorsDefault
+	}
+	if c.ExecutorTypes == "" {
+		c.ExecutorTypes = ExecutorTypesDefault
+	}
+	if c.ExecutorConcurrency == 0 {
+		c.ExecutorConcurrency = ExecutorConcurrencyDefault
+	}
+	return c
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.Binaries.NATSServer == "" || c.Binaries.Scheduler == "" || c.Binaries.Executor == "" || c.Binaries.Recorder == "":
+		return errors.New("stack: Binaries must name nats-server, scheduler, executor and recorder")
+	case c.Dir == "":
+		return errors.New("stack: Dir is required")
+	case len(c.NATSBase) == 0:
+		return errors.New("stack: NATSBase is required")
+	case c.DBURL == "":
+		return errors.New("stack: DBURL is required")
+	case c.Executors < 1:
+		return fmt.Errorf("stack: Executors must be positive, got %d", c.Executors)
+	case c.ExecutorConcurrency < 1:
+		return fmt.Errorf("stack: ExecutorConcurrency must be positive, got %d", c.ExecutorConcurrency)
+	}
+	return nil
+}
+
+// Stack is a running set of processes: nats-server, recorder, scheduler and executors.
+type Stack struct {
+	NATS      *NATS
+	Recorder  *Process
+	Scheduler *Process
+	Executors []*Process
+	cfg       Config
+}
+
+// StartStack starts nats-server, waits until it is healthy, then starts the recorder, the
+// scheduler and the executors. The services connect on their own; StartStack does not wait for
+// them. On error, whatever was started is killed.
+func StartStack(ctx context.Context, cfg Config) (*Stack, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating stack directory: %w", err)
+	}
+	s := &Stack{cfg: cfg}
+	n, err := StartNATS(ctx, NATSConfig{
+		Binary:       cfg.Binaries.NATSServer,
+		Dir:          filepath.Join(cfg.Dir, "nats"),
+		Base:         cfg.NATSBase,
+		Port:         cfg.NATSPort,
+		SyncInterval: cfg.NATSSyncInterval,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.NATS = n
+	if s.Recorder, err = StartProcess(s.RecorderSpec()); err != nil {
+		return nil, errors.Join(err, s.Kill())
+	}
+	if s.Scheduler, err = StartProcess(s.SchedulerSpec()); err != nil {
+		return nil, errors.Join(err, s.Kill())
+	}
+	for i := 1; i <= cfg.Executors; i++ {
+		p, err := StartProcess(s.ExecutorSpec("executor-" + strconv.Itoa(i)))
+		if err != nil {
+			return nil, errors.Join(err, s.Kill())
+		}
+		s.Executors = append(s.Executors, p)
+	}
+	return s, nil
+}
+
+// RecorderSpec returns how the stack starts its recorder (it applies the migrations at start).
+func (s *Stack) RecorderSpec() ProcessSpec {
+	return ProcessSpec{
+		Name:    "recorder",
+		Path:    s.cfg.Binaries.Recorder,
+		Args:    []string{"--nats", s.NATS.URL, "--db", s.cfg.DBURL},
+		LogPath: filepath.Join(s.cfg.Dir, "recorder.log"),
+	}
+}
+
+// SchedulerSpec returns how the stack starts its scheduler.
+func (s *Stack) SchedulerSpec() ProcessSpec {
+	return ProcessSpec{
+		Name:    "scheduler",
+		Path:    s.cfg.Binaries.Scheduler,
+		Args:    []string{"--nats", s.NATS.URL},
+		LogPath: filepath.Join(s.cfg.Dir, "scheduler.log"),
+	}
+}
+
+// ExecutorSpec returns how the stack starts an executor with the given instance name; use it to add
+// executors or to start a killed one again.
+func (s *Stack) ExecutorSpec(instance string) ProcessSpec {
+	return ProcessSpec{
+		Name: instance,
+		Path: s.cfg.Binaries.Executor,
+		Args: []string{
+			"--nats", s.NATS.URL,
+			"--types", s.cfg.ExecutorTypes,
+			"--concurrency", strconv.Itoa(s.cfg.ExecutorConcurrency),
+			"--instance", instance,
+		},
+		LogPath: filepath.Join(s.cfg.Dir, instance+".log"),
+	}
+}
+
+// Services returns the service processes in start order: recorder, scheduler, executors.
+func (s *Stack) Services() []*Process {
+	var ps []*Process
+	for _, p := range []*Process{s.Recorder, s.Scheduler} {
+		if p != nil {
+			ps = append(ps, p)
+		}
+	}
+	return append(ps, s.Executors...)
+}
+
+// Exited returns the services that have exited, for a test to check that none crashed.
+func (s *Stack) Exited() []*Process {
+	var out []*Process
+	for _, p := range s.Services() {
+		if p.Exited() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Stop stops the services in reverse start order, then nats-server, each with SIGTERM and
+// timeout (StopTimeoutDefault when zero) before SIGKILL. It returns every process's error.
+func (s *Stack) Stop(timeout time.Duration) error {
+	var errs []error
+	ps := s.Services()
+	for i := len(ps) - 1; i >= 0; i-- {
+		if err := ps[i].Stop(timeout); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", ps[i].Name(), err))
+		}
+	}
+	if s.NATS != nil && s.NATS.Process != nil {
+		if err := s.NATS.Stop(timeout); err != nil {
+			errs = append(errs, fmt.Errorf("nats-server: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Kill sends SIGKILL to every process group of the stack and waits for them.
+func (s *Stack) Kill() error {
+	var errs []error
+	for _, p := range s.Services() {
+		errs = append(errs, p.Kill())
+	}
+	if s.NATS != nil && s.NATS.Process != nil {
+		errs = append(errs, s.NATS.Kill())
+	}
+	return errors.Join(errs...)
+}
+
+// Logs returns the end of every process's log, for a failing test's message.
+func (s *Stack) Logs() string {
+	var out string
+	ps := s.Services()
+	if s.NATS != nil && s.NATS.Process != nil {
+		ps = append(ps, s.NATS.Process)
+	}
+	for _, p := range ps {
+		out += "----- " + p.Name() + " (" + p.LogPath() + ")\n" + p.LogTail() + "\n"
+	}
+	return out
+}
