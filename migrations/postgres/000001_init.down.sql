@@ -1,0 +1,9 @@
+DROP TABLE IF EXISTS schedules;
+DROP TABLE IF EXISTS dead_letters;
+DROP TABLE IF EXISTS task_logs;
+DROP TABLE IF EXISTS task_attempts;
+DROP TABLE IF EXISTS tasks;
+DROP TABLE IF EXISTS runs;
+DROP TABLE IF EXISTS workflow_tasks;
+DROP TABLE IF EXISTS workflow_versions;
+DROP TABLE IF EXISTS workflows;
