@@ -1,0 +1,377 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ork-go/ork/pkg/bus"
+	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/logging"
+	"github.com/ork-go/ork/pkg/store"
+)
+
+// Commit describes one committed batch. It is passed to Service.OnCommit.
+type Commit struct {
+	// Stream is event.StreamEvents or event.StreamLogs.
+	Stream string
+	// Messages is the number of messages acknowledged by the commit.
+	Messages int
+	// DeadLetters is how many of them were stored as dead letters.
+	DeadLetters int
+	// FinishedRuns are the runs whose run.finished event the batch committed.
+	FinishedRuns []string
+}
+
+// Service is the recorder.
+type Service struct {
+	bus *bus.Bus
+	st  store.Store
+	cfg Config
+	log *zap.Logger
+
+	// OnCommit, when set before Run, is called after every committed and acknowledged batch, from
+	// the consumer's goroutine (one per stream). It must not block.
+	OnCommit func(Commit)
+}
+
+// New returns a recorder writing to st what it reads from b. cfg is completed with its defaults.
+func New(b *bus.Bus, st store.Store, cfg Config, log *zap.Logger) (*Service, error) {
+	if b == nil || st == nil || log == nil {
+		return nil, errNilDependency
+	}
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Service{bus: b, st: st, cfg: cfg, log: log}, nil
+}
+
+// Run consumes both streams until ctx ends, then finishes the batches already pulled (a batch
+// whose write fails after ctx ended is left unacknowledged for redelivery) and returns nil.
+func (s *Service) Run(ctx context.Context) error {
+	events, err := s.bus.Consumer(ctx, s.spec(event.StreamEvents, DurableEvents))
+	if err != nil {
+		return fmt.Errorf("recorder: %w", err)
+	}
+	logs, err := s.bus.Consumer(ctx, s.spec(event.StreamLogs, DurableLogs))
+	if err != nil {
+		return fmt.Errorf("recorder: %w", err)
+	}
+	s.log.Info("recorder started", zap.Int("batch_size", s.cfg.BatchSize), zap.Duration("batch_wait", s.cfg.BatchWait))
+	g, gctx := errgroup.WithContext(ctx)
+	for _, c := range []struct {
+		stream string
+		cons   jetstream.Consumer
+	}{{event.StreamEvents, events}, {event.StreamLogs, logs}} {
+		g.Go(func() error {
+			err := bus.Batches(gctx, c.cons, s.cfg.BatchSize, s.cfg.BatchWait, func(msgs []jetstream.Msg) {
+				s.handle(gctx, c.stream, msgs)
+			})
+			if err != nil {
+				return fmt.Errorf("recorder: consuming %s: %w", c.stream, err)
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	s.log.Info("recorder stopped")
+	return err
+}
+
+func (s *Service) spec(stream, durable string) bus.ConsumerSpec {
+	return bus.ConsumerSpec{
+		Stream: stream, Durable: durable,
+		AckWait: s.cfg.AckWait, MaxAckPending: s.cfg.MaxAckPending,
+	}
+}
+
+// item is one message of a batch, decoded into exactly one of ev, logs and dead.
+type item struct {
+	stream string
+	msg    jetstream.Msg
+	seq    uint64
+	ev     *event.Event
+	logs   *event.LogBatch
+	dead   *store.DeadLetter
+}
+
+// handle writes one batch and acknowledges it after the commit.
+func (s *Service) handle(ctx context.Context, stream string, msgs []jetstream.Msg) {
+	items := make([]item, len(msgs))
+	for i, m := range msgs {
+		items[i] = s.decode(stream, m)
+	}
+	res, ok := s.write(ctx, msgs, items)
+	if !ok {
+		return
+	}
+	dead := countDead(items)
+	if len(res.Orphans) > 0 {
+		orphans := s.orphanItems(items, res.Orphans)
+		for _, o := range orphans {
+			s.log.Warn("dead-lettering orphan event", logging.Seq(o.seq), logging.Subject(o.dead.Subject))
+		}
+		if _, ok := s.write(ctx, msgs, orphans); !ok {
+			return
+		}
+		dead += len(orphans)
+	}
+	for _, m := range msgs {
+		if err := m.Ack(); err != nil {
+			// The commit stands; the message comes back and its replay changes nothing.
+			s.log.Warn("acknowledging message failed", zap.Error(err))
+		}
+	}
+	s.notify(items, res.FinishedRuns)
+	if dead > 0 {
+		s.log.Warn("batch had dead letters", zap.String("stream", stream), logging.Count(dead))
+	}
+	s.log.Debug("batch committed", zap.String("stream", stream), logging.Count(len(msgs)))
+	if s.OnCommit != nil {
+		s.OnCommit(Commit{Stream: stream, Messages: len(msgs), DeadLetters: dead, FinishedRuns: res.FinishedRuns})
+	}
+}
+
+// decode turns a message into an item; what cannot be applied becomes a dead letter.
+func (s *Service) decode(stream string, m jetstream.Msg) item {
+	it := item{stream: stream, msg: m}
+	if meta, err := m.Metadata(); err == nil {
+		it.seq = meta.Sequence.Stream
+	}
+	var err error
+	switch stream {
+	case event.StreamEvents:
+		var e event.Event
+		if e, err = event.DecodeEvent(m.Data()); err == nil {
+			if err = checkEvent(&e); err == nil {
+				e.Seq = it.seq
+				if e.Type == event.TypeRunSubmitted {
+					e.RunID = event.SubmissionRunID(&e, it.seq)
+				}
+				it.ev = &e
+				return it
+			}
+		}
+	default:
+		var lb event.LogBatch
+		if lb, err = event.DecodeLogBatch(m.Data()); err == nil {
+			if lb.Attempt < 1 {
+				err = fmt.Errorf("log batch of attempt %d: attempts start at 1", lb.Attempt)
+			} else {
+				it.logs = &lb
+				return it
+			}
+		}
+	}
+	s.log.Warn("dead-lettering message", logging.Seq(it.seq), logging.Subject(m.Subject()), zap.Error(err))
+	return deadLetter(it, err.Error())
+}
+
+// checkEvent rejects well-formed events that cannot be applied.
+func checkEvent(e *event.Event) error {
+	switch e.Type {
+	case event.TypeRunSubmitted:
+		if e.Plan == nil || e.Plan.Name == "" {
+			return errors.New("run.submitted without a plan")
+		}
+		if e.Workflow == "" {
+			e.Workflow = e.Plan.Name
+		}
+	case event.TypeRunStarted:
+	case event.TypeRunFinished:
+		if !event.IsTerminalRun(e.Status) {
+			return fmt.Errorf("run.finished with non-final status %q", e.Status)
+		}
+	case event.TypeTaskDispatched, event.TypeTaskStarted, event.TypeTaskSucceeded,
+		event.TypeTaskFailed, event.TypeTaskSkipped, event.TypeTaskCancelled:
+		if e.Task == "" || e.Attempt < 1 {
+			return fmt.Errorf("%s without task or attempt", e.Type)
+		}
+	default:
+		return fmt.Errorf("unknown event type %q", e.Type)
+	}
+	return nil
+}
+
+// deadLetter returns it as a dead letter with the message's bytes.
+func deadLetter(it item, reason string) item {
+	return item{stream: it.stream, msg: it.msg, seq: it.seq, dead: &store.DeadLetter{
+		Stream: it.stream, Seq: it.seq, Subject: it.msg.Subject(), Reason: reason, Data: it.msg.Data(),
+		CreatedAt: time.Now().UTC(),
+	}}
+}
+
+// orphanItems returns the dead letters of the events the store did not know.
+func (s *Service) orphanItems(items []item, orphans []event.Event) []item {
+	bySeq := make(map[uint64]item, len(items))
+	for _, it := range items {
+		if it.ev != nil {
+			bySeq[it.seq] = it
+		}
+	}
+	out := make([]item, 0, len(orphans))
+	for i := range orphans {
+		o := &orphans[i]
+		it, ok := bySeq[o.Seq]
+		if !ok {
+			// A store returning an event it was not given is a store bug; the stream still holds
+			// the message.
+			s.log.Error("store returned an unknown orphan", logging.Seq(o.Seq), logging.RunID(o.RunID))
+			continue
+		}
+		reason := "orphan: unknown run " + o.RunID
+		if o.Task != "" {
+			reason += " or task " + o.Task
+		}
+		out = append(out, deadLetter(it, reason))
+	}
+	return out
+}
+
+func countDead(items []item) int {
+	n := 0
+	for _, it := range items {
+		if it.dead != nil {
+			n++
+		}
+	}
+	return n
+}
+
+func params(items []item) store.ApplyBatchParams {
+	var p store.ApplyBatchParams
+	for _, it := range items {
+		switch {
+		case it.ev != nil:
+			p.Events = append(p.Events, *it.ev)
+		case it.logs != nil:
+			p.Logs = append(p.Logs, *it.logs)
+		case it.dead != nil:
+			p.DeadLetters = append(p.DeadLetters, *it.dead)
+		}
+	}
+	return p
+}
+
+// write commits items, retrying with backoff until it succeeds; it returns false when ctx ended
+// first. msgs are the batch's messages, kept in progress while it retries.
+func (s *Service) write(ctx context.Context, msgs []jetstream.Msg, items []item) (store.ApplyBatchResult, bool) {
+	bo := backoff{min: s.cfg.RetryMin, max: s.cfg.RetryMax}
+	return s.writeWith(ctx, msgs, items, &bo)
+}
+
+func (s *Service) writeWith(ctx context.Context, msgs []jetstream.Msg, items []item, bo *backoff) (store.ApplyBatchResult, bool) {
+	for failures := 1; ; failures++ {
+		res, err := s.apply(ctx, items)
+		if err == nil {
+			bo.reset()
+			return res, true
+		}
+		s.log.Warn("writing batch failed", logging.Count(len(items)), zap.Int("failures", failures), zap.Error(err))
+		if failures >= s.cfg.IsolateAfter {
+			if len(items) > 1 {
+				return s.writeEach(ctx, msgs, items, bo)
+			}
+			if it := items[0]; it.dead == nil {
+				// One message the store keeps refusing: if a dead letter of it commits, the store
+				// is up and the message is the problem.
+				if _, err := s.apply(ctx, []item{deadLetter(it, "store rejected: "+err.Error())}); err == nil {
+					s.log.Error("store rejected message, dead-lettered it", logging.Seq(it.seq), logging.Subject(it.msg.Subject()))
+					bo.reset()
+					return store.ApplyBatchResult{}, true
+				}
+			}
+		}
+		if !s.pause(ctx, msgs, bo) {
+			return store.ApplyBatchResult{}, false
+		}
+	}
+}
+
+// writeEach writes items one at a time, in order, merging their results.
+func (s *Service) writeEach(ctx context.Context, msgs []jetstream.Msg, items []item, bo *backoff) (store.ApplyBatchResult, bool) {
+	s.log.Warn("writing batch one message at a time", logging.Count(len(items)))
+	var all store.ApplyBatchResult
+	for i := range items {
+		res, ok := s.writeWith(ctx, msgs, items[i:i+1], bo)
+		if !ok {
+			return store.ApplyBatchResult{}, false
+		}
+		all.Orphans = append(all.Orphans, res.Orphans...)
+		all.FinishedRuns = append(all.FinishedRuns, res.FinishedRuns...)
+	}
+	return all, true
+}
+
+// apply is one ApplyBatch. It is not cancelled with ctx, so a batch in hand at shutdown can still
+// commit; WriteTimeout bounds it.
+func (s *Service) apply(ctx context.Context, items []item) (store.ApplyBatchResult, error) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.WriteTimeout)
+	defer cancel()
+	res, err := s.st.ApplyBatch(wctx, params(items))
+	if err != nil {
+		return store.ApplyBatchResult{}, fmt.Errorf("applying batch: %w", err)
+	}
+	return res, nil
+}
+
+// pause keeps the batch's messages in progress and waits for the next backoff step; it returns
+// false when ctx ends first.
+func (s *Service) pause(ctx context.Context, msgs []jetstream.Msg, bo *backoff) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	for _, m := range msgs {
+		// A failure here only risks an early redelivery, which a later commit makes harmless.
+		_ = m.InProgress()
+	}
+	t := time.NewTimer(bo.next())
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// notify publishes the recorded notice of every finished run of the batch.
+func (s *Service) notify(items []item, finished []string) {
+	if len(finished) == 0 {
+		return
+	}
+	status := make(map[string]string, len(finished))
+	for _, it := range items {
+		if it.ev != nil && it.ev.Type == event.TypeRunFinished {
+			status[it.ev.RunID] = it.ev.Status
+		}
+	}
+	for _, runID := range finished {
+		if err := s.bus.NC.Publish(event.SubjectRecordedPrefix+runID, []byte(status[runID])); err != nil {
+			s.log.Warn("publishing recorded notice failed", logging.RunID(runID), zap.Error(err))
+		}
+	}
+}
+
+// backoff doubles a delay from min up to max.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	switch {
+	case b.cur == 0:
+		b.cur = b.min
+	case b.cur < b.max:
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur = 0 }
