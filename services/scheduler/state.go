@@ -1,0 +1,254 @@
+package scheduler
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/ork-go/ork/pkg/event"
+)
+
+// RunStatus is the scheduler's view of a run.
+type RunStatus uint8
+
+// Run statuses. A run is New until its submission is applied.
+const (
+	RunNew RunStatus = iota
+	RunActive
+	RunSucceeded
+	RunFailed
+)
+
+// String returns the event status name (event.Run*).
+func (s RunStatus) String() string {
+	switch s {
+	case RunNew:
+		return event.RunPending
+	case RunActive:
+		return event.RunRunning
+	case RunSucceeded:
+		return event.RunSuccess
+	case RunFailed:
+		return event.RunFailed
+	}
+	return fmt.Sprintf("run_status(%d)", uint8(s))
+}
+
+// Terminal reports whether the run is over.
+func (s RunStatus) Terminal() bool { return s == RunSucceeded || s == RunFailed }
+
+// TaskStatus is the scheduler's view of a task. Dispatched covers running too: the scheduler does
+// not consume task.started.
+type TaskStatus uint8
+
+// Task statuses.
+const (
+	TaskPending TaskStatus = iota
+	TaskDispatched
+	TaskSucceeded
+	TaskFailed
+	TaskSkipped
+	taskStatusCount
+)
+
+// String returns the event status name (event.Task*).
+func (s TaskStatus) String() string {
+	switch s {
+	case TaskPending:
+		return event.TaskPending
+	case TaskDispatched:
+		return event.TaskDispatched
+	case TaskSucceeded:
+		return event.TaskSuccess
+	case TaskFailed:
+		return event.TaskFailed
+	case TaskSkipped:
+		return event.TaskSkipped
+	}
+	return fmt.Sprintf("task_status(%d)", uint8(s))
+}
+
+// Terminal reports whether the task is over for good.
+func (s TaskStatus) Terminal() bool { return s >= TaskSucceeded }
+
+// TaskState is one task of a run: its status and its current attempt (1-based; 0 before the first
+// dispatch).
+type TaskState struct {
+	Status  TaskStatus
+	Attempt int
+}
+
+// RunState is the compact state of one run: a status and an attempt per task, in plan order, and
+// what run.finished needs. It holds no outputs. Its encoding is versioned (StateVersion).
+type RunState struct {
+	Status RunStatus
+	Tasks  []TaskState
+	// Remaining counts tasks that are not terminal.
+	Remaining int
+	// FailedTask is the 1-based position of the first task that failed for good, 0 if none.
+	FailedTask int
+	// Error is the run's error once a task failed for good.
+	Error string
+	// Compacted marks the tombstone of a finished run: Tasks is empty and only Status and Error
+	// are kept.
+	Compacted bool
+
+	// waiting counts, per task, the dependencies that have not succeeded. It is derived from Tasks
+	// on first use and never encoded.
+	waiting []int32
+}
+
+// NewRunState returns the state of a run of g before its submission is applied.
+func NewRunState(g *Graph) *RunState {
+	return &RunState{Tasks: make([]TaskState, g.Len()), Remaining: g.Len()}
+}
+
+// StateVersion is the version byte that starts an encoded RunState.
+const StateVersion = 1
+
+// maxErrorLen caps RunState.Error so the state stays small whatever a task prints.
+const maxErrorLen = 2048
+
+const flagCompacted = 1
+
+// maxStateTasks bounds the task count a decoder accepts, so a corrupt value cannot exhaust memory.
+const maxStateTasks = 1 << 22
+
+// ErrStateEncoding is returned when an encoded state cannot be decoded.
+var ErrStateEncoding = errors.New("bad run state encoding")
+
+// MarshalBinary encodes the state: version, run status, flags, task count, failed task, error, then
+// the tasks run-length encoded as (count, status, attempt) groups. Runs of tasks in the same status
+// and attempt are the common case (a chain's done prefix, a wide run's pending tail), so a large run
+// usually encodes in a few dozen bytes and at worst in about three bytes per task.
+func (st *RunState) MarshalBinary() ([]byte, error) {
+	return st.AppendBinary(make([]byte, 0, 32+len(st.Error)))
+}
+
+// AppendBinary appends the encoding of MarshalBinary to b.
+func (st *RunState) AppendBinary(b []byte) ([]byte, error) {
+	var flags byte
+	if st.Compacted {
+		flags |= flagCompacted
+	}
+	b = append(b, StateVersion, byte(st.Status), flags)
+	b = binary.AppendUvarint(b, uint64(len(st.Tasks)))
+	b = binary.AppendUvarint(b, uint64(st.FailedTask))
+	b = binary.AppendUvarint(b, uint64(len(st.Error)))
+	b = append(b, st.Error...)
+	for i := 0; i < len(st.Tasks); {
+		t := st.Tasks[i]
+		j := i + 1
+		for j < len(st.Tasks) && st.Tasks[j] == t {
+			j++
+		}
+		b = binary.AppendUvarint(b, uint64(j-i))
+		b = append(b, byte(t.Status))
+		b = binary.AppendUvarint(b, uint64(t.Attempt))
+		i = j
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes a state encoded by MarshalBinary.
+func (st *RunState) UnmarshalBinary(data []byte) error {
+	d := decoder{b: data}
+	if v := d.byte(); v != StateVersion {
+		if d.err != nil {
+			return d.err
+		}
+		return fmt.Errorf("run state version %d: %w", v, ErrStateEncoding)
+	}
+	status := RunStatus(d.byte())
+	flags := d.byte()
+	n := d.uvarint()
+	failed := d.uvarint()
+	errLen := d.uvarint()
+	errText := d.bytes(errLen)
+	if d.err != nil {
+		return d.err
+	}
+	if status > RunFailed || n > maxStateTasks || failed > n {
+		return fmt.Errorf("run state header: %w", ErrStateEncoding)
+	}
+	tasks := make([]TaskState, 0, n)
+	remaining := 0
+	for uint64(len(tasks)) < n {
+		count := d.uvarint()
+		ts := TaskStatus(d.byte())
+		attempt := d.uvarint()
+		if d.err != nil {
+			return d.err
+		}
+		if count == 0 || count > n-uint64(len(tasks)) || ts >= taskStatusCount || attempt > 1<<31 {
+			return fmt.Errorf("run state task group: %w", ErrStateEncoding)
+		}
+		for range count {
+			tasks = append(tasks, TaskState{Status: ts, Attempt: int(attempt)})
+		}
+		if !ts.Terminal() {
+			remaining += int(count)
+		}
+	}
+	if len(d.b) != 0 {
+		return fmt.Errorf("run state: %d trailing bytes: %w", len(d.b), ErrStateEncoding)
+	}
+	*st = RunState{
+		Status:     status,
+		Tasks:      tasks,
+		Remaining:  remaining,
+		FailedTask: int(failed),
+		Error:      string(errText),
+		Compacted:  flags&flagCompacted != 0,
+	}
+	return nil
+}
+
+// Tombstone returns the compacted form of a finished run.
+func (st *RunState) Tombstone() *RunState {
+	return &RunState{Status: st.Status, Error: st.Error, Compacted: true}
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) == 0 {
+		d.err = fmt.Errorf("run state truncated: %w", ErrStateEncoding)
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = fmt.Errorf("run state varint: %w", ErrStateEncoding)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes(n uint64) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.err = fmt.Errorf("run state truncated: %w", ErrStateEncoding)
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
