@@ -1,0 +1,181 @@
+package schema
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gofrs/flock"
+	"github.com/golang-migrate/migrate/v4"
+	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5" // registers the pgx5 migrate driver
+	migratesqlite "github.com/golang-migrate/migrate/v4/database/sqlite"
+	"github.com/golang-migrate/migrate/v4/source/iofs"
+
+	"github.com/ork-go/ork/migrations"
+)
+
+// FileStoreVersion is the schema version Version reports for the JSON file store, which has none.
+const FileStoreVersion = 1
+
+// sqliteBusyTimeout is how long a migration waits for another connection's write lock.
+const sqliteBusyTimeout = 10 * time.Second
+
+// Up applies every migration not yet applied. Applying it to an up-to-date database does nothing.
+func Up(ctx context.Context, dbURL string) error {
+	return run(ctx, dbURL, "migrating up", (*migrate.Migrate).Up)
+}
+
+// Down reverts every migration, all the way down: every table Ork created is dropped.
+func Down(ctx context.Context, dbURL string) error {
+	return run(ctx, dbURL, "migrating down", (*migrate.Migrate).Down)
+}
+
+// Version returns the schema version of a database (0 when nothing was applied) and whether the
+// last migration failed half-way (dirty).
+func Version(ctx context.Context, dbURL string) (version uint, dirty bool, err error) {
+	err = run(ctx, dbURL, "reading schema version", func(m *migrate.Migrate) error {
+		var verr error
+		version, dirty, verr = m.Version()
+		if errors.Is(verr, migrate.ErrNilVersion) {
+			return nil
+		}
+		return verr
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	if t, _ := ParseURL(dbURL); t.Kind == KindFile {
+		return FileStoreVersion, false, nil
+	}
+	return version, dirty, nil
+}
+
+// run opens a migrator for dbURL, calls fn and closes it. The file store has nothing to migrate.
+func run(ctx context.Context, dbURL, what string, fn func(*migrate.Migrate) error) (err error) {
+	t, err := ParseURL(dbURL)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s %s: %w", what, Redact(dbURL), err)
+	}
+	wrap := func(err error) error {
+		var dirty migrate.ErrDirty
+		if errors.As(err, &dirty) {
+			return fmt.Errorf("%s %s: database is dirty at version %d (a migration failed half-way; repair it, then force the version): %w",
+				what, Redact(dbURL), dirty.Version, err)
+		}
+		return fmt.Errorf("%s %s: %w", what, Redact(dbURL), err)
+	}
+
+	var m *migrate.Migrate
+	switch t.Kind {
+	case KindFile:
+		return nil
+	case KindSQLite:
+		unlock, lerr := lockSQLite(ctx, t.Path)
+		if lerr != nil {
+			return wrap(lerr)
+		}
+		defer unlock()
+		m, err = openSQLite(t.Path)
+	case KindPostgres:
+		m, err = openPostgres(t.URL)
+	}
+	if err != nil {
+		return wrap(err)
+	}
+	defer func() {
+		srcErr, dbErr := m.Close()
+		if cerr := errors.Join(srcErr, dbErr); cerr != nil && err == nil {
+			err = wrap(fmt.Errorf("closing: %w", cerr))
+		}
+	}()
+
+	// golang-migrate takes no context: ask it to stop between migrations when ctx ends.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			m.GracefulStop <- true
+		case <-done:
+		}
+	}()
+
+	if err := fn(m); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+		return wrap(err)
+	}
+	if err := ctx.Err(); err != nil {
+		return wrap(err)
+	}
+	return nil
+}
+
+func openPostgres(dbURL string) (*migrate.Migrate, error) {
+	src, err := iofs.New(migrations.Postgres, "postgres")
+	if err != nil {
+		return nil, fmt.Errorf("reading embedded migrations: %w", err)
+	}
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return nil, err
+	}
+	u.Scheme = "pgx5" // golang-migrate's name for its pgx/v5 driver
+	m, err := migrate.NewWithSourceInstance("iofs", src, u.String())
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func openSQLite(path string) (*migrate.Migrate, error) {
+	src, err := iofs.New(migrations.SQLite, "sqlite")
+	if err != nil {
+		return nil, fmt.Errorf("reading embedded migrations: %w", err)
+	}
+	db, err := sql.Open("sqlite", SQLiteDSN(path))
+	if err != nil {
+		return nil, err
+	}
+	drv, err := migratesqlite.WithInstance(db, &migratesqlite.Config{})
+	if err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	m, err := migrate.NewWithInstance("iofs", src, "sqlite", drv)
+	if err != nil {
+		return nil, errors.Join(err, drv.Close())
+	}
+	return m, nil
+}
+
+// SQLiteDSN returns the modernc.org/sqlite data source name of a database file with the settings
+// every Ork connection uses: WAL journal, full sync, foreign keys and a busy timeout.
+func SQLiteDSN(path string) string {
+	return path + "?_pragma=busy_timeout(" + fmt.Sprint(sqliteBusyTimeout.Milliseconds()) + ")" +
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)"
+}
+
+// lockSQLite creates the database file's directory and takes an exclusive lock on PATH.lock, so
+// that two processes do not migrate one file at once.
+func lockSQLite(ctx context.Context, path string) (func(), error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("creating directory: %w", err)
+		}
+	}
+	fl := flock.New(path + ".lock")
+	ok, err := fl.TryLockContext(ctx, 20*time.Millisecond)
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", fl.Path(), err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("locking %s: not acquired", fl.Path())
+	}
+	return func() { _ = fl.Unlock() }, nil
+}

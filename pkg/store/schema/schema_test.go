@@ -1,0 +1,243 @@
+package schema_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	_ "modernc.org/sqlite"
+
+	"github.com/ork-go/ork/pkg/store/schema"
+)
+
+func TestParseURL(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		in   string
+		kind schema.Kind
+		path string
+		bad  bool
+	}{
+		{in: "sqlite://.ork/ork.db", kind: schema.KindSQLite, path: ".ork/ork.db"},
+		{in: "sqlite:///var/lib/ork/ork.db", kind: schema.KindSQLite, path: "/var/lib/ork/ork.db"},
+		{in: "data/ork.db", kind: schema.KindSQLite, path: "data/ork.db"},
+		{in: "/tmp/x.sqlite3", kind: schema.KindSQLite, path: "/tmp/x.sqlite3"},
+		{in: "postgres://u:p@h:5432/db?sslmode=disable", kind: schema.KindPostgres},
+		{in: "postgresql://h/db", kind: schema.KindPostgres},
+		{in: "file://.ork/files", kind: schema.KindFile, path: ".ork/files"},
+		{in: "", bad: true},
+		{in: "sqlite://", bad: true},
+		{in: "file://", bad: true},
+		{in: "mysql://h/db", bad: true},
+		{in: "data/ork.txt", bad: true},
+	}
+	for _, c := range cases {
+		got, err := schema.ParseURL(c.in)
+		if c.bad {
+			if err == nil {
+				t.Errorf("ParseURL(%q) = %+v, want an error", c.in, got)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseURL(%q): %v", c.in, err)
+			continue
+		}
+		if got.Kind != c.kind || got.Path != c.path || got.URL != c.in {
+			t.Errorf("ParseURL(%q) = %+v, want kind %s path %q", c.in, got, c.kind, c.path)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	t.Parallel()
+	got := schema.Redact("postgres://ork:s3cret@db:5432/ork")
+	if strings.Contains(got, "s3cret") || !strings.Contains(got, "@db:5432/ork") {
+		t.Errorf("Redact = %q", got)
+	}
+	_, err := schema.ParseURL("mysql://ork:s3cret@db/ork")
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("ParseURL error %v leaks or is missing", err)
+	}
+}
+
+// tables lists the Ork tables of an SQLite database.
+func tables(t *testing.T, path string) []string {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(t.Context(),
+		`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'schema_migrations' ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+var allTables = []string{
+	"dead_letters", "runs", "schedules", "task_attempts", "task_logs", "tasks",
+	"workflow_tasks", "workflow_versions", "workflows",
+}
+
+func wantVersion(t *testing.T, url string, want uint) {
+	t.Helper()
+	v, dirty, err := schema.Version(t.Context(), url)
+	if err != nil {
+		t.Fatalf("Version: %v", err)
+	}
+	if v != want || dirty {
+		t.Fatalf("Version = %d dirty=%v, want %d clean", v, dirty, want)
+	}
+}
+
+func TestSQLiteUpDown(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "nested", "dir", "ork.db")
+	url := "sqlite://" + path
+	ctx := t.Context()
+
+	if err := schema.Up(ctx, url); err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	if got := tables(t, path); fmt.Sprint(got) != fmt.Sprint(allTables) {
+		t.Fatalf("tables = %v, want %v", got, allTables)
+	}
+	wantVersion(t, url, 1)
+	// Twice is harmless, and the bare-path form names the same database.
+	if err := schema.Up(ctx, path); err != nil {
+		t.Fatalf("second Up: %v", err)
+	}
+	wantVersion(t, path, 1)
+
+	if err := schema.Down(ctx, url); err != nil {
+		t.Fatalf("Down: %v", err)
+	}
+	if got := tables(t, path); len(got) != 0 {
+		t.Fatalf("tables after Down = %v", got)
+	}
+	wantVersion(t, url, 0)
+	if err := schema.Down(ctx, url); err != nil {
+		t.Fatalf("second Down: %v", err)
+	}
+	if err := schema.Up(ctx, url); err != nil {
+		t.Fatalf("Up after Down: %v", err)
+	}
+	wantVersion(t, url, 1)
+}
+
+func TestSQLiteConcurrentUp(t *testing.T) {
+	t.Parallel()
+	url := "sqlite://" + filepath.Join(t.TempDir(), "ork.db")
+	const n = 4
+	errs := make(chan error, n)
+	for range n {
+		go func() { errs <- schema.Up(t.Context(), url) }()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent Up: %v", err)
+		}
+	}
+	wantVersion(t, url, 1)
+}
+
+func TestFileStoreIsNoop(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "files")
+	url := "file://" + dir
+	if err := schema.Up(t.Context(), url); err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	if err := schema.Down(t.Context(), url); err != nil {
+		t.Fatalf("Down: %v", err)
+	}
+	wantVersion(t, url, schema.FileStoreVersion)
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("migrating the file store touched %s: %v", dir, err)
+	}
+}
+
+func TestErrorsNameTheURL(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	url := "sqlite://" + filepath.Join(t.TempDir(), "ork.db")
+	err := schema.Up(ctx, url)
+	if err == nil || !strings.Contains(err.Error(), url) {
+		t.Errorf("Up with a cancelled context = %v, want an error naming %s", err, url)
+	}
+	err = schema.Up(t.Context(), "postgres://ork:s3cret@127.0.0.1:1/ork?sslmode=disable&connect_timeout=2")
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("Up of an unreachable postgres = %v, want an error naming the url without its password", err)
+	}
+}
+
+// pgURL returns the URL of a fresh PostgreSQL schema, dropped when the test ends.
+func pgURL(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("TEST_DATABASE_URL")
+	if base == "" {
+		t.Skip("TEST_DATABASE_URL is not set; skipping the PostgreSQL migration test")
+	}
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("connecting to TEST_DATABASE_URL: %v", err)
+	}
+	name := strings.ToLower(fmt.Sprintf("schema_test_%d_%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "_")))
+	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+name+" CASCADE; CREATE SCHEMA "+name); err != nil {
+		t.Fatalf("creating schema %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if _, err := conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+name+" CASCADE"); err != nil {
+			t.Errorf("dropping schema %s: %v", name, err)
+		}
+		_ = conn.Close(context.Background())
+	})
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + "search_path=" + name
+}
+
+func TestPostgresUpDown(t *testing.T) {
+	t.Parallel()
+	url := pgURL(t)
+	ctx := t.Context()
+	if err := schema.Up(ctx, url); err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	wantVersion(t, url, 1)
+	if err := schema.Up(ctx, url); err != nil {
+		t.Fatalf("second Up: %v", err)
+	}
+	if err := schema.Down(ctx, url); err != nil {
+		t.Fatalf("Down: %v", err)
+	}
+	wantVersion(t, url, 0)
+	if err := schema.Up(ctx, strings.Replace(url, "postgres://", "postgresql://", 1)); err != nil {
+		t.Fatalf("Up (postgresql://): %v", err)
+	}
+	wantVersion(t, url, 1)
+}
