@@ -5,16 +5,16 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/gofrs/flock"
 	"github.com/golang-migrate/migrate/v4"
-	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5" // registers the pgx5 migrate driver
+	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	migratesqlite "github.com/golang-migrate/migrate/v4/database/sqlite"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the pgx/v5 database/sql driver
 
 	"github.com/ork-go/ork/migrations"
 )
@@ -122,14 +122,18 @@ func openPostgres(dbURL string) (*migrate.Migrate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading embedded migrations: %w", err)
 	}
-	u, err := url.Parse(dbURL)
+	// Opened here rather than by URL, so the connection is closed when the driver fails to start.
+	db, err := sql.Open("pgx/v5", dbURL)
 	if err != nil {
 		return nil, err
 	}
-	u.Scheme = "pgx5" // golang-migrate's name for its pgx/v5 driver
-	m, err := migrate.NewWithSourceInstance("iofs", src, u.String())
+	drv, err := migratepgx.WithInstance(db, &migratepgx.Config{})
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err, db.Close())
+	}
+	m, err := migrate.NewWithInstance("iofs", src, "pgx5", drv)
+	if err != nil {
+		return nil, errors.Join(err, drv.Close())
 	}
 	return m, nil
 }
