@@ -1,0 +1,81 @@
+package stack_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/ork-go/ork/deploy/stack"
+)
+
+// binDir holds the executables built once for the whole package.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ork-stack-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		_ = os.RemoveAll(dir)
+		os.Exit(code)
+	}))
+}
+
+var (
+	natsOnce sync.Once
+	natsBin  string
+	natsErr  error
+)
+
+// natsServer builds nats-server from the deploy module once.
+func natsServer(t *testing.T) string {
+	t.Helper()
+	natsOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		root, err := stack.FindRoot(".")
+		if err != nil {
+			natsErr = err
+			return
+		}
+		natsBin = filepath.Join(binDir, stack.TargetNATSServer.Name)
+		natsErr = stack.Build(ctx, root, natsBin, stack.TargetNATSServer, false)
+	})
+	if natsErr != nil {
+		t.Fatal(natsErr)
+	}
+	return natsBin
+}
+
+// baseConfig returns deploy/nats-server.conf.
+func baseConfig(t *testing.T) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "nats-server.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// eventually calls check every 20ms until it returns true, failing the test after timeout.
+func eventually(t *testing.T, timeout time.Duration, what string, check func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !check() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		case <-tick.C:
+		}
+	}
+}
