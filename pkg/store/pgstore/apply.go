@@ -1,0 +1,579 @@
+package pgstore
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/store"
+)
+
+// applyAttemptsMax bounds how often a batch is retried after a deadlock or serialization failure.
+const applyAttemptsMax = 5
+
+// ApplyBatch writes a batch in one transaction (see the package documentation for how).
+func (s *Store) ApplyBatch(ctx context.Context, p store.ApplyBatchParams) (store.ApplyBatchResult, error) {
+	if err := ctx.Err(); err != nil {
+		return store.ApplyBatchResult{}, fmt.Errorf("applying batch: %w", err)
+	}
+	if len(p.Events) == 0 && len(p.Logs) == 0 && len(p.DeadLetters) == 0 {
+		return store.ApplyBatchResult{}, nil
+	}
+	for try := 1; ; try++ {
+		res, err := s.applyOnce(ctx, p)
+		if err == nil || try == applyAttemptsMax || !retryable(err) {
+			return res, err
+		}
+	}
+}
+
+func (s *Store) applyOnce(ctx context.Context, p store.ApplyBatchParams) (store.ApplyBatchResult, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return store.ApplyBatchResult{}, interpretError(err, "beginning batch transaction")
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit; the interesting error is returned below
+
+	known, err := loadKnown(ctx, tx, p.Events)
+	if err != nil {
+		return store.ApplyBatchResult{}, err
+	}
+	plan := decide(p.Events, known)
+	b := &pgx.Batch{}
+	if err := plan.queue(b); err != nil {
+		return store.ApplyBatchResult{}, err
+	}
+	queueLogs(b, p.Logs)
+	queueDeadLetters(b, p.DeadLetters)
+	if err := execBatch(ctx, tx, b); err != nil {
+		return store.ApplyBatchResult{}, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return store.ApplyBatchResult{}, interpretError(err, "committing batch")
+	}
+	return store.ApplyBatchResult{Orphans: plan.orphans, FinishedRuns: plan.finished}, nil
+}
+
+// execBatch sends a pipeline of statements and checks each result.
+func execBatch(ctx context.Context, db dbtx, b *pgx.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	br := db.SendBatch(ctx, b)
+	for _, qq := range b.QueuedQueries {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return interpretError(err, "applying batch: "+firstLine(qq.SQL))
+		}
+	}
+	return interpretError(br.Close(), "applying batch")
+}
+
+func firstLine(sql string) string {
+	for i, c := range sql {
+		if c == '\n' {
+			return sql[:i]
+		}
+	}
+	return sql
+}
+
+type taskKey struct{ run, task string }
+
+type attemptKey struct {
+	run, task string
+	attempt   int
+}
+
+// known is what the database held before the batch: runs, idempotency keys and tasks it names.
+type known struct {
+	runs  map[string]bool
+	keys  map[string]bool
+	tasks map[taskKey]bool
+}
+
+// loadKnown reads, in one round trip, which of the runs, keys and tasks named by events exist.
+func loadKnown(ctx context.Context, db dbtx, evs []event.Event) (known, error) {
+	k := known{runs: map[string]bool{}, keys: map[string]bool{}, tasks: map[taskKey]bool{}}
+	if len(evs) == 0 {
+		return k, nil
+	}
+	var runIDs, keys, taskRuns, taskNames []string
+	seenRun, seenTask := map[string]bool{}, map[taskKey]bool{}
+	for i := range evs {
+		e := &evs[i]
+		if !seenRun[e.RunID] {
+			seenRun[e.RunID] = true
+			runIDs = append(runIDs, e.RunID)
+		}
+		if e.Type == event.TypeRunSubmitted && e.IdempotencyKey != "" {
+			keys = append(keys, e.IdempotencyKey)
+		}
+		if e.Task != "" && !seenTask[taskKey{e.RunID, e.Task}] {
+			seenTask[taskKey{e.RunID, e.Task}] = true
+			taskRuns, taskNames = append(taskRuns, e.RunID), append(taskNames, e.Task)
+		}
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT id, COALESCE(idempotency_key, '') FROM runs
+		WHERE id = ANY($1::text[]) OR idempotency_key = ANY($2::text[])`, runIDs, keys).
+		Query(func(rows pgx.Rows) error {
+			var id, key string
+			_, err := pgx.ForEachRow(rows, []any{&id, &key}, func() error {
+				k.runs[id] = true
+				if key != "" {
+					k.keys[key] = true
+				}
+				return nil
+			})
+			return err
+		})
+	if len(taskRuns) > 0 {
+		b.Queue(`SELECT t.run_id, t.name FROM tasks t
+			JOIN unnest($1::text[], $2::text[]) AS i(run_id, name) ON t.run_id = i.run_id AND t.name = i.name`,
+			taskRuns, taskNames).
+			Query(func(rows pgx.Rows) error {
+				var run, name string
+				_, err := pgx.ForEachRow(rows, []any{&run, &name}, func() error {
+					k.tasks[taskKey{run, name}] = true
+					return nil
+				})
+				return err
+			})
+	}
+	if err := db.SendBatch(ctx, b).Close(); err != nil {
+		return known{}, interpretError(err, "reading the runs and tasks of a batch")
+	}
+	return k, nil
+}
+
+// batchPlan is a batch decided in Go: orphans set aside, duplicates dropped, task events folded.
+type batchPlan struct {
+	orphans     []event.Event
+	finished    []string
+	submissions []*event.Event
+	tasks       map[taskKey]*taskFold
+	attempts    map[attemptKey]*attemptFold
+	runEvents   []*event.Event
+}
+
+// taskFold is the chain of a task's events in a batch that would each advance the task row when
+// applied in order: only its last element and the start of that element's attempt matter.
+type taskFold struct {
+	final  *event.Event
+	status string
+	start  *event.Event // the last running event of the chain
+}
+
+func (f *taskFold) add(e *event.Event, status string) {
+	if f.final != nil && !store.TaskAdvances(f.final.Attempt, f.status, e.Attempt, status) {
+		return
+	}
+	f.final, f.status = e, status
+	if status == event.TaskRunning {
+		f.start = e
+	}
+}
+
+// attemptFold folds a batch's events of one attempt: the first event of the highest rank sets the
+// status and terminal fields; timestamps and instance are the first seen of each.
+type attemptFold struct {
+	final        *event.Event
+	status       string
+	dispatchedAt *time.Time
+	startedAt    *time.Time
+	instance     string
+}
+
+func (f *attemptFold) add(e *event.Event, status string) {
+	if f.final == nil || store.TaskRank(status) > store.TaskRank(f.status) {
+		f.final, f.status = e, status
+	}
+	switch {
+	case status == event.TaskDispatched && f.dispatchedAt == nil:
+		f.dispatchedAt = &e.Time
+	case status == event.TaskRunning && f.startedAt == nil:
+		f.startedAt = &e.Time
+	}
+	if f.instance == "" {
+		f.instance = e.Instance
+	}
+}
+
+// decide walks the events in order against what the database knew before the batch.
+func decide(evs []event.Event, k known) *batchPlan {
+	bp := &batchPlan{tasks: map[taskKey]*taskFold{}, attempts: map[attemptKey]*attemptFold{}}
+	finished := map[string]bool{}
+	for i := range evs {
+		e := &evs[i]
+		switch e.Type {
+		case event.TypeRunSubmitted:
+			if e.RunID == "" || e.Plan == nil {
+				bp.orphans = append(bp.orphans, *e)
+				continue
+			}
+			if k.runs[e.RunID] || (e.IdempotencyKey != "" && k.keys[e.IdempotencyKey]) {
+				continue // a duplicate submission changes nothing
+			}
+			k.runs[e.RunID] = true
+			if e.IdempotencyKey != "" {
+				k.keys[e.IdempotencyKey] = true
+			}
+			for _, t := range e.Plan.Tasks {
+				k.tasks[taskKey{e.RunID, t.Name}] = true
+			}
+			bp.submissions = append(bp.submissions, e)
+		case event.TypeRunStarted, event.TypeRunFinished:
+			if !k.runs[e.RunID] {
+				bp.orphans = append(bp.orphans, *e)
+				continue
+			}
+			bp.runEvents = append(bp.runEvents, e)
+			if e.Type == event.TypeRunFinished && event.IsTerminalRun(e.Status) && !finished[e.RunID] {
+				finished[e.RunID] = true
+				bp.finished = append(bp.finished, e.RunID)
+			}
+		default:
+			status, ok := store.TaskStatusOf(e)
+			tk := taskKey{e.RunID, e.Task}
+			if !ok || !k.tasks[tk] {
+				bp.orphans = append(bp.orphans, *e)
+				continue
+			}
+			tf := bp.tasks[tk]
+			if tf == nil {
+				tf = &taskFold{}
+				bp.tasks[tk] = tf
+			}
+			tf.add(e, status)
+			if e.Attempt >= 1 {
+				ak := attemptKey{e.RunID, e.Task, e.Attempt}
+				af := bp.attempts[ak]
+				if af == nil {
+					af = &attemptFold{}
+					bp.attempts[ak] = af
+				}
+				af.add(e, status)
+			}
+		}
+	}
+	return bp
+}
+
+// queue adds the plan's writes to b.
+func (bp *batchPlan) queue(b *pgx.Batch) error {
+	if err := bp.queueSubmissions(b); err != nil {
+		return err
+	}
+	bp.queueTasks(b)
+	bp.queueAttempts(b)
+	bp.queueRunEvents(b)
+	return nil
+}
+
+var (
+	sqlUpsertWorkflows = `INSERT INTO workflows AS w (name, description, schedule, current_hash, created_at, updated_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])
+ON CONFLICT (name) DO UPDATE SET description = excluded.description, schedule = excluded.schedule,
+	current_hash = excluded.current_hash, updated_at = GREATEST(w.updated_at, excluded.updated_at)`
+
+	// The compiled DAG is written only with a version that is new.
+	sqlInsertVersions = `WITH v AS (
+	INSERT INTO workflow_versions (hash, workflow_id, plan, created_at)
+	SELECT i.hash, w.id, i.plan::jsonb, i.created_at
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS i(hash, name, plan, created_at)
+	JOIN workflows w ON w.name = i.name
+	ON CONFLICT (hash) DO NOTHING
+	RETURNING hash)
+INSERT INTO workflow_tasks (hash, name, idx, executor, depends_on)
+SELECT i.hash, i.name, i.idx, i.executor, i.depends_on::jsonb
+FROM unnest($5::text[], $6::text[], $7::int[], $8::text[], $9::text[]) AS i(hash, name, idx, executor, depends_on)
+WHERE i.hash IN (SELECT hash FROM v)
+ON CONFLICT DO NOTHING`
+
+	// Task rows are written only for the runs this statement inserted, so a submission that lost a
+	// race on its id or idempotency key to another transaction writes nothing.
+	sqlInsertRuns = `WITH r AS (
+	INSERT INTO runs (id, workflow_id, workflow_hash, status, triggered_by, idempotency_key, task_count, created_at)
+	SELECT i.id, w.id, i.hash, '` + event.RunPending + `', i.triggered_by, NULLIF(i.key, ''), i.task_count, i.created_at
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::timestamptz[])
+		AS i(id, name, hash, triggered_by, key, task_count, created_at)
+	JOIN workflows w ON w.name = i.name
+	ON CONFLICT DO NOTHING
+	RETURNING id)
+INSERT INTO tasks (run_id, name, idx, executor, depends_on, status, attempt, max_retries, timeout_s)
+SELECT i.run_id, i.name, i.idx, i.executor, i.depends_on::jsonb, '` + event.TaskPending + `', 0, i.max_retries, i.timeout_s
+FROM unnest($8::text[], $9::text[], $10::int[], $11::text[], $12::text[], $13::int[], $14::int[])
+	AS i(run_id, name, idx, executor, depends_on, max_retries, timeout_s)
+WHERE i.run_id IN (SELECT id FROM r)
+ON CONFLICT DO NOTHING`
+)
+
+type workflowRow struct {
+	name, description, schedule, hash string
+	created, updated                  time.Time
+}
+
+func (bp *batchPlan) queueSubmissions(b *pgx.Batch) error {
+	if len(bp.submissions) == 0 {
+		return nil
+	}
+	// One row per workflow name, as the last submission of the batch left it.
+	wfs := map[string]*workflowRow{}
+	for _, e := range bp.submissions {
+		p := e.Plan
+		w := wfs[p.Name]
+		if w == nil {
+			w = &workflowRow{name: p.Name, created: e.Time}
+			wfs[p.Name] = w
+		}
+		w.description, w.schedule, w.hash, w.updated = p.Description, p.Schedule, p.Hash, e.Time
+	}
+	var wName, wDesc, wSched, wHash []string
+	var wCreated, wUpdated []time.Time
+	for _, name := range sortedKeys(wfs) {
+		w := wfs[name]
+		wName, wDesc, wSched, wHash = append(wName, w.name), append(wDesc, w.description), append(wSched, w.schedule), append(wHash, w.hash)
+		wCreated, wUpdated = append(wCreated, w.created), append(wUpdated, w.updated)
+	}
+	b.Queue(sqlUpsertWorkflows, wName, wDesc, wSched, wHash, wCreated, wUpdated)
+
+	var vHash, vName, vPlan []string
+	var vCreated []time.Time
+	var dHash, dName, dExec, dDeps []string
+	var dIdx []int32
+	seenHash := map[string]bool{}
+	for _, e := range bp.submissions {
+		p := e.Plan
+		if seenHash[p.Hash] {
+			continue
+		}
+		seenHash[p.Hash] = true
+		planJSON, err := json.Marshal(p)
+		if err != nil {
+			return fmt.Errorf("encoding plan of workflow %s: %w", p.Name, err)
+		}
+		vHash, vName, vPlan, vCreated = append(vHash, p.Hash), append(vName, p.Name), append(vPlan, string(planJSON)), append(vCreated, e.Time)
+		for _, t := range p.Tasks {
+			dHash, dName, dExec = append(dHash, p.Hash), append(dName, t.Name), append(dExec, t.Executor)
+			dIdx, dDeps = append(dIdx, int32(t.Index)), append(dDeps, dependsJSON(t.DependsOn)) //nolint:gosec // task counts are capped far below 2^31
+		}
+	}
+	b.Queue(sqlInsertVersions, vHash, vName, vPlan, vCreated, dHash, dName, dIdx, dExec, dDeps)
+
+	subs := slices.Clone(bp.submissions)
+	slices.SortFunc(subs, func(a, b *event.Event) int { return cmp.Compare(a.RunID, b.RunID) })
+	var rID, rName, rHash, rBy, rKey []string
+	var rCount []int32
+	var rCreated []time.Time
+	var tRun, tName, tExec, tDeps []string
+	var tIdx, tRetries, tTimeout []int32
+	for _, e := range subs {
+		p := e.Plan
+		rID, rName, rHash, rBy, rKey = append(rID, e.RunID), append(rName, p.Name), append(rHash, p.Hash), append(rBy, e.TriggeredBy), append(rKey, e.IdempotencyKey)
+		rCount, rCreated = append(rCount, int32(len(p.Tasks))), append(rCreated, e.Time) //nolint:gosec // capped task count
+		for _, t := range p.Tasks {
+			tRun, tName, tExec, tDeps = append(tRun, e.RunID), append(tName, t.Name), append(tExec, t.Executor), append(tDeps, dependsJSON(t.DependsOn))
+			tIdx, tRetries, tTimeout = append(tIdx, int32(t.Index)), append(tRetries, int32(t.Retries)), append(tTimeout, int32(t.TimeoutSeconds)) //nolint:gosec // validated small values
+		}
+	}
+	b.Queue(sqlInsertRuns, rID, rName, rHash, rBy, rKey, rCount, rCreated, tRun, tName, tIdx, tExec, tDeps, tRetries, tTimeout)
+	return nil
+}
+
+func dependsJSON(deps []string) string {
+	if len(deps) == 0 {
+		return "[]"
+	}
+	out, _ := json.Marshal(deps) //nolint:errchkjson // a []string always encodes
+	return string(out)
+}
+
+// sqlUpdateTasks applies each folded task chain when its last event advances the row. The started
+// time is the chain's start of the final attempt when that start itself advances the row; a newer
+// attempt clears what the previous one left.
+var sqlUpdateTasks = `UPDATE tasks AS t SET
+	attempt = i.attempt,
+	status = i.status,
+	started_at = CASE
+		WHEN i.started_at IS NOT NULL AND (i.attempt > t.attempt OR ` + taskRankSQL("t.status") + ` < 2) THEN i.started_at
+		WHEN i.attempt > t.attempt THEN NULL
+		ELSE t.started_at END,
+	finished_at = i.finished_at,
+	output = NULLIF(i.output, '')::jsonb,
+	error = i.error,
+	reason = i.reason
+FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::int[], $6::timestamptz[], $7::timestamptz[],
+		$8::text[], $9::text[], $10::text[])
+	AS i(run_id, name, attempt, status, rank, started_at, finished_at, output, error, reason)
+WHERE t.run_id = i.run_id AND t.name = i.name
+	AND (i.attempt > t.attempt OR (i.attempt = t.attempt AND i.rank > ` + taskRankSQL("t.status") + `))`
+
+func (bp *batchPlan) queueTasks(b *pgx.Batch) {
+	if len(bp.tasks) == 0 {
+		return
+	}
+	keys := sortedTaskKeys(bp.tasks)
+	n := len(keys)
+	runs, names, statuses, outputs, errs, reasons := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	attempts, ranks := make([]int32, n), make([]int32, n)
+	started, finished := make([]*time.Time, n), make([]*time.Time, n)
+	for i, k := range keys {
+		f := bp.tasks[k]
+		e := f.final
+		runs[i], names[i], statuses[i] = k.run, k.task, f.status
+		attempts[i], ranks[i] = int32(e.Attempt), int32(store.TaskRank(f.status)) //nolint:gosec // small
+		if f.start != nil && f.start.Attempt == e.Attempt {
+			started[i] = &f.start.Time
+		}
+		if event.IsTerminalTask(f.status) {
+			finished[i] = &e.Time
+			outputs[i], errs[i], reasons[i] = string(e.Output), e.Error, e.Reason
+		}
+	}
+	b.Queue(sqlUpdateTasks, runs, names, attempts, statuses, ranks, started, finished, outputs, errs, reasons)
+}
+
+// sqlUpsertAttempts records each folded attempt: the status and terminal fields move forward only,
+// timestamps and instance keep their first value.
+var sqlUpsertAttempts = func() string {
+	adv := taskRankSQL("excluded.status") + " > " + taskRankSQL("a.status")
+	term := adv + " AND " + taskRankSQL("excluded.status") + " = 3"
+	return `INSERT INTO task_attempts AS a (run_id, task, attempt, status, instance, exit_code, error, reason,
+		duration_ms, dispatched_at, started_at, finished_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[],
+		$9::bigint[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[])
+ON CONFLICT (run_id, task, attempt) DO UPDATE SET
+	status = CASE WHEN ` + adv + ` THEN excluded.status ELSE a.status END,
+	exit_code = CASE WHEN ` + term + ` THEN excluded.exit_code ELSE a.exit_code END,
+	error = CASE WHEN ` + term + ` THEN excluded.error ELSE a.error END,
+	reason = CASE WHEN ` + term + ` THEN excluded.reason ELSE a.reason END,
+	duration_ms = CASE WHEN ` + term + ` THEN excluded.duration_ms ELSE a.duration_ms END,
+	finished_at = CASE WHEN ` + term + ` THEN excluded.finished_at ELSE a.finished_at END,
+	instance = COALESCE(NULLIF(a.instance, ''), excluded.instance),
+	dispatched_at = COALESCE(a.dispatched_at, excluded.dispatched_at),
+	started_at = COALESCE(a.started_at, excluded.started_at)`
+}()
+
+func (bp *batchPlan) queueAttempts(b *pgx.Batch) {
+	if len(bp.attempts) == 0 {
+		return
+	}
+	keys := make([]attemptKey, 0, len(bp.attempts))
+	for k := range bp.attempts {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b attemptKey) int {
+		return cmp.Or(cmp.Compare(a.run, b.run), cmp.Compare(a.task, b.task), cmp.Compare(a.attempt, b.attempt))
+	})
+	n := len(keys)
+	runs, tasks, statuses, instances, errs, reasons := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	attempts := make([]int32, n)
+	exitCodes := make([]*int32, n)
+	durations := make([]int64, n)
+	dispatched, started, finished := make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
+	for i, k := range keys {
+		f := bp.attempts[k]
+		e := f.final
+		runs[i], tasks[i], attempts[i], statuses[i], instances[i] = k.run, k.task, int32(k.attempt), f.status, f.instance //nolint:gosec // small
+		dispatched[i], started[i] = f.dispatchedAt, f.startedAt
+		if event.IsTerminalTask(f.status) {
+			if e.ExitCode != nil {
+				c := int32(*e.ExitCode) //nolint:gosec // exit codes are small
+				exitCodes[i] = &c
+			}
+			errs[i], reasons[i], durations[i], finished[i] = e.Error, e.Reason, e.DurationMS, &e.Time
+		}
+	}
+	b.Queue(sqlUpsertAttempts, runs, tasks, attempts, statuses, instances, exitCodes, errs, reasons, durations,
+		dispatched, started, finished)
+}
+
+// sqlUpdateRun applies one run event: $2 is the new status, $5 its rank.
+var sqlUpdateRun = `UPDATE runs SET
+	status = $2,
+	started_at = CASE WHEN $2 = '` + event.RunRunning + `' THEN COALESCE(started_at, $3) ELSE started_at END,
+	finished_at = CASE WHEN $5 = 2 THEN $3 ELSE finished_at END,
+	error = CASE WHEN $5 = 2 THEN $4 ELSE error END
+WHERE id = $1 AND ($5 > ` + runRankSQL("status") + ` OR ($5 = 1 AND ` + runRankSQL("status") + ` = 1 AND status <> $2))`
+
+func (bp *batchPlan) queueRunEvents(b *pgx.Batch) {
+	for _, e := range bp.runEvents {
+		status := e.Status
+		if e.Type == event.TypeRunStarted {
+			status = event.RunRunning
+		}
+		b.Queue(sqlUpdateRun, e.RunID, status, e.Time, e.Error, int32(store.RunRank(status))) //nolint:gosec // 0..2
+	}
+}
+
+const sqlInsertLogs = `INSERT INTO task_logs (run_id, task, attempt, seq, stream, line, ts)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[], $7::timestamptz[])
+ON CONFLICT DO NOTHING`
+
+func queueLogs(b *pgx.Batch, logs []event.LogBatch) {
+	n := 0
+	for _, lb := range logs {
+		n += len(lb.Lines)
+	}
+	if n == 0 {
+		return
+	}
+	runs, tasks, streams, lines := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+	attempts, seqs, times := make([]int32, 0, n), make([]int64, 0, n), make([]time.Time, 0, n)
+	for _, lb := range logs {
+		for _, l := range lb.Lines {
+			runs, tasks, attempts = append(runs, lb.RunID), append(tasks, lb.Task), append(attempts, int32(lb.Attempt)) //nolint:gosec // small
+			seqs, streams, lines, times = append(seqs, l.Seq), append(streams, l.Stream), append(lines, l.Line), append(times, l.Time)
+		}
+	}
+	b.Queue(sqlInsertLogs, runs, tasks, attempts, seqs, streams, lines, times)
+}
+
+const sqlInsertDeadLetters = `INSERT INTO dead_letters (stream, seq, subject, reason, data, created_at)
+SELECT i.stream, i.seq, i.subject, i.reason, i.data, COALESCE(i.created_at, now())
+FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bytea[], $6::timestamptz[])
+	WITH ORDINALITY AS i(stream, seq, subject, reason, data, created_at, n)
+ORDER BY i.n
+ON CONFLICT (stream, seq) DO NOTHING`
+
+func queueDeadLetters(b *pgx.Batch, dls []store.DeadLetter) {
+	if len(dls) == 0 {
+		return
+	}
+	n := len(dls)
+	streams, subjects, reasons := make([]string, n), make([]string, n), make([]string, n)
+	seqs, data, created := make([]int64, n), make([][]byte, n), make([]*time.Time, n)
+	for i := range dls {
+		d := &dls[i]
+		streams[i], seqs[i], subjects[i], reasons[i], data[i] = d.Stream, int64(d.Seq), d.Subject, d.Reason, d.Data //nolint:gosec // stream sequences fit
+		if !d.CreatedAt.IsZero() {
+			created[i] = &d.CreatedAt
+		}
+	}
+	b.Queue(sqlInsertDeadLetters, streams, seqs, subjects, reasons, data, created)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func sortedTaskKeys(m map[taskKey]*taskFold) []taskKey {
+	keys := make([]taskKey, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b taskKey) int { return cmp.Or(cmp.Compare(a.run, b.run), cmp.Compare(a.task, b.task)) })
+	return keys
+}
