@@ -15,6 +15,10 @@ const (
 	IsolateAfterDefault = 5
 	WriteTimeoutDefault = 30 * time.Second
 	AckWaitDefault      = time.Minute
+	// OrphanDeliveriesDefault and OrphanDelayDefault give an event whose run is not recorded yet
+	// three chances, a second apart, before it is dead-lettered.
+	OrphanDeliveriesDefault = 3
+	OrphanDelayDefault      = time.Second
 	// MaxAckPendingFactor times BatchSize is the default MaxAckPending: room for the batch being
 	// written and the next one being pulled.
 	MaxAckPendingFactor = 4
@@ -43,6 +47,11 @@ type Config struct {
 	// AckWait is the consumers' redelivery timeout. Messages of a batch being retried are kept in
 	// progress, so it must exceed WriteTimeout + RetryMax.
 	AckWait time.Duration
+	// OrphanDeliveries is how many times an event naming an unknown run or task is delivered
+	// (OrphanDelay apart) before it is dead-lettered; 1 dead-letters it at once. Waiting covers a
+	// run.submitted that is redelivered behind the run's later events.
+	OrphanDeliveries int
+	OrphanDelay      time.Duration
 	// MaxAckPending bounds unacknowledged messages per consumer; 0 means MaxAckPendingFactor*BatchSize.
 	MaxAckPending int
 }
@@ -70,6 +79,12 @@ func (c Config) WithDefaults() Config {
 	if c.AckWait == 0 {
 		c.AckWait = AckWaitDefault
 	}
+	if c.OrphanDeliveries == 0 {
+		c.OrphanDeliveries = OrphanDeliveriesDefault
+	}
+	if c.OrphanDelay == 0 {
+		c.OrphanDelay = OrphanDelayDefault
+	}
 	if c.MaxAckPending == 0 {
 		c.MaxAckPending = MaxAckPendingFactor * c.BatchSize
 	}
@@ -93,6 +108,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("recorder: WriteTimeout must be positive, got %s", c.WriteTimeout)
 	case c.AckWait <= c.WriteTimeout+c.RetryMax:
 		return fmt.Errorf("recorder: AckWait (%s) must exceed WriteTimeout + RetryMax (%s)", c.AckWait, c.WriteTimeout+c.RetryMax)
+	case c.OrphanDeliveries < 1:
+		return fmt.Errorf("recorder: OrphanDeliveries must be positive, got %d", c.OrphanDeliveries)
+	case c.OrphanDelay < 0:
+		return fmt.Errorf("recorder: OrphanDelay must not be negative, got %s", c.OrphanDelay)
 	case c.MaxAckPending < c.BatchSize:
 		return fmt.Errorf("recorder: MaxAckPending (%d) must be at least BatchSize (%d)", c.MaxAckPending, c.BatchSize)
 	}

@@ -1,9 +1,11 @@
 package recorder
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -96,9 +98,11 @@ type item struct {
 	stream string
 	msg    jetstream.Msg
 	seq    uint64
-	ev     *event.Event
-	logs   *event.LogBatch
-	dead   *store.DeadLetter
+	// delivered counts deliveries of the message, this one included.
+	delivered uint64
+	ev        *event.Event
+	logs      *event.LogBatch
+	dead      *store.DeadLetter
 }
 
 // handle writes one batch and acknowledges it after the commit.
@@ -107,34 +111,57 @@ func (s *Service) handle(ctx context.Context, stream string, msgs []jetstream.Ms
 	for i, m := range msgs {
 		items[i] = s.decode(stream, m)
 	}
+	// Redelivered messages can arrive behind newer ones; the store applies events in order.
+	slices.SortStableFunc(items, func(a, b item) int { return cmp.Compare(a.seq, b.seq) })
 	res, ok := s.write(ctx, msgs, items)
 	if !ok {
+		s.release(msgs)
 		return
 	}
 	dead := countDead(items)
+	var later map[uint64]bool
 	if len(res.Orphans) > 0 {
-		orphans := s.orphanItems(items, res.Orphans)
-		for _, o := range orphans {
-			s.log.Warn("dead-lettering orphan event", logging.Seq(o.seq), logging.Subject(o.dead.Subject))
+		var orphans []item
+		later, orphans = s.orphans(items, res.Orphans)
+		if len(orphans) > 0 {
+			if _, ok := s.write(ctx, msgs, orphans); !ok {
+				s.release(msgs)
+				return
+			}
+			dead += len(orphans)
 		}
-		if _, ok := s.write(ctx, msgs, orphans); !ok {
-			return
-		}
-		dead += len(orphans)
 	}
-	for _, m := range msgs {
-		if err := m.Ack(); err != nil {
-			// The commit stands; the message comes back and its replay changes nothing.
-			s.log.Warn("acknowledging message failed", zap.Error(err))
+	acked := 0
+	for _, it := range items {
+		if later[it.seq] {
+			// Its run.submitted may be behind it (a redelivery, another recorder): try again later.
+			if err := it.msg.NakWithDelay(s.cfg.OrphanDelay); err != nil {
+				s.log.Warn("delaying orphan event failed", logging.Seq(it.seq), zap.Error(err))
+			}
+			continue
 		}
+		if err := it.msg.Ack(); err != nil {
+			// The commit stands; the message comes back and its replay changes nothing.
+			s.log.Warn("acknowledging message failed", logging.Seq(it.seq), zap.Error(err))
+		}
+		acked++
 	}
 	s.notify(items, res.FinishedRuns)
 	if dead > 0 {
 		s.log.Warn("batch had dead letters", zap.String("stream", stream), logging.Count(dead))
 	}
-	s.log.Debug("batch committed", zap.String("stream", stream), logging.Count(len(msgs)))
+	s.log.Debug("batch committed", zap.String("stream", stream), logging.Count(acked))
 	if s.OnCommit != nil {
-		s.OnCommit(Commit{Stream: stream, Messages: len(msgs), DeadLetters: dead, FinishedRuns: res.FinishedRuns})
+		s.OnCommit(Commit{Stream: stream, Messages: acked, DeadLetters: dead, FinishedRuns: res.FinishedRuns})
+	}
+}
+
+// release hands back the messages of a batch given up at shutdown, so another recorder gets them
+// now rather than after AckWait.
+func (s *Service) release(msgs []jetstream.Msg) {
+	s.log.Warn("stopping with an uncommitted batch, releasing it", logging.Count(len(msgs)))
+	for _, m := range msgs {
+		_ = m.Nak() // on failure the message comes back after AckWait instead
 	}
 }
 
@@ -143,6 +170,7 @@ func (s *Service) decode(stream string, m jetstream.Msg) item {
 	it := item{stream: stream, msg: m}
 	if meta, err := m.Metadata(); err == nil {
 		it.seq = meta.Sequence.Stream
+		it.delivered = meta.NumDelivered
 	}
 	var err error
 	switch stream {
@@ -207,15 +235,16 @@ func deadLetter(it item, reason string) item {
 	}}
 }
 
-// orphanItems returns the dead letters of the events the store did not know.
-func (s *Service) orphanItems(items []item, orphans []event.Event) []item {
+// orphans splits the events the store did not know into those to deliver again later (their run
+// may not be recorded yet) and, once delivered OrphanDeliveries times, dead letters.
+func (s *Service) orphans(items []item, orphans []event.Event) (later map[uint64]bool, dead []item) {
 	bySeq := make(map[uint64]item, len(items))
 	for _, it := range items {
 		if it.ev != nil {
 			bySeq[it.seq] = it
 		}
 	}
-	out := make([]item, 0, len(orphans))
+	later = make(map[uint64]bool)
 	for i := range orphans {
 		o := &orphans[i]
 		it, ok := bySeq[o.Seq]
@@ -225,13 +254,18 @@ func (s *Service) orphanItems(items []item, orphans []event.Event) []item {
 			s.log.Error("store returned an unknown orphan", logging.Seq(o.Seq), logging.RunID(o.RunID))
 			continue
 		}
+		if it.delivered < uint64(s.cfg.OrphanDeliveries) {
+			later[it.seq] = true
+			continue
+		}
 		reason := "orphan: unknown run " + o.RunID
 		if o.Task != "" {
 			reason += " or task " + o.Task
 		}
-		out = append(out, deadLetter(it, reason))
+		s.log.Warn("dead-lettering orphan event", logging.Seq(it.seq), logging.Subject(it.msg.Subject()), logging.RunID(o.RunID))
+		dead = append(dead, deadLetter(it, reason))
 	}
-	return out
+	return later, dead
 }
 
 func countDead(items []item) int {

@@ -1,0 +1,616 @@
+package recorder_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/ork-go/ork/pkg/bus"
+	"github.com/ork-go/ork/pkg/bus/bustest"
+	"github.com/ork-go/ork/pkg/client"
+	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/store"
+	"github.com/ork-go/ork/pkg/workflow"
+	"github.com/ork-go/ork/services/recorder"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fastRetry makes failing writes retry, and orphans come back, in milliseconds.
+var fastRetry = recorder.Config{RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond, OrphanDelay: time.Millisecond}
+
+type fixture struct {
+	t      *testing.T
+	bus    *bus.Bus
+	client *client.Client
+	ctx    context.Context
+
+	mu        sync.Mutex
+	committed map[string]int // messages committed per stream
+	changed   chan struct{}
+}
+
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	srv := bustest.Start(t)
+	b, err := bus.Connect(bus.Config{URL: srv.ClientURL()}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(b.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	if err := b.Provision(ctx); err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	return &fixture{
+		t: t, bus: b, client: client.New(b), ctx: ctx,
+		committed: map[string]int{}, changed: make(chan struct{}, 1),
+	}
+}
+
+// start runs a recorder on st until the returned stop is called (or the test ends); stop returns
+// Run's error.
+func (f *fixture) start(st store.Store, cfg recorder.Config) (stop func() error) {
+	f.t.Helper()
+	rec, err := recorder.New(f.bus, st, cfg, zaptest.NewLogger(f.t).Named("recorder"))
+	if err != nil {
+		f.t.Fatalf("new recorder: %v", err)
+	}
+	rec.OnCommit = func(c recorder.Commit) {
+		f.mu.Lock()
+		f.committed[c.Stream] += c.Messages
+		f.mu.Unlock()
+		select {
+		case f.changed <- struct{}{}:
+		default:
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-done
+		})
+		return runErr
+	}
+	f.t.Cleanup(func() {
+		if err := stop(); err != nil {
+			f.t.Errorf("recorder run: %v", err)
+		}
+	})
+	return stop
+}
+
+// waitCommitted waits until at least n messages of stream are committed.
+func (f *fixture) waitCommitted(stream string, n int) {
+	f.t.Helper()
+	for {
+		f.mu.Lock()
+		got := f.committed[stream]
+		f.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-f.changed:
+		case <-f.ctx.Done():
+			f.t.Fatalf("%d of %d messages of %s committed", got, n, stream)
+		}
+	}
+}
+
+// watch subscribes to the recorded notice of run; wait returns the status it carries.
+func (f *fixture) watch(run string) (wait func() string) {
+	f.t.Helper()
+	rec, err := f.client.WatchRecorded(run)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { _ = rec.Close() })
+	return func() string {
+		f.t.Helper()
+		status, err := rec.Wait(f.ctx)
+		if err != nil {
+			f.t.Fatalf("waiting for recorded notice of %s: %v", run, err)
+		}
+		return status
+	}
+}
+
+func (f *fixture) publish(msgs ...bus.Msg) {
+	f.t.Helper()
+	if err := f.bus.Publish(f.ctx, msgs...); err != nil {
+		f.t.Fatalf("publish: %v", err)
+	}
+}
+
+func eventMsgs(t *testing.T, events ...event.Event) []bus.Msg {
+	t.Helper()
+	msgs := make([]bus.Msg, len(events))
+	for i := range events {
+		m, err := bus.EventMsg(&events[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs[i] = m
+	}
+	return msgs
+}
+
+func logMsg(t *testing.T, run, task string, attempt int, lines ...string) bus.Msg {
+	t.Helper()
+	lb := event.LogBatch{V: event.SchemaVersion, RunID: run, Task: task, Attempt: attempt}
+	for i, l := range lines {
+		lb.Lines = append(lb.Lines, event.LogLine{Seq: int64(i + 1), Stream: event.Stdout, Line: l, Time: time.Now().UTC()})
+	}
+	m, err := bus.LogMsg(&lb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func testPlan(name string, tasks ...string) *workflow.Plan {
+	p := &workflow.Plan{Name: name, Dir: "/tmp/" + name, Hash: name + "-hash"}
+	for i, tk := range tasks {
+		p.Tasks = append(p.Tasks, workflow.Task{Name: tk, Index: i, Executor: workflow.ExecutorNoop, TimeoutSeconds: 300})
+	}
+	return p
+}
+
+// runEvents returns the events of a whole successful run of p.
+func runEvents(run string, p *workflow.Plan) []event.Event {
+	sub := event.New(event.TypeRunSubmitted, run, "", 0)
+	sub.Workflow, sub.Plan, sub.TriggeredBy = p.Name, p, "test"
+	evs := []event.Event{sub, event.New(event.TypeRunStarted, run, "", 0)}
+	for _, tk := range p.Tasks {
+		d := event.New(event.TypeTaskDispatched, run, tk.Name, 1)
+		d.Executor = tk.Executor
+		s := event.New(event.TypeTaskStarted, run, tk.Name, 1)
+		ok := event.New(event.TypeTaskSucceeded, run, tk.Name, 1)
+		ok.Output = []byte(`{"n":1}`)
+		evs = append(evs, d, s, ok)
+	}
+	fin := event.New(event.TypeRunFinished, run, "", 0)
+	fin.Status = event.RunSuccess
+	return append(evs, fin)
+}
+
+// checkRunSucceeded checks that st holds run as a success with every task a success at attempt 1.
+func checkRunSucceeded(t *testing.T, ctx context.Context, st store.Store, run string, tasks int) {
+	t.Helper()
+	r, err := st.RunGet(ctx, store.RunGetParams{ID: run})
+	if err != nil {
+		t.Fatalf("run %s: %v", run, err)
+	}
+	if r.Status != event.RunSuccess {
+		t.Errorf("run status %q, want success", r.Status)
+	}
+	ts, err := st.TaskList(ctx, store.TaskListParams{RunID: run})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != tasks {
+		t.Fatalf("%d tasks, want %d", len(ts), tasks)
+	}
+	for _, tk := range ts {
+		if tk.Status != event.TaskSuccess || tk.Attempt != 1 {
+			t.Errorf("task %s: %s at attempt %d", tk.Name, tk.Status, tk.Attempt)
+		}
+	}
+}
+
+func TestRecordsRun(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	st := newStore(t)
+	f.start(st, recorder.Config{})
+	run := event.NewID()
+	wait := f.watch(run)
+	p := testPlan("hello", "a", "b")
+	f.publish(logMsg(t, run, "a", 1, "one", "two"), logMsg(t, run, "b", 1, "three"))
+	f.publish(eventMsgs(t, runEvents(run, p)...)...)
+
+	if status := wait(); status != event.RunSuccess {
+		t.Fatalf("notice status %q, want success", status)
+	}
+	checkRunSucceeded(t, f.ctx, st, run, 2)
+	f.waitCommitted(event.StreamLogs, 2)
+	lines, err := st.LogList(f.ctx, store.LogListParams{RunID: run})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != 3 {
+		t.Errorf("%d log lines, want 3: %+v", len(lines), lines)
+	}
+}
+
+func TestDeadLetters(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	st := newStore(t)
+	unknown := event.NewID()
+	noAttempt := event.New(event.TypeTaskStarted, unknown, "a", 0)
+	orphan := event.New(event.TypeTaskStarted, unknown, "a", 1)
+	orphanMsg := eventMsgs(t, orphan)[0]
+	noAttemptMsg := eventMsgs(t, noAttempt)[0]
+	bad := []struct {
+		msg    bus.Msg
+		reason string
+	}{
+		{bus.Msg{Subject: "ork.events.task.started." + unknown, Data: []byte("\x00garbage")}, "decoding event"},
+		{bus.Msg{Subject: "ork.events.run.started." + unknown, Data: []byte(`{"v":99,"id":"x","type":"run.started","run_id":"` + unknown + `"}`)}, "unknown schema version"},
+		{bus.Msg{Subject: "ork.events.task.exploded." + unknown, Data: []byte(`{"v":1,"id":"y","type":"task.exploded","run_id":"` + unknown + `"}`)}, "unknown event type"},
+		{bus.Msg{Subject: noAttemptMsg.Subject, Data: noAttemptMsg.Data}, "without task or attempt"},
+		{orphanMsg, "orphan"},
+		{bus.Msg{Subject: "ork.logs." + unknown + ".a", Data: []byte("[1,2")}, "decoding log batch"},
+	}
+	for _, b := range bad {
+		f.publish(b.msg)
+	}
+	// A good run behind the bad messages is recorded: they do not block the stream.
+	run := event.NewID()
+	wait := f.watch(run)
+	good := runEvents(run, testPlan("after", "a"))
+	f.publish(eventMsgs(t, good...)...)
+	f.start(st, fastRetry)
+
+	if status := wait(); status != event.RunSuccess {
+		t.Fatalf("notice status %q", status)
+	}
+	checkRunSucceeded(t, f.ctx, st, run, 1)
+	f.waitCommitted(event.StreamEvents, len(bad)-1+len(good))
+	f.waitCommitted(event.StreamLogs, 1)
+	dls, err := st.DeadLetterList(f.ctx, store.DeadLetterListParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != len(bad) {
+		t.Fatalf("%d dead letters, want %d: %+v", len(dls), len(bad), dls)
+	}
+	for _, b := range bad {
+		var found *store.DeadLetter
+		for i := range dls {
+			if bytes.Equal(dls[i].Data, b.msg.Data) {
+				found = &dls[i]
+			}
+		}
+		if found == nil {
+			t.Errorf("no dead letter for %s %q", b.msg.Subject, b.msg.Data)
+			continue
+		}
+		wantStream := event.StreamEvents
+		if strings.HasPrefix(b.msg.Subject, "ork.logs.") {
+			wantStream = event.StreamLogs
+		}
+		if found.Stream != wantStream || found.Subject != b.msg.Subject || found.Seq == 0 || !strings.Contains(found.Reason, b.reason) {
+			t.Errorf("dead letter %s/%d %s %q, want stream %s subject %s reason ~%q",
+				found.Stream, found.Seq, found.Subject, found.Reason, wantStream, b.msg.Subject, b.reason)
+		}
+	}
+}
+
+func TestReplayIsHarmless(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	st := newStore(t)
+	run := event.NewID()
+	p := testPlan("replay", "a", "b", "c")
+	evs := eventMsgs(t, runEvents(run, p)...)
+	logs := logMsg(t, run, "a", 1, "x", "y")
+	f.publish(append(evs, logs)...)
+	// The same messages again without their ids: the stream keeps both copies, the store one.
+	again := make([]bus.Msg, 0, len(evs)+1)
+	for _, m := range append(evs, logs) {
+		m.MsgID = ""
+		again = append(again, m)
+	}
+	f.publish(again...)
+	f.start(st, recorder.Config{BatchSize: 4})
+
+	f.waitCommitted(event.StreamEvents, 2*len(evs))
+	f.waitCommitted(event.StreamLogs, 2)
+	checkRunSucceeded(t, f.ctx, st, run, 3)
+	lines, err := st.LogList(f.ctx, store.LogListParams{RunID: run})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != 2 {
+		t.Errorf("%d log lines, want 2", len(lines))
+	}
+	runs, err := st.RunList(f.ctx, store.RunListParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 1 {
+		t.Errorf("%d runs, want 1", len(runs))
+	}
+	dls, err := st.DeadLetterList(f.ctx, store.DeadLetterListParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != 0 {
+		t.Errorf("replay made dead letters: %+v", dls)
+	}
+}
+
+func TestEventsAheadOfTheirSubmissionAreApplied(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	st := newStore(t)
+	run := event.NewID()
+	wait := f.watch(run)
+	evs := runEvents(run, testPlan("late", "a"))
+	// The stream holds the run's events before its submission, as after a redelivery.
+	msgs := eventMsgs(t, append(evs[1:], evs[0])...)
+	f.publish(msgs...)
+	f.start(st, fastRetry)
+
+	if status := wait(); status != event.RunSuccess {
+		t.Fatalf("notice status %q", status)
+	}
+	f.waitCommitted(event.StreamEvents, len(evs))
+	checkRunSucceeded(t, f.ctx, st, run, 1)
+	dls, err := st.DeadLetterList(f.ctx, store.DeadLetterListParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != 0 {
+		t.Errorf("dead letters %+v", dls)
+	}
+}
+
+// failingStore fails its first `failures` writes, or every write while `always` is set.
+type failingStore struct {
+	store.Store
+	failures atomic.Int64
+	always   atomic.Bool
+	calls    atomic.Int64
+	called   chan struct{}
+}
+
+var errDown = errors.New("database down")
+
+func newFailingStore(inner store.Store, failures int64) *failingStore {
+	s := &failingStore{Store: inner, called: make(chan struct{}, 1)}
+	s.failures.Store(failures)
+	return s
+}
+
+func (s *failingStore) ApplyBatch(ctx context.Context, p store.ApplyBatchParams) (store.ApplyBatchResult, error) {
+	s.calls.Add(1)
+	defer func() {
+		select {
+		case s.called <- struct{}{}:
+		default:
+		}
+	}()
+	if s.always.Load() || s.failures.Add(-1) >= 0 {
+		return store.ApplyBatchResult{}, errDown
+	}
+	return s.Store.ApplyBatch(ctx, p)
+}
+
+func TestRetriesUntilCommit(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	inner := newStore(t)
+	st := newFailingStore(inner, 4)
+	cfg := fastRetry
+	cfg.IsolateAfter = 1000 // retry the whole batch, never split it
+	run := event.NewID()
+	wait := f.watch(run)
+	evs := runEvents(run, testPlan("flaky", "a", "b"))
+	f.publish(eventMsgs(t, evs...)...)
+	f.start(st, cfg)
+
+	if status := wait(); status != event.RunSuccess {
+		t.Fatalf("notice status %q", status)
+	}
+	checkRunSucceeded(t, f.ctx, inner, run, 2)
+	if n := st.calls.Load(); n < 5 {
+		t.Errorf("%d writes, want at least 5 (4 failures and a commit)", n)
+	}
+	f.waitCommitted(event.StreamEvents, len(evs))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if got := f.committed[event.StreamEvents]; got != len(evs) {
+		t.Errorf("%d events committed, want %d exactly", got, len(evs))
+	}
+}
+
+func TestUncommittedBatchIsRedelivered(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	inner := newStore(t)
+	down := newFailingStore(inner, 0)
+	down.always.Store(true)
+	run := event.NewID()
+	wait := f.watch(run)
+	evs := runEvents(run, testPlan("outage", "a"))
+	f.publish(eventMsgs(t, evs...)...)
+
+	// A recorder whose database is down writes nothing, acknowledges nothing, and stops cleanly.
+	stop := f.start(down, fastRetry)
+	for range 3 {
+		select {
+		case <-down.called:
+		case <-f.ctx.Done():
+			t.Fatal("recorder did not write")
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("stopping recorder: %v", err)
+	}
+	if _, err := inner.RunGet(f.ctx, store.RunGetParams{ID: run}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("run stored during the outage: %v", err)
+	}
+	cons, err := f.bus.JS.Consumer(f.ctx, event.StreamEvents, recorder.DurableEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.AckFloor.Stream != 0 {
+		t.Fatalf("ack floor %d after an outage, want 0", info.AckFloor.Stream)
+	}
+
+	// The next recorder gets the same messages and stores them once.
+	f.start(inner, fastRetry)
+	if status := wait(); status != event.RunSuccess {
+		t.Fatalf("notice status %q", status)
+	}
+	checkRunSucceeded(t, f.ctx, inner, run, 1)
+	f.waitCommitted(event.StreamEvents, len(evs))
+	waitAcked(t, f.ctx, cons, uint64(len(evs)))
+}
+
+// waitAcked waits until the consumer's ack floor reaches seq. Acks are asynchronous, so it asks
+// again after each short wait, bounded by ctx.
+func waitAcked(t *testing.T, ctx context.Context, cons jetstream.Consumer, seq uint64) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.AckFloor.Stream >= seq && info.NumAckPending == 0 {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("ack floor %d, pending %d, want %d, 0", info.AckFloor.Stream, info.NumAckPending, seq)
+		}
+	}
+}
+
+// rejectingStore refuses any batch holding an event of task "poison".
+type rejectingStore struct{ store.Store }
+
+func (s rejectingStore) ApplyBatch(ctx context.Context, p store.ApplyBatchParams) (store.ApplyBatchResult, error) {
+	for _, e := range p.Events {
+		if e.Task == "poison" {
+			return store.ApplyBatchResult{}, errors.New("value out of range")
+		}
+	}
+	return s.Store.ApplyBatch(ctx, p)
+}
+
+func TestPoisonMessageIsIsolated(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	inner := newStore(t)
+	cfg := fastRetry
+	cfg.IsolateAfter = 2
+	run := event.NewID()
+	wait := f.watch(run)
+	evs := runEvents(run, testPlan("poisoned", "a", "poison"))
+	msgs := eventMsgs(t, evs...)
+	f.publish(msgs...)
+	f.start(rejectingStore{inner}, cfg)
+
+	if status := wait(); status != event.RunSuccess {
+		t.Fatalf("notice status %q", status)
+	}
+	f.waitCommitted(event.StreamEvents, len(evs))
+	ts, err := inner.TaskList(f.ctx, store.TaskListParams{RunID: run})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range ts {
+		want := event.TaskSuccess
+		if tk.Name == "poison" {
+			want = event.TaskPending
+		}
+		if tk.Status != want {
+			t.Errorf("task %s %s, want %s", tk.Name, tk.Status, want)
+		}
+	}
+	dls, err := inner.DeadLetterList(f.ctx, store.DeadLetterListParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != 3 {
+		t.Fatalf("%d dead letters, want the 3 poison events: %+v", len(dls), dls)
+	}
+	for _, d := range dls {
+		if !strings.Contains(d.Reason, "store rejected") || !strings.Contains(string(d.Data), `"task":"poison"`) {
+			t.Errorf("dead letter %q %s", d.Reason, d.Data)
+		}
+	}
+}
+
+func TestRunFailsWithoutStreams(t *testing.T) {
+	t.Parallel()
+	srv := bustest.Start(t)
+	b, err := bus.Connect(bus.Config{URL: srv.ClientURL()}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	rec, err := recorder.New(b, newMemStore(), recorder.Config{}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rec.Run(ctx); err == nil || !strings.Contains(err.Error(), "recorder") {
+		t.Fatalf("run without streams: %v", err)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	t.Parallel()
+	if err := (recorder.Config{}).WithDefaults().Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	d := recorder.Config{}.WithDefaults()
+	if d.BatchSize != recorder.BatchSizeDefault || d.BatchWait != recorder.BatchWaitDefault ||
+		d.MaxAckPending != recorder.MaxAckPendingFactor*recorder.BatchSizeDefault {
+		t.Errorf("defaults %+v", d)
+	}
+	for _, tc := range []struct {
+		name  string
+		cfg   recorder.Config
+		field string
+	}{
+		{"batch size", recorder.Config{BatchSize: -1}, "BatchSize"},
+		{"batch wait", recorder.Config{BatchWait: -time.Second}, "BatchWait"},
+		{"retry order", recorder.Config{RetryMin: time.Second, RetryMax: time.Millisecond}, "RetryMax"},
+		{"ack wait", recorder.Config{AckWait: time.Second}, "AckWait"},
+		{"max ack pending", recorder.Config{BatchSize: 100, MaxAckPending: 10}, "MaxAckPending"},
+		{"isolate after", recorder.Config{IsolateAfter: -1}, "IsolateAfter"},
+		{"orphan deliveries", recorder.Config{OrphanDeliveries: -1}, "OrphanDeliveries"},
+		{"orphan delay", recorder.Config{OrphanDelay: -time.Second}, "OrphanDelay"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := tc.cfg.WithDefaults().Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.field) {
+				t.Errorf("error %v, want one naming %s", err, tc.field)
+			}
+		})
+	}
+	if _, err := recorder.New(nil, nil, recorder.Config{}, nil); err == nil {
+		t.Error("New accepted nil dependencies")
+	}
+}
