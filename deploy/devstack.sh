@@ -1,0 +1,288 @@
+#!/usr/bin/env bash
+# Ork's dev stack WITHOUT Docker: the same processes as docker-compose.yml, on this machine.
+#
+#   deploy/devstack.sh up       build, create the database, start nats-server, recorder, scheduler
+#                               and two executors (starts only what is not already running)
+#   deploy/devstack.sh down     stop everything `up` started (data and logs stay in .ork/devstack)
+#   deploy/devstack.sh status   show what runs and the URLs to use
+#
+# Environment:
+#   ORK_DB_URL                   PostgreSQL database (default postgres://postgres@127.0.0.1:5432/ork_dev?sslmode=disable);
+#                                created when missing, migrated by the recorder at start
+#   ORK_DEVSTACK_NATS_PORT       client port (default 4223, or a free port when 4223 is taken;
+#                                4222 is usually someone else's NATS)
+#   ORK_DEVSTACK_EXECUTORS       number of executors (default 2)
+#   ORK_EXECUTOR_TYPES           executor types (default process,python,noop,sleep)
+#   ORK_EXECUTOR_CONCURRENCY     tasks in flight per executor (default 4)
+#   ORK_DEVSTACK_SYNC_INTERVAL   JetStream sync_interval override ("always" = durable, slow)
+#   ORK_DEVSTACK_NO_BUILD=1      use the binaries already in ./bin
+#
+# Everything lives under .ork/devstack: <name>.log, <name>.pid, nats-server.conf, the NATS store in
+# nats/, and env (the URLs chosen by `up`, reused by the next `up`). Each process runs in its own
+# process group, so `down` also stops what it started (task processes included).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+BIN="$ROOT/bin"
+STATE="$ROOT/.ork/devstack"
+ENV_FILE="$STATE/env"
+
+DB_URL_DEFAULT="postgres://postgres@127.0.0.1:5432/ork_dev?sslmode=disable"
+EXECUTORS="${ORK_DEVSTACK_EXECUTORS:-2}"
+EXECUTOR_TYPES="${ORK_EXECUTOR_TYPES:-process,python,noop,sleep}"
+EXECUTOR_CONCURRENCY="${ORK_EXECUTOR_CONCURRENCY:-4}"
+
+log() { printf 'devstack: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# components lists the processes in start order.
+components() {
+	echo nats-server recorder scheduler
+	for ((i = 1; i <= EXECUTORS; i++)); do echo "executor-$i"; done
+}
+
+binary_of() {
+	case "$1" in
+	nats-server) echo "$BIN/nats-server" ;;
+	recorder) echo "$BIN/ork-recorder" ;;
+	scheduler) echo "$BIN/ork-scheduler" ;;
+	executor-*) echo "$BIN/ork-executor" ;;
+	esac
+}
+
+# pid_of prints the pid of a running component, and fails when it does not run. A pid file whose
+# process is gone, or is now another program, is stale.
+pid_of() {
+	local pidfile="$STATE/$1.pid" pid exe
+	[[ -f $pidfile ]] || return 1
+	pid=$(<"$pidfile")
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	kill -0 "$pid" 2>/dev/null || return 1
+	exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+	[[ $exe == "$(binary_of "$1")"* ]] || return 1
+	echo "$pid"
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# choose_urls reuses the URLs of the last `up` while its NATS server runs, else picks ports.
+choose_urls() {
+	if [[ -f $ENV_FILE ]] && pid_of nats-server >/dev/null; then
+		# shellcheck source=/dev/null
+		source "$ENV_FILE"
+		return
+	fi
+	local port="${ORK_DEVSTACK_NATS_PORT:-4223}" mport=8223
+	if ! port_free "$port"; then
+		[[ -z ${ORK_DEVSTACK_NATS_PORT:-} ]] || die "port $port is taken (ORK_DEVSTACK_NATS_PORT)"
+		port=$(free_port)
+	fi
+	port_free "$mport" || mport=$(free_port)
+	NATS_URL="nats://127.0.0.1:$port"
+	NATS_PORT=$port
+	MONITOR_URL="http://127.0.0.1:$mport"
+	MONITOR_PORT=$mport
+	DB_URL="${ORK_DB_URL:-$DB_URL_DEFAULT}"
+	mkdir -p "$STATE"
+	cat >"$ENV_FILE" <<EOF
+NATS_URL='$NATS_URL'
+NATS_PORT='$NATS_PORT'
+MONITOR_URL='$MONITOR_URL'
+MONITOR_PORT='$MONITOR_PORT'
+DB_URL='$DB_URL'
+EOF
+}
+
+build() {
+	if [[ ${ORK_DEVSTACK_NO_BUILD:-} == 1 ]]; then
+		return
+	fi
+	mkdir -p "$BIN"
+	log "building nats-server and the services into $BIN"
+	(cd deploy && CGO_ENABLED=0 go build -o "$BIN/nats-server" github.com/nats-io/nats-server/v2)
+	local s
+	for s in recorder scheduler executor; do
+		(cd "services/$s" && CGO_ENABLED=0 go build -o "$BIN/ork-$s" ./cmd)
+	done
+	if ! (cd cmd/ork && CGO_ENABLED=0 go build -o "$BIN/ork" .) 2>"$STATE/build-ork.log"; then
+		log "warning: the ork CLI did not build (see $STATE/build-ork.log); the stack runs without it"
+	fi
+}
+
+# create_database creates the database of DB_URL when it does not exist.
+create_database() {
+	local base="${DB_URL%%\?*}" query=""
+	[[ $DB_URL == *\?* ]] && query="?${DB_URL#*\?}"
+	local name="${base##*/}" server="${base%/*}"
+	[[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die "unsupported database name '$name' in $DB_URL"
+	local admin="$server/postgres$query"
+	local exists
+	exists=$(psql "$admin" -XtAc "SELECT 1 FROM pg_database WHERE datname = '$name'") ||
+		die "cannot reach PostgreSQL at $server (set ORK_DB_URL)"
+	if [[ $exists != 1 ]]; then
+		log "creating database $name"
+		psql "$admin" -Xqc "CREATE DATABASE \"$name\"" >/dev/null
+	fi
+}
+
+nats_config() {
+	local sync_line=()
+	if [[ -n ${ORK_DEVSTACK_SYNC_INTERVAL:-} ]]; then
+		sync_line=(-e "s#^\([[:space:]]*sync_interval[[:space:]]*:\).*#\1 \"$ORK_DEVSTACK_SYNC_INTERVAL\"#")
+	fi
+	mkdir -p "$STATE/nats"
+	sed -e "s#^\([[:space:]]*listen[[:space:]]*:\).*#\1 127.0.0.1:$NATS_PORT#" \
+		-e "s#^\([[:space:]]*http[[:space:]]*:\).*#\1 127.0.0.1:$MONITOR_PORT#" \
+		-e "s#^\([[:space:]]*store_dir[[:space:]]*:\).*#\1 \"$STATE/nats\"#" \
+		"${sync_line[@]}" \
+		deploy/nats-server.conf >"$STATE/nats-server.conf"
+}
+
+# set_args sets ARGS to a component's command-line arguments.
+set_args() {
+	case "$1" in
+	nats-server) ARGS=(--config "$STATE/nats-server.conf") ;;
+	recorder) ARGS=(--nats "$NATS_URL" --db "$DB_URL") ;;
+	scheduler) ARGS=(--nats "$NATS_URL") ;;
+	executor-*) ARGS=(--nats "$NATS_URL" --types "$EXECUTOR_TYPES" --concurrency "$EXECUTOR_CONCURRENCY" --instance "$1") ;;
+	esac
+}
+
+# start runs a component in its own session (so its process group id is its pid) with its output
+# appended to its log.
+start() {
+	local name=$1 bin
+	bin=$(binary_of "$name")
+	[[ -x $bin ]] || die "$bin is missing (run without ORK_DEVSTACK_NO_BUILD)"
+	local ARGS=()
+	set_args "$name"
+	printf '\n==== %s start %s\n' "$(date -u +%FT%TZ)" "$name" >>"$STATE/$name.log"
+	setsid "$bin" "${ARGS[@]}" </dev/null >>"$STATE/$name.log" 2>&1 &
+	echo $! >"$STATE/$name.pid"
+}
+
+wait_nats() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		if curl -fsS -o /dev/null "$MONITOR_URL/healthz?js-enabled-only=true" 2>/dev/null; then
+			return
+		fi
+		pid_of nats-server >/dev/null || break
+		sleep 0.1
+	done
+	tail -n 20 "$STATE/nats-server.log" >&2 || true
+	die "nats-server did not become healthy"
+}
+
+# check_alive fails, showing its log, when a component exits within its first second.
+check_alive() {
+	local i name
+	for ((i = 0; i < 10; i++)); do
+		sleep 0.1
+		for name in "$@"; do
+			if ! pid_of "$name" >/dev/null; then
+				tail -n 20 "$STATE/$name.log" >&2 || true
+				die "$name exited right after it started (log: $STATE/$name.log)"
+			fi
+		done
+	done
+}
+
+print_urls() {
+	cat <<EOF
+
+  NATS:        $NATS_URL   (monitoring $MONITOR_URL)
+  PostgreSQL:  $DB_URL
+  Logs:        $STATE/<name>.log
+
+  $BIN/ork run FILE --nats $NATS_URL
+  $BIN/ork status --db '$DB_URL'
+EOF
+}
+
+cmd_up() {
+	mkdir -p "$STATE"
+	choose_urls
+	build
+	create_database
+	local started=() name
+	for name in $(components); do
+		if pid_of "$name" >/dev/null; then
+			continue
+		fi
+		if [[ $name == nats-server ]]; then
+			nats_config
+			start nats-server
+			wait_nats
+		else
+			start "$name"
+		fi
+		started+=("$name")
+	done
+	if ((${#started[@]} == 0)); then
+		log "already running"
+	else
+		check_alive "${started[@]}"
+		log "started ${started[*]}"
+	fi
+	print_urls
+}
+
+# stop sends SIGTERM to a component's process group, then SIGKILL after 10 seconds.
+stop() {
+	local name=$1 pid i
+	pid=$(pid_of "$name") || { rm -f "$STATE/$name.pid"; return; }
+	kill -TERM -- "-$pid" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		log "$name did not stop within 10s: killing it"
+		kill -KILL -- "-$pid" 2>/dev/null || true
+	fi
+	rm -f "$STATE/$name.pid"
+	log "stopped $name"
+}
+
+cmd_down() {
+	local names
+	# Reverse start order: executors and scheduler first, NATS last. Executors of an earlier `up`
+	# with more of them are stopped too.
+	mapfile -t names < <(
+		{ components | tr ' ' '\n'; ls "$STATE" 2>/dev/null | sed -n 's/^\(executor-[0-9]*\)\.pid$/\1/p'; } | awk 'NF && !seen[$0]++'
+	)
+	local i
+	for ((i = ${#names[@]} - 1; i >= 0; i--)); do
+		stop "${names[i]}"
+	done
+}
+
+cmd_status() {
+	local name pid
+	for name in $(components); do
+		if pid=$(pid_of "$name"); then
+			printf '  %-12s running (pid %s)\n' "$name" "$pid"
+		else
+			printf '  %-12s stopped\n' "$name"
+		fi
+	done
+	if [[ -f $ENV_FILE ]]; then
+		# shellcheck source=/dev/null
+		source "$ENV_FILE"
+		print_urls
+	fi
+}
+
+case "${1:-up}" in
+up) cmd_up ;;
+down) cmd_down ;;
+status) cmd_status ;;
+*)
+	echo "usage: $0 up|down|status" >&2
+	exit 2
+	;;
+esac
