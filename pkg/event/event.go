@@ -289,7 +289,7 @@ var runIDNamespace = uuid.MustParse("6f726b2d-676f-4000-8000-72756e696473")
 func DeriveRunID(key string) string { return uuid.NewSHA1(runIDNamespace, []byte(key)).String() }
 
 // SubmissionRunID returns the run id of a run.submitted event read at stream sequence seq: its run_id
-// when set, else DeriveRunID of its idempotency key, else DeriveRunID("seq/<seq>"). Every consumer
+// when set, else DeriveRunID of its idempotency key, else DeriveRunID("seq:<seq>"). Every consumer
 // (scheduler, recorder) uses it, so a submission without run_id maps to one run everywhere.
 func SubmissionRunID(e *Event, seq uint64) string {
 	switch {
@@ -298,6 +298,6 @@ func SubmissionRunID(e *Event, seq uint64) string {
 	case e.IdempotencyKey != "":
 		return DeriveRunID(e.IdempotencyKey)
 	default:
-		return DeriveRunID("seq/" + strconv.FormatUint(seq, 10))
+		return DeriveRunID("seq:" + strconv.FormatUint(seq, 10))
 	}
 }
