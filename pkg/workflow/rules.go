@@ -39,7 +39,10 @@ func nameProblem(s string) string {
 // workflowNameProblem is nameProblem for the workflow itself, which may also contain '-' after the
 // first character (daily-etl is a common workflow name).
 func workflowNameProblem(s string) string {
-	return nameProblem(strings.ReplaceAll(s, "-", "_"))
+	if s != "" && s[0] == '-' {
+		return "must match [A-Za-z_][A-Za-z0-9_-]*"
+	}
+	return strings.ReplaceAll(nameProblem(strings.ReplaceAll(s, "-", "_")), "0-9_]", "0-9_-]")
 }
 
 // normalizeExecutor maps YAML executor names to the Executor* constants; ok is false for unknown ones.
