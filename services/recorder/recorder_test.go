@@ -216,162 +216,170 @@ func checkRunSucceeded(t *testing.T, ctx context.Context, st store.Store, run st
 
 func TestRecordsRun(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
-	st := newStore(t)
-	f.start(st, recorder.Config{})
-	run := event.NewID()
-	wait := f.watch(run)
-	p := testPlan("hello", "a", "b")
-	f.publish(logMsg(t, run, "a", 1, "one", "two"), logMsg(t, run, "b", 1, "three"))
-	f.publish(eventMsgs(t, runEvents(run, p)...)...)
+	forEachStore(t, func(t *testing.T, open opener) {
+		f := setup(t)
+		st := open(t)
+		f.start(st, recorder.Config{})
+		run := event.NewID()
+		wait := f.watch(run)
+		p := testPlan("hello", "a", "b")
+		f.publish(logMsg(t, run, "a", 1, "one", "two"), logMsg(t, run, "b", 1, "three"))
+		f.publish(eventMsgs(t, runEvents(run, p)...)...)
 
-	if status := wait(); status != event.RunSuccess {
-		t.Fatalf("notice status %q, want success", status)
-	}
-	checkRunSucceeded(t, f.ctx, st, run, 2)
-	f.waitCommitted(event.StreamLogs, 2)
-	lines, err := st.LogList(f.ctx, store.LogListParams{RunID: run})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(lines) != 3 {
-		t.Errorf("%d log lines, want 3: %+v", len(lines), lines)
-	}
+		if status := wait(); status != event.RunSuccess {
+			t.Fatalf("notice status %q, want success", status)
+		}
+		checkRunSucceeded(t, f.ctx, st, run, 2)
+		f.waitCommitted(event.StreamLogs, 2)
+		lines, err := st.LogList(f.ctx, store.LogListParams{RunID: run})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(lines) != 3 {
+			t.Errorf("%d log lines, want 3: %+v", len(lines), lines)
+		}
+	})
 }
 
 func TestDeadLetters(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
-	st := newStore(t)
-	unknown := event.NewID()
-	noAttempt := event.New(event.TypeTaskStarted, unknown, "a", 0)
-	orphan := event.New(event.TypeTaskStarted, unknown, "a", 1)
-	orphanMsg := eventMsgs(t, orphan)[0]
-	noAttemptMsg := eventMsgs(t, noAttempt)[0]
-	bad := []struct {
-		msg    bus.Msg
-		reason string
-	}{
-		{bus.Msg{Subject: "ork.events.task.started." + unknown, Data: []byte("\x00garbage")}, "decoding event"},
-		{bus.Msg{Subject: "ork.events.run.started." + unknown, Data: []byte(`{"v":99,"id":"x","type":"run.started","run_id":"` + unknown + `"}`)}, "unknown schema version"},
-		{bus.Msg{Subject: "ork.events.task.exploded." + unknown, Data: []byte(`{"v":1,"id":"y","type":"task.exploded","run_id":"` + unknown + `"}`)}, "unknown event type"},
-		{bus.Msg{Subject: noAttemptMsg.Subject, Data: noAttemptMsg.Data}, "without task or attempt"},
-		{orphanMsg, "orphan"},
-		{bus.Msg{Subject: "ork.logs." + unknown + ".a", Data: []byte("[1,2")}, "decoding log batch"},
-	}
-	for _, b := range bad {
-		f.publish(b.msg)
-	}
-	// A good run behind the bad messages is recorded: they do not block the stream.
-	run := event.NewID()
-	wait := f.watch(run)
-	good := runEvents(run, testPlan("after", "a"))
-	f.publish(eventMsgs(t, good...)...)
-	f.start(st, fastRetry)
+	forEachStore(t, func(t *testing.T, open opener) {
+		f := setup(t)
+		st := open(t)
+		unknown := event.NewID()
+		noAttempt := event.New(event.TypeTaskStarted, unknown, "a", 0)
+		orphan := event.New(event.TypeTaskStarted, unknown, "a", 1)
+		orphanMsg := eventMsgs(t, orphan)[0]
+		noAttemptMsg := eventMsgs(t, noAttempt)[0]
+		bad := []struct {
+			msg    bus.Msg
+			reason string
+		}{
+			{bus.Msg{Subject: "ork.events.task.started." + unknown, Data: []byte("\x00garbage")}, "decoding event"},
+			{bus.Msg{Subject: "ork.events.run.started." + unknown, Data: []byte(`{"v":99,"id":"x","type":"run.started","run_id":"` + unknown + `"}`)}, "unknown schema version"},
+			{bus.Msg{Subject: "ork.events.task.exploded." + unknown, Data: []byte(`{"v":1,"id":"y","type":"task.exploded","run_id":"` + unknown + `"}`)}, "unknown event type"},
+			{bus.Msg{Subject: noAttemptMsg.Subject, Data: noAttemptMsg.Data}, "without task or attempt"},
+			{orphanMsg, "orphan"},
+			{bus.Msg{Subject: "ork.logs." + unknown + ".a", Data: []byte("[1,2")}, "decoding log batch"},
+		}
+		for _, b := range bad {
+			f.publish(b.msg)
+		}
+		// A good run behind the bad messages is recorded: they do not block the stream.
+		run := event.NewID()
+		wait := f.watch(run)
+		good := runEvents(run, testPlan("after", "a"))
+		f.publish(eventMsgs(t, good...)...)
+		f.start(st, fastRetry)
 
-	if status := wait(); status != event.RunSuccess {
-		t.Fatalf("notice status %q", status)
-	}
-	checkRunSucceeded(t, f.ctx, st, run, 1)
-	f.waitCommitted(event.StreamEvents, len(bad)-1+len(good))
-	f.waitCommitted(event.StreamLogs, 1)
-	dls, err := st.DeadLetterList(f.ctx, store.DeadLetterListParams{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(dls) != len(bad) {
-		t.Fatalf("%d dead letters, want %d: %+v", len(dls), len(bad), dls)
-	}
-	for _, b := range bad {
-		var found *store.DeadLetter
-		for i := range dls {
-			if bytes.Equal(dls[i].Data, b.msg.Data) {
-				found = &dls[i]
+		if status := wait(); status != event.RunSuccess {
+			t.Fatalf("notice status %q", status)
+		}
+		checkRunSucceeded(t, f.ctx, st, run, 1)
+		f.waitCommitted(event.StreamEvents, len(bad)-1+len(good))
+		f.waitCommitted(event.StreamLogs, 1)
+		dls, err := st.DeadLetterList(f.ctx, store.DeadLetterListParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dls) != len(bad) {
+			t.Fatalf("%d dead letters, want %d: %+v", len(dls), len(bad), dls)
+		}
+		for _, b := range bad {
+			var found *store.DeadLetter
+			for i := range dls {
+				if bytes.Equal(dls[i].Data, b.msg.Data) {
+					found = &dls[i]
+				}
+			}
+			if found == nil {
+				t.Errorf("no dead letter for %s %q", b.msg.Subject, b.msg.Data)
+				continue
+			}
+			wantStream := event.StreamEvents
+			if strings.HasPrefix(b.msg.Subject, "ork.logs.") {
+				wantStream = event.StreamLogs
+			}
+			if found.Stream != wantStream || found.Subject != b.msg.Subject || found.Seq == 0 || !strings.Contains(found.Reason, b.reason) {
+				t.Errorf("dead letter %s/%d %s %q, want stream %s subject %s reason ~%q",
+					found.Stream, found.Seq, found.Subject, found.Reason, wantStream, b.msg.Subject, b.reason)
 			}
 		}
-		if found == nil {
-			t.Errorf("no dead letter for %s %q", b.msg.Subject, b.msg.Data)
-			continue
-		}
-		wantStream := event.StreamEvents
-		if strings.HasPrefix(b.msg.Subject, "ork.logs.") {
-			wantStream = event.StreamLogs
-		}
-		if found.Stream != wantStream || found.Subject != b.msg.Subject || found.Seq == 0 || !strings.Contains(found.Reason, b.reason) {
-			t.Errorf("dead letter %s/%d %s %q, want stream %s subject %s reason ~%q",
-				found.Stream, found.Seq, found.Subject, found.Reason, wantStream, b.msg.Subject, b.reason)
-		}
-	}
+	})
 }
 
 func TestReplayIsHarmless(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
-	st := newStore(t)
-	run := event.NewID()
-	p := testPlan("replay", "a", "b", "c")
-	evs := eventMsgs(t, runEvents(run, p)...)
-	logs := logMsg(t, run, "a", 1, "x", "y")
-	f.publish(append(evs, logs)...)
-	// The same messages again without their ids: the stream keeps both copies, the store one.
-	again := make([]bus.Msg, 0, len(evs)+1)
-	for _, m := range append(evs, logs) {
-		m.MsgID = ""
-		again = append(again, m)
-	}
-	f.publish(again...)
-	f.start(st, recorder.Config{BatchSize: 4})
+	forEachStore(t, func(t *testing.T, open opener) {
+		f := setup(t)
+		st := open(t)
+		run := event.NewID()
+		p := testPlan("replay", "a", "b", "c")
+		evs := eventMsgs(t, runEvents(run, p)...)
+		logs := logMsg(t, run, "a", 1, "x", "y")
+		f.publish(append(evs, logs)...)
+		// The same messages again without their ids: the stream keeps both copies, the store one.
+		again := make([]bus.Msg, 0, len(evs)+1)
+		for _, m := range append(evs, logs) {
+			m.MsgID = ""
+			again = append(again, m)
+		}
+		f.publish(again...)
+		f.start(st, recorder.Config{BatchSize: 4})
 
-	f.waitCommitted(event.StreamEvents, 2*len(evs))
-	f.waitCommitted(event.StreamLogs, 2)
-	checkRunSucceeded(t, f.ctx, st, run, 3)
-	lines, err := st.LogList(f.ctx, store.LogListParams{RunID: run})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(lines) != 2 {
-		t.Errorf("%d log lines, want 2", len(lines))
-	}
-	runs, err := st.RunList(f.ctx, store.RunListParams{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(runs) != 1 {
-		t.Errorf("%d runs, want 1", len(runs))
-	}
-	dls, err := st.DeadLetterList(f.ctx, store.DeadLetterListParams{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(dls) != 0 {
-		t.Errorf("replay made dead letters: %+v", dls)
-	}
+		f.waitCommitted(event.StreamEvents, 2*len(evs))
+		f.waitCommitted(event.StreamLogs, 2)
+		checkRunSucceeded(t, f.ctx, st, run, 3)
+		lines, err := st.LogList(f.ctx, store.LogListParams{RunID: run})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(lines) != 2 {
+			t.Errorf("%d log lines, want 2", len(lines))
+		}
+		runs, err := st.RunList(f.ctx, store.RunListParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(runs) != 1 {
+			t.Errorf("%d runs, want 1", len(runs))
+		}
+		dls, err := st.DeadLetterList(f.ctx, store.DeadLetterListParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dls) != 0 {
+			t.Errorf("replay made dead letters: %+v", dls)
+		}
+	})
 }
 
 func TestEventsAheadOfTheirSubmissionAreApplied(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
-	st := newStore(t)
-	run := event.NewID()
-	wait := f.watch(run)
-	evs := runEvents(run, testPlan("late", "a"))
-	// The stream holds the run's events before its submission, as after a redelivery.
-	msgs := eventMsgs(t, append(evs[1:], evs[0])...)
-	f.publish(msgs...)
-	f.start(st, fastRetry)
+	forEachStore(t, func(t *testing.T, open opener) {
+		f := setup(t)
+		st := open(t)
+		run := event.NewID()
+		wait := f.watch(run)
+		evs := runEvents(run, testPlan("late", "a"))
+		// The stream holds the run's events before its submission, as after a redelivery.
+		msgs := eventMsgs(t, append(evs[1:], evs[0])...)
+		f.publish(msgs...)
+		f.start(st, fastRetry)
 
-	if status := wait(); status != event.RunSuccess {
-		t.Fatalf("notice status %q", status)
-	}
-	f.waitCommitted(event.StreamEvents, len(evs))
-	checkRunSucceeded(t, f.ctx, st, run, 1)
-	dls, err := st.DeadLetterList(f.ctx, store.DeadLetterListParams{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(dls) != 0 {
-		t.Errorf("dead letters %+v", dls)
-	}
+		if status := wait(); status != event.RunSuccess {
+			t.Fatalf("notice status %q", status)
+		}
+		f.waitCommitted(event.StreamEvents, len(evs))
+		checkRunSucceeded(t, f.ctx, st, run, 1)
+		dls, err := st.DeadLetterList(f.ctx, store.DeadLetterListParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dls) != 0 {
+			t.Errorf("dead letters %+v", dls)
+		}
+	})
 }
 
 // failingStore fails its first `failures` writes, or every write while `always` is set.
@@ -407,78 +415,82 @@ func (s *failingStore) ApplyBatch(ctx context.Context, p store.ApplyBatchParams)
 
 func TestRetriesUntilCommit(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
-	inner := newStore(t)
-	st := newFailingStore(inner, 4)
-	cfg := fastRetry
-	cfg.IsolateAfter = 1000 // retry the whole batch, never split it
-	run := event.NewID()
-	wait := f.watch(run)
-	evs := runEvents(run, testPlan("flaky", "a", "b"))
-	f.publish(eventMsgs(t, evs...)...)
-	f.start(st, cfg)
+	forEachStore(t, func(t *testing.T, open opener) {
+		f := setup(t)
+		inner := open(t)
+		st := newFailingStore(inner, 4)
+		cfg := fastRetry
+		cfg.IsolateAfter = 1000 // retry the whole batch, never split it
+		run := event.NewID()
+		wait := f.watch(run)
+		evs := runEvents(run, testPlan("flaky", "a", "b"))
+		f.publish(eventMsgs(t, evs...)...)
+		f.start(st, cfg)
 
-	if status := wait(); status != event.RunSuccess {
-		t.Fatalf("notice status %q", status)
-	}
-	checkRunSucceeded(t, f.ctx, inner, run, 2)
-	if n := st.calls.Load(); n < 5 {
-		t.Errorf("%d writes, want at least 5 (4 failures and a commit)", n)
-	}
-	f.waitCommitted(event.StreamEvents, len(evs))
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if got := f.committed[event.StreamEvents]; got != len(evs) {
-		t.Errorf("%d events committed, want %d exactly", got, len(evs))
-	}
+		if status := wait(); status != event.RunSuccess {
+			t.Fatalf("notice status %q", status)
+		}
+		checkRunSucceeded(t, f.ctx, inner, run, 2)
+		if n := st.calls.Load(); n < 5 {
+			t.Errorf("%d writes, want at least 5 (4 failures and a commit)", n)
+		}
+		f.waitCommitted(event.StreamEvents, len(evs))
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if got := f.committed[event.StreamEvents]; got != len(evs) {
+			t.Errorf("%d events committed, want %d exactly", got, len(evs))
+		}
+	})
 }
 
 func TestUncommittedBatchIsRedelivered(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
-	inner := newStore(t)
-	down := newFailingStore(inner, 0)
-	down.always.Store(true)
-	run := event.NewID()
-	wait := f.watch(run)
-	evs := runEvents(run, testPlan("outage", "a"))
-	f.publish(eventMsgs(t, evs...)...)
+	forEachStore(t, func(t *testing.T, open opener) {
+		f := setup(t)
+		inner := open(t)
+		down := newFailingStore(inner, 0)
+		down.always.Store(true)
+		run := event.NewID()
+		wait := f.watch(run)
+		evs := runEvents(run, testPlan("outage", "a"))
+		f.publish(eventMsgs(t, evs...)...)
 
-	// A recorder whose database is down writes nothing, acknowledges nothing, and stops cleanly.
-	stop := f.start(down, fastRetry)
-	for range 3 {
-		select {
-		case <-down.called:
-		case <-f.ctx.Done():
-			t.Fatal("recorder did not write")
+		// A recorder whose database is down writes nothing, acknowledges nothing, and stops cleanly.
+		stop := f.start(down, fastRetry)
+		for range 3 {
+			select {
+			case <-down.called:
+			case <-f.ctx.Done():
+				t.Fatal("recorder did not write")
+			}
 		}
-	}
-	if err := stop(); err != nil {
-		t.Fatalf("stopping recorder: %v", err)
-	}
-	if _, err := inner.RunGet(f.ctx, store.RunGetParams{ID: run}); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("run stored during the outage: %v", err)
-	}
-	cons, err := f.bus.JS.Consumer(f.ctx, event.StreamEvents, recorder.DurableEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := cons.Info(f.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.AckFloor.Stream != 0 {
-		t.Fatalf("ack floor %d after an outage, want 0", info.AckFloor.Stream)
-	}
+		if err := stop(); err != nil {
+			t.Fatalf("stopping recorder: %v", err)
+		}
+		if _, err := inner.RunGet(f.ctx, store.RunGetParams{ID: run}); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("run stored during the outage: %v", err)
+		}
+		cons, err := f.bus.JS.Consumer(f.ctx, event.StreamEvents, recorder.DurableEvents)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := cons.Info(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.AckFloor.Stream != 0 {
+			t.Fatalf("ack floor %d after an outage, want 0", info.AckFloor.Stream)
+		}
 
-	// The next recorder gets the same messages and stores them once.
-	f.start(inner, fastRetry)
-	if status := wait(); status != event.RunSuccess {
-		t.Fatalf("notice status %q", status)
-	}
-	checkRunSucceeded(t, f.ctx, inner, run, 1)
-	f.waitCommitted(event.StreamEvents, len(evs))
-	waitAcked(t, f.ctx, cons, uint64(len(evs)))
+		// The next recorder gets the same messages and stores them once.
+		f.start(inner, fastRetry)
+		if status := wait(); status != event.RunSuccess {
+			t.Fatalf("notice status %q", status)
+		}
+		checkRunSucceeded(t, f.ctx, inner, run, 1)
+		f.waitCommitted(event.StreamEvents, len(evs))
+		waitAcked(t, f.ctx, cons, uint64(len(evs)))
+	})
 }
 
 // waitAcked waits until the consumer's ack floor reaches seq. Acks are asynchronous, so it asks
@@ -517,46 +529,48 @@ func (s rejectingStore) ApplyBatch(ctx context.Context, p store.ApplyBatchParams
 
 func TestPoisonMessageIsIsolated(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
-	inner := newStore(t)
-	cfg := fastRetry
-	cfg.IsolateAfter = 2
-	run := event.NewID()
-	wait := f.watch(run)
-	evs := runEvents(run, testPlan("poisoned", "a", "poison"))
-	msgs := eventMsgs(t, evs...)
-	f.publish(msgs...)
-	f.start(rejectingStore{inner}, cfg)
+	forEachStore(t, func(t *testing.T, open opener) {
+		f := setup(t)
+		inner := open(t)
+		cfg := fastRetry
+		cfg.IsolateAfter = 2
+		run := event.NewID()
+		wait := f.watch(run)
+		evs := runEvents(run, testPlan("poisoned", "a", "poison"))
+		msgs := eventMsgs(t, evs...)
+		f.publish(msgs...)
+		f.start(rejectingStore{inner}, cfg)
 
-	if status := wait(); status != event.RunSuccess {
-		t.Fatalf("notice status %q", status)
-	}
-	f.waitCommitted(event.StreamEvents, len(evs))
-	ts, err := inner.TaskList(f.ctx, store.TaskListParams{RunID: run})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tk := range ts {
-		want := event.TaskSuccess
-		if tk.Name == "poison" {
-			want = event.TaskPending
+		if status := wait(); status != event.RunSuccess {
+			t.Fatalf("notice status %q", status)
 		}
-		if tk.Status != want {
-			t.Errorf("task %s %s, want %s", tk.Name, tk.Status, want)
+		f.waitCommitted(event.StreamEvents, len(evs))
+		ts, err := inner.TaskList(f.ctx, store.TaskListParams{RunID: run})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	dls, err := inner.DeadLetterList(f.ctx, store.DeadLetterListParams{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(dls) != 3 {
-		t.Fatalf("%d dead letters, want the 3 poison events: %+v", len(dls), dls)
-	}
-	for _, d := range dls {
-		if !strings.Contains(d.Reason, "store rejected") || !strings.Contains(string(d.Data), `"task":"poison"`) {
-			t.Errorf("dead letter %q %s", d.Reason, d.Data)
+		for _, tk := range ts {
+			want := event.TaskSuccess
+			if tk.Name == "poison" {
+				want = event.TaskPending
+			}
+			if tk.Status != want {
+				t.Errorf("task %s %s, want %s", tk.Name, tk.Status, want)
+			}
 		}
-	}
+		dls, err := inner.DeadLetterList(f.ctx, store.DeadLetterListParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dls) != 3 {
+			t.Fatalf("%d dead letters, want the 3 poison events: %+v", len(dls), dls)
+		}
+		for _, d := range dls {
+			if !strings.Contains(d.Reason, "store rejected") || !strings.Contains(string(d.Data), `"task":"poison"`) {
+				t.Errorf("dead letter %q %s", d.Reason, d.Data)
+			}
+		}
+	})
 }
 
 func TestRunFailsWithoutStreams(t *testing.T) {
