@@ -1,0 +1,144 @@
+// Command executor runs Ork's executor service: it pulls dispatched tasks of its executor types from
+// NATS JetStream, runs them and publishes their events and logs.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ork-go/ork/pkg/bus"
+	"github.com/ork-go/ork/pkg/logging"
+	"github.com/ork-go/ork/services/executor"
+)
+
+// options are the command line, each flag defaulting to its ORK_* environment variable.
+type options struct {
+	natsURL     string
+	types       string
+	concurrency int
+	instance    string
+	logLevel    string
+	logFormat   string
+	ackWait     time.Duration
+}
+
+func main() {
+	opts, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(2)
+	}
+	log, err := logging.New(logging.Config{Level: opts.logLevel, Format: opts.logFormat})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, opts, log); err != nil {
+		log.Error("executor failed", zap.Error(err))
+		_ = log.Sync()
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+	_ = log.Sync()
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("executor", flag.ContinueOnError)
+	concurrency, err := envInt("ORK_EXECUTOR_CONCURRENCY", executor.ConcurrencyDefault)
+	if err != nil {
+		return o, err
+	}
+	ackWait, err := envDuration("ORK_EXECUTOR_ACK_WAIT", executor.AckWaitDefault)
+	if err != nil {
+		return o, err
+	}
+	fs.StringVar(&o.natsURL, "nats", env("ORK_NATS_URL", bus.URLDefault), "NATS server URL (ORK_NATS_URL)")
+	fs.StringVar(&o.types, "types", env("ORK_EXECUTOR_TYPES", strings.Join(executor.TypesDefault(), ",")),
+		"comma-separated executor types to serve: process, python, noop, sleep (ORK_EXECUTOR_TYPES)")
+	fs.IntVar(&o.concurrency, "concurrency", concurrency, "tasks run at once by this instance (ORK_EXECUTOR_CONCURRENCY)")
+	fs.StringVar(&o.instance, "instance", env("ORK_EXECUTOR_INSTANCE", ""), "instance name; default hostname-pid-random (ORK_EXECUTOR_INSTANCE)")
+	fs.StringVar(&o.logLevel, "log-level", env("ORK_LOG_LEVEL", "info"), "debug, info, warn or error (ORK_LOG_LEVEL)")
+	fs.StringVar(&o.logFormat, "log-format", env("ORK_LOG_FORMAT", "json"), "json or console (ORK_LOG_FORMAT)")
+	fs.DurationVar(&o.ackWait, "ack-wait", ackWait, "redelivery delay of an unacknowledged task; heartbeats every third of it (ORK_EXECUTOR_ACK_WAIT)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return o, nil
+}
+
+// run connects, serves until ctx is done, then drains the executor before closing the connection.
+func run(ctx context.Context, o options, log *zap.Logger) error {
+	var types []string
+	for t := range strings.SplitSeq(o.types, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			types = append(types, t)
+		}
+	}
+	cfg := executor.Config{Types: types, Concurrency: o.concurrency, Instance: o.instance, AckWait: o.ackWait}.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	b, err := bus.Connect(bus.Config{URL: o.natsURL, Name: "ork-executor " + cfg.Instance}, log.Named("bus"))
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if err := b.Provision(ctx); err != nil {
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	}
+	svc, err := executor.New(b, cfg, log.Named("executor"))
+	if err != nil {
+		return err
+	}
+	return svc.Run(ctx)
+}
+
+func env(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(key string, def int) (int, error) {
+	v := env(key, "")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %q is not a whole number", key, v)
+	}
+	return n, nil
+}
+
+func envDuration(key string, def time.Duration) (time.Duration, error) {
+	v := env(key, "")
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %q is not a duration such as 30s", key, v)
+	}
+	return d, nil
+}

@@ -1,0 +1,184 @@
+package executor
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/ork-go/ork/pkg/workflow"
+)
+
+// Defaults of Config.
+const (
+	ConcurrencyDefault      = 8
+	KillGraceDefault        = 5 * time.Second
+	AckWaitDefault          = 30 * time.Second
+	DrainGraceDefault       = 30 * time.Second
+	OutputMaxBytesDefault   = 1 << 20 // 1 MiB
+	LogMaxBytesDefault      = 8 << 20 // 8 MiB per attempt
+	LogLineMaxBytesDefault  = 64 << 10
+	LogFlushIntervalDefault = 100 * time.Millisecond
+	LogBatchLinesDefault    = 256
+	PythonDefault           = "python3"
+	// MaxAckPendingDefault bounds unacknowledged dispatches of one type across all its instances.
+	MaxAckPendingDefault = 10_000
+)
+
+// PythonEnv names the environment variable that overrides PythonDefault.
+const PythonEnv = "ORK_PYTHON"
+
+// TypesDefault are the executor types an instance serves when Config.Types is empty.
+func TypesDefault() []string { return []string{workflow.ExecutorProcess, workflow.ExecutorPython} }
+
+// KnownTypes are every executor type this package can run.
+func KnownTypes() []string {
+	return []string{workflow.ExecutorProcess, workflow.ExecutorPython, workflow.ExecutorNoop, workflow.ExecutorSleep}
+}
+
+// Config configures a Service.
+type Config struct {
+	// Types are the executor types this instance serves.
+	Types []string
+	// Concurrency is the number of tasks this instance runs at once, across all its types.
+	Concurrency int
+	// Instance names this executor instance in events; default hostname-pid-random.
+	Instance string
+	// CacheDir holds the python runner script; default os.UserCacheDir()/ork.
+	CacheDir string
+	// Python is the interpreter of python tasks; default $ORK_PYTHON or python3.
+	Python string
+	// KillGrace is how long a process group has between SIGTERM and SIGKILL. It also bounds how long
+	// the executor waits for the pipes of an exited task that a leftover process still holds.
+	KillGrace time.Duration
+	// AckWait is the consumers' ack wait; running tasks send a heartbeat every AckWait/3.
+	AckWait time.Duration
+	// DrainGrace is how long running tasks may go on after Run's context is done before they are
+	// killed.
+	DrainGrace time.Duration
+	// MaxAckPending bounds unacknowledged dispatches of a type across every instance serving it.
+	MaxAckPending int
+	// OutputMaxBytes caps a task's JSON output.
+	OutputMaxBytes int
+	// LogMaxBytes caps the log bytes shipped per attempt; later lines are dropped but for a marker
+	// and the last few lines.
+	LogMaxBytes int64
+	// LogLineMaxBytes cuts longer lines, with a marker.
+	LogLineMaxBytes int
+	// LogFlushInterval is the longest a log line waits before it is shipped.
+	LogFlushInterval time.Duration
+	// LogBatchLines ships a batch as soon as it holds this many lines.
+	LogBatchLines int
+}
+
+// WithDefaults returns the config with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if len(c.Types) == 0 {
+		c.Types = TypesDefault()
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = ConcurrencyDefault
+	}
+	if c.Instance == "" {
+		c.Instance = defaultInstance()
+	}
+	if c.CacheDir == "" {
+		if dir, err := os.UserCacheDir(); err == nil {
+			c.CacheDir = filepath.Join(dir, "ork")
+		} else {
+			c.CacheDir = filepath.Join(os.TempDir(), "ork-cache-"+strconv.Itoa(os.Getuid()))
+		}
+	}
+	if c.Python == "" {
+		c.Python = os.Getenv(PythonEnv)
+	}
+	if c.Python == "" {
+		c.Python = PythonDefault
+	}
+	if c.KillGrace == 0 {
+		c.KillGrace = KillGraceDefault
+	}
+	if c.AckWait == 0 {
+		c.AckWait = AckWaitDefault
+	}
+	if c.DrainGrace == 0 {
+		c.DrainGrace = DrainGraceDefault
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = MaxAckPendingDefault
+	}
+	if c.OutputMaxBytes == 0 {
+		c.OutputMaxBytes = OutputMaxBytesDefault
+	}
+	if c.LogMaxBytes == 0 {
+		c.LogMaxBytes = LogMaxBytesDefault
+	}
+	if c.LogLineMaxBytes == 0 {
+		c.LogLineMaxBytes = LogLineMaxBytesDefault
+	}
+	if c.LogFlushInterval == 0 {
+		c.LogFlushInterval = LogFlushIntervalDefault
+	}
+	if c.LogBatchLines == 0 {
+		c.LogBatchLines = LogBatchLinesDefault
+	}
+	return c
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	if len(c.Types) == 0 {
+		return fmt.Errorf("executor: Types must name at least one of %v", KnownTypes())
+	}
+	for i, t := range c.Types {
+		if !slices.Contains(KnownTypes(), t) {
+			return fmt.Errorf("executor: Types: unknown executor type %q (known: %v)", t, KnownTypes())
+		}
+		if slices.Contains(c.Types[:i], t) {
+			return fmt.Errorf("executor: Types: %q is listed twice", t)
+		}
+	}
+	switch {
+	case c.Concurrency < 1:
+		return fmt.Errorf("executor: Concurrency must be positive, got %d", c.Concurrency)
+	case c.Instance == "":
+		return fmt.Errorf("executor: Instance is required")
+	case c.CacheDir == "":
+		return fmt.Errorf("executor: CacheDir is required")
+	case c.Python == "":
+		return fmt.Errorf("executor: Python is required")
+	case c.KillGrace <= 0:
+		return fmt.Errorf("executor: KillGrace must be positive, got %s", c.KillGrace)
+	case c.AckWait < time.Second:
+		return fmt.Errorf("executor: AckWait must be at least 1s, got %s", c.AckWait)
+	case c.DrainGrace < 0:
+		return fmt.Errorf("executor: DrainGrace must not be negative, got %s", c.DrainGrace)
+	case c.MaxAckPending < c.Concurrency:
+		return fmt.Errorf("executor: MaxAckPending must be at least Concurrency (%d), got %d", c.Concurrency, c.MaxAckPending)
+	case c.OutputMaxBytes < 1:
+		return fmt.Errorf("executor: OutputMaxBytes must be positive, got %d", c.OutputMaxBytes)
+	case c.LogMaxBytes < 1:
+		return fmt.Errorf("executor: LogMaxBytes must be positive, got %d", c.LogMaxBytes)
+	case c.LogLineMaxBytes < 64:
+		return fmt.Errorf("executor: LogLineMaxBytes must be at least 64, got %d", c.LogLineMaxBytes)
+	case c.LogFlushInterval <= 0:
+		return fmt.Errorf("executor: LogFlushInterval must be positive, got %s", c.LogFlushInterval)
+	case c.LogBatchLines < 1:
+		return fmt.Errorf("executor: LogBatchLines must be positive, got %d", c.LogBatchLines)
+	}
+	return nil
+}
+
+func defaultInstance() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "executor"
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b[:])
+}

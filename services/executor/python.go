@@ -1,0 +1,118 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/ork-go/ork/pkg/event"
+)
+
+//go:embed runner.py
+var runnerSource []byte
+
+// inputEnvMax is the largest ORK_INPUT_JSON value passed in the environment: Linux refuses a single
+// environment string over 128 KiB. Python tasks get larger inputs on stdin instead.
+const inputEnvMax = 128<<10 - len("ORK_INPUT_JSON=") - 1
+
+// installRunner writes the runner script into dir, once per content version, atomically, and
+// returns its path.
+func installRunner(dir string) (string, error) {
+	sum := sha256.Sum256(runnerSource)
+	path := filepath.Join(dir, "runner-"+hex.EncodeToString(sum[:6])+".py")
+	if have, err := os.ReadFile(path); err == nil && bytes.Equal(have, runnerSource) {
+		return path, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("creating cache directory: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".runner-*.py")
+	if err != nil {
+		return "", fmt.Errorf("writing python runner: %w", err)
+	}
+	_, werr := tmp.Write(runnerSource)
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		_ = os.Remove(tmp.Name())
+		return "", fmt.Errorf("writing python runner: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		_ = os.Remove(tmp.Name())
+		return "", fmt.Errorf("installing python runner: %w", err)
+	}
+	return path, nil
+}
+
+// pythonResult is the envelope the runner writes on fd 3.
+type pythonResult struct {
+	OK     bool            `json:"ok"`
+	Output json.RawMessage `json:"output"`
+	Error  string          `json:"error"`
+	Reason string          `json:"reason"` // event.ReasonOutput when the value could not be encoded
+}
+
+// runPython runs a python task through the runner.
+func (s *Service) runPython(ctx context.Context, d *event.Dispatch) outcome {
+	t := &d.Task
+	function := t.Function
+	if function == "" {
+		function = "main"
+	}
+	var kind, target string
+	switch {
+	case t.File != "":
+		kind, target = "file", filepath.Join(d.Dir, t.File)
+	case t.Module != "":
+		kind, target = "module", t.Module
+	default:
+		return failed(event.ReasonStart, "the python task names neither a file nor a module", nil)
+	}
+	inputs := inputJSON(d)
+	spec := childSpec{
+		argv:   []string{s.cfg.Python, "-u", s.runner, kind, target, function},
+		env:    taskEnv(d, inputs, len(inputs) <= inputEnvMax),
+		result: true,
+	}
+	if len(inputs) > inputEnvMax {
+		spec.stdin = inputs
+	}
+	r := s.runChild(ctx, d, spec)
+	switch {
+	case r.startErr != nil:
+		return failed(event.ReasonStart, "could not start python ("+s.cfg.Python+"): "+r.startErr.Error(), nil)
+	case r.aborted:
+		return outcome{aborted: true}
+	case r.timedOut:
+		return timedOut(t.TimeoutSeconds)
+	case r.resultCut:
+		return failed(event.ReasonOutput, "the output is over the "+formatBytes(int64(s.cfg.OutputMaxBytes))+" limit", r.exitCode)
+	}
+	if len(r.result) == 0 {
+		if code := r.exitCode; code != nil && *code == 0 {
+			return failed(event.ReasonOutput, "python ended without returning a result from "+function, code)
+		}
+		return failed(event.ReasonExit, "python "+r.exitText()+" before "+function+" returned"+r.stderrHint(), r.exitCode)
+	}
+	var res pythonResult
+	if err := json.Unmarshal(r.result, &res); err != nil {
+		return failed(event.ReasonOutput, "the python runner's result is unreadable: "+err.Error(), r.exitCode)
+	}
+	if !res.OK {
+		if res.Reason == event.ReasonOutput {
+			return failed(event.ReasonOutput, res.Error, r.exitCode)
+		}
+		return failed(event.ReasonExit, res.Error, r.exitCode)
+	}
+	if len(res.Output) > s.cfg.OutputMaxBytes {
+		return failed(event.ReasonOutput, "the output is "+formatBytes(int64(len(res.Output)))+", over the "+
+			formatBytes(int64(s.cfg.OutputMaxBytes))+" limit", r.exitCode)
+	}
+	return s.succeeded(t, res.Output, r.exitCode)
+}

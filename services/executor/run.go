@@ -1,0 +1,354 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/workflow"
+)
+
+// outcome is how an attempt ended.
+type outcome struct {
+	ok       bool
+	output   json.RawMessage // nil is null
+	err      string
+	reason   string
+	exitCode *int
+	// aborted means the executor itself stopped the task (hard stop): no terminal event is published
+	// and the dispatch is nak'ed so the attempt runs again elsewhere.
+	aborted bool
+}
+
+func failed(reason, msg string, exitCode *int) outcome {
+	return outcome{reason: reason, err: msg, exitCode: exitCode}
+}
+
+func timedOut(seconds int) outcome {
+	return failed(event.ReasonTimeout, "timed out after "+strconv.Itoa(seconds)+"s", nil)
+}
+
+// succeeded checks an output against the task's output type.
+func (s *Service) succeeded(t *workflow.Task, output json.RawMessage, exitCode *int) outcome {
+	if len(output) == 0 {
+		output = nil
+	}
+	if t.OutputType != nil {
+		raw := output
+		if raw == nil {
+			raw = json.RawMessage("null")
+		}
+		if err := t.OutputType.CheckJSON(raw); err != nil {
+			return failed(event.ReasonOutput, "the output does not match output_type: "+err.Error(), exitCode)
+		}
+	}
+	return outcome{ok: true, output: output, exitCode: exitCode}
+}
+
+// execute runs one attempt of a task of the given executor type.
+func (s *Service) execute(ctx context.Context, typ string, d *event.Dispatch) outcome {
+	switch typ {
+	case workflow.ExecutorProcess:
+		return s.runProcess(ctx, d)
+	case workflow.ExecutorPython:
+		return s.runPython(ctx, d)
+	case workflow.ExecutorNoop:
+		return outcome{ok: true}
+	case workflow.ExecutorSleep:
+		return s.runSleep(ctx, d)
+	}
+	return failed(event.ReasonStart, "this executor cannot run tasks of type "+strconv.Quote(typ), nil)
+}
+
+// runSleep sleeps inputs.seconds, honouring the timeout and a hard stop.
+func (s *Service) runSleep(ctx context.Context, d *event.Dispatch) outcome {
+	var in struct {
+		Seconds float64 `json:"seconds"`
+	}
+	if len(d.Inputs) > 0 {
+		if err := json.Unmarshal(d.Inputs, &in); err != nil {
+			return failed(event.ReasonInput, "the sleep task needs a number in inputs.seconds: "+err.Error(), nil)
+		}
+	}
+	if in.Seconds < 0 {
+		return failed(event.ReasonInput, "the sleep task needs a non-negative inputs.seconds", nil)
+	}
+	wait := time.NewTimer(time.Duration(in.Seconds * float64(time.Second)))
+	defer wait.Stop()
+	var timeout <-chan time.Time
+	if d.Task.TimeoutSeconds > 0 {
+		t := time.NewTimer(time.Duration(d.Task.TimeoutSeconds) * time.Second)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-wait.C:
+		return s.succeeded(&d.Task, nil, nil)
+	case <-timeout:
+		return timedOut(d.Task.TimeoutSeconds)
+	case <-ctx.Done():
+		return outcome{aborted: true}
+	}
+}
+
+// runProcess runs a process task: its argv as given, never through a shell.
+func (s *Service) runProcess(ctx context.Context, d *event.Dispatch) outcome {
+	t := &d.Task
+	argv := t.Command
+	if len(argv) == 0 {
+		if t.File == "" {
+			return failed(event.ReasonStart, "the process task has neither a command nor a file", nil)
+		}
+		argv = []string{filepath.Join(d.Dir, t.File)}
+	}
+	inputs := inputJSON(d)
+	if len(inputs) > inputEnvMax {
+		return failed(event.ReasonInput, "the inputs are "+formatBytes(int64(len(inputs)))+
+			", more than ORK_INPUT_JSON can carry (128 KiB)", nil)
+	}
+	r := s.runChild(ctx, d, childSpec{argv: argv, env: taskEnv(d, inputs, true), capture: true})
+	switch {
+	case r.startErr != nil:
+		return failed(event.ReasonStart, "could not start the command: "+r.startErr.Error(), nil)
+	case r.aborted:
+		return outcome{aborted: true}
+	case r.timedOut:
+		return timedOut(t.TimeoutSeconds)
+	case r.exitCode == nil || *r.exitCode != 0:
+		return failed(event.ReasonExit, "the command "+r.exitText()+r.stderrHint(), r.exitCode)
+	case !r.hasOutput:
+		return s.succeeded(t, nil, r.exitCode)
+	case r.outputCut:
+		return failed(event.ReasonOutput, "the ORK_OUTPUT line is over the "+formatBytes(int64(s.cfg.OutputMaxBytes))+" output limit", r.exitCode)
+	}
+	out := bytes.TrimSpace(r.output)
+	if !json.Valid(out) {
+		return failed(event.ReasonOutput, "the ORK_OUTPUT line is not valid JSON: "+shorten(string(out), 200), r.exitCode)
+	}
+	return s.succeeded(t, out, r.exitCode)
+}
+
+// inputJSON returns the dispatch's inputs object, "{}" when there is none.
+func inputJSON(d *event.Dispatch) []byte {
+	in := bytes.TrimSpace(d.Inputs)
+	if len(in) == 0 || bytes.Equal(in, []byte("null")) {
+		return []byte("{}")
+	}
+	return in
+}
+
+// passedEnv are the only variables a task inherits from the executor.
+var passedEnv = []string{"PATH", "HOME", "LANG", "TMPDIR"}
+
+// taskEnv is a task's whole environment: a few inherited variables and the task contract.
+func taskEnv(d *event.Dispatch, inputs []byte, withInputs bool) []string {
+	env := make([]string, 0, len(passedEnv)+5)
+	for _, k := range passedEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	if withInputs {
+		env = append(env, "ORK_INPUT_JSON="+string(inputs))
+	}
+	return append(env,
+		"ORK_RUN_ID="+d.RunID,
+		"ORK_TASK_NAME="+d.Task.Name,
+		"ORK_WORKFLOW_NAME="+d.Workflow,
+		"ORK_ATTEMPT="+strconv.Itoa(d.Attempt),
+	)
+}
+
+// childSpec is a child process to run for a task.
+type childSpec struct {
+	argv    []string
+	env     []string
+	stdin   []byte // nil: /dev/null
+	capture bool   // capture the last ORK_OUTPUT stdout line
+	result  bool   // read a result from fd 3
+}
+
+// childResult is how a child ended.
+type childResult struct {
+	startErr  error
+	aborted   bool
+	timedOut  bool
+	exitCode  *int // nil when killed by a signal
+	signal    syscall.Signal
+	lastErr   string // the last stderr line
+	hasOutput bool   // an ORK_OUTPUT line was seen
+	output    []byte
+	outputCut bool
+	result    []byte // fd 3, at most OutputMaxBytes plus room for the envelope
+	resultCut bool
+}
+
+// resultSlack is room for the runner's envelope around an output of OutputMaxBytes.
+const resultSlack = 4 << 10
+
+// exitText says how the child ended, as the end of a sentence.
+func (r *childResult) exitText() string {
+	if r.exitCode != nil {
+		return "exited with code " + strconv.Itoa(*r.exitCode)
+	}
+	if r.signal != 0 {
+		return "was killed by signal " + strconv.Itoa(int(r.signal)) + " (" + r.signal.String() + ")"
+	}
+	return "ended abnormally"
+}
+
+// stderrHint quotes the last stderr line, which usually says what went wrong.
+func (r *childResult) stderrHint() string {
+	if r.lastErr == "" {
+		return ""
+	}
+	return ": " + r.lastErr
+}
+
+// runChild runs one child in its own process group, ships its output lines, and enforces the task
+// timeout and hard stops on the whole group. The log sink is flushed before it returns.
+func (s *Service) runChild(ctx context.Context, d *event.Dispatch, spec childSpec) childResult {
+	sink := newLogSink(s.bus, s.cfg, s.log, d)
+	stdout := newLineWriter(event.Stdout, sink, s.cfg, spec.capture)
+	stderr := newLineWriter(event.Stderr, sink, s.cfg, false)
+
+	cmd := exec.Command(spec.argv[0], spec.argv[1:]...)
+	cmd.Dir = d.Dir
+	cmd.Env = spec.env
+	cmd.Stdout = stdout
+	cmd.Stderr = stderr
+	if spec.stdin != nil {
+		cmd.Stdin = bytes.NewReader(spec.stdin)
+	}
+	// Own process group, so the whole tree can be signalled; killed if the executor dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// A leftover process holding stdout or stderr cannot make Wait hang.
+	cmd.WaitDelay = s.cfg.KillGrace
+
+	var resultR, resultW *os.File
+	if spec.result {
+		var err error
+		if resultR, resultW, err = os.Pipe(); err != nil {
+			sink.close()
+			return childResult{startErr: err}
+		}
+		cmd.ExtraFiles = []*os.File{resultW}
+	}
+	if err := cmd.Start(); err != nil {
+		if resultR != nil {
+			_ = resultR.Close()
+			_ = resultW.Close()
+		}
+		sink.close()
+		return childResult{startErr: err}
+	}
+	var resultCh chan resultRead
+	if resultR != nil {
+		_ = resultW.Close()
+		resultCh = make(chan resultRead, 1)
+		go readResult(resultR, s.cfg.OutputMaxBytes+resultSlack, resultCh)
+	}
+	pgid := cmd.Process.Pid
+
+	waitCh := make(chan error, 1)
+	go func() { waitCh <- cmd.Wait() }()
+	var timeout <-chan time.Time
+	if d.Task.TimeoutSeconds > 0 {
+		t := time.NewTimer(time.Duration(d.Task.TimeoutSeconds) * time.Second)
+		defer t.Stop()
+		timeout = t.C
+	}
+	var r childResult
+	var waitErr error
+	select {
+	case waitErr = <-waitCh:
+	case <-timeout:
+		r.timedOut = true
+		waitErr = s.terminate(pgid, waitCh)
+	case <-ctx.Done():
+		r.aborted = true
+		waitErr = s.terminate(pgid, waitCh)
+	}
+	// The task is over: nothing of its process group outlives it.
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+
+	stdout.finish()
+	stderr.finish()
+	sink.close()
+	if resultCh != nil {
+		rr := s.awaitResult(resultR, resultCh)
+		r.result, r.resultCut = rr.data, rr.cut
+	}
+
+	r.lastErr = stderr.last
+	r.hasOutput, r.output, r.outputCut = stdout.hasOutput, stdout.output, stdout.outputCut
+	if st := cmd.ProcessState; st != nil {
+		if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			r.signal = ws.Signal()
+		} else if code := st.ExitCode(); code >= 0 {
+			r.exitCode = &code
+		}
+	}
+	var exitErr *exec.ExitError
+	if waitErr != nil && !errors.As(waitErr, &exitErr) && !errors.Is(waitErr, exec.ErrWaitDelay) && r.exitCode == nil && r.signal == 0 {
+		s.log.Warn("waiting for task process", zap.Error(waitErr))
+	}
+	return r
+}
+
+// terminate stops a process group: SIGTERM, then SIGKILL after KillGrace. It returns Wait's error.
+func (s *Service) terminate(pgid int, waitCh <-chan error) error {
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	grace := time.NewTimer(s.cfg.KillGrace)
+	defer grace.Stop()
+	select {
+	case err := <-waitCh:
+		return err
+	case <-grace.C:
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	return <-waitCh
+}
+
+type resultRead struct {
+	data []byte
+	cut  bool
+}
+
+// readResult reads at most limit bytes of the result pipe and drains the rest.
+func readResult(r *os.File, limit int, out chan<- resultRead) {
+	data, _ := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	cut := len(data) > limit
+	if cut {
+		_, _ = io.Copy(io.Discard, r)
+		data = nil
+	}
+	out <- resultRead{data: data, cut: cut}
+}
+
+// awaitResult waits for the result reader; a process that escaped the group and holds the pipe gets
+// KillGrace, then the pipe is closed under it.
+func (s *Service) awaitResult(r *os.File, ch <-chan resultRead) resultRead {
+	t := time.NewTimer(s.cfg.KillGrace)
+	defer t.Stop()
+	var rr resultRead
+	select {
+	case rr = <-ch:
+	case <-t.C:
+		_ = r.Close()
+		rr = <-ch
+	}
+	_ = r.Close()
+	return rr
+}

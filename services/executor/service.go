@@ -1,0 +1,292 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/ork-go/ork/pkg/bus"
+	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/logging"
+	"github.com/ork-go/ork/pkg/workflow"
+)
+
+// Timing of the service's own bus traffic.
+const (
+	publishTimeout  = 10 * time.Second
+	publishAttempts = 3
+	retryDelay      = time.Second
+	// fetchMax bounds one pull request.
+	fetchMax = 256
+)
+
+// ConsumerName returns the durable consumer shared by every instance serving an executor type.
+func ConsumerName(executorType string) string { return "exec-" + executorType }
+
+// Service pulls dispatches of its executor types and runs them.
+type Service struct {
+	bus    *bus.Bus
+	cfg    Config
+	log    *zap.Logger
+	runner string // path of the python runner, when python is served
+	slots  *slots
+	tasks  sync.WaitGroup // dispatches being handled
+}
+
+// New checks the config, installs the python runner when python is served, and returns a service
+// ready to Run.
+func New(b *bus.Bus, cfg Config, log *zap.Logger) (*Service, error) {
+	if b == nil {
+		return nil, errors.New("executor: a bus is required")
+	}
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Service{bus: b, cfg: cfg, log: log.With(logging.Instance(cfg.Instance)), slots: newSlots(cfg.Concurrency)}
+	if slices.Contains(cfg.Types, workflow.ExecutorPython) {
+		path, err := installRunner(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("executor: %w", err)
+		}
+		s.runner = path
+	}
+	return s, nil
+}
+
+// Config returns the service's config, defaults applied.
+func (s *Service) Config() Config { return s.cfg }
+
+// Run serves until ctx is done, then drains: it stops pulling, naks dispatches still waiting for a
+// slot, lets running tasks finish for up to DrainGrace, then kills their process groups and naks
+// their dispatches. It returns nil after a drain, or an error when the consumers cannot be set up.
+func (s *Service) Run(ctx context.Context) error {
+	consumers := make([]jetstream.Consumer, len(s.cfg.Types))
+	for i, typ := range s.cfg.Types {
+		c, err := s.consumer(ctx, typ)
+		if err != nil {
+			return err
+		}
+		consumers[i] = c
+	}
+	s.log.Info("executor started", zap.Strings("types", s.cfg.Types), zap.Int("concurrency", s.cfg.Concurrency))
+
+	hard, hardStop := context.WithCancel(context.WithoutCancel(ctx))
+	defer hardStop()
+	var pullers sync.WaitGroup
+	for i, typ := range s.cfg.Types {
+		pullers.Go(func() { s.pull(ctx, hard, typ, consumers[i]) })
+	}
+	pullers.Wait()
+
+	done := make(chan struct{})
+	go func() { s.tasks.Wait(); close(done) }()
+	grace := time.NewTimer(s.cfg.DrainGrace)
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-grace.C:
+		s.log.Warn("drain grace over, killing running tasks", zap.Duration("grace", s.cfg.DrainGrace))
+		hardStop()
+		<-done
+	}
+	s.log.Info("executor stopped")
+	return nil
+}
+
+func (s *Service) consumer(ctx context.Context, typ string) (jetstream.Consumer, error) {
+	c, err := s.bus.Consumer(ctx, bus.ConsumerSpec{
+		Stream:        event.StreamTasks,
+		Durable:       ConsumerName(typ),
+		Filters:       []string{event.SubjectTasks(typ)},
+		AckWait:       s.cfg.AckWait,
+		MaxAckPending: s.cfg.MaxAckPending,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("executor: %w", err)
+	}
+	return c, nil
+}
+
+// pull fetches dispatches of one type while there are free slots, until ctx is done. Handlers run
+// tasks under hard, which is cancelled only when the drain grace is over.
+func (s *Service) pull(ctx, hard context.Context, typ string, cons jetstream.Consumer) {
+	log := s.log.With(logging.Executor(typ))
+	for ctx.Err() == nil {
+		n, changed := s.slots.free()
+		if n <= 0 {
+			select {
+			case <-changed:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		batch, err := cons.Fetch(min(n, fetchMax), jetstream.FetchContext(ctx))
+		if err == nil {
+			for msg := range batch.Messages() {
+				s.slots.claim()
+				s.tasks.Go(func() { s.handle(ctx, hard, typ, msg) })
+			}
+			err = batch.Error()
+		}
+		if err == nil || ctx.Err() != nil {
+			continue
+		}
+		log.Warn("pulling dispatches", zap.Error(err))
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+			if c, cerr := s.consumer(ctx, typ); cerr == nil {
+				cons = c
+			} else {
+				log.Warn("recreating consumer", zap.Error(cerr))
+			}
+		}
+		pause(ctx, retryDelay)
+	}
+}
+
+// pause waits d or until ctx is done.
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// handle takes one received dispatch to its end. The dispatch holds a claim on a slot.
+func (s *Service) handle(ctx, hard context.Context, typ string, msg jetstream.Msg) {
+	d, err := event.DecodeDispatch(msg.Data())
+	if err != nil {
+		s.slots.unclaim()
+		s.log.Error("undecodable dispatch dropped", logging.Subject(msg.Subject()), zap.Error(err))
+		if err := msg.Term(); err != nil {
+			s.log.Warn("terminating dispatch", zap.Error(err))
+		}
+		return
+	}
+	log := s.log.With(logging.RunID(d.RunID), logging.Task(d.Task.Name), logging.Attempt(d.Attempt), logging.Executor(typ))
+	if d.NotBefore != nil {
+		if wait := time.Until(*d.NotBefore); wait > 0 {
+			s.slots.unclaim()
+			if err := msg.NakWithDelay(wait); err != nil {
+				log.Warn("delaying dispatch", zap.Error(err))
+			}
+			return
+		}
+	}
+	if ctx.Err() != nil {
+		s.slots.unclaim()
+		s.nak(log, msg, 0)
+		return
+	}
+	stopBeat := s.heartbeat(msg)
+	defer stopBeat()
+	if err := s.slots.acquire(ctx); err != nil {
+		s.nak(log, msg, 0)
+		return
+	}
+	defer s.slots.release()
+	s.attempt(hard, typ, &d, msg, log)
+}
+
+// attempt runs an attempt between its task.started and its terminal event, then acks the dispatch.
+func (s *Service) attempt(hard context.Context, typ string, d *event.Dispatch, msg jetstream.Msg, log *zap.Logger) {
+	started := event.New(event.TypeTaskStarted, d.RunID, d.Task.Name, d.Attempt)
+	started.Instance = s.cfg.Instance
+	if err := s.publish(&started, 1); err != nil {
+		log.Error("publishing task.started", zap.Error(err))
+		s.nak(log, msg, retryDelay)
+		return
+	}
+	begin := time.Now()
+	o := s.execute(hard, typ, d)
+	if o.aborted {
+		log.Info("task stopped by executor shutdown; it will run again")
+		s.nak(log, msg, 0)
+		return
+	}
+	typEv := event.TypeTaskSucceeded
+	if !o.ok {
+		typEv = event.TypeTaskFailed
+	}
+	ev := event.New(typEv, d.RunID, d.Task.Name, d.Attempt)
+	ev.Instance = s.cfg.Instance
+	ev.DurationMS = time.Since(begin).Milliseconds()
+	ev.ExitCode = o.exitCode
+	if o.ok {
+		ev.Output = o.output
+	} else {
+		ev.Error, ev.Reason = o.err, o.reason
+	}
+	if err := s.publish(&ev, publishAttempts); err != nil {
+		// Without the terminal event the scheduler would never learn the result: leave the dispatch
+		// unacknowledged so it is delivered again.
+		log.Error("publishing terminal task event; the dispatch will be redelivered", logging.EventType(typEv), zap.Error(err))
+		return
+	}
+	if err := msg.Ack(); err != nil {
+		log.Warn("acknowledging dispatch", zap.Error(err))
+	}
+	log.Debug("task done", logging.EventType(typEv), zap.Int64("duration_ms", ev.DurationMS))
+}
+
+// publish publishes an event, trying up to attempts times.
+func (s *Service) publish(e *event.Event, attempts int) error {
+	m, err := bus.EventMsg(e)
+	if err != nil {
+		return err
+	}
+	for i := 1; ; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+		err = s.bus.Publish(ctx, m)
+		cancel()
+		if err == nil || i >= attempts {
+			return err
+		}
+		t := time.NewTimer(retryDelay)
+		<-t.C
+	}
+}
+
+func (s *Service) nak(log *zap.Logger, msg jetstream.Msg, delay time.Duration) {
+	var err error
+	if delay > 0 {
+		err = msg.NakWithDelay(delay)
+	} else {
+		err = msg.Nak()
+	}
+	if err != nil {
+		log.Warn("returning dispatch", zap.Error(err))
+	}
+}
+
+// heartbeat tells the server every AckWait/3 that the dispatch is still being worked on, until the
+// returned function is called.
+func (s *Service) heartbeat(msg jetstream.Msg) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(s.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				_ = msg.InProgress()
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
+}
