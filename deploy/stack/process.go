@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -52,6 +53,9 @@ type Process struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error // the result of Wait, valid once done is closed
+	// logStart is the log's size when the process started: a restarted process appends to the log
+	// of its previous run, and WaitLog must not find that run's lines.
+	logStart int64
 }
 
 // StartProcess starts a process as described by spec.
@@ -64,6 +68,10 @@ func StartProcess(spec ProcessSpec) (*Process, error) {
 		return nil, fmt.Errorf("opening log of %s: %w", spec.Name, err)
 	}
 	defer logFile.Close()
+	info, err := logFile.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("opening log of %s: %w", spec.Name, err)
+	}
 	cmd := exec.Command(spec.Path, spec.Args...) //nolint:gosec // the harness runs binaries it built
 	cmd.Env = append(os.Environ(), spec.Env...)
 	cmd.Dir = spec.Dir
@@ -73,7 +81,7 @@ func StartProcess(spec ProcessSpec) (*Process, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", spec.Name, err)
 	}
-	p := &Process{spec: spec, cmd: cmd, done: make(chan struct{})}
+	p := &Process{spec: spec, cmd: cmd, done: make(chan struct{}), logStart: info.Size()}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
@@ -172,6 +180,23 @@ func (p *Process) Wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// WaitLog waits until the process's log (since this start) contains text (a readiness line such as "executor
+// started"), failing when ctx ends or the process exits first.
+func (p *Process) WaitLog(ctx context.Context, text string) error {
+	want := []byte(text)
+	err := waitFor(ctx, 20*time.Millisecond, p.done, func() (bool, error) {
+		data, err := os.ReadFile(p.spec.LogPath)
+		if err != nil || int64(len(data)) < p.logStart {
+			return false, nil //nolint:nilerr // not written yet
+		}
+		return bytes.Contains(data[p.logStart:], want), nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for %q in the log of %s: %w\n%s", text, p.spec.Name, err, p.LogTail())
+	}
+	return nil
 }
 
 // LogTail returns the end of the process's log, for error messages.
