@@ -1,0 +1,284 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/ork-go/ork/pkg/store"
+)
+
+// Default limits of the list methods.
+const (
+	RunListLimitDefault        = 50
+	DeadLetterListLimitDefault = 100
+)
+
+const runColumns = `r.id, w.name, r.workflow_hash, r.status, r.triggered_by, coalesce(r.idempotency_key, ''), r.error,
+  r.task_count, r.created_at, r.started_at, r.finished_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanRun(sc scanner) (store.Run, error) {
+	var (
+		r                 store.Run
+		created           string
+		started, finished sql.NullString
+	)
+	if err := sc.Scan(&r.ID, &r.Workflow, &r.WorkflowHash, &r.Status, &r.TriggeredBy, &r.IdempotencyKey, &r.Error,
+		&r.TaskCount, &created, &started, &finished); err != nil {
+		return store.Run{}, err
+	}
+	var err error
+	if r.CreatedAt, err = parseTime(created); err != nil {
+		return store.Run{}, err
+	}
+	if r.StartedAt, err = parseNullTime(started); err != nil {
+		return store.Run{}, err
+	}
+	if r.FinishedAt, err = parseNullTime(finished); err != nil {
+		return store.Run{}, err
+	}
+	return r, nil
+}
+
+// collect runs a query and scans each row with scan.
+func collect[T any](ctx context.Context, db *sql.DB, what, query string, args []any, scan func(scanner) (T, error)) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, interpretError(err))
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, interpretError(err))
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, interpretError(err))
+	}
+	return out, nil
+}
+
+// RunGet returns one run with its workflow name.
+func (s *Store) RunGet(ctx context.Context, p store.RunGetParams) (store.Run, error) {
+	row := s.r.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs r JOIN workflows w ON w.id = r.workflow_id WHERE r.id = ?`, p.ID)
+	r, err := scanRun(row)
+	if err != nil {
+		return store.Run{}, fmt.Errorf("getting run %s: %w", p.ID, interpretError(err))
+	}
+	return r, nil
+}
+
+// RunList returns runs, newest first, with their workflow names.
+func (s *Store) RunList(ctx context.Context, p store.RunListParams) ([]store.Run, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if p.Workflow != "" {
+		where = append(where, `r.workflow_id = (SELECT id FROM workflows WHERE name = ?)`)
+		args = append(args, p.Workflow)
+	}
+	if p.Status != "" {
+		where = append(where, `r.status = ?`)
+		args = append(args, p.Status)
+	}
+	q := `SELECT ` + runColumns + ` FROM runs r JOIN workflows w ON w.id = r.workflow_id`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	limit := p.Limit
+	if limit <= 0 {
+		limit = RunListLimitDefault
+	}
+	q += ` ORDER BY r.created_at DESC, r.id DESC LIMIT ?`
+	args = append(args, limit)
+	return collect(ctx, s.r, "listing runs", q, args, scanRun)
+}
+
+// TaskList returns the tasks of a run in index order, with the run's status and workflow name.
+func (s *Store) TaskList(ctx context.Context, p store.TaskListParams) ([]store.Task, error) {
+	const q = `SELECT t.run_id, w.name, r.status, t.name, t.idx, t.executor, t.depends_on, t.status, t.attempt,
+  t.max_retries, t.timeout_s, t.output, t.error, t.reason, t.started_at, t.finished_at
+FROM tasks t JOIN runs r ON r.id = t.run_id JOIN workflows w ON w.id = r.workflow_id
+WHERE t.run_id = ? ORDER BY t.idx, t.name`
+	return collect(ctx, s.r, "listing tasks of run "+p.RunID, q, []any{p.RunID}, func(sc scanner) (store.Task, error) {
+		var (
+			t                 store.Task
+			deps              string
+			output            sql.NullString
+			started, finished sql.NullString
+		)
+		if err := sc.Scan(&t.RunID, &t.Workflow, &t.RunStatus, &t.Name, &t.Index, &t.Executor, &deps, &t.Status, &t.Attempt,
+			&t.MaxRetries, &t.TimeoutSeconds, &output, &t.Error, &t.Reason, &started, &finished); err != nil {
+			return store.Task{}, err
+		}
+		if err := json.Unmarshal([]byte(deps), &t.DependsOn); err != nil {
+			return store.Task{}, fmt.Errorf("stored depends_on of %s: %w", t.Name, err)
+		}
+		if len(t.DependsOn) == 0 {
+			t.DependsOn = nil
+		}
+		if output.Valid {
+			t.Output = json.RawMessage(output.String)
+		}
+		var err error
+		if t.StartedAt, err = parseNullTime(started); err != nil {
+			return store.Task{}, err
+		}
+		if t.FinishedAt, err = parseNullTime(finished); err != nil {
+			return store.Task{}, err
+		}
+		return t, nil
+	})
+}
+
+// AttemptList returns the attempts of a run (or of one of its tasks), by task index and attempt.
+func (s *Store) AttemptList(ctx context.Context, p store.AttemptListParams) ([]store.Attempt, error) {
+	q := `SELECT a.run_id, a.task, a.attempt, a.status, a.instance, a.exit_code, a.error, a.reason, a.duration_ms,
+  a.dispatched_at, a.started_at, a.finished_at
+FROM task_attempts a JOIN tasks t ON t.run_id = a.run_id AND t.name = a.task
+WHERE a.run_id = ?`
+	args := []any{p.RunID}
+	if p.Task != "" {
+		q += ` AND a.task = ?`
+		args = append(args, p.Task)
+	}
+	q += ` ORDER BY t.idx, a.task, a.attempt`
+	return collect(ctx, s.r, "listing attempts of run "+p.RunID, q, args, func(sc scanner) (store.Attempt, error) {
+		var (
+			a                             store.Attempt
+			exit                          sql.NullInt64
+			dispatched, started, finished sql.NullString
+		)
+		if err := sc.Scan(&a.RunID, &a.Task, &a.Attempt, &a.Status, &a.Instance, &exit, &a.Error, &a.Reason, &a.DurationMS,
+			&dispatched, &started, &finished); err != nil {
+			return store.Attempt{}, err
+		}
+		if exit.Valid {
+			c := int(exit.Int64)
+			a.ExitCode = &c
+		}
+		var err error
+		if a.DispatchedAt, err = parseNullTime(dispatched); err != nil {
+			return store.Attempt{}, err
+		}
+		if a.StartedAt, err = parseNullTime(started); err != nil {
+			return store.Attempt{}, err
+		}
+		if a.FinishedAt, err = parseNullTime(finished); err != nil {
+			return store.Attempt{}, err
+		}
+		return a, nil
+	})
+}
+
+// LogList returns log lines by task index, attempt and seq. Lines of a task the store does not
+// know (yet) come after the known tasks, by name.
+func (s *Store) LogList(ctx context.Context, p store.LogListParams) ([]store.LogLine, error) {
+	q := `SELECT l.run_id, l.task, l.attempt, l.seq, l.stream, l.line, l.ts
+FROM task_logs l LEFT JOIN tasks t ON t.run_id = l.run_id AND t.name = l.task
+WHERE l.run_id = ?`
+	args := []any{p.RunID}
+	if p.Task != "" {
+		q += ` AND l.task = ?`
+		args = append(args, p.Task)
+	}
+	if p.AfterSeq > 0 {
+		q += ` AND l.seq > ?`
+		args = append(args, p.AfterSeq)
+	}
+	q += ` ORDER BY t.idx IS NULL, t.idx, l.task, l.attempt, l.seq`
+	if p.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, p.Limit)
+	}
+	return collect(ctx, s.r, "listing log lines of run "+p.RunID, q, args, func(sc scanner) (store.LogLine, error) {
+		var (
+			l  store.LogLine
+			ts string
+		)
+		if err := sc.Scan(&l.RunID, &l.Task, &l.Attempt, &l.Seq, &l.Stream, &l.Line, &ts); err != nil {
+			return store.LogLine{}, err
+		}
+		var err error
+		l.Time, err = parseTime(ts)
+		return l, err
+	})
+}
+
+// WorkflowList returns workflows by name with their run counts.
+func (s *Store) WorkflowList(ctx context.Context, p store.WorkflowListParams) ([]store.Workflow, error) {
+	q := `SELECT w.name, w.description, w.current_hash, w.schedule, count(r.id), w.created_at, w.updated_at
+FROM workflows w LEFT JOIN runs r ON r.workflow_id = w.id
+GROUP BY w.id ORDER BY w.name`
+	var args []any
+	if p.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, p.Limit)
+	}
+	return collect(ctx, s.r, "listing workflows", q, args, func(sc scanner) (store.Workflow, error) {
+		var (
+			w                store.Workflow
+			created, updated string
+		)
+		if err := sc.Scan(&w.Name, &w.Description, &w.CurrentHash, &w.Schedule, &w.RunCount, &created, &updated); err != nil {
+			return store.Workflow{}, err
+		}
+		var err error
+		if w.CreatedAt, err = parseTime(created); err != nil {
+			return store.Workflow{}, err
+		}
+		w.UpdatedAt, err = parseTime(updated)
+		return w, err
+	})
+}
+
+// WorkflowVersionGet returns a stored workflow version by content hash.
+func (s *Store) WorkflowVersionGet(ctx context.Context, p store.WorkflowVersionGetParams) (store.WorkflowVersion, error) {
+	var (
+		v       store.WorkflowVersion
+		plan    string
+		created string
+	)
+	err := s.r.QueryRowContext(ctx, `SELECT w.name, v.hash, v.plan, v.created_at
+FROM workflow_versions v JOIN workflows w ON w.id = v.workflow_id WHERE v.hash = ?`, p.Hash).
+		Scan(&v.Workflow, &v.Hash, &plan, &created)
+	if err == nil {
+		v.Plan = json.RawMessage(plan)
+		v.CreatedAt, err = parseTime(created)
+	}
+	if err != nil {
+		return store.WorkflowVersion{}, fmt.Errorf("getting workflow version %s: %w", p.Hash, interpretError(err))
+	}
+	return v, nil
+}
+
+// DeadLetterList returns dead letters, oldest first.
+func (s *Store) DeadLetterList(ctx context.Context, p store.DeadLetterListParams) ([]store.DeadLetter, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = DeadLetterListLimitDefault
+	}
+	const q = `SELECT stream, seq, subject, reason, data, created_at FROM dead_letters ORDER BY id LIMIT ?`
+	return collect(ctx, s.r, "listing dead letters", q, []any{limit}, func(sc scanner) (store.DeadLetter, error) {
+		var (
+			d       store.DeadLetter
+			seq     int64
+			created string
+		)
+		if err := sc.Scan(&d.Stream, &seq, &d.Subject, &d.Reason, &d.Data, &created); err != nil {
+			return store.DeadLetter{}, err
+		}
+		d.Seq = uint64(seq) //nolint:gosec // stored from a uint64 that fits in int64
+		var err error
+		d.CreatedAt, err = parseTime(created)
+		return d, err
+	})
+}

@@ -1,0 +1,415 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/store"
+)
+
+// rankSQL is store.TaskRank as an SQL expression over a status column.
+func rankSQL(col string) string {
+	return "(CASE " + col +
+		" WHEN '" + event.TaskPending + "' THEN 0 WHEN '" + event.TaskPaused + "' THEN 0" +
+		" WHEN '" + event.TaskDispatched + "' THEN 1 WHEN '" + event.TaskRunning + "' THEN 2 ELSE 3 END)"
+}
+
+// runRankSQL is store.RunRank as an SQL expression over a status column.
+func runRankSQL(col string) string {
+	return "(CASE " + col +
+		" WHEN '" + event.RunPending + "' THEN 0 WHEN '" + event.RunRunning + "' THEN 1" +
+		" WHEN '" + event.RunPaused + "' THEN 1 ELSE 2 END)"
+}
+
+// The write statements. Parameters are numbered so each value is bound once.
+var (
+	sqlRunExists = `SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1 OR (?2 IS NOT NULL AND idempotency_key = ?2))`
+
+	// A submission older than the workflow's last one does not move its description or version back.
+	sqlWorkflowUpsert = `INSERT INTO workflows (name, description, schedule, current_hash, created_at, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+ON CONFLICT (name) DO UPDATE SET
+  description  = CASE WHEN excluded.updated_at >= workflows.updated_at THEN excluded.description ELSE workflows.description END,
+  schedule     = CASE WHEN excluded.updated_at >= workflows.updated_at THEN excluded.schedule ELSE workflows.schedule END,
+  current_hash = CASE WHEN excluded.updated_at >= workflows.updated_at THEN excluded.current_hash ELSE workflows.current_hash END,
+  updated_at   = max(workflows.updated_at, excluded.updated_at)
+RETURNING id`
+
+	sqlVersionInsert = `INSERT INTO workflow_versions (hash, workflow_id, plan, created_at) VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (hash) DO NOTHING`
+
+	sqlWorkflowTaskInsert = `INSERT INTO workflow_tasks (hash, name, idx, executor, depends_on) VALUES (?1, ?2, ?3, ?4, ?5)
+ON CONFLICT (hash, name) DO NOTHING`
+
+	sqlRunInsert = `INSERT INTO runs (id, workflow_id, workflow_hash, status, triggered_by, idempotency_key, task_count, created_at)
+VALUES (?1, ?2, ?3, '` + event.RunPending + `', ?4, ?5, ?6, ?7)
+ON CONFLICT DO NOTHING`
+
+	sqlTaskInsert = `INSERT INTO tasks (run_id, name, idx, executor, depends_on, status, attempt, max_retries, timeout_s)
+VALUES (?1, ?2, ?3, ?4, ?5, '` + event.TaskPending + `', 0, ?6, ?7)
+ON CONFLICT (run_id, name) DO NOTHING`
+
+	// Moves a task row forward in (attempt, rank) order. SET expressions see the old row, so
+	// "attempt = ?2" tells a new attempt (which clears started_at) from the current one.
+	sqlTaskAdvance = `UPDATE tasks SET
+  status      = ?3,
+  attempt     = ?2,
+  started_at  = CASE WHEN ?4 IS NOT NULL THEN ?4 WHEN attempt = ?2 THEN started_at ELSE NULL END,
+  finished_at = ?5,
+  output      = ?6,
+  error       = ?7,
+  reason      = ?8
+WHERE run_id = ?1 AND name = ?9
+  AND (?2 > attempt OR (?2 = attempt AND ?10 > ` + rankSQL("status") + `))`
+
+	sqlTaskExists = `SELECT EXISTS (SELECT 1 FROM tasks WHERE run_id = ?1 AND name = ?2)`
+
+	// Records an event in its attempt's row, moving the row forward by rank only. Values an event
+	// does not carry (zero, NULL) never erase what an earlier event of the attempt recorded.
+	sqlAttemptUpsert = `INSERT INTO task_attempts
+  (run_id, task, attempt, status, instance, exit_code, error, reason, duration_ms, dispatched_at, started_at, finished_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+ON CONFLICT (run_id, task, attempt) DO UPDATE SET
+  status        = excluded.status,
+  instance      = CASE WHEN excluded.instance <> '' THEN excluded.instance ELSE task_attempts.instance END,
+  exit_code     = coalesce(excluded.exit_code, task_attempts.exit_code),
+  error         = excluded.error,
+  reason        = excluded.reason,
+  duration_ms   = CASE WHEN excluded.duration_ms <> 0 THEN excluded.duration_ms ELSE task_attempts.duration_ms END,
+  dispatched_at = coalesce(excluded.dispatched_at, task_attempts.dispatched_at),
+  started_at    = coalesce(excluded.started_at, task_attempts.started_at),
+  finished_at   = coalesce(excluded.finished_at, task_attempts.finished_at)
+WHERE ` + rankSQL("excluded.status") + ` > ` + rankSQL("task_attempts.status")
+
+	// Moves a run forward: a higher rank, or running <-> paused.
+	sqlRunAdvance = `UPDATE runs SET
+  status      = ?2,
+  error       = CASE WHEN ?3 <> '' THEN ?3 ELSE error END,
+  started_at  = coalesce(started_at, ?4),
+  finished_at = coalesce(?5, finished_at)
+WHERE id = ?1
+  AND (?6 > ` + runRankSQL("status") + ` OR (?6 = 1 AND ` + runRankSQL("status") + ` = 1 AND status <> ?2))`
+
+	sqlRunKnown = `SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)`
+
+	sqlLogInsert = `INSERT INTO task_logs (run_id, task, attempt, seq, stream, line, ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+ON CONFLICT (run_id, task, attempt, seq) DO NOTHING`
+
+	sqlDeadLetterInsert = `INSERT INTO dead_letters (stream, seq, subject, reason, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+ON CONFLICT (stream, seq) DO NOTHING`
+)
+
+// stmts are the write statements, prepared once on the writer connection.
+type stmts struct {
+	runExists, workflowUpsert, versionInsert, workflowTaskInsert, runInsert, taskInsert *sql.Stmt
+	taskAdvance, taskExists, attemptUpsert, runAdvance, runKnown, logInsert, deadLetter *sql.Stmt
+}
+
+func (st *stmts) all() []**sql.Stmt {
+	return []**sql.Stmt{
+		&st.runExists, &st.workflowUpsert, &st.versionInsert, &st.workflowTaskInsert, &st.runInsert, &st.taskInsert,
+		&st.taskAdvance, &st.taskExists, &st.attemptUpsert, &st.runAdvance, &st.runKnown, &st.logInsert, &st.deadLetter,
+	}
+}
+
+func (st *stmts) prepare(ctx context.Context, db *sql.DB) error {
+	queries := []string{
+		sqlRunExists, sqlWorkflowUpsert, sqlVersionInsert, sqlWorkflowTaskInsert, sqlRunInsert, sqlTaskInsert,
+		sqlTaskAdvance, sqlTaskExists, sqlAttemptUpsert, sqlRunAdvance, sqlRunKnown, sqlLogInsert, sqlDeadLetterInsert,
+	}
+	for i, p := range st.all() {
+		s, err := db.PrepareContext(ctx, queries[i])
+		if err != nil {
+			return fmt.Errorf("preparing %q: %w", queries[i], err)
+		}
+		*p = s
+	}
+	return nil
+}
+
+func (st *stmts) close() error {
+	var errs []error
+	for _, p := range st.all() {
+		if *p != nil {
+			errs = append(errs, (*p).Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// batch applies one ApplyBatch inside its transaction.
+type batch struct {
+	ctx context.Context
+	tx  *sql.Tx
+	st  *stmts
+	txs map[*sql.Stmt]*sql.Stmt
+	res store.ApplyBatchResult
+	fin map[string]bool
+}
+
+// stmt returns a prepared statement bound to the transaction.
+func (b *batch) stmt(s *sql.Stmt) *sql.Stmt {
+	ts, ok := b.txs[s]
+	if !ok {
+		ts = b.tx.StmtContext(b.ctx, s)
+		b.txs[s] = ts
+	}
+	return ts
+}
+
+func (b *batch) exec(s *sql.Stmt, args ...any) (int64, error) {
+	r, err := b.stmt(s).ExecContext(b.ctx, args...)
+	if err != nil {
+		return 0, err
+	}
+	return r.RowsAffected()
+}
+
+func (b *batch) exists(s *sql.Stmt, args ...any) (bool, error) {
+	var ok bool
+	err := b.stmt(s).QueryRowContext(b.ctx, args...).Scan(&ok)
+	return ok, err
+}
+
+// ApplyBatch writes events, log lines and dead letters in one transaction.
+func (s *Store) ApplyBatch(ctx context.Context, p store.ApplyBatchParams) (res store.ApplyBatchResult, err error) {
+	if len(p.Events) == 0 && len(p.Logs) == 0 && len(p.DeadLetters) == 0 {
+		return store.ApplyBatchResult{}, ctx.Err()
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return store.ApplyBatchResult{}, fmt.Errorf("applying batch: beginning: %w", interpretError(err))
+	}
+	b := &batch{ctx: ctx, tx: tx, st: &s.st, txs: make(map[*sql.Stmt]*sql.Stmt), fin: map[string]bool{}}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, ignoreDone(tx.Rollback()))
+		}
+	}()
+	for i := range p.Events {
+		if err := b.event(&p.Events[i]); err != nil {
+			return store.ApplyBatchResult{}, fmt.Errorf("applying event %s (%s): %w", p.Events[i].ID, p.Events[i].Type, interpretError(err))
+		}
+	}
+	for i := range p.Logs {
+		if err := b.logs(&p.Logs[i]); err != nil {
+			return store.ApplyBatchResult{}, fmt.Errorf("applying log lines of %s/%s: %w", p.Logs[i].RunID, p.Logs[i].Task, interpretError(err))
+		}
+	}
+	for i := range p.DeadLetters {
+		if err := b.deadLetter(&p.DeadLetters[i]); err != nil {
+			return store.ApplyBatchResult{}, fmt.Errorf("applying dead letter %s/%d: %w", p.DeadLetters[i].Stream, p.DeadLetters[i].Seq, interpretError(err))
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return store.ApplyBatchResult{}, fmt.Errorf("applying batch: committing: %w", interpretError(err))
+	}
+	return b.res, nil
+}
+
+// ignoreDone drops the error of rolling back a transaction that already ended.
+func ignoreDone(err error) error {
+	if errors.Is(err, sql.ErrTxDone) {
+		return nil
+	}
+	return err
+}
+
+func (b *batch) orphan(e *event.Event) { b.res.Orphans = append(b.res.Orphans, *e) }
+
+func (b *batch) event(e *event.Event) error {
+	switch e.Type {
+	case event.TypeRunSubmitted:
+		return b.submit(e)
+	case event.TypeRunStarted, event.TypeRunFinished:
+		return b.runEvent(e)
+	}
+	if status, ok := store.TaskStatusOf(e); ok {
+		return b.taskEvent(e, status)
+	}
+	// An event type this store does not know cannot be applied: hand it back like an orphan.
+	b.orphan(e)
+	return nil
+}
+
+func (b *batch) submit(e *event.Event) error {
+	p := e.Plan
+	if p == nil || p.Name == "" || p.Hash == "" {
+		b.orphan(e)
+		return nil
+	}
+	runID := event.SubmissionRunID(e, e.Seq)
+	var key any
+	if e.IdempotencyKey != "" {
+		key = e.IdempotencyKey
+	}
+	known, err := b.exists(b.st.runExists, runID, key)
+	if err != nil || known {
+		return err
+	}
+	at := dbTime(e.Time)
+	if at == nil {
+		at = dbTime(time.Now())
+	}
+	var workflowID int64
+	if err := b.stmt(b.st.workflowUpsert).QueryRowContext(b.ctx, p.Name, p.Description, p.Schedule, p.Hash, at).Scan(&workflowID); err != nil {
+		return fmt.Errorf("upserting workflow %s: %w", p.Name, err)
+	}
+	planJSON, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encoding plan: %w", err)
+	}
+	n, err := b.exec(b.st.versionInsert, p.Hash, workflowID, string(planJSON), at)
+	if err != nil {
+		return fmt.Errorf("inserting version %s: %w", p.Hash, err)
+	}
+	deps := make([]string, len(p.Tasks))
+	for i := range p.Tasks {
+		d, err := json.Marshal(nonNil(p.Tasks[i].DependsOn))
+		if err != nil {
+			return fmt.Errorf("encoding depends_on: %w", err)
+		}
+		deps[i] = string(d)
+	}
+	if n > 0 {
+		for i, t := range p.Tasks {
+			if _, err := b.exec(b.st.workflowTaskInsert, p.Hash, t.Name, t.Index, t.Executor, deps[i]); err != nil {
+				return fmt.Errorf("inserting workflow task %s: %w", t.Name, err)
+			}
+		}
+	}
+	n, err = b.exec(b.st.runInsert, runID, workflowID, p.Hash, e.TriggeredBy, key, len(p.Tasks), at)
+	if err != nil || n == 0 {
+		return err
+	}
+	for i, t := range p.Tasks {
+		if _, err := b.exec(b.st.taskInsert, runID, t.Name, t.Index, t.Executor, deps[i], t.Retries, t.TimeoutSeconds); err != nil {
+			return fmt.Errorf("inserting task %s: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
+func nonNil(ss []string) []string {
+	if ss == nil {
+		return []string{}
+	}
+	return ss
+}
+
+func (b *batch) runEvent(e *event.Event) error {
+	if e.RunID == "" {
+		b.orphan(e)
+		return nil
+	}
+	status, started, finished := event.RunRunning, dbTime(e.Time), any(nil)
+	if e.Type == event.TypeRunFinished {
+		status, started, finished = e.Status, nil, dbTime(e.Time)
+		if status == "" {
+			status = event.RunFailed
+		}
+		if !event.IsTerminalRun(status) {
+			// A non-terminal "finish" (paused) does not end the run.
+			finished = nil
+		}
+	}
+	n, err := b.exec(b.st.runAdvance, e.RunID, status, e.Error, started, finished, store.RunRank(status))
+	if err != nil {
+		return fmt.Errorf("updating run: %w", err)
+	}
+	if n == 0 {
+		known, err := b.exists(b.st.runKnown, e.RunID)
+		if err != nil {
+			return err
+		}
+		if !known {
+			b.orphan(e)
+			return nil
+		}
+	}
+	if e.Type == event.TypeRunFinished && !b.fin[e.RunID] {
+		b.fin[e.RunID] = true
+		b.res.FinishedRuns = append(b.res.FinishedRuns, e.RunID)
+	}
+	return nil
+}
+
+func (b *batch) taskEvent(e *event.Event, status string) error {
+	if e.RunID == "" || e.Task == "" || e.Attempt < 0 {
+		b.orphan(e)
+		return nil
+	}
+	at := dbTime(e.Time)
+	var started, finished, output any
+	if status == event.TaskRunning {
+		started = at
+	}
+	terminal := event.IsTerminalTask(status)
+	if terminal {
+		finished = at
+		if len(e.Output) > 0 {
+			output = string(e.Output)
+		}
+	}
+	n, err := b.exec(b.st.taskAdvance, e.RunID, e.Attempt, status, started, finished, output, e.Error, e.Reason, e.Task, store.TaskRank(status))
+	if err != nil {
+		return fmt.Errorf("updating task %s: %w", e.Task, err)
+	}
+	if n == 0 {
+		known, err := b.exists(b.st.taskExists, e.RunID, e.Task)
+		if err != nil {
+			return err
+		}
+		if !known {
+			b.orphan(e)
+			return nil
+		}
+	}
+	if e.Attempt < 1 {
+		return nil
+	}
+	var dispatched any
+	if status == event.TaskDispatched {
+		dispatched = at
+	}
+	var exitCode any
+	if e.ExitCode != nil {
+		exitCode = *e.ExitCode
+	}
+	if _, err := b.exec(b.st.attemptUpsert, e.RunID, e.Task, e.Attempt, status, e.Instance, exitCode, e.Error, e.Reason,
+		e.DurationMS, dispatched, started, finished); err != nil {
+		return fmt.Errorf("recording attempt %d of %s: %w", e.Attempt, e.Task, err)
+	}
+	return nil
+}
+
+func (b *batch) logs(lb *event.LogBatch) error {
+	for _, l := range lb.Lines {
+		ts := dbTime(l.Time)
+		if ts == nil {
+			ts = dbTime(time.Now())
+		}
+		if _, err := b.exec(b.st.logInsert, lb.RunID, lb.Task, lb.Attempt, l.Seq, l.Stream, l.Line, ts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *batch) deadLetter(d *store.DeadLetter) error {
+	at := dbTime(d.CreatedAt)
+	if at == nil {
+		at = dbTime(time.Now())
+	}
+	data := d.Data
+	if data == nil {
+		data = []byte{}
+	}
+	_, err := b.exec(b.st.deadLetter, d.Stream, int64(d.Seq), d.Subject, d.Reason, data, at) //nolint:gosec // stream sequences fit in int64
+	return err
+}
