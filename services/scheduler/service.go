@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -210,13 +209,7 @@ func (e *invalidPlanError) Unwrap() error { return e.err }
 
 func (s *Service) process(ctx context.Context, ev *event.Event, redelivered bool) error {
 	if ev.Type == event.TypeRunSubmitted {
-		if ev.RunID == "" {
-			key := ev.IdempotencyKey
-			if key == "" {
-				key = "seq:" + strconv.FormatUint(ev.Seq, 10)
-			}
-			ev.RunID = event.DeriveRunID(key)
-		}
+		ev.RunID = event.SubmissionRunID(ev, ev.Seq)
 		if ev.IdempotencyKey != "" {
 			first, err := s.claimIdempotencyKey(ctx, ev)
 			if err != nil || !first {
@@ -402,7 +395,7 @@ func (s *Service) initRun(ctx context.Context, e *runEntry, ev *event.Event) err
 	if ev.Plan == nil {
 		return &invalidPlanError{errors.New("the submission carries no plan")}
 	}
-	if err := validatePlan(ev.Plan); err != nil {
+	if err := ev.Plan.Validate(); err != nil {
 		return &invalidPlanError{err}
 	}
 	g, err := NewGraph(ev.Plan)
@@ -427,15 +420,6 @@ func (s *Service) initRun(ctx context.Context, e *runEntry, ev *event.Event) err
 		}
 	}
 	e.graph, e.state, e.rev = g, NewRunState(g), 0
-	return nil
-}
-
-// validatePlan runs the workflow package's validator when it provides one; NewGraph checks the
-// structure the scheduler relies on in any case.
-func validatePlan(p *workflow.Plan) error {
-	if v, ok := any(p).(interface{ Validate() error }); ok {
-		return v.Validate()
-	}
 	return nil
 }
 
