@@ -216,10 +216,14 @@ func checkEvent(e *event.Event) error {
 		if !event.IsTerminalRun(e.Status) {
 			return fmt.Errorf("run.finished with non-final status %q", e.Status)
 		}
-	case event.TypeTaskDispatched, event.TypeTaskStarted, event.TypeTaskSucceeded,
-		event.TypeTaskFailed, event.TypeTaskSkipped, event.TypeTaskCancelled:
+	case event.TypeTaskDispatched, event.TypeTaskStarted, event.TypeTaskSucceeded, event.TypeTaskFailed:
 		if e.Task == "" || e.Attempt < 1 {
 			return fmt.Errorf("%s without task or attempt", e.Type)
+		}
+	case event.TypeTaskSkipped, event.TypeTaskCancelled:
+		// A task skipped or cancelled before its first dispatch has no attempt.
+		if e.Task == "" || e.Attempt < 0 {
+			return fmt.Errorf("%s without task", e.Type)
 		}
 	default:
 		return fmt.Errorf("unknown event type %q", e.Type)

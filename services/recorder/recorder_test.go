@@ -241,6 +241,62 @@ func TestRecordsRun(t *testing.T) {
 	})
 }
 
+func TestFailedRunWithSkippedTask(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, open opener) {
+		f := setup(t)
+		st := open(t)
+		f.start(st, fastRetry)
+		run := event.NewID()
+		wait := f.watch(run)
+		p := testPlan("failing", "a", "b")
+		p.Tasks[1].DependsOn = []string{"a"}
+		sub := event.New(event.TypeRunSubmitted, run, "", 0)
+		sub.Workflow, sub.Plan = p.Name, p
+		failed := event.New(event.TypeTaskFailed, run, "a", 1)
+		failed.Reason, failed.Error, failed.ExitCode = event.ReasonExit, "exit status 3", new(3)
+		// b never ran: it is skipped without an attempt.
+		skipped := event.New(event.TypeTaskSkipped, run, "b", 0)
+		skipped.Reason, skipped.Error = event.ReasonUpstreamFailed, `upstream task "a" failed`
+		fin := event.New(event.TypeRunFinished, run, "", 0)
+		fin.Status, fin.Error = event.RunFailed, "task a failed"
+		evs := []event.Event{sub, event.New(event.TypeRunStarted, run, "", 0),
+			event.New(event.TypeTaskDispatched, run, "a", 1), event.New(event.TypeTaskStarted, run, "a", 1),
+			failed, skipped, fin}
+		f.publish(eventMsgs(t, evs...)...)
+
+		if status := wait(); status != event.RunFailed {
+			t.Fatalf("notice status %q, want failed", status)
+		}
+		f.waitCommitted(event.StreamEvents, len(evs))
+		r, err := st.RunGet(f.ctx, store.RunGetParams{ID: run})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != event.RunFailed {
+			t.Errorf("run %s, want failed", r.Status)
+		}
+		ts, err := st.TaskList(f.ctx, store.TaskListParams{RunID: run})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, tk := range ts {
+			got[tk.Name] = tk.Status
+		}
+		if got["a"] != event.TaskFailed || got["b"] != event.TaskSkipped {
+			t.Errorf("task statuses %v, want a failed, b skipped", got)
+		}
+		dls, err := st.DeadLetterList(f.ctx, store.DeadLetterListParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dls) != 0 {
+			t.Errorf("dead letters %+v", dls)
+		}
+	})
+}
+
 func TestDeadLetters(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, open opener) {
