@@ -92,3 +92,7 @@ func TestOpenBadURL(t *testing.T) {
 		t.Fatal("Open of a malformed URL succeeded")
 	}
 }
+
+func BenchmarkApplyBatch(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Store { return open(b) })
+}

@@ -1,0 +1,331 @@
+package filestore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/store"
+)
+
+// batch is one ApplyBatch in memory: rows read once, changed in place, written at the end.
+type batch struct {
+	s     *Store
+	rows  map[string]any  // path -> *row, nil when the file does not exist
+	dirty map[string]bool // paths to write
+}
+
+// get reads the row at path into a fresh *T, once per batch; it returns nil when there is none.
+func get[T any](b *batch, path string) (*T, error) {
+	if r, ok := b.rows[path]; ok {
+		if r == nil {
+			return nil, nil
+		}
+		return r.(*T), nil //nolint:forcetypeassert // one type per path
+	}
+	var v T
+	found, err := readJSON(path, &v)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		b.rows[path] = nil
+		return nil, nil
+	}
+	b.rows[path] = &v
+	return &v, nil
+}
+
+// put stores row at path and marks it for writing.
+func (b *batch) put(path string, row any) {
+	b.rows[path] = row
+	b.dirty[path] = true
+}
+
+// ApplyBatch applies a batch under the exclusive lock: every row is computed first, then written.
+func (s *Store) ApplyBatch(ctx context.Context, p store.ApplyBatchParams) (store.ApplyBatchResult, error) {
+	if err := ctx.Err(); err != nil {
+		return store.ApplyBatchResult{}, fmt.Errorf("applying batch: %w", err)
+	}
+	if len(p.Events) == 0 && len(p.Logs) == 0 && len(p.DeadLetters) == 0 {
+		return store.ApplyBatchResult{}, nil
+	}
+	unlock, err := s.lockWrite()
+	if err != nil {
+		return store.ApplyBatchResult{}, err
+	}
+	defer unlock()
+
+	b := &batch{s: s, rows: map[string]any{}, dirty: map[string]bool{}}
+	var res store.ApplyBatchResult
+	finished := map[string]bool{}
+	for i := range p.Events {
+		e := &p.Events[i]
+		applied, err := b.apply(e)
+		if err != nil {
+			return store.ApplyBatchResult{}, err
+		}
+		if !applied {
+			res.Orphans = append(res.Orphans, *e)
+			continue
+		}
+		if e.Type == event.TypeRunFinished && event.IsTerminalRun(e.Status) && !finished[e.RunID] {
+			finished[e.RunID] = true
+			res.FinishedRuns = append(res.FinishedRuns, e.RunID)
+		}
+	}
+	if err := b.deadLetters(p.DeadLetters); err != nil {
+		return store.ApplyBatchResult{}, err
+	}
+	// Nothing is written before everything above succeeded; a cancelled context stops here too.
+	if err := ctx.Err(); err != nil {
+		return store.ApplyBatchResult{}, fmt.Errorf("applying batch: %w", err)
+	}
+	if err := b.write(); err != nil {
+		return store.ApplyBatchResult{}, err
+	}
+	if err := s.appendLogs(p.Logs); err != nil {
+		return store.ApplyBatchResult{}, err
+	}
+	return res, nil
+}
+
+// apply applies one event; it returns false for an orphan.
+func (b *batch) apply(e *event.Event) (bool, error) {
+	switch e.Type {
+	case event.TypeRunSubmitted:
+		return b.submit(e)
+	case event.TypeRunStarted, event.TypeRunFinished:
+		return b.runEvent(e)
+	}
+	status, ok := store.TaskStatusOf(e)
+	if !ok {
+		return false, nil
+	}
+	return b.taskEvent(e, status)
+}
+
+func (b *batch) submit(e *event.Event) (bool, error) {
+	if e.RunID == "" || e.Plan == nil {
+		return false, nil
+	}
+	s, p := b.s, e.Plan
+	run, err := get[runRow](b, s.runPath(e.RunID))
+	if err != nil || run != nil {
+		return err == nil, err // a duplicate run id changes nothing
+	}
+	if e.IdempotencyKey != "" {
+		key, err := get[keyRow](b, s.keyPath(e.IdempotencyKey))
+		if err != nil || key != nil {
+			return err == nil, err // a duplicate key changes nothing
+		}
+		b.put(s.keyPath(e.IdempotencyKey), &keyRow{RunID: e.RunID})
+	}
+
+	w, err := get[workflowRow](b, s.workflowPath(p.Name))
+	if err != nil {
+		return false, err
+	}
+	if w == nil {
+		w = &workflowRow{Name: p.Name, CreatedAt: e.Time, UpdatedAt: e.Time}
+	}
+	w.Description, w.Schedule, w.CurrentHash = p.Description, p.Schedule, p.Hash
+	if e.Time.After(w.UpdatedAt) {
+		w.UpdatedAt = e.Time
+	}
+	b.put(s.workflowPath(p.Name), w)
+
+	v, err := get[versionRow](b, s.versionPath(p.Hash))
+	if err != nil {
+		return false, err
+	}
+	if v == nil {
+		planJSON, err := json.Marshal(p)
+		if err != nil {
+			return false, fmt.Errorf("encoding plan of workflow %s: %w", p.Name, err)
+		}
+		b.put(s.versionPath(p.Hash), &versionRow{Hash: p.Hash, Workflow: p.Name, Plan: planJSON, CreatedAt: e.Time})
+	}
+
+	b.put(s.runPath(e.RunID), &runRow{
+		ID: e.RunID, Workflow: p.Name, WorkflowHash: p.Hash, Status: event.RunPending, TriggeredBy: e.TriggeredBy,
+		IdempotencyKey: e.IdempotencyKey, TaskCount: len(p.Tasks), CreatedAt: e.Time,
+	})
+	for _, t := range p.Tasks {
+		b.put(s.taskPath(e.RunID, t.Name), &taskRow{
+			RunID: e.RunID, Name: t.Name, Index: t.Index, Executor: t.Executor, DependsOn: t.DependsOn,
+			Status: event.TaskPending, MaxRetries: t.Retries, TimeoutSeconds: t.TimeoutSeconds,
+		})
+	}
+	return true, nil
+}
+
+func (b *batch) runEvent(e *event.Event) (bool, error) {
+	r, err := get[runRow](b, b.s.runPath(e.RunID))
+	if err != nil || r == nil {
+		return false, err
+	}
+	status := e.Status
+	if e.Type == event.TypeRunStarted {
+		status = event.RunRunning
+	}
+	if !store.RunAdvances(r.Status, status) {
+		return true, nil
+	}
+	r.Status = status
+	if status == event.RunRunning && r.StartedAt == nil {
+		r.StartedAt = timePtr(e.Time)
+	}
+	if store.RunRank(status) == 2 {
+		r.FinishedAt, r.Error = timePtr(e.Time), e.Error
+	}
+	b.put(b.s.runPath(e.RunID), r)
+	return true, nil
+}
+
+// taskEvent applies a task event to its task row (forward only in (attempt, rank) order) and, for
+// attempts from 1, records it in the attempt row (forward only in rank; times and instance keep
+// their first value).
+func (b *batch) taskEvent(e *event.Event, status string) (bool, error) {
+	s := b.s
+	t, err := get[taskRow](b, s.taskPath(e.RunID, e.Task))
+	if err != nil || t == nil {
+		return false, err
+	}
+	if store.TaskAdvances(t.Attempt, t.Status, e.Attempt, status) {
+		if e.Attempt > t.Attempt {
+			t.StartedAt = nil
+		}
+		t.Attempt, t.Status = e.Attempt, status
+		if status == event.TaskRunning {
+			t.StartedAt = timePtr(e.Time)
+		}
+		t.FinishedAt, t.Output, t.Error, t.Reason = nil, nil, "", ""
+		if event.IsTerminalTask(status) {
+			t.FinishedAt, t.Error, t.Reason = timePtr(e.Time), e.Error, e.Reason
+			if len(e.Output) > 0 {
+				t.Output = e.Output
+			}
+		}
+		b.put(s.taskPath(e.RunID, e.Task), t)
+	}
+	if e.Attempt < 1 {
+		return true, nil
+	}
+
+	path := s.attemptPath(e.RunID, e.Task, e.Attempt)
+	a, err := get[attemptRow](b, path)
+	if err != nil {
+		return false, err
+	}
+	if a == nil {
+		a = &attemptRow{RunID: e.RunID, Task: e.Task, Attempt: e.Attempt}
+	}
+	if a.Status == "" || store.TaskRank(status) > store.TaskRank(a.Status) {
+		a.Status = status
+		if event.IsTerminalTask(status) {
+			a.ExitCode, a.Error, a.Reason, a.DurationMS, a.FinishedAt = e.ExitCode, e.Error, e.Reason, e.DurationMS, timePtr(e.Time)
+		}
+	}
+	switch {
+	case status == event.TaskDispatched && a.DispatchedAt == nil:
+		a.DispatchedAt = timePtr(e.Time)
+	case status == event.TaskRunning && a.StartedAt == nil:
+		a.StartedAt = timePtr(e.Time)
+	}
+	if a.Instance == "" {
+		a.Instance = e.Instance
+	}
+	b.put(path, a)
+	return true, nil
+}
+
+// deadLetters adds the dead letters not yet stored, numbered in arrival order.
+func (b *batch) deadLetters(dls []store.DeadLetter) error {
+	if len(dls) == 0 {
+		return nil
+	}
+	nextPath := filepath.Join(b.s.base, dirDeadLetters, nextFile)
+	next := int64(1)
+	if _, err := readJSON(nextPath, &next); err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	for _, d := range dls {
+		path := b.s.deadLetterPath(d.Stream, d.Seq)
+		have, err := get[deadLetterRow](b, path)
+		if err != nil {
+			return err
+		}
+		if have != nil {
+			continue
+		}
+		row := &deadLetterRow{ID: next, Stream: d.Stream, Seq: d.Seq, Subject: d.Subject, Reason: d.Reason, Data: d.Data, CreatedAt: d.CreatedAt}
+		if row.CreatedAt.IsZero() {
+			row.CreatedAt = now
+		}
+		b.put(path, row)
+		next++
+	}
+	n := next
+	b.put(nextPath, &n)
+	return nil
+}
+
+// write writes every changed row, then fsyncs the directories it wrote into.
+func (b *batch) write() error {
+	dirs := map[string]bool{}
+	for _, path := range slices.Sorted(maps.Keys(b.dirty)) {
+		data, err := json.Marshal(b.rows[path])
+		if err != nil {
+			return fmt.Errorf("encoding %s: %w", path, err)
+		}
+		if err := writeFileAtomic(path, data); err != nil {
+			return err
+		}
+		dirs[filepath.Dir(path)] = true
+	}
+	for dir := range dirs {
+		if err := syncDir(dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendLogs appends each attempt's lines to its log file, in one write per file.
+func (s *Store) appendLogs(logs []event.LogBatch) error {
+	byPath := map[string][]byte{}
+	var order []string
+	for _, lb := range logs {
+		path := s.logPath(lb.RunID, lb.Task, lb.Attempt)
+		buf, ok := byPath[path]
+		if !ok {
+			order = append(order, path)
+		}
+		for _, l := range lb.Lines {
+			line, err := json.Marshal(logRow{Seq: l.Seq, Stream: l.Stream, Line: l.Line, Time: l.Time})
+			if err != nil {
+				return fmt.Errorf("encoding log line %s/%s/%d/%d: %w", lb.RunID, lb.Task, lb.Attempt, l.Seq, err)
+			}
+			buf = append(append(buf, line...), '\n')
+		}
+		byPath[path] = buf
+	}
+	for _, path := range order {
+		if len(byPath[path]) == 0 {
+			continue
+		}
+		if err := appendLines(path, byPath[path]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func timePtr(t time.Time) *time.Time { return &t }
