@@ -185,13 +185,19 @@ func (s *Store) ApplyBatch(ctx context.Context, p store.ApplyBatchParams) (res s
 	if err != nil {
 		return store.ApplyBatchResult{}, fmt.Errorf("applying batch: beginning: %w", interpretError(err))
 	}
-	b := &batch{ctx: ctx, tx: tx, st: &s.st, txs: make(map[*sql.Stmt]*sql.Stmt), fin: map[string]bool{}}
+	// Statements run under a context without cancellation: modernc.org/sqlite starts a goroutine
+	// per statement to watch a cancellable one, which costs more than the statement. The batch
+	// checks ctx itself between events, and rolls back when it ends.
+	b := &batch{ctx: context.WithoutCancel(ctx), tx: tx, st: &s.st, txs: make(map[*sql.Stmt]*sql.Stmt), fin: map[string]bool{}}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, ignoreDone(tx.Rollback()))
 		}
 	}()
 	for i := range p.Events {
+		if err := ctx.Err(); err != nil {
+			return store.ApplyBatchResult{}, fmt.Errorf("applying batch: %w", err)
+		}
 		if err := b.event(&p.Events[i]); err != nil {
 			return store.ApplyBatchResult{}, fmt.Errorf("applying event %s (%s): %w", p.Events[i].ID, p.Events[i].Type, interpretError(err))
 		}
@@ -205,6 +211,9 @@ func (s *Store) ApplyBatch(ctx context.Context, p store.ApplyBatchParams) (res s
 		if err := b.deadLetter(&p.DeadLetters[i]); err != nil {
 			return store.ApplyBatchResult{}, fmt.Errorf("applying dead letter %s/%d: %w", p.DeadLetters[i].Stream, p.DeadLetters[i].Seq, interpretError(err))
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return store.ApplyBatchResult{}, fmt.Errorf("applying batch: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return store.ApplyBatchResult{}, fmt.Errorf("applying batch: committing: %w", interpretError(err))
