@@ -637,7 +637,7 @@ func TestRunFailsWithoutStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	rec, err := recorder.New(b, newMemStore(), recorder.Config{}, zaptest.NewLogger(t))
+	rec, err := recorder.New(b, openSQLite(t), recorder.Config{}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

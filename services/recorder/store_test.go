@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/url"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -13,6 +14,7 @@ import (
 	"github.com/ork-go/ork/pkg/store"
 	"github.com/ork-go/ork/pkg/store/pgstore"
 	"github.com/ork-go/ork/pkg/store/schema"
+	"github.com/ork-go/ork/pkg/store/sqlitestore"
 )
 
 // opener returns a fresh, empty store closed at the end of the test.
@@ -23,7 +25,7 @@ var stores = []struct {
 	name string
 	open opener
 }{
-	{"mem", func(*testing.T) store.Store { return newMemStore() }},
+	{"sqlite", openSQLite},
 	{"postgres", openPostgres},
 }
 
@@ -36,6 +38,17 @@ func forEachStore(t *testing.T, fn func(t *testing.T, open opener)) {
 			fn(t, s.open)
 		})
 	}
+}
+
+// openSQLite opens a sqlitestore in the test's temporary directory.
+func openSQLite(t *testing.T) store.Store {
+	t.Helper()
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "ork.db"))
+	if err != nil {
+		t.Fatalf("opening sqlitestore: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
 }
 
 // openPostgres opens a pgstore on a schema of its own in TEST_DATABASE_URL, dropped at cleanup.
