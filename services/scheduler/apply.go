@@ -202,7 +202,7 @@ func (a *applier) event(typ string, task string, attempt int) *event.Event {
 }
 
 func (a *applier) dispatch(i, attempt int, notBefore *time.Time) {
-	a.st.Tasks[i] = TaskState{Status: TaskDispatched, Attempt: attempt}
+	a.st.set(i, TaskState{Status: TaskDispatched, Attempt: attempt})
 	a.cmds.Dispatches = append(a.cmds.Dispatches, Dispatch{Task: i, Attempt: attempt, NotBefore: notBefore})
 	e := a.event(event.TypeTaskDispatched, a.g.Task(i).Name, attempt)
 	e.Executor = a.g.Task(i).Executor
@@ -220,7 +220,7 @@ func (a *applier) submit() {
 func (a *applier) succeed(i int) {
 	st := a.st
 	ensureWaiting(a.g, st)
-	st.Tasks[i].Status = TaskSucceeded
+	st.set(i, TaskState{Status: TaskSucceeded, Attempt: st.Tasks[i].Attempt})
 	st.Remaining--
 	if a.g.referenced[i] {
 		out := a.ev.Output
@@ -245,7 +245,7 @@ func (a *applier) fail(i int, b Backoff) {
 		a.dispatch(i, attempt+1, &nb)
 		return
 	}
-	st.Tasks[i].Status = TaskFailed
+	st.set(i, TaskState{Status: TaskFailed, Attempt: attempt})
 	st.Remaining--
 	name := a.g.Task(i).Name
 	if st.FailedTask == 0 {
@@ -261,7 +261,7 @@ func (a *applier) fail(i int, b Backoff) {
 			if st.Tasks[s].Status != TaskPending {
 				continue
 			}
-			st.Tasks[s].Status = TaskSkipped
+			st.set(int(s), TaskState{Status: TaskSkipped, Attempt: st.Tasks[s].Attempt})
 			st.Remaining--
 			e := a.event(event.TypeTaskSkipped, a.g.Task(int(s)).Name, 0)
 			e.Reason = event.ReasonUpstreamFailed

@@ -337,6 +337,10 @@ func TestApply(t *testing.T) {
 					}
 				}
 				checkRemaining(t, st)
+				fresh := &RunState{Status: st.Status, Tasks: slices.Clone(st.Tasks), FailedTask: st.FailedTask, Error: st.Error}
+				if enc, _ := fresh.MarshalBinary(); string(enc) != string(after) {
+					t.Fatalf("step %d %q: incremental encoding %x, full scan %x", n, s.ev, after, enc)
+				}
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/ork-go/ork/pkg/event"
 )
@@ -96,11 +97,50 @@ type RunState struct {
 	// waiting counts, per task, the dependencies that have not succeeded. It is derived from Tasks
 	// on first use and never encoded.
 	waiting []int32
+	// groups holds, ascending, the positions where a run of equal TaskStates starts. It is kept up
+	// to date by set once built, so encoding costs the number of groups, not of tasks.
+	groups   []int32
+	groupsOK bool
+}
+
+// set changes one task, keeping the group index current.
+func (st *RunState) set(i int, ts TaskState) {
+	st.Tasks[i] = ts
+	if !st.groupsOK {
+		return
+	}
+	st.fixBoundary(i)
+	if i+1 < len(st.Tasks) {
+		st.fixBoundary(i + 1)
+	}
+}
+
+func (st *RunState) fixBoundary(i int) {
+	starts := i == 0 || st.Tasks[i] != st.Tasks[i-1]
+	k, found := slices.BinarySearch(st.groups, int32(i))
+	switch {
+	case starts && !found:
+		st.groups = slices.Insert(st.groups, k, int32(i))
+	case !starts && found:
+		st.groups = slices.Delete(st.groups, k, k+1)
+	}
+}
+
+func (st *RunState) buildGroups() {
+	st.groups = st.groups[:0]
+	for i := range st.Tasks {
+		if i == 0 || st.Tasks[i] != st.Tasks[i-1] {
+			st.groups = append(st.groups, int32(i))
+		}
+	}
+	st.groupsOK = true
 }
 
 // NewRunState returns the state of a run of g before its submission is applied.
 func NewRunState(g *Graph) *RunState {
-	return &RunState{Tasks: make([]TaskState, g.Len()), Remaining: g.Len()}
+	st := &RunState{Tasks: make([]TaskState, g.Len()), Remaining: g.Len()}
+	st.buildGroups()
+	return st
 }
 
 // StateVersion is the version byte that starts an encoded RunState.
@@ -136,16 +176,18 @@ func (st *RunState) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(st.FailedTask))
 	b = binary.AppendUvarint(b, uint64(len(st.Error)))
 	b = append(b, st.Error...)
-	for i := 0; i < len(st.Tasks); {
-		t := st.Tasks[i]
-		j := i + 1
-		for j < len(st.Tasks) && st.Tasks[j] == t {
-			j++
+	if !st.groupsOK {
+		st.buildGroups()
+	}
+	for k, start := range st.groups {
+		end := int32(len(st.Tasks))
+		if k+1 < len(st.groups) {
+			end = st.groups[k+1]
 		}
-		b = binary.AppendUvarint(b, uint64(j-i))
+		t := st.Tasks[start]
+		b = binary.AppendUvarint(b, uint64(end-start))
 		b = append(b, byte(t.Status))
 		b = binary.AppendUvarint(b, uint64(t.Attempt))
-		i = j
 	}
 	return b, nil
 }
@@ -201,6 +243,7 @@ func (st *RunState) UnmarshalBinary(data []byte) error {
 		Error:      string(errText),
 		Compacted:  flags&flagCompacted != 0,
 	}
+	st.buildGroups()
 	return nil
 }
 
