@@ -856,22 +856,22 @@ func (p *parser) checkInputs(w *parsed, t *ptask, deps map[string]bool) {
 		}
 		ref := in.binding.Ref
 		refText := "tasks." + ref.Task + ".output"
+		fullText := refText
+		if len(ref.Path) > 0 {
+			fullText += "." + strings.Join(ref.Path, ".")
+		}
 		up, ok := w.byName[ref.Task]
 		switch {
 		case !ok:
-			p.errorf(in.value, path+".ref", "%sref %q: no such task %q", iwho, refText, ref.Task)
+			p.errorf(in.value, path+".ref", "%sref %q: no such task %q", iwho, fullText, ref.Task)
 			continue
 		case !deps[ref.Task]:
-			p.errorf(in.value, path+".ref", "%sref %q: task %q is not in depends_on", iwho, refText, ref.Task)
+			p.errorf(in.value, path+".ref", "%sref %q: task %q is not in depends_on", iwho, fullText, ref.Task)
 			continue
 		case up.OutputType == nil:
 			continue
 		}
 		typ := up.OutputType
-		fullText := refText
-		if len(ref.Path) > 0 {
-			fullText += "." + strings.Join(ref.Path, ".")
-		}
 		for _, field := range ref.Path {
 			next := typ.Field(field)
 			if next == nil {
