@@ -89,7 +89,7 @@ func (s *Store) RunList(ctx context.Context, p store.RunListParams) ([]store.Run
 	if limit <= 0 {
 		limit = RunListLimitDefault
 	}
-	var runs []store.Run
+	runs := []store.Run{}
 	for i := range rows {
 		r := &rows[i]
 		if (p.Workflow == "" || r.Workflow == p.Workflow) && (p.Status == "" || r.Status == p.Status) {
@@ -124,8 +124,11 @@ func (s *Store) TaskList(ctx context.Context, p store.TaskListParams) ([]store.T
 	defer unlock()
 	var r runRow
 	found, err := readJSON(s.runPath(p.RunID), &r)
-	if err != nil || !found {
+	if err != nil {
 		return nil, err
+	}
+	if !found {
+		return []store.Task{}, nil
 	}
 	rows, err := s.taskRows(p.RunID)
 	if err != nil {
@@ -158,7 +161,7 @@ func (s *Store) AttemptList(ctx context.Context, p store.AttemptListParams) ([]s
 	if err != nil {
 		return nil, err
 	}
-	var out []store.Attempt
+	out := []store.Attempt{}
 	for _, t := range tasks {
 		if p.Task != "" && t.Name != p.Task {
 			continue
@@ -198,12 +201,12 @@ func (s *Store) LogList(ctx context.Context, p store.LogListParams) ([]store.Log
 	runDir := filepath.Join(s.base, dirLogs, escape(p.RunID))
 	entries, err := os.ReadDir(runDir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return []store.LogLine{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("listing %s: %w", runDir, err)
 	}
-	var lines []store.LogLine
+	lines := []store.LogLine{}
 	for _, taskDir := range entries {
 		if !taskDir.IsDir() {
 			continue
