@@ -29,7 +29,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 var fastRetry = recorder.Config{RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond, OrphanDelay: time.Millisecond}
 
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	bus    *bus.Bus
 	client *client.Client
 	ctx    context.Context
@@ -39,7 +39,7 @@ type fixture struct {
 	changed   chan struct{}
 }
 
-func setup(t *testing.T) *fixture {
+func setup(t testing.TB) *fixture {
 	t.Helper()
 	srv := bustest.Start(t)
 	b, err := bus.Connect(bus.Config{URL: srv.ClientURL()}, zaptest.NewLogger(t))
@@ -138,7 +138,7 @@ func (f *fixture) publish(msgs ...bus.Msg) {
 	}
 }
 
-func eventMsgs(t *testing.T, events ...event.Event) []bus.Msg {
+func eventMsgs(t testing.TB, events ...event.Event) []bus.Msg {
 	t.Helper()
 	msgs := make([]bus.Msg, len(events))
 	for i := range events {

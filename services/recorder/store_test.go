@@ -18,7 +18,7 @@ import (
 )
 
 // opener returns a fresh, empty store closed at the end of the test.
-type opener func(t *testing.T) store.Store
+type opener func(tb testing.TB) store.Store
 
 // stores are the stores every recorder test runs against.
 var stores = []struct {
@@ -41,7 +41,7 @@ func forEachStore(t *testing.T, fn func(t *testing.T, open opener)) {
 }
 
 // openSQLite opens a sqlitestore in the test's temporary directory.
-func openSQLite(t *testing.T) store.Store {
+func openSQLite(t testing.TB) store.Store {
 	t.Helper()
 	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "ork.db"))
 	if err != nil {
@@ -52,7 +52,7 @@ func openSQLite(t *testing.T) store.Store {
 }
 
 // openPostgres opens a pgstore on a schema of its own in TEST_DATABASE_URL, dropped at cleanup.
-func openPostgres(t *testing.T) store.Store {
+func openPostgres(t testing.TB) store.Store {
 	t.Helper()
 	base := os.Getenv("TEST_DATABASE_URL")
 	if base == "" {
