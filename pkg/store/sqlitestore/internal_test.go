@@ -1,0 +1,184 @@
+package sqlitestore
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/store"
+	"github.com/ork-go/ork/pkg/workflow"
+)
+
+func openT(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func submission(runID string) event.Event {
+	e := event.New(event.TypeRunSubmitted, runID, "", 0)
+	e.Workflow = "wf"
+	e.Plan = &workflow.Plan{Name: "wf", Hash: "hash-1", Tasks: []workflow.Task{
+		{Name: "a", Index: 0, Executor: workflow.ExecutorNoop},
+		{Name: "b", Index: 1, Executor: workflow.ExecutorPython, DependsOn: []string{"a"}},
+	}}
+	return e
+}
+
+func TestPragmas(t *testing.T) {
+	t.Parallel()
+	s := openT(t, filepath.Join(t.TempDir(), "ork.db"))
+	for _, db := range []*sql.DB{s.w, s.r} {
+		var mode string
+		var sync, fk, busy int
+		row := db.QueryRowContext(t.Context(), `SELECT * FROM pragma_journal_mode, pragma_synchronous, pragma_foreign_keys, pragma_busy_timeout`)
+		if err := row.Scan(&mode, &sync, &fk, &busy); err != nil {
+			t.Fatal(err)
+		}
+		if mode != "wal" || sync != 2 || fk != 1 || busy <= 0 {
+			t.Errorf("journal_mode=%s synchronous=%d foreign_keys=%d busy_timeout=%d, want wal 2 1 >0", mode, sync, fk, busy)
+		}
+	}
+	if got := s.w.Stats().MaxOpenConnections; got != 1 {
+		t.Errorf("writer pool allows %d connections, want 1", got)
+	}
+	if _, err := s.r.ExecContext(t.Context(), `DELETE FROM runs`); err == nil {
+		t.Error("a reader connection could write")
+	}
+}
+
+func TestWorkflowTasks(t *testing.T) {
+	t.Parallel()
+	s := openT(t, filepath.Join(t.TempDir(), "ork.db"))
+	if _, err := s.ApplyBatch(t.Context(), store.ApplyBatchParams{Events: []event.Event{submission("r1"), submission("r2")}}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.r.QueryContext(t.Context(), `SELECT hash, name, idx, executor, depends_on FROM workflow_tasks ORDER BY idx`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var hash, name, executor, deps string
+		var idx int
+		if err := rows.Scan(&hash, &name, &idx, &executor, &deps); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s %s %d %s %s", hash, name, idx, executor, deps))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"hash-1 a 0 noop []", `hash-1 b 1 python ["a"]`}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("workflow_tasks = %q, want %q", got, want)
+	}
+}
+
+func TestInterpretError(t *testing.T) {
+	t.Parallel()
+	s := openT(t, filepath.Join(t.TempDir(), "ork.db"))
+	ctx := t.Context()
+	if _, err := s.ApplyBatch(ctx, store.ApplyBatchParams{Events: []event.Event{submission("r1")}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO runs (id, workflow_id, workflow_hash, status, created_at) SELECT id, workflow_id, workflow_hash, status, created_at FROM runs`)
+	if err == nil || !errors.Is(interpretError(err), store.ErrConflict) {
+		t.Errorf("duplicate key: interpretError(%v) is not ErrConflict", err)
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO tasks (run_id, name, idx, executor, status) VALUES ('nope', 'x', 0, 'noop', 'pending')`)
+	if err == nil || !errors.Is(interpretError(err), store.ErrConflict) {
+		t.Errorf("foreign key: interpretError(%v) is not ErrConflict", err)
+	}
+	if err := interpretError(sql.ErrNoRows); !errors.Is(err, store.ErrNotFound) || !errors.Is(err, sql.ErrNoRows) {
+		t.Errorf("interpretError(ErrNoRows) = %v, want ErrNotFound wrapping it", err)
+	}
+	other := errors.New("disk on fire")
+	if err := interpretError(other); err != other {
+		t.Errorf("interpretError(other) = %v, want it unchanged", err)
+	}
+}
+
+func TestTimesRoundTrip(t *testing.T) {
+	t.Parallel()
+	in := time.Date(2026, 11, 25, 19, 5, 7, 120000000, time.FixedZone("X", 3600))
+	enc, ok := dbTime(in).(string)
+	if !ok || enc != "2026-11-25T18:05:07.120000000Z" {
+		t.Fatalf("dbTime = %v", dbTime(in))
+	}
+	out, err := parseTime(enc)
+	if err != nil || !out.Equal(in) {
+		t.Errorf("parseTime(%s) = %v, %v; want %v", enc, out, err, in)
+	}
+	if dbTime(time.Time{}) != nil {
+		t.Error("the zero time is not NULL")
+	}
+	// Fixed width: a later time sorts later as text, whatever its fraction.
+	if a, b := dbTime(in).(string), dbTime(in.Add(500*time.Millisecond)).(string); a >= b {
+		t.Errorf("%s does not sort before %s", a, b)
+	}
+}
+
+// Two stores on one file, as `ork serve` and `ork status` in two processes: both write and read.
+func TestTwoStoresOneFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "ork.db")
+	a, b := openT(t, path), openT(t, path)
+	ctx := t.Context()
+	const n = 20
+	errs := make(chan error, 2)
+	for i, s := range []*Store{a, b} {
+		go func() {
+			for j := range n {
+				if _, err := s.ApplyBatch(ctx, store.ApplyBatchParams{Events: []event.Event{submission(fmt.Sprintf("r-%d-%d", i, j))}}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("ApplyBatch: %v", err)
+		}
+	}
+	for _, s := range []*Store{a, b} {
+		rs, err := s.RunList(ctx, store.RunListParams{Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) != 2*n {
+			t.Errorf("runs = %d, want %d", len(rs), 2*n)
+		}
+	}
+	// Reopening finds everything.
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	if _, err := c.RunGet(ctx, store.RunGetParams{ID: "r-1-7"}); err != nil {
+		t.Errorf("RunGet after reopening: %v", err)
+	}
+}
