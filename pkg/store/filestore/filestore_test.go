@@ -1,6 +1,7 @@
 package filestore_test
 
 import (
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -10,7 +11,12 @@ import (
 	"github.com/ork-go/ork/pkg/store/storetest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(envDir) != "" {
+		os.Exit(childMain())
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // open returns a fresh store in its own temporary directory, closed at cleanup.
 func open(tb testing.TB, dir string) *filestore.Store {
