@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/ork-go/ork/pkg/bus"
@@ -87,32 +88,32 @@ func setup(t *testing.T) *harness {
 		t.Fatalf("provisioning: %v", err)
 	}
 	h := &harness{bus: b, dir: t.TempDir(), events: newCollector[event.Event](), logs: newCollector[event.LogBatch]()}
-	sub, err := b.NC.Subscribe(event.SubjectEventsAll, func(m *nats.Msg) {
-		e, err := event.DecodeEvent(m.Data)
-		if err != nil {
-			t.Errorf("undecodable event on %s: %v", m.Subject, err)
-			return
+	// One subscription for events and logs, so they are seen in the order they were published.
+	sub, err := b.NC.Subscribe("ork.>", func(m *nats.Msg) {
+		switch {
+		case strings.HasPrefix(m.Subject, "ork.events."):
+			e, err := event.DecodeEvent(m.Data)
+			if err != nil {
+				t.Errorf("undecodable event on %s: %v", m.Subject, err)
+				return
+			}
+			h.events.add(e)
+		case strings.HasPrefix(m.Subject, "ork.logs."):
+			lb, err := event.DecodeLogBatch(m.Data)
+			if err != nil {
+				t.Errorf("undecodable log batch on %s: %v", m.Subject, err)
+				return
+			}
+			h.logs.add(lb)
 		}
-		h.events.add(e)
 	})
 	if err != nil {
-		t.Fatalf("subscribing to events: %v", err)
-	}
-	lsub, err := b.NC.Subscribe(event.SubjectLogsAll, func(m *nats.Msg) {
-		lb, err := event.DecodeLogBatch(m.Data)
-		if err != nil {
-			t.Errorf("undecodable log batch on %s: %v", m.Subject, err)
-			return
-		}
-		h.logs.add(lb)
-	})
-	if err != nil {
-		t.Fatalf("subscribing to logs: %v", err)
+		t.Fatalf("subscribing: %v", err)
 	}
 	if err := b.NC.Flush(); err != nil {
 		t.Fatalf("flushing: %v", err)
 	}
-	t.Cleanup(func() { _ = sub.Unsubscribe(); _ = lsub.Unsubscribe() })
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
 	return h
 }
 
@@ -146,6 +147,13 @@ func (h *harness) start(t *testing.T, cfg Config) (*Service, func()) {
 		})
 	}
 	t.Cleanup(stop)
+	select {
+	case <-s.Ready():
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	case <-time.After(waitDeadline):
+		t.Fatal("executor not ready")
+	}
 	return s, stop
 }
 
@@ -267,3 +275,5 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) {
 }
 
 func jsonUnmarshal(raw json.RawMessage, v any) error { return json.Unmarshal(raw, v) }
+
+func nopLogger() *zap.Logger { return zap.NewNop() }

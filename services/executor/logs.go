@@ -270,7 +270,7 @@ func (w *lineWriter) endLine() {
 	if w.isOut == 1 {
 		w.hasOutput = true
 		w.outputCut = len(w.out) > w.maxOut
-		w.output = append(w.output[:0], w.out...)
+		w.output = append(w.output[:0], bytes.TrimSuffix(w.out, []byte("\r"))...)
 	}
 	line := w.line
 	if len(line) > 0 && line[len(line)-1] == '\r' && w.lineLen == len(line) {

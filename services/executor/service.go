@@ -37,6 +37,7 @@ type Service struct {
 	runner string // path of the python runner, when python is served
 	slots  *slots
 	tasks  sync.WaitGroup // dispatches being handled
+	ready  chan struct{}  // closed once the consumers exist
 }
 
 // New checks the config, installs the python runner when python is served, and returns a service
@@ -52,7 +53,7 @@ func New(b *bus.Bus, cfg Config, log *zap.Logger) (*Service, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Service{bus: b, cfg: cfg, log: log.With(logging.Instance(cfg.Instance)), slots: newSlots(cfg.Concurrency)}
+	s := &Service{bus: b, cfg: cfg, log: log.With(logging.Instance(cfg.Instance)), slots: newSlots(cfg.Concurrency), ready: make(chan struct{})}
 	if slices.Contains(cfg.Types, workflow.ExecutorPython) {
 		path, err := installRunner(cfg.CacheDir)
 		if err != nil {
@@ -66,18 +67,27 @@ func New(b *bus.Bus, cfg Config, log *zap.Logger) (*Service, error) {
 // Config returns the service's config, defaults applied.
 func (s *Service) Config() Config { return s.cfg }
 
+// Ready is closed once Run has set up the consumers, so dispatches published from then on are
+// delivered (earlier ones are too, since the consumers start from the oldest message).
+func (s *Service) Ready() <-chan struct{} { return s.ready }
+
 // Run serves until ctx is done, then drains: it stops pulling, naks dispatches still waiting for a
 // slot, lets running tasks finish for up to DrainGrace, then kills their process groups and naks
-// their dispatches. It returns nil after a drain, or an error when the consumers cannot be set up.
+// their dispatches. It returns nil after a drain (or when ctx ends during setup), or an error when
+// the consumers cannot be set up. Run may be called once.
 func (s *Service) Run(ctx context.Context) error {
 	consumers := make([]jetstream.Consumer, len(s.cfg.Types))
 	for i, typ := range s.cfg.Types {
 		c, err := s.consumer(ctx, typ)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
 			return err
 		}
 		consumers[i] = c
 	}
+	close(s.ready)
 	s.log.Info("executor started", zap.Strings("types", s.cfg.Types), zap.Int("concurrency", s.cfg.Concurrency))
 
 	hard, hardStop := context.WithCancel(context.WithoutCancel(ctx))

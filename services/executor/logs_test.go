@@ -1,0 +1,143 @@
+package executor
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ork-go/ork/pkg/event"
+)
+
+func TestLogsAreShippedInSeqOrder(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	cfg := testConfig(t)
+	cfg.LogBatchLines = 64
+	h.start(t, cfg)
+	// 1000 stdout lines with a stderr line every 100; "echo" keeps them unbuffered.
+	script := `i=1; while [ $i -le 1000 ]; do echo "out $i"; if [ $((i % 100)) -eq 0 ]; then echo "err $i" >&2; fi; i=$((i+1)); done`
+	d := h.dispatch(t, event.Dispatch{Task: processTask("t", "sh", "-c", script)})
+	wantSuccess(t, h.result(t, d))
+	lines := h.lines(t, d)
+	if len(lines) != 1010 {
+		t.Fatalf("got %d lines, want 1010", len(lines))
+	}
+	next := 1
+	for i, l := range lines {
+		if l.Seq != int64(i+1) {
+			t.Fatalf("line %d has seq %d: seqs must be 1..n without gaps", i, l.Seq)
+		}
+		if l.Time.IsZero() {
+			t.Fatalf("line %d has no time", i)
+		}
+		if l.Stream == event.Stdout {
+			if l.Line != "out "+strconv.Itoa(next) {
+				t.Fatalf("stdout line %d = %q, want %q", i, l.Line, "out "+strconv.Itoa(next))
+			}
+			next++
+		} else if l.Stream != event.Stderr || !strings.HasPrefix(l.Line, "err ") {
+			t.Fatalf("line %d: %+v", i, l)
+		}
+	}
+	// Batches are bounded.
+	h.logs.mu.Lock()
+	defer h.logs.mu.Unlock()
+	for _, lb := range h.logs.items {
+		if lb.RunID == d.RunID && len(lb.Lines) > cfg.LogBatchLines {
+			t.Errorf("a batch holds %d lines, over %d", len(lb.Lines), cfg.LogBatchLines)
+		}
+	}
+}
+
+func TestLogCapShipsMarkerAndTail(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	cfg := testConfig(t)
+	cfg.LogMaxBytes = 1000
+	h.start(t, cfg)
+	// 20000 lines of 9 bytes: far over the cap, and the task must still succeed with its output.
+	script := `i=10000; while [ $i -lt 30000 ]; do echo "line $i"; i=$((i+1)); done; echo 'ORK_OUTPUT:"done"'`
+	d := h.dispatch(t, event.Dispatch{Task: processTask("t", "sh", "-c", script)})
+	e := h.result(t, d)
+	wantSuccess(t, e)
+	jsonEqual(t, e.Output, `"done"`)
+	lines := h.lines(t, d)
+	var shipped, marker int
+	for i, l := range lines {
+		if l.Seq != int64(i+1) {
+			t.Fatalf("seq %d at %d", l.Seq, i)
+		}
+		if strings.Contains(l.Line, "[ork: log truncated") {
+			marker = i
+			break
+		}
+		shipped += len(l.Line)
+	}
+	if marker == 0 {
+		t.Fatalf("no truncation marker in %d lines", len(lines))
+	}
+	if shipped > 1000 {
+		t.Errorf("%d bytes shipped before the marker, over the 1000 cap", shipped)
+	}
+	tail := texts(lines[marker+1:])
+	if len(tail) == 0 || tail[len(tail)-1] != `ORK_OUTPUT:"done"` || tail[len(tail)-2] != "line 29999" {
+		t.Errorf("tail = %q, want the last lines", tail)
+	}
+	if len(tail) > logTailLines {
+		t.Errorf("tail has %d lines, over %d", len(tail), logTailLines)
+	}
+}
+
+func TestLongLinesAreCut(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	cfg := testConfig(t)
+	cfg.LogLineMaxBytes = 1024
+	h.start(t, cfg)
+	// A 10 MB line without a newline in between, then a short one.
+	d := h.dispatch(t, event.Dispatch{Task: processTask("t", "sh", "-c", `head -c 10000000 /dev/zero | tr '\0' 'a'; echo; echo short`)})
+	wantSuccess(t, h.result(t, d))
+	lines := texts(h.lines(t, d))
+	if len(lines) != 2 {
+		t.Fatalf("got %d lines, want 2", len(lines))
+	}
+	if !strings.HasPrefix(lines[0], strings.Repeat("a", 1024)+" [ork: line cut at 1 KiB, 9998976 more bytes dropped]") {
+		t.Errorf("cut line = %.80q…", lines[0])
+	}
+	if lines[1] != "short" {
+		t.Errorf("second line = %q", lines[1])
+	}
+}
+
+func TestLineWriter(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	cfg := testConfig(t).WithDefaults()
+	cfg.LogLineMaxBytes = 64
+	cfg.OutputMaxBytes = 100
+	d := &event.Dispatch{RunID: "r", Task: processTask("t"), Attempt: 1}
+	sink := newLogSink(h.bus, cfg, nopLogger(), d)
+	w := newLineWriter(event.Stdout, sink, cfg, true)
+	// An output line split across writes, longer than a log line but within the output cap.
+	out := `ORK_OUTPUT:{"k": "` + strings.Repeat("v", 70) + `"}`
+	for _, chunk := range []string{"ORK_OU", "TPUT:", out[11:40], out[40:] + "\r\nplain\r\n", "tail"} {
+		if _, err := w.Write([]byte(chunk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.finish()
+	sink.close()
+	if !w.hasOutput || w.outputCut || string(w.output) != out[11:] {
+		t.Errorf("output = %q (has %v, cut %v)", w.output, w.hasOutput, w.outputCut)
+	}
+	if sink.seq != 3 {
+		t.Errorf("%d lines, want 3", sink.seq)
+	}
+	// Over the output cap: the last output line is cut.
+	if _, err := w.Write([]byte("ORK_OUTPUT:\"" + strings.Repeat("z", 200) + "\"\n")); err != nil {
+		t.Fatal(err)
+	}
+	if !w.outputCut || len(w.output) != cfg.OutputMaxBytes+1 {
+		t.Errorf("cut = %v, kept %d bytes", w.outputCut, len(w.output))
+	}
+}

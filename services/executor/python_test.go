@@ -1,0 +1,199 @@
+package executor
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/workflow"
+)
+
+func pythonTask(name, file, function string) workflow.Task {
+	return workflow.Task{Name: name, Executor: workflow.ExecutorPython, File: file, Function: function}
+}
+
+const pyTasks = `import os
+import sys
+
+
+def main(a, b=2):
+    return {"sum": a + b, "cwd": os.getcwd(), "attempt": os.environ["ORK_ATTEMPT"]}
+
+
+def noisy():
+    print('ORK_OUTPUT:{"corrupt": true}')
+    print("}{ not json")
+    sys.stdout.write("no newline")
+    sys.stdout.flush()
+    os.write(1, b"\nraw fd write\n")
+    print("to stderr", file=sys.stderr)
+    return [1, 2]
+
+
+def explode(**kwargs):
+    raise ValueError("bad input: %s" % sorted(kwargs))
+
+
+def unserializable():
+    return {1, 2}
+
+
+def nan():
+    return float("nan")
+
+
+def exits():
+    sys.exit(4)
+
+
+def big():
+    return "x" * 200
+
+
+def count(items):
+    return len(items)
+
+
+def nothing():
+    pass
+`
+
+func TestPython(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	cfg := testConfig(t)
+	cfg.OutputMaxBytes = 150
+	h.start(t, cfg)
+	writeFile(t, filepath.Join(h.dir, "tasks.py"), pyTasks, 0o644)
+	if err := os.Mkdir(filepath.Join(h.dir, "pkg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(h.dir, "pkg", "__init__.py"), "", 0o644)
+	writeFile(t, filepath.Join(h.dir, "pkg", "mod.py"), "def go(word):\n    return word.upper()\n", 0o644)
+
+	t.Run("kwargs", func(t *testing.T) {
+		t.Parallel()
+		d := h.dispatch(t, event.Dispatch{Task: pythonTask("kwargs", "tasks.py", ""), Attempt: 3, Inputs: []byte(`{"a": 40}`)})
+		e := h.result(t, d)
+		wantSuccess(t, e)
+		dir, _ := filepath.EvalSymlinks(h.dir)
+		var out struct {
+			Sum     int    `json:"sum"`
+			Cwd     string `json:"cwd"`
+			Attempt string `json:"attempt"`
+		}
+		if err := jsonUnmarshal(e.Output, &out); err != nil {
+			t.Fatal(err)
+		}
+		if out.Sum != 42 || (out.Cwd != dir && out.Cwd != h.dir) || out.Attempt != "3" {
+			t.Errorf("output = %+v", out)
+		}
+	})
+	t.Run("module", func(t *testing.T) {
+		t.Parallel()
+		tk := workflow.Task{Name: "module", Executor: workflow.ExecutorPython, Module: "pkg.mod", Function: "go"}
+		e := h.result(t, h.dispatch(t, event.Dispatch{Task: tk, Inputs: []byte(`{"word": "hi"}`)}))
+		wantSuccess(t, e)
+		jsonEqual(t, e.Output, `"HI"`)
+	})
+	t.Run("prints do not corrupt the output", func(t *testing.T) {
+		t.Parallel()
+		d := h.dispatch(t, event.Dispatch{Task: pythonTask("noisy", "tasks.py", "noisy")})
+		e := h.result(t, d)
+		wantSuccess(t, e)
+		jsonEqual(t, e.Output, `[1, 2]`)
+		lines := texts(h.lines(t, d))
+		for _, want := range []string{`ORK_OUTPUT:{"corrupt": true}`, "}{ not json", "no newline", "raw fd write", "to stderr"} {
+			if !slices.Contains(lines, want) {
+				t.Errorf("logs %q lack %q", lines, want)
+			}
+		}
+	})
+	t.Run("none", func(t *testing.T) {
+		t.Parallel()
+		e := h.result(t, h.dispatch(t, event.Dispatch{Task: pythonTask("nothing", "tasks.py", "nothing")}))
+		wantSuccess(t, e)
+		jsonEqual(t, e.Output, `null`)
+	})
+	t.Run("large inputs", func(t *testing.T) {
+		t.Parallel()
+		items := `["` + strings.Repeat("y", 200<<10) + `", 2, 3]`
+		e := h.result(t, h.dispatch(t, event.Dispatch{Task: pythonTask("count", "tasks.py", "count"), Inputs: []byte(`{"items": ` + items + `}`)}))
+		wantSuccess(t, e)
+		jsonEqual(t, e.Output, `3`)
+	})
+
+	failures := []struct {
+		name, function, reason, msg string
+		inputs                      string
+	}{
+		{"exception", "explode", event.ReasonExit, "ValueError: bad input: ['k']", `{"k": 1}`},
+		{"unserializable", "unserializable", event.ReasonOutput, "not JSON-serializable: Object of type set", ""},
+		{"nan", "nan", event.ReasonOutput, "not JSON-serializable", ""},
+		{"exit", "exits", event.ReasonExit, "sys.exit(4)", ""},
+		{"missing function", "absent", event.ReasonExit, "has no function absent", ""},
+		{"bad kwargs", "main", event.ReasonExit, "TypeError", `{"zzz": 1}`},
+		{"output cap", "big", event.ReasonOutput, "over the 150 bytes limit", ""},
+	}
+	for _, c := range failures {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			d := h.dispatch(t, event.Dispatch{Task: pythonTask(strings.ReplaceAll(c.name, " ", "-"), "tasks.py", c.function), Inputs: []byte(c.inputs)})
+			e := h.result(t, d)
+			wantFailure(t, e, c.reason, c.msg)
+			if c.name == "exception" {
+				lines := strings.Join(texts(h.lines(t, d)), "\n")
+				if !strings.Contains(lines, "Traceback") || !strings.Contains(lines, "in explode") {
+					t.Errorf("the traceback is not in the logs:\n%s", lines)
+				}
+			}
+		})
+	}
+	t.Run("missing file", func(t *testing.T) {
+		t.Parallel()
+		e := h.result(t, h.dispatch(t, event.Dispatch{Task: pythonTask("nofile", "absent.py", "")}))
+		wantFailure(t, e, event.ReasonExit, "FileNotFoundError")
+	})
+	t.Run("output type", func(t *testing.T) {
+		t.Parallel()
+		tk := pythonTask("typed", "tasks.py", "")
+		tk.OutputType = &workflow.Type{Kind: workflow.KindObject, Fields: []workflow.Field{{Name: "sum", Type: &workflow.Type{Kind: workflow.KindStr}}}}
+		e := h.result(t, h.dispatch(t, event.Dispatch{Task: tk, Inputs: []byte(`{"a": 1}`)}))
+		wantFailure(t, e, event.ReasonOutput, "$.")
+	})
+}
+
+func TestPythonInterpreterMissing(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	cfg := testConfig(t)
+	cfg.Python = "/nonexistent/python"
+	h.start(t, cfg)
+	writeFile(t, filepath.Join(h.dir, "t.py"), "def main():\n    return 1\n", 0o644)
+	e := h.result(t, h.dispatch(t, event.Dispatch{Task: pythonTask("t", "t.py", "")}))
+	wantFailure(t, e, event.ReasonStart, "could not start python")
+}
+
+func TestRunnerInstalledOnceAtomically(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p1, err := installRunner(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := installRunner(dir)
+	if err != nil || p1 != p2 {
+		t.Fatalf("second install: %q, %v (first %q)", p2, err, p1)
+	}
+	got, err := os.ReadFile(p1)
+	if err != nil || string(got) != string(runnerSource) {
+		t.Fatalf("runner content differs: %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("cache holds %d files, want only the runner", len(entries))
+	}
+}

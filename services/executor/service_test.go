@@ -1,0 +1,210 @@
+package executor
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/workflow"
+)
+
+func sleepTask(name string, seconds string) (workflow.Task, []byte) {
+	return workflow.Task{Name: name, Executor: workflow.ExecutorSleep}, []byte(`{"seconds": ` + seconds + `}`)
+}
+
+func started(evs []event.Event, d event.Dispatch) []event.Event {
+	var out []event.Event
+	for _, e := range evs {
+		if e.Type == event.TypeTaskStarted && e.RunID == d.RunID && e.Task == d.Task.Name {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestBuiltinTypes(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	h.start(t, testConfig(t))
+	e := h.result(t, h.dispatch(t, event.Dispatch{Task: workflow.Task{Name: "n", Executor: workflow.ExecutorNoop}}))
+	wantSuccess(t, e)
+	if e.Output != nil {
+		t.Errorf("noop output = %s, want none", e.Output)
+	}
+	tk, in := sleepTask("s", "0.05")
+	wantSuccess(t, h.result(t, h.dispatch(t, event.Dispatch{Task: tk, Inputs: in})))
+	tk, in = sleepTask("timeout", "30")
+	tk.TimeoutSeconds = 1
+	wantFailure(t, h.result(t, h.dispatch(t, event.Dispatch{Task: tk, Inputs: in})), event.ReasonTimeout, "timed out after 1s")
+	tk, _ = sleepTask("bad", "0")
+	wantFailure(t, h.result(t, h.dispatch(t, event.Dispatch{Task: tk, Inputs: []byte(`{"seconds": "x"}`)})), event.ReasonInput, "inputs.seconds")
+}
+
+func TestNotBeforeNaksWithoutHoldingASlot(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	cfg := testConfig(t)
+	cfg.Concurrency = 1
+	h.start(t, cfg)
+	notBefore := time.Now().Add(1500 * time.Millisecond).UTC()
+	late := h.dispatch(t, event.Dispatch{Task: workflow.Task{Name: "late", Executor: workflow.ExecutorNoop}, NotBefore: &notBefore})
+	// With the one slot free, the task dispatched after the delayed one runs first.
+	now := h.dispatch(t, event.Dispatch{Task: workflow.Task{Name: "now", Executor: workflow.ExecutorNoop}})
+	wantSuccess(t, h.result(t, now))
+	e := h.result(t, late)
+	wantSuccess(t, e)
+	all := h.events.wait(t, "both", func([]event.Event) bool { return true })
+	st := started(all, late)
+	if len(st) != 1 {
+		t.Fatalf("late task started %d times", len(st))
+	}
+	if st[0].Time.Before(notBefore) {
+		t.Errorf("late task started at %s, before its not_before %s", st[0].Time, notBefore)
+	}
+	if i, j := slices.IndexFunc(all, func(e event.Event) bool { return isTerminal(e, now) }), slices.IndexFunc(all, func(e event.Event) bool { return isTerminal(e, late) }); i > j {
+		t.Errorf("the delayed task finished before the one dispatched after it")
+	}
+}
+
+func TestInstancesShareTheConsumer(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	cfg := testConfig(t)
+	cfg.Concurrency = 1
+	cfg.DrainGrace = time.Millisecond
+	cfg.AckWait = 10 * time.Minute
+	cfg.Instance = "a"
+	_, stopA := h.start(t, cfg)
+	cfg.Instance = "b"
+	_, stopB := h.start(t, cfg)
+	// Each instance runs one task at a time, so two long tasks must be spread over both.
+	tk1, in := sleepTask("one", "600")
+	tk2, _ := sleepTask("two", "600")
+	d1 := h.dispatch(t, event.Dispatch{Task: tk1, Inputs: in})
+	d2 := h.dispatch(t, event.Dispatch{Task: tk2, Inputs: in})
+	evs := h.events.wait(t, "both tasks started", func(evs []event.Event) bool {
+		return len(started(evs, d1)) > 0 && len(started(evs, d2)) > 0
+	})
+	got := []string{started(evs, d1)[0].Instance, started(evs, d2)[0].Instance}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("tasks ran on instances %q, want one each on a and b", got)
+	}
+	// A hard stop after the drain grace returns the dispatches instead of failing them, and a new
+	// instance runs them. AckWait is far longer than the test may wait, so only a nak explains it.
+	stopA()
+	stopB()
+	cfg.Instance = "c"
+	cfg.Concurrency = 2
+	h.start(t, cfg)
+	evs = h.events.wait(t, "both tasks started again on c", func(evs []event.Event) bool {
+		return len(started(evs, d1)) == 2 && len(started(evs, d2)) == 2
+	})
+	for _, d := range []event.Dispatch{d1, d2} {
+		if st := started(evs, d); st[1].Instance != "c" {
+			t.Errorf("%s restarted on %q, want c", d.Task.Name, st[1].Instance)
+		}
+	}
+	for _, e := range evs {
+		if e.Type == event.TypeTaskFailed || e.Type == event.TypeTaskSucceeded {
+			t.Errorf("a stopped executor published %s for %s", e.Type, e.Task)
+		}
+	}
+}
+
+// waitConsumer polls a consumer's info until ok holds: consumer state has no change notification.
+func waitConsumer(t *testing.T, ctx context.Context, h *harness, typ string, ok func(*jetstream.ConsumerInfo) bool) *jetstream.ConsumerInfo {
+	t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		c, err := h.bus.JS.Consumer(ctx, event.StreamTasks, ConsumerName(typ))
+		if err != nil {
+			t.Fatalf("consumer: %v", err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			t.Fatalf("consumer info: %v", err)
+		}
+		if ok(info) {
+			return info
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("consumer never reached the wanted state: %+v", info)
+		}
+	}
+}
+
+func TestHeartbeatPreventsRedelivery(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	cfg := testConfig(t)
+	cfg.AckWait = time.Second
+	cfg.Concurrency = 2
+	h.start(t, cfg)
+	tk, in := sleepTask("long", "3.5")
+	d := h.dispatch(t, event.Dispatch{Task: tk, Inputs: in})
+	wantSuccess(t, h.result(t, d))
+	all := h.events.wait(t, "", func([]event.Event) bool { return true })
+	if n := len(started(all, d)); n != 1 {
+		t.Errorf("task started %d times: it was redelivered while running", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitDeadline)
+	defer cancel()
+	info := waitConsumer(t, ctx, h, workflow.ExecutorSleep, func(ci *jetstream.ConsumerInfo) bool { return ci.NumAckPending == 0 })
+	if info.NumRedelivered != 0 {
+		t.Errorf("%d redeliveries", info.NumRedelivered)
+	}
+}
+
+func TestUndecodableDispatchIsTerminated(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	h.start(t, testConfig(t))
+	ctx, cancel := context.WithTimeout(context.Background(), waitDeadline)
+	defer cancel()
+	if _, err := h.bus.JS.Publish(ctx, event.SubjectTasks(workflow.ExecutorNoop), []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	waitConsumer(t, ctx, h, workflow.ExecutorNoop, func(ci *jetstream.ConsumerInfo) bool {
+		return ci.Delivered.Consumer >= 1 && ci.NumAckPending == 0 && ci.NumPending == 0
+	})
+	// The executor goes on working.
+	wantSuccess(t, h.result(t, h.dispatch(t, event.Dispatch{Task: workflow.Task{Name: "n", Executor: workflow.ExecutorNoop}})))
+}
+
+func TestConcurrencyIsSharedAcrossTypes(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	cfg := testConfig(t)
+	cfg.Concurrency = 2
+	cfg.DrainGrace = time.Millisecond
+	s, _ := h.start(t, cfg)
+	tk, in := sleepTask("s1", "600")
+	d1 := h.dispatch(t, event.Dispatch{Task: tk, Inputs: in})
+	tk.Name = "s2"
+	d2 := h.dispatch(t, event.Dispatch{Task: tk, Inputs: in})
+	h.events.wait(t, "two sleeps started", func(evs []event.Event) bool {
+		return len(started(evs, d1)) == 1 && len(started(evs, d2)) == 1
+	})
+	// Both slots are taken: a noop waits, fetched or not, and does not start.
+	n := h.dispatch(t, event.Dispatch{Task: workflow.Task{Name: "n", Executor: workflow.ExecutorNoop}})
+	ctx, cancel := context.WithTimeout(context.Background(), waitDeadline)
+	defer cancel()
+	// Wait until the noop reached this instance or is at least queued, then check it did not start.
+	waitConsumer(t, ctx, h, workflow.ExecutorNoop, func(ci *jetstream.ConsumerInfo) bool { return ci.NumPending+uint64(ci.NumAckPending) == 1 })
+	if free, _ := s.slots.free(); free > 0 {
+		t.Errorf("%d slots free with two tasks running", free)
+	}
+	for _, e := range h.events.wait(t, "", func([]event.Event) bool { return true }) {
+		if e.RunID == n.RunID {
+			t.Fatalf("the noop produced %s while both slots were busy", e.Type)
+		}
+	}
+}
