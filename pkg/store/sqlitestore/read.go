@@ -182,19 +182,25 @@ WHERE a.run_id = ?`
 // LogList returns log lines by task index, attempt and seq. Lines of a task the store does not
 // know (yet) come after the known tasks, by name.
 func (s *Store) LogList(ctx context.Context, p store.LogListParams) ([]store.LogLine, error) {
-	q := `SELECT l.run_id, l.task, l.attempt, l.seq, l.stream, l.line, l.ts
-FROM task_logs l LEFT JOIN tasks t ON t.run_id = l.run_id AND t.name = l.task
-WHERE l.run_id = ?`
+	const cols = `SELECT l.run_id, l.task, l.attempt, l.seq, l.stream, l.line, l.ts`
+	var q string
 	args := []any{p.RunID}
 	if p.Task != "" {
-		q += ` AND l.task = ?`
+		// One task: the primary key gives the order, no join and no sort (pages stay cheap).
+		q = cols + ` FROM task_logs l WHERE l.run_id = ? AND l.task = ?`
 		args = append(args, p.Task)
+	} else {
+		q = cols + ` FROM task_logs l LEFT JOIN tasks t ON t.run_id = l.run_id AND t.name = l.task WHERE l.run_id = ?`
 	}
 	if p.AfterSeq > 0 {
 		q += ` AND l.seq > ?`
 		args = append(args, p.AfterSeq)
 	}
-	q += ` ORDER BY t.idx IS NULL, t.idx, l.task, l.attempt, l.seq`
+	if p.Task != "" {
+		q += ` ORDER BY l.attempt, l.seq`
+	} else {
+		q += ` ORDER BY t.idx IS NULL, t.idx, l.task, l.attempt, l.seq`
+	}
 	if p.Limit > 0 {
 		q += ` LIMIT ?`
 		args = append(args, p.Limit)
