@@ -1,0 +1,135 @@
+// Command ork-recorder runs the recorder service: it consumes ORK_EVENTS and ORK_LOGS and writes
+// them in batched transactions to the database, the only process that does. Flags override the
+// environment, which overrides the defaults.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ork-go/ork/pkg/bus"
+	"github.com/ork-go/ork/pkg/logging"
+	"github.com/ork-go/ork/pkg/store/schema"
+	"github.com/ork-go/ork/pkg/store/storeopen"
+	"github.com/ork-go/ork/services/recorder"
+)
+
+// options is the command's configuration.
+type options struct {
+	natsURL   string
+	dbURL     string
+	noMigrate bool
+	logLevel  string
+	recorder  recorder.Config
+}
+
+func main() {
+	opts, err := parseOptions(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(2)
+	}
+	log, err := logging.New(logging.Config{Level: opts.logLevel})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = run(ctx, opts, log)
+	stop()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("recorder failed", zap.Error(err))
+		_ = log.Sync()
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+	_ = log.Sync()
+}
+
+// parseOptions reads flags over environment variables over defaults.
+func parseOptions(args []string, getenv func(string) string, out io.Writer) (options, error) {
+	env := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	var o options
+	batchSize, err := strconv.Atoi(env("ORK_RECORDER_BATCH_SIZE", strconv.Itoa(recorder.BatchSizeDefault)))
+	if err != nil {
+		return o, fmt.Errorf("ORK_RECORDER_BATCH_SIZE: %w", err)
+	}
+	batchWait, err := time.ParseDuration(env("ORK_RECORDER_BATCH_WAIT", recorder.BatchWaitDefault.String()))
+	if err != nil {
+		return o, fmt.Errorf("ORK_RECORDER_BATCH_WAIT: %w", err)
+	}
+	noMigrate, err := strconv.ParseBool(env("ORK_NO_MIGRATE", "false"))
+	if err != nil {
+		return o, fmt.Errorf("ORK_NO_MIGRATE: %w", err)
+	}
+	fs := flag.NewFlagSet("ork-recorder", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&o.natsURL, "nats", env("ORK_NATS_URL", bus.URLDefault), "NATS server URL (env ORK_NATS_URL)")
+	fs.StringVar(&o.dbURL, "db", env("ORK_DB_URL", storeopen.DefaultURL), "database URL: sqlite://PATH, postgres://..., file://DIR (env ORK_DB_URL)")
+	fs.BoolVar(&o.noMigrate, "no-migrate", noMigrate, "do not apply schema migrations at start (env ORK_NO_MIGRATE)")
+	fs.IntVar(&o.recorder.BatchSize, "batch-size", batchSize, "most messages written in one transaction (env ORK_RECORDER_BATCH_SIZE)")
+	fs.DurationVar(&o.recorder.BatchWait, "batch-wait", batchWait, "wait for more messages after a batch's first (env ORK_RECORDER_BATCH_WAIT)")
+	fs.StringVar(&o.logLevel, "log-level", env("ORK_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env ORK_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if err := o.recorder.WithDefaults().Validate(); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// run migrates and opens the database, connects to NATS and records until ctx is done. It stops in
+// order: the consumers drain (Run returns), the connection drains, the database closes last.
+func run(ctx context.Context, o options, log *zap.Logger) (err error) {
+	log.Info("recorder starting", zap.String("db", schema.Redact(o.dbURL)), zap.String("nats", schema.Redact(o.natsURL)),
+		zap.Bool("migrate", !o.noMigrate))
+	if !o.noMigrate {
+		if err := storeopen.Migrate(ctx, o.dbURL); err != nil {
+			return err
+		}
+	}
+	st, err := storeopen.Open(ctx, o.dbURL)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := st.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("closing database: %w", cerr))
+		}
+	}()
+	b, err := bus.Connect(bus.Config{URL: o.natsURL, Name: "ork-recorder"}, log.Named("bus"))
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if err := b.Provision(ctx); err != nil {
+		return err
+	}
+	svc, err := recorder.New(b, st, o.recorder, log.Named("recorder"))
+	if err != nil {
+		return err
+	}
+	return svc.Run(ctx)
+}
