@@ -1,0 +1,43 @@
+package pgstore
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/store"
+)
+
+// TestRankSQL checks the SQL rank expressions against store.TaskRank and store.RunRank.
+func TestRankSQL(t *testing.T) {
+	t.Parallel()
+	dbURL := os.Getenv("TEST_DATABASE_URL")
+	if dbURL == "" {
+		t.Skip("TEST_DATABASE_URL is not set; set it to a PostgreSQL URL to run the PostgreSQL store tests")
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	statuses := []string{
+		event.TaskPending, event.TaskDispatched, event.TaskRunning, event.TaskSuccess, event.TaskFailed,
+		event.TaskSkipped, event.TaskCancelled, event.TaskPaused, event.RunRunning, event.RunPaused, "", "bogus",
+	}
+	for _, st := range statuses {
+		var task, run int
+		if err := conn.QueryRow(ctx, "SELECT "+taskRankSQL("$1::text")+", "+runRankSQL("$1::text"), st).Scan(&task, &run); err != nil {
+			t.Fatal(err)
+		}
+		if task != store.TaskRank(st) {
+			t.Errorf("task rank of %q: SQL %d, Go %d", st, task, store.TaskRank(st))
+		}
+		if run != store.RunRank(st) {
+			t.Errorf("run rank of %q: SQL %d, Go %d", st, run, store.RunRank(st))
+		}
+	}
+}
