@@ -241,3 +241,76 @@ func TestPostgresUpDown(t *testing.T) {
 	}
 	wantVersion(t, url, 1)
 }
+
+// sqliteColumns returns "table: col, col, …" lines for every Ork table of an SQLite database.
+func sqliteColumns(t *testing.T, path string) []string {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var out []string
+	for _, table := range allTables {
+		rows, err := db.QueryContext(t.Context(), `SELECT name FROM pragma_table_info(?) ORDER BY name`, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cols []string
+		for rows.Next() {
+			var c string
+			if err := rows.Scan(&c); err != nil {
+				t.Fatal(err)
+			}
+			cols = append(cols, c)
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, table+": "+strings.Join(cols, ", "))
+	}
+	return out
+}
+
+// postgresColumns is sqliteColumns for the current schema of a PostgreSQL database.
+func postgresColumns(t *testing.T, url string) []string {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var out []string
+	for _, table := range allTables {
+		rows, err := conn.Query(t.Context(), `SELECT column_name FROM information_schema.columns
+WHERE table_schema = current_schema() AND table_name = $1 ORDER BY column_name`, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, table+": "+strings.Join(cols, ", "))
+	}
+	return out
+}
+
+// The dialects keep the same tables and column names, so queries and docs hold for both.
+func TestDialectsHaveSameColumns(t *testing.T) {
+	t.Parallel()
+	url := pgURL(t)
+	path := filepath.Join(t.TempDir(), "ork.db")
+	if err := schema.Up(t.Context(), path); err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.Up(t.Context(), url); err != nil {
+		t.Fatal(err)
+	}
+	lite, pg := sqliteColumns(t, path), postgresColumns(t, url)
+	for i := range lite {
+		if lite[i] != pg[i] {
+			t.Errorf("columns differ:\n  sqlite   %s\n  postgres %s", lite[i], pg[i])
+		}
+	}
+}
