@@ -684,3 +684,39 @@ func TestConfig(t *testing.T) {
 		t.Error("New accepted nil dependencies")
 	}
 }
+
+// A NUL byte in a log line is valid JSON that PostgreSQL's text type rejects: whatever the store
+// does with it, the lines around it are recorded and the stream goes on.
+func TestLogLineWithNULDoesNotBlock(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, open opener) {
+		f := setup(t)
+		st := open(t)
+		run := event.NewID()
+		cfg := fastRetry
+		cfg.IsolateAfter = 2
+		f.publish(logMsg(t, run, "a", 1, "before"), logMsg(t, run, "b", 1, "bad\x00line"), logMsg(t, run, "c", 1, "after"))
+		f.start(st, cfg)
+		f.waitCommitted(event.StreamLogs, 3)
+
+		lines, err := st.LogList(f.ctx, store.LogListParams{RunID: run})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dls, err := st.DeadLetterList(f.ctx, store.DeadLetterListParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, l := range lines {
+			got[l.Task] = true
+		}
+		if !got["a"] || !got["c"] {
+			t.Errorf("lines %+v, want those of tasks a and c", lines)
+		}
+		if got["b"] == (len(dls) == 1) || len(dls) > 1 {
+			t.Errorf("the NUL line must be stored or dead-lettered, once: lines %+v, dead letters %+v", lines, dls)
+		}
+		t.Logf("NUL line stored: %v, dead letters: %d", got["b"], len(dls))
+	})
+}
