@@ -257,7 +257,11 @@ func testReplayBatch(t *testing.T, f *fixture) {
 		wantEq(t, tk.Name+".Status", tk.Status, event.TaskSuccess)
 		wantEq(t, tk.Name+".Attempt", tk.Attempt, 1)
 	}
-	wantEq(t, "attempts", len(first.Attempts[0]), 4)
+	var attemptTasks []string
+	for _, a := range first.Attempts[0] {
+		attemptTasks = append(attemptTasks, a.Task)
+	}
+	wantDeep(t, "attempts in task index order", attemptTasks, []string{"report", "fetch", "left", "right"})
 	wantEq(t, "log lines", len(first.Logs[0]), 8)
 	wantEq(t, "dead letters", len(first.DeadLetters), 1)
 
@@ -751,6 +755,15 @@ func testDeadLetters(t *testing.T, f *fixture) {
 	if len(got) != 4 || got[3].CreatedAt.IsZero() {
 		t.Errorf("dead letters = %+v, want a fourth with a time", got)
 	}
+
+	// The default limit is 100.
+	var many []store.DeadLetter
+	for i := range 110 {
+		many = append(many, dl(event.StreamLogs, uint64(100+i)))
+	}
+	f.apply(store.ApplyBatchParams{DeadLetters: many})
+	wantEq(t, "default limit", len(f.deadLetters(0)), 100)
+	wantEq(t, "larger limit", len(f.deadLetters(500)), 114)
 }
 
 func testRunList(t *testing.T, f *fixture) {
