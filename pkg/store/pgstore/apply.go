@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -13,6 +14,10 @@ import (
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
 )
+
+// errStaleSubmission reports that another transaction committed a run with the id or idempotency key
+// of a submission after this one read them: the batch is retried with fresh knowledge.
+var errStaleSubmission = errors.New("a submission raced another writer")
 
 // applyAttemptsMax bounds how often a batch is retried after a deadlock or serialization failure.
 const applyAttemptsMax = 5
@@ -60,28 +65,13 @@ func (s *Store) applyOnce(ctx context.Context, p store.ApplyBatchParams) (store.
 	return store.ApplyBatchResult{Orphans: plan.orphans, FinishedRuns: plan.finished}, nil
 }
 
-// execBatch sends a pipeline of statements and checks each result.
+// execBatch sends a pipeline of statements; results are checked by the callbacks they were queued
+// with, run by Close in order.
 func execBatch(ctx context.Context, db dbtx, b *pgx.Batch) error {
 	if b.Len() == 0 {
 		return nil
 	}
-	br := db.SendBatch(ctx, b)
-	for _, qq := range b.QueuedQueries {
-		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			return interpretError(err, "applying batch: "+firstLine(qq.SQL))
-		}
-	}
-	return interpretError(br.Close(), "applying batch")
-}
-
-func firstLine(sql string) string {
-	for i, c := range sql {
-		if c == '\n' {
-			return sql[:i]
-		}
-	}
-	return sql
+	return interpretError(db.SendBatch(ctx, b).Close(), "applying batch")
 }
 
 type taskKey struct{ run, task string }
@@ -298,7 +288,8 @@ WHERE i.hash IN (SELECT hash FROM v)
 ON CONFLICT DO NOTHING`
 
 	// Task rows are written only for the runs this statement inserted, so a submission that lost a
-	// race on its id or idempotency key to another transaction writes nothing.
+	// race on its id or idempotency key to another transaction writes nothing; the count of runs
+	// inserted tells ApplyBatch that its plan was decided on stale knowledge.
 	sqlInsertRuns = `WITH r AS (
 	INSERT INTO runs (id, workflow_id, workflow_hash, status, triggered_by, idempotency_key, task_count, created_at)
 	SELECT i.id, w.id, i.hash, '` + event.RunPending + `', i.triggered_by, NULLIF(i.key, ''), i.task_count, i.created_at
@@ -306,13 +297,15 @@ ON CONFLICT DO NOTHING`
 		AS i(id, name, hash, triggered_by, key, task_count, created_at)
 	JOIN workflows w ON w.name = i.name
 	ON CONFLICT DO NOTHING
-	RETURNING id)
-INSERT INTO tasks (run_id, name, idx, executor, depends_on, status, attempt, max_retries, timeout_s)
-SELECT i.run_id, i.name, i.idx, i.executor, i.depends_on::jsonb, '` + event.TaskPending + `', 0, i.max_retries, i.timeout_s
-FROM unnest($8::text[], $9::text[], $10::int[], $11::text[], $12::text[], $13::int[], $14::int[])
-	AS i(run_id, name, idx, executor, depends_on, max_retries, timeout_s)
-WHERE i.run_id IN (SELECT id FROM r)
-ON CONFLICT DO NOTHING`
+	RETURNING id),
+t AS (
+	INSERT INTO tasks (run_id, name, idx, executor, depends_on, status, attempt, max_retries, timeout_s)
+	SELECT i.run_id, i.name, i.idx, i.executor, i.depends_on::jsonb, '` + event.TaskPending + `', 0, i.max_retries, i.timeout_s
+	FROM unnest($8::text[], $9::text[], $10::int[], $11::text[], $12::text[], $13::int[], $14::int[])
+		AS i(run_id, name, idx, executor, depends_on, max_retries, timeout_s)
+	WHERE i.run_id IN (SELECT id FROM r)
+	ON CONFLICT DO NOTHING)
+SELECT count(*) FROM r`
 )
 
 type workflowRow struct {
@@ -383,7 +376,17 @@ func (bp *batchPlan) queueSubmissions(b *pgx.Batch) error {
 			tIdx, tRetries, tTimeout = append(tIdx, int32(t.Index)), append(tRetries, int32(t.Retries)), append(tTimeout, int32(t.TimeoutSeconds)) //nolint:gosec // validated small values
 		}
 	}
-	b.Queue(sqlInsertRuns, rID, rName, rHash, rBy, rKey, rCount, rCreated, tRun, tName, tIdx, tExec, tDeps, tRetries, tTimeout)
+	b.Queue(sqlInsertRuns, rID, rName, rHash, rBy, rKey, rCount, rCreated, tRun, tName, tIdx, tExec, tDeps, tRetries, tTimeout).
+		QueryRow(func(row pgx.Row) error {
+			var inserted int
+			if err := row.Scan(&inserted); err != nil {
+				return err
+			}
+			if inserted != len(subs) {
+				return errStaleSubmission
+			}
+			return nil
+		})
 	return nil
 }
 

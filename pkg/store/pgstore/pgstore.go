@@ -80,6 +80,9 @@ func interpretError(err error, what string) error {
 
 // retryable reports whether a failed transaction may simply be run again.
 func retryable(err error) bool {
+	if errors.Is(err, errStaleSubmission) {
+		return true
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return pgErr.Code == "40P01" || pgErr.Code == "40001" // deadlock_detected, serialization_failure
