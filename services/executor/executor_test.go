@@ -277,3 +277,5 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) {
 func jsonUnmarshal(raw json.RawMessage, v any) error { return json.Unmarshal(raw, v) }
 
 func nopLogger() *zap.Logger { return zap.NewNop() }
+
+func writeBenchFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o644) }

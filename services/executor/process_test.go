@@ -231,16 +231,25 @@ wait`
 	if len(list) != 4 {
 		t.Fatalf("pids = %v, want 4", list)
 	}
-	deadline := time.Now().Add(waitDeadline)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
 	for _, pid := range list {
-		for alive(pid) {
-			if time.Now().After(deadline) {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-				t.Fatalf("process %d of the task's group survived its timeout", pid)
-			}
-			<-tick.C
+		waitGone(t, pid)
+	}
+}
+
+// waitGone waits until a process has exited, failing the test (and killing it) after waitDeadline.
+// Signals are delivered asynchronously, so a killed process may take a moment to go.
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.NewTimer(waitDeadline)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for alive(pid) {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("process %d survived", pid)
 		}
 	}
 }
@@ -257,14 +266,5 @@ func TestLeftoverProcessesAreKilledAfterANormalExit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("output %s: %v", e.Output, err)
 	}
-	deadline := time.Now().Add(waitDeadline)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for alive(pid) {
-		if time.Now().After(deadline) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("leftover process %d survived", pid)
-		}
-		<-tick.C
-	}
+	waitGone(t, pid)
 }

@@ -10,7 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/ork-go/ork/pkg/event"
 )
@@ -76,7 +80,7 @@ func (s *Service) runPython(ctx context.Context, d *event.Dispatch) outcome {
 	}
 	inputs := inputJSON(d)
 	spec := childSpec{
-		argv:   []string{s.cfg.Python, "-u", s.runner, kind, target, function},
+		argv:   []string{s.python, "-u", s.runner, kind, target, function},
 		env:    taskEnv(d, inputs, len(inputs) <= inputEnvMax),
 		result: true,
 	}
@@ -115,4 +119,23 @@ func (s *Service) runPython(ctx context.Context, d *event.Dispatch) outcome {
 			formatBytes(int64(s.cfg.OutputMaxBytes))+" limit", r.exitCode)
 	}
 	return s.succeeded(t, res.Output, r.exitCode)
+}
+
+// resolvePythonTimeout bounds asking the interpreter for its path.
+const resolvePythonTimeout = 10 * time.Second
+
+// resolvePython asks the configured interpreter for its real path (sys.executable), once. Version
+// manager shims (pyenv) cost hundreds of milliseconds per start; a virtualenv's interpreter keeps its
+// own path, so its packages stay in use. When the interpreter cannot run, the configured name is
+// kept and python tasks fail to start with a clear error.
+func resolvePython(python string, log *zap.Logger) string {
+	ctx, cancel := context.WithTimeout(context.Background(), resolvePythonTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, python, "-c", "import sys; sys.stdout.write(sys.executable or '')").Output()
+	path := string(bytes.TrimSpace(out))
+	if err != nil || !filepath.IsAbs(path) {
+		log.Warn("python interpreter not usable; python tasks will fail", zap.String("python", python), zap.Error(err))
+		return python
+	}
+	return path
 }

@@ -35,6 +35,7 @@ type Service struct {
 	cfg    Config
 	log    *zap.Logger
 	runner string // path of the python runner, when python is served
+	python string // the interpreter python tasks run with
 	slots  *slots
 	tasks  sync.WaitGroup // dispatches being handled
 	ready  chan struct{}  // closed once the consumers exist
@@ -60,6 +61,7 @@ func New(b *bus.Bus, cfg Config, log *zap.Logger) (*Service, error) {
 			return nil, fmt.Errorf("executor: %w", err)
 		}
 		s.runner = path
+		s.python = resolvePython(cfg.Python, s.log)
 	}
 	return s, nil
 }

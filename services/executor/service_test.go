@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -207,4 +208,43 @@ func TestConcurrencyIsSharedAcrossTypes(t *testing.T) {
 			t.Fatalf("the noop produced %s while both slots were busy", e.Type)
 		}
 	}
+}
+
+func TestDrainLetsRunningTasksFinish(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	cfg := testConfig(t)
+	_, stop := h.start(t, cfg)
+	tk, in := sleepTask("short", "0.5")
+	d := h.dispatch(t, event.Dispatch{Task: tk, Inputs: in})
+	h.events.wait(t, "started", func(evs []event.Event) bool { return len(started(evs, d)) == 1 })
+	stop() // returns only after the drain
+	evs := h.events.wait(t, "", func([]event.Event) bool { return true })
+	if !slices.ContainsFunc(evs, func(e event.Event) bool { return isTerminal(e, d) && e.Type == event.TypeTaskSucceeded }) {
+		t.Fatal("the running task did not finish during the drain")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitDeadline)
+	defer cancel()
+	waitConsumer(t, ctx, h, workflow.ExecutorSleep, func(ci *jetstream.ConsumerInfo) bool {
+		return ci.NumAckPending == 0 && ci.NumPending == 0
+	})
+}
+
+func TestHardStopKillsTheProcessGroup(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	cfg := testConfig(t)
+	cfg.DrainGrace = time.Millisecond
+	_, stop := h.start(t, cfg)
+	d := h.dispatch(t, event.Dispatch{Task: processTask("t", "sh", "-c", "sleep 1000 & echo $!; wait")})
+	lines := h.logs.wait(t, "the child's pid", func(lbs []event.LogBatch) bool {
+		return slices.ContainsFunc(lbs, func(lb event.LogBatch) bool { return lb.RunID == d.RunID })
+	})
+	i := slices.IndexFunc(lines, func(lb event.LogBatch) bool { return lb.RunID == d.RunID })
+	pid, err := strconv.Atoi(lines[i].Lines[0].Line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	waitGone(t, pid)
 }
