@@ -106,10 +106,12 @@ type Service struct {
 	runs map[string]*runEntry
 }
 
-// runEntry is the cached state of one run. Its mutex serialises this instance's events of the run.
+// runEntry is the cached state of one run and the queue of its events. Every field but graph, state
+// and rev is guarded by Service.mu; those three belong to the handler that leads the queue.
 type runEntry struct {
-	mu    sync.Mutex
-	refs  int
+	refs  int        // handlers holding the entry
+	queue []*pending // events waiting for the leader
+	busy  bool       // a handler leads the queue
 	graph *Graph
 	state *RunState // nil when it must be (re)loaded
 	rev   uint64    // KV revision of state; 0 when the key does not exist yet
@@ -207,6 +209,22 @@ type invalidPlanError struct{ err error }
 func (e *invalidPlanError) Error() string { return "invalid workflow: " + e.err.Error() }
 func (e *invalidPlanError) Unwrap() error { return e.err }
 
+// pending is one event waiting for its run's turn.
+type pending struct {
+	ev          *event.Event
+	redelivered bool
+	res         chan result // capacity 1
+}
+
+type result struct {
+	err  error
+	lead bool // the receiver now handles its run's queue
+}
+
+// process handles one event. Events of one run queue on its entry: one handler at a time (the
+// leader) takes the whole queue and applies it with one state write and one publish, so a busy run
+// costs one KV round trip per batch instead of per event. The leader hands the queue on after one
+// batch, so no handler holds its own message for long.
 func (s *Service) process(ctx context.Context, ev *event.Event, redelivered bool) error {
 	if ev.Type == event.TypeRunSubmitted {
 		ev.RunID = event.SubmissionRunID(ev, ev.Seq)
@@ -217,29 +235,92 @@ func (s *Service) process(ctx context.Context, ev *event.Event, redelivered bool
 			}
 		}
 	}
-	e := s.acquire(ev.RunID)
-	defer s.release(ev.RunID, e)
-	cmds, err := s.apply(ctx, e, ev, redelivered)
+	p := &pending{ev: ev, redelivered: redelivered, res: make(chan result, 1)}
+	s.mu.Lock()
+	e := s.runs[ev.RunID]
+	if e == nil {
+		e = &runEntry{}
+		s.runs[ev.RunID] = e
+	}
+	e.refs++
+	e.queue = append(e.queue, p)
+	r := result{lead: !e.busy}
+	e.busy = true
+	s.mu.Unlock()
+
+	if !r.lead {
+		r = <-p.res
+	}
+	if r.lead {
+		s.mu.Lock()
+		batch := e.queue
+		e.queue = nil
+		s.mu.Unlock()
+		s.handleBatch(ctx, e, batch)
+		s.mu.Lock()
+		if len(e.queue) > 0 {
+			e.queue[0].res <- result{lead: true}
+		} else {
+			e.busy = false
+		}
+		s.mu.Unlock()
+		r = <-p.res
+	}
+
+	s.mu.Lock()
+	e.refs--
+	if e.refs == 0 && (e.done || e.state == nil || len(s.runs) > s.cfg.CachedRuns) {
+		delete(s.runs, ev.RunID)
+	}
+	s.mu.Unlock()
+	return r.err
+}
+
+// handleBatch applies queued events of one run and reports each one's result. A submission is
+// handled alone; the events between submissions are applied together.
+func (s *Service) handleBatch(ctx context.Context, e *runEntry, batch []*pending) {
+	for len(batch) > 0 {
+		n := 1
+		if batch[0].ev.Type != event.TypeRunSubmitted {
+			for n < len(batch) && batch[n].ev.Type != event.TypeRunSubmitted {
+				n++
+			}
+		}
+		err := s.handlePart(ctx, e, batch[:n])
+		for _, p := range batch[:n] {
+			p.res <- result{err: err}
+		}
+		batch = batch[n:]
+	}
+}
+
+func (s *Service) handlePart(ctx context.Context, e *runEntry, part []*pending) error {
+	first := part[0].ev
+	cmds, err := s.apply(ctx, e, part)
 	var invalid *invalidPlanError
 	switch {
 	case errors.Is(err, errUnknownRun):
-		s.log.Debug("event of an unknown run ignored", logging.EventType(ev.Type), logging.RunID(ev.RunID), logging.Seq(ev.Seq))
+		s.log.Debug("events of an unknown run ignored", logging.RunID(first.RunID), logging.EventType(first.Type),
+			logging.Seq(first.Seq), logging.Count(len(part)))
 		return nil
 	case errors.As(err, &invalid):
-		s.log.Warn("invalid workflow submitted", logging.RunID(ev.RunID), zap.Error(err))
-		return s.failInvalid(ctx, ev, invalid)
+		s.log.Warn("invalid workflow submitted", logging.RunID(first.RunID), zap.Error(err))
+		return s.failInvalid(ctx, first, invalid)
 	case err != nil:
 		return err
 	}
-	if cmds.Outcome != Applied {
-		s.log.Debug("event not applied", logging.EventType(ev.Type), logging.RunID(ev.RunID), logging.Task(ev.Task),
-			logging.Attempt(ev.Attempt), zap.Stringer("outcome", cmds.Outcome), zap.String("reason", cmds.Reason))
+	for i, c := range cmds {
+		if c.Outcome != Applied {
+			ev := part[i].ev
+			s.log.Debug("event not applied", logging.EventType(ev.Type), logging.RunID(ev.RunID), logging.Task(ev.Task),
+				logging.Attempt(ev.Attempt), zap.Stringer("outcome", c.Outcome), zap.String("reason", c.Reason))
+		}
 	}
-	if err := s.publish(ctx, e.graph, ev, cmds); err != nil {
+	if err := s.publish(ctx, e.graph, part, cmds); err != nil {
 		return err
 	}
 	if e.state != nil && e.state.Status.Terminal() && !e.state.Compacted {
-		s.compact(ctx, ev.RunID, e)
+		s.compact(ctx, first.RunID, e)
 	}
 	return nil
 }
@@ -269,30 +350,6 @@ func (s *Service) claimIdempotencyKey(ctx context.Context, ev *event.Event) (boo
 	return true, nil
 }
 
-func (s *Service) acquire(runID string) *runEntry {
-	s.mu.Lock()
-	e := s.runs[runID]
-	if e == nil {
-		e = &runEntry{}
-		s.runs[runID] = e
-	}
-	e.refs++
-	s.mu.Unlock()
-	e.mu.Lock()
-	return e
-}
-
-func (s *Service) release(runID string, e *runEntry) {
-	drop := e.done || e.state == nil
-	e.mu.Unlock()
-	s.mu.Lock()
-	e.refs--
-	if e.refs == 0 && (drop || len(s.runs) > s.cfg.CachedRuns) {
-		delete(s.runs, runID)
-	}
-	s.mu.Unlock()
-}
-
 func stateKey(runID string) string { return "run." + runID }
 func planKey(runID string) string  { return "plan." + runID }
 
@@ -306,49 +363,65 @@ func outKey(runID, task string) string {
 	return "out." + runID + "." + task
 }
 
-// apply runs Apply against the stored state with compare-and-swap, reloading on conflict. A verdict
-// other than Applied is only trusted on a freshly loaded state.
-func (s *Service) apply(ctx context.Context, e *runEntry, ev *event.Event, redelivered bool) (Commands, error) {
+// apply runs Apply on the events of one run in order, against the stored state, and writes the
+// result with compare-and-swap, reloading and re-applying on conflict. A verdict other than Applied is
+// only trusted on a freshly loaded state.
+func (s *Service) apply(ctx context.Context, e *runEntry, part []*pending) ([]Commands, error) {
+	runID := part[0].ev.RunID
+	cmds := make([]Commands, len(part))
 	fresh := false
 	for range s.cfg.CASRetries {
 		if e.state == nil {
-			if err := s.load(ctx, e, ev); err != nil {
-				return Commands{}, err
+			if err := s.load(ctx, e, part[0].ev); err != nil {
+				return nil, err
 			}
 			fresh = true
 		}
 		now := time.Now().UTC()
-		cmds, err := Apply(e.graph, e.state, ev, now, s.cfg.Backoff)
-		if err != nil {
-			e.state = nil
-			return Commands{}, err
-		}
-		if cmds.Outcome != Applied {
-			if !fresh {
+		applied, verified := false, true
+		var outputs []Output
+		for i, p := range part {
+			c, err := Apply(e.graph, e.state, p.ev, now, s.cfg.Backoff)
+			if err != nil {
 				e.state = nil
-				continue
+				return nil, err
 			}
-			if cmds.Outcome == Duplicate && redelivered {
-				reason := cmds.Reason
-				cmds = Replay(e.graph, e.state, ev, now, s.cfg.Backoff)
-				cmds.Reason = reason
+			cmds[i] = c
+			if c.Outcome == Applied {
+				applied = true
+				outputs = append(outputs, c.Outputs...)
+			} else if !fresh {
+				verified = false
 			}
+		}
+		if !verified {
+			e.state = nil
+			continue
+		}
+		for i, p := range part {
+			if cmds[i].Outcome == Duplicate && p.redelivered {
+				reason := cmds[i].Reason
+				cmds[i] = Replay(e.graph, e.state, p.ev, now, s.cfg.Backoff)
+				cmds[i].Reason = reason
+			}
+		}
+		if !applied {
 			return cmds, nil
 		}
-		if err := s.putOutputs(ctx, ev.RunID, e.graph, cmds.Outputs); err != nil {
+		if err := s.putOutputs(ctx, runID, e.graph, outputs); err != nil {
 			e.state = nil
-			return Commands{}, err
+			return nil, err
 		}
 		data, err := e.state.MarshalBinary()
 		if err != nil {
 			e.state = nil
-			return Commands{}, fmt.Errorf("encoding run state: %w", err)
+			return nil, fmt.Errorf("encoding run state: %w", err)
 		}
 		var rev uint64
 		if e.rev == 0 {
-			rev, err = s.kv.Create(ctx, stateKey(ev.RunID), data)
+			rev, err = s.kv.Create(ctx, stateKey(runID), data)
 		} else {
-			rev, err = s.kv.Update(ctx, stateKey(ev.RunID), data, e.rev)
+			rev, err = s.kv.Update(ctx, stateKey(runID), data, e.rev)
 		}
 		if err == nil {
 			e.rev = rev
@@ -356,10 +429,10 @@ func (s *Service) apply(ctx context.Context, e *runEntry, ev *event.Event, redel
 		}
 		e.state, fresh = nil, false
 		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
-			return Commands{}, fmt.Errorf("writing run state: %w", err)
+			return nil, fmt.Errorf("writing run state: %w", err)
 		}
 	}
-	return Commands{}, fmt.Errorf("writing run state: %d compare-and-swap conflicts in a row", s.cfg.CASRetries)
+	return nil, fmt.Errorf("writing run state: %d compare-and-swap conflicts in a row", s.cfg.CASRetries)
 }
 
 // load reads a run's state (and its plan, unless it is cached or the run is compacted). For a
@@ -440,57 +513,65 @@ func (s *Service) putOutputs(ctx context.Context, runID string, g *Graph, outs [
 	return nil
 }
 
-// publish sends the dispatches and events of cmds in one batch. A dispatch whose inputs cannot be
-// resolved becomes a task.failed event (reason input), which the scheduler then applies like any
-// failure.
-func (s *Service) publish(ctx context.Context, g *Graph, ev *event.Event, cmds Commands) error {
-	if len(cmds.Dispatches) == 0 && len(cmds.Events) == 0 {
+// publish sends the dispatches and events caused by the events of part in one batch. A dispatch
+// whose inputs cannot be resolved becomes a task.failed event (reason input), which the scheduler
+// then applies like any failure.
+func (s *Service) publish(ctx context.Context, g *Graph, part []*pending, cmds []Commands) error {
+	n := 0
+	for _, c := range cmds {
+		n += len(c.Dispatches) + len(c.Events)
+	}
+	if n == 0 {
 		return nil
 	}
+	runID := part[0].ev.RunID
 	now := time.Now().UTC()
-	msgs := make([]bus.Msg, 0, len(cmds.Dispatches)+len(cmds.Events)+1)
-	for i := range cmds.Events {
-		e := &cmds.Events[i]
-		e.ID = event.NewID()
-		m, err := bus.EventMsg(e)
-		if err != nil {
-			return err
-		}
-		msgs = append(msgs, m)
-	}
+	msgs := make([]bus.Msg, 0, n)
 	var outputs map[int]json.RawMessage
-	if ev.Type == event.TypeTaskSucceeded && len(cmds.Dispatches) > 0 {
-		if i, ok := g.Index(ev.Task); ok && g.referenced[i] {
-			out := ev.Output
-			if len(out) == 0 {
-				out = json.RawMessage("null")
+	for _, c := range cmds {
+		for _, o := range c.Outputs {
+			if c.Outcome == Applied {
+				if outputs == nil {
+					outputs = make(map[int]json.RawMessage)
+				}
+				outputs[o.Task] = o.Value
 			}
-			outputs = map[int]json.RawMessage{i: out}
 		}
 	}
-	for _, d := range cmds.Dispatches {
-		task := g.Task(d.Task)
-		inputs, err := s.resolveInputs(ctx, ev.RunID, g, task, &outputs)
-		if err != nil {
-			s.log.Warn("resolving inputs", logging.RunID(ev.RunID), logging.Task(task.Name), logging.Attempt(d.Attempt), zap.Error(err))
-			f := event.Event{V: event.SchemaVersion, ID: event.NewID(), Type: event.TypeTaskFailed, Time: now,
-				RunID: ev.RunID, Task: task.Name, Attempt: d.Attempt, Error: err.Error(), Reason: event.ReasonInput}
-			m, err := bus.EventMsg(&f)
+	for _, c := range cmds {
+		for i := range c.Events {
+			e := &c.Events[i]
+			e.ID = event.NewID()
+			m, err := bus.EventMsg(e)
 			if err != nil {
 				return err
 			}
 			msgs = append(msgs, m)
-			continue
 		}
-		dm := event.Dispatch{
-			V: event.SchemaVersion, RunID: ev.RunID, Workflow: g.Plan.Name, Task: *task, Attempt: d.Attempt,
-			Dir: g.Plan.Dir, Inputs: inputs, NotBefore: d.NotBefore, DispatchedAt: now,
+		for _, d := range c.Dispatches {
+			task := g.Task(d.Task)
+			inputs, err := s.resolveInputs(ctx, runID, g, task, &outputs)
+			if err != nil {
+				s.log.Warn("resolving inputs", logging.RunID(runID), logging.Task(task.Name), logging.Attempt(d.Attempt), zap.Error(err))
+				f := event.Event{V: event.SchemaVersion, ID: event.NewID(), Type: event.TypeTaskFailed, Time: now,
+					RunID: runID, Task: task.Name, Attempt: d.Attempt, Error: err.Error(), Reason: event.ReasonInput}
+				m, err := bus.EventMsg(&f)
+				if err != nil {
+					return err
+				}
+				msgs = append(msgs, m)
+				continue
+			}
+			dm := event.Dispatch{
+				V: event.SchemaVersion, RunID: runID, Workflow: g.Plan.Name, Task: *task, Attempt: d.Attempt,
+				Dir: g.Plan.Dir, Inputs: inputs, NotBefore: d.NotBefore, DispatchedAt: now,
+			}
+			m, err := bus.DispatchMsg(&dm)
+			if err != nil {
+				return err
+			}
+			msgs = append(msgs, m)
 		}
-		m, err := bus.DispatchMsg(&dm)
-		if err != nil {
-			return err
-		}
-		msgs = append(msgs, m)
 	}
 	if err := s.b.Publish(ctx, msgs...); err != nil {
 		return fmt.Errorf("publishing %d messages: %w", len(msgs), err)
