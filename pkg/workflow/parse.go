@@ -98,6 +98,21 @@ type parser struct {
 	aborted    bool
 	aliases    map[string]*aliasDef
 	aliasOrder []string
+	// suggestBudget bounds the candidate comparisons spent on "did you mean" hints, so a file full of
+	// unknown names among thousands of tasks stays fast; past it, errors come without hints.
+	suggestBudget int
+}
+
+// suggestionBudget is the number of candidate names compared for hints in one Parse call.
+const suggestionBudget = 200_000
+
+// suggest is the package's suggest within the parser's budget.
+func (p *parser) suggest(s string, candidates []string) string {
+	if p.suggestBudget+len(candidates) > suggestionBudget {
+		return ""
+	}
+	p.suggestBudget += len(candidates)
+	return suggest(s, candidates)
 }
 
 func (p *parser) errorf(n *yaml.Node, path, format string, args ...any) {
@@ -111,7 +126,15 @@ func (p *parser) errorf(n *yaml.Node, path, format string, args ...any) {
 }
 
 // parseDocument parses the YAML text and returns its top-level mapping.
-func (p *parser) parseDocument(data []byte) *yaml.Node {
+func (p *parser) parseDocument(data []byte) (top *yaml.Node) {
+	// The YAML library is not ours; should it ever panic on hostile input, report the file as
+	// invalid rather than take the caller down.
+	defer func() {
+		if r := recover(); r != nil {
+			p.errorf(nil, "", "invalid YAML: the parser failed: %v", r)
+			top = nil
+		}
+	}()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -133,7 +156,7 @@ func (p *parser) parseDocument(data []byte) *yaml.Node {
 		p.errorf(&doc, "", "workflow file is empty")
 		return nil
 	}
-	top := p.resolve(doc.Content[0])
+	top = p.resolve(doc.Content[0])
 	if top == nil {
 		return nil
 	}
@@ -241,7 +264,7 @@ func (p *parser) entries(n *yaml.Node, path, who string, known []string) []entry
 		}
 		seen[k.Value] = k
 		if known != nil && !contains(known, k.Value) {
-			p.errorf(k, join(path, k.Value), "%sunknown field %q%s", who, k.Value, suggest(k.Value, known))
+			p.errorf(k, join(path, k.Value), "%sunknown field %q%s", who, k.Value, p.suggest(k.Value, known))
 			continue
 		}
 		out = append(out, entry{key: k.Value, kNode: k, value: n.Content[i+1]})
@@ -811,7 +834,7 @@ func (p *parser) checkGraph(w *parsed) {
 			case d == t.Name:
 				p.errorf(n, path, "%sdepends_on %q: a task cannot depend on itself", who, truncate(d))
 			case !ok:
-				p.errorf(n, path, "%sdepends_on %q: no such task%s", who, truncate(d), suggest(d, names))
+				p.errorf(n, path, "%sdepends_on %q: no such task%s", who, truncate(d), p.suggest(d, names))
 			default:
 				deps[i] = append(deps[i], up.Index)
 				edgeNode[[2]int{i, up.Index}] = n
@@ -837,7 +860,7 @@ func (p *parser) checkInputs(w *parsed, t *ptask, deps map[string]bool) {
 		want := t.InputType.Field(in.name)
 		if t.InputType != nil && want == nil {
 			p.errorf(in.keyNode, path, "%snot a field of input_type %s%s", iwho, t.InputType,
-				suggest(in.name, fieldNames(t.InputType)))
+				p.suggest(in.name, fieldNames(t.InputType)))
 			continue
 		}
 		if c := in.binding.Const; c != nil {
@@ -877,7 +900,7 @@ func (p *parser) checkInputs(w *parsed, t *ptask, deps map[string]bool) {
 			if next == nil {
 				if typ.Kind == KindObject {
 					p.errorf(in.value, path+".ref", "%sref %q: %s (output_type of %q) has no field %q%s",
-						iwho, fullText, typ, ref.Task, field, suggest(field, fieldNames(typ)))
+						iwho, fullText, typ, ref.Task, field, p.suggest(field, fieldNames(typ)))
 				} else {
 					p.errorf(in.value, path+".ref", "%sref %q: %s (at %s) is not an object, it has no field %q",
 						iwho, fullText, typ, refText, field)

@@ -10,6 +10,9 @@ func suggest(s string, candidates []string) string {
 	}
 	best, bestDist := "", 3
 	for _, c := range candidates {
+		if len(c) > len(s)+2 || len(s) > len(c)+2 {
+			continue // too far apart in length to be within the limit
+		}
 		limit := max(1, min(2, len(c)/3))
 		if d := editDistance(s, c); d <= limit && d < bestDist {
 			best, bestDist = c, d

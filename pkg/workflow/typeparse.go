@@ -95,7 +95,7 @@ func (p *parser) parseTypeIn(v *yaml.Node, path, who string, depth int, stack []
 		if alias, ok := strings.CutPrefix(name, "types."); ok {
 			def := p.aliases[alias]
 			if def == nil {
-				p.errorf(n, path, "%sunknown type alias %q%s", who, truncate(name), suggestAlias(alias, p.aliasOrder))
+				p.errorf(n, path, "%sunknown type alias %q%s", who, truncate(name), p.suggestAlias(alias, p.aliasOrder))
 				return nil
 			}
 			if def.state == 1 {
@@ -113,7 +113,7 @@ func (p *parser) parseTypeIn(v *yaml.Node, path, who string, depth int, stack []
 			p.errorf(n, path, "%sunknown type %q: aliases are written %q", who, name, "types."+name)
 			return nil
 		}
-		p.errorf(n, path, "%sunknown type %q%s", who, truncate(name), suggest(name, builtinNames()))
+		p.errorf(n, path, "%sunknown type %q%s", who, truncate(name), p.suggest(name, builtinNames()))
 		return nil
 	case yaml.SequenceNode:
 		if len(n.Content) != 1 {
@@ -150,8 +150,8 @@ func (p *parser) parseTypeIn(v *yaml.Node, path, who string, depth int, stack []
 	return nil
 }
 
-func suggestAlias(name string, aliases []string) string {
-	s := suggest(name, aliases)
+func (p *parser) suggestAlias(name string, aliases []string) string {
+	s := p.suggest(name, aliases)
 	if s == "" {
 		return ""
 	}
