@@ -365,9 +365,14 @@ func (s *Service) pause(ctx context.Context, msgs []jetstream.Msg, bo *backoff) 
 	if ctx.Err() != nil {
 		return false
 	}
-	for _, m := range msgs {
-		// A failure here only risks an early redelivery, which a later commit makes harmless.
-		_ = m.InProgress()
+	// Until the next pause come at most one backoff and one write: mark the messages in progress
+	// now if their ack timer could run out before then.
+	if time.Since(bo.touched)+s.cfg.RetryMax+s.cfg.WriteTimeout >= s.cfg.AckWait {
+		for _, m := range msgs {
+			// A failure here only risks an early redelivery, which a later commit makes harmless.
+			_ = m.InProgress()
+		}
+		bo.touched = time.Now()
 	}
 	t := time.NewTimer(bo.next())
 	defer t.Stop()
@@ -397,9 +402,11 @@ func (s *Service) notify(items []item, finished []string) {
 	}
 }
 
-// backoff doubles a delay from min up to max.
+// backoff doubles a delay from min up to max. It also remembers when the batch's messages were
+// last marked in progress.
 type backoff struct {
 	min, max, cur time.Duration
+	touched       time.Time
 }
 
 func (b *backoff) next() time.Duration {
