@@ -1,0 +1,237 @@
+package stack_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/ork-go/ork/deploy/stack"
+	"github.com/ork-go/ork/pkg/bus"
+	"github.com/ork-go/ork/pkg/client"
+	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/store"
+	"github.com/ork-go/ork/pkg/store/pgstore"
+	"github.com/ork-go/ork/pkg/workflow"
+)
+
+var (
+	servicesOnce sync.Once
+	servicesBins stack.Binaries
+	servicesErr  error
+)
+
+// services builds nats-server and the three services once for the package.
+func services(t *testing.T) stack.Binaries {
+	t.Helper()
+	servicesOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		root, err := stack.FindRoot(".")
+		if err != nil {
+			servicesErr = err
+			return
+		}
+		servicesBins, servicesErr = stack.BuildBinaries(ctx, stack.BuildConfig{Root: root, Dir: binDir})
+	})
+	if servicesErr != nil {
+		t.Fatal(servicesErr)
+	}
+	return servicesBins
+}
+
+// testDatabase creates a fresh database on TEST_DATABASE_URL's server, dropped at cleanup.
+func testDatabase(t *testing.T) string {
+	t.Helper()
+	admin := os.Getenv("TEST_DATABASE_URL")
+	if admin == "" {
+		t.Skip("TEST_DATABASE_URL is not set: the multi-process test needs PostgreSQL " +
+			"(e.g. TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	suffix := make([]byte, 6)
+	if _, err := rand.Read(suffix); err != nil {
+		t.Fatal(err)
+	}
+	name := "ork_deploy_" + hex.EncodeToString(suffix)
+	dbURL, err := stack.CreateDatabase(ctx, admin, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := stack.DropDatabase(ctx, admin, name); err != nil {
+			t.Errorf("dropping test database: %v", err)
+		}
+	})
+	return dbURL
+}
+
+// wideWorkflow writes a workflow of one root task, width tasks depending on it and one task
+// joining them all; every task is a process that sleeps a little and outputs its own name.
+func wideWorkflow(t *testing.T, width int) *workflow.Plan {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("name: deploy-wide\ndescription: multi-process test\ntasks:\n")
+	task := func(name string, deps []string) {
+		fmt.Fprintf(&b, "  %s:\n    executor: process\n", name)
+		b.WriteString(`    command: ["sh", "-c", "sleep 0.05; printf 'ORK_OUTPUT:{\"task\":\"%s\"}\\n' \"$ORK_TASK_NAME\""]` + "\n")
+		if len(deps) > 0 {
+			fmt.Fprintf(&b, "    depends_on: [%s]\n", strings.Join(deps, ", "))
+		}
+	}
+	task("start", nil)
+	var middle []string
+	for i := 1; i <= width; i++ {
+		name := fmt.Sprintf("w%02d", i)
+		middle = append(middle, name)
+		task(name, []string{"start"})
+	}
+	task("join", middle)
+	path := filepath.Join(t.TempDir(), "wide.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := workflow.Load(path)
+	if err != nil {
+		t.Fatalf("loading the test workflow: %v\n%s", err, b.String())
+	}
+	return plan
+}
+
+// TestMultiProcess runs the real deployment shape: nats-server, recorder, scheduler and two
+// executors as separate processes, and a wide workflow submitted over TCP. Both executor instances
+// must have run attempts, and PostgreSQL must hold the finished run.
+func TestMultiProcess(t *testing.T) {
+	t.Parallel()
+	const width = 40
+	dbURL := testDatabase(t)
+	bins := services(t)
+	plan := wideWorkflow(t, width)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	s, err := stack.StartStack(ctx, stack.Config{
+		Binaries:            bins,
+		Dir:                 t.TempDir(),
+		NATSBase:            baseConfig(t),
+		DBURL:               dbURL,
+		Executors:           2,
+		ExecutorTypes:       workflow.ExecutorProcess,
+		ExecutorConcurrency: 2,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("process logs:\n%s", s.Logs())
+		}
+		if err := s.Kill(); err != nil {
+			t.Errorf("killing the stack: %v", err)
+		}
+	})
+	// Both executors must be pulling before the run starts, or the first could take every task.
+	for _, e := range s.Executors {
+		if err := e.WaitLog(ctx, "executor started"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	b, err := bus.Connect(bus.Config{URL: s.NATS.URL, Name: "stack-test"}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(b)
+	runID := event.NewID()
+	rec, err := c.WatchRecorded(runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	if _, err := c.Submit(ctx, client.SubmitParams{Plan: plan, RunID: runID, TriggeredBy: "stack-test"}); err != nil {
+		t.Fatal(err)
+	}
+	status, err := rec.Wait(ctx)
+	if err != nil {
+		t.Fatalf("waiting for the recorder's notice of run %s: %v", runID, err)
+	}
+	if status != event.RunSuccess {
+		t.Errorf("recorded notice says %q, want %q", status, event.RunSuccess)
+	}
+	if exited := s.Exited(); len(exited) > 0 {
+		t.Errorf("%d services exited during the run, first %s: %v", len(exited), exited[0].Name(), exited[0].Err())
+	}
+
+	st, err := pgstore.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	checkRecorded(ctx, t, st, runID, plan)
+}
+
+func checkRecorded(ctx context.Context, t *testing.T, st store.Store, runID string, plan *workflow.Plan) {
+	t.Helper()
+	run, err := st.RunGet(ctx, store.RunGetParams{ID: runID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Status != event.RunSuccess || run.Workflow != plan.Name || run.FinishedAt == nil {
+		t.Errorf("run = %s %s finished %v, want %s %s finished", run.Workflow, run.Status, run.FinishedAt, plan.Name, event.RunSuccess)
+	}
+	tasks, err := st.TaskList(ctx, store.TaskListParams{RunID: runID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != len(plan.Tasks) {
+		t.Fatalf("%d tasks recorded, want %d", len(tasks), len(plan.Tasks))
+	}
+	for _, task := range tasks {
+		var out struct{ Task string }
+		if task.Status != event.TaskSuccess || task.Attempt != 1 {
+			t.Errorf("task %s: %s at attempt %d, want success at attempt 1", task.Name, task.Status, task.Attempt)
+			continue
+		}
+		if err := json.Unmarshal(task.Output, &out); err != nil || out.Task != task.Name {
+			t.Errorf("task %s: output %s, want its own name from ORK_TASK_NAME", task.Name, task.Output)
+		}
+	}
+	attempts, err := st.AttemptList(ctx, store.AttemptListParams{RunID: runID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(attempts) != len(plan.Tasks) {
+		t.Errorf("%d attempts recorded, want one per task (%d)", len(attempts), len(plan.Tasks))
+	}
+	perInstance := map[string]int{}
+	for _, a := range attempts {
+		perInstance[a.Instance]++
+		if a.Status != event.TaskSuccess {
+			t.Errorf("attempt %s/%d: %s, want success", a.Task, a.Attempt, a.Status)
+		}
+	}
+	for _, instance := range []string{"executor-1", "executor-2"} {
+		if perInstance[instance] == 0 {
+			t.Errorf("no attempt ran on %s; attempts per instance: %v", instance, perInstance)
+		}
+	}
+	if len(perInstance) != 2 {
+		t.Errorf("attempts per instance = %v, want only executor-1 and executor-2", perInstance)
+	}
+}
