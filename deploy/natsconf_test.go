@@ -16,7 +16,7 @@ func TestNATSConfig(t *testing.T) {
 		t.Fatalf("parsing deploy/nats-server.conf: %v", err)
 	}
 	checks := []struct {
-		name     string
+		name      string
 		got, want any
 	}{
 		{"jetstream", opts.JetStream, true},
