@@ -27,6 +27,9 @@ const (
 	logTailLines = 100
 	// logPendingFactor times LogBatchLines is how many unshipped lines make writers wait.
 	logPendingFactor = 16
+	// logBatchMaxBytes bounds the line bytes of one batch, so that even escaped for JSON it stays
+	// under the server's max payload (1 MiB by default).
+	logBatchMaxBytes = 128 << 10
 	// logPublishTimeout bounds the publishing of one batch.
 	logPublishTimeout = 10 * time.Second
 )
@@ -136,7 +139,7 @@ func (s *logSink) loop() {
 	}
 }
 
-// flush ships every pending line, in batches of at most LogBatchLines.
+// flush ships every pending line, in batches of at most LogBatchLines and logBatchMaxBytes.
 func (s *logSink) flush() {
 	s.mu.Lock()
 	lines := s.pending
@@ -144,7 +147,11 @@ func (s *logSink) flush() {
 	s.space.Broadcast()
 	s.mu.Unlock()
 	for len(lines) > 0 {
-		n := min(len(lines), s.cfg.LogBatchLines)
+		n, size := 0, 0
+		for n < len(lines) && n < s.cfg.LogBatchLines && (n == 0 || size+len(lines[n].Line) <= logBatchMaxBytes) {
+			size += len(lines[n].Line)
+			n++
+		}
 		s.publish(lines[:n])
 		lines = lines[n:]
 	}
@@ -154,6 +161,12 @@ func (s *logSink) publish(lines []event.LogLine) {
 	lb := s.hdr
 	lb.Lines = lines
 	msg, err := bus.LogMsg(&lb)
+	if err == nil && int64(len(msg.Data)) > s.b.NC.MaxPayload() && len(lines) > 1 {
+		// Escaping made the batch too large for the server: ship it in halves.
+		s.publish(lines[:len(lines)/2])
+		s.publish(lines[len(lines)/2:])
+		return
+	}
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), logPublishTimeout)
 		err = s.b.Publish(ctx, msg)

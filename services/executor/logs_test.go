@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -139,5 +140,34 @@ func TestLineWriter(t *testing.T) {
 	}
 	if !w.outputCut || len(w.output) != cfg.OutputMaxBytes+1 {
 		t.Errorf("cut = %v, kept %d bytes", w.outputCut, len(w.output))
+	}
+}
+
+func TestBatchesStayUnderTheMessageLimit(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	h.start(t, testConfig(t))
+	// 300 lines of 60 KiB: 18 MB, far over one message, and over LogMaxBytes too.
+	d := h.dispatch(t, event.Dispatch{Task: processTask("t", "python3", "-c", "import sys\nfor i in range(300): print('%03d' % i + 'a' * 61437)")})
+	wantSuccess(t, h.result(t, d))
+	lines := h.lines(t, d)
+	if len(lines) < 100 {
+		t.Fatalf("only %d lines shipped", len(lines))
+	}
+	for i, l := range lines[:100] {
+		if len(l.Line) != 61440 || l.Line[:3] != fmt.Sprintf("%03d", i) {
+			t.Fatalf("line %d: %.10q… (%d bytes)", i, l.Line, len(l.Line))
+		}
+	}
+	h.logs.mu.Lock()
+	defer h.logs.mu.Unlock()
+	for _, lb := range h.logs.items {
+		size := 0
+		for _, l := range lb.Lines {
+			size += len(l.Line)
+		}
+		if size > logBatchMaxBytes+LogLineMaxBytesDefault {
+			t.Errorf("a batch carries %d bytes", size)
+		}
 	}
 }

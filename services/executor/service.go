@@ -240,6 +240,15 @@ func (s *Service) attempt(hard context.Context, typ string, d *event.Dispatch, m
 	} else {
 		ev.Error, ev.Reason = o.err, o.reason
 	}
+	if o.ok && len(ev.Output) > 0 {
+		if m, err := bus.EventMsg(&ev); err == nil && int64(len(m.Data)) > s.bus.NC.MaxPayload() {
+			// Publishing could never succeed: fail the attempt instead of retrying it forever.
+			ev.Type, ev.Output, ev.Reason = event.TypeTaskFailed, nil, event.ReasonOutput
+			ev.Error = "the output is " + formatBytes(int64(len(m.Data))) + " as an event, over the " +
+				formatBytes(s.bus.NC.MaxPayload()) + " message limit of the NATS server"
+			typEv = ev.Type
+		}
+	}
 	if err := s.publish(&ev, publishAttempts); err != nil {
 		// Without the terminal event the scheduler would never learn the result: leave the dispatch
 		// unacknowledged so it is delivered again.

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -247,4 +248,15 @@ func TestHardStopKillsTheProcessGroup(t *testing.T) {
 	}
 	stop()
 	waitGone(t, pid)
+}
+
+func TestOutputOverTheServerMessageLimitFails(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	cfg := testConfig(t)
+	cfg.OutputMaxBytes = 16 << 20 // the test server takes messages up to 8 MiB
+	h.start(t, cfg)
+	writeFile(t, filepath.Join(h.dir, "big.py"), "def main():\n    return 'x' * (9 << 20)\n", 0o644)
+	d := h.dispatch(t, event.Dispatch{Task: workflow.Task{Name: "big", Executor: workflow.ExecutorPython, File: "big.py"}})
+	wantFailure(t, h.result(t, d), event.ReasonOutput, "message limit of the NATS server")
 }

@@ -33,7 +33,7 @@ type options struct {
 }
 
 func main() {
-	opts, err := parseFlags(os.Args[1:])
+	opts, err := parseFlags(os.Args[1:], os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(2)
@@ -54,14 +54,21 @@ func main() {
 	_ = log.Sync()
 }
 
-func parseFlags(args []string) (options, error) {
+// parseFlags reads the command line; getenv supplies the ORK_* defaults.
+func parseFlags(args []string, getenv func(string) string) (options, error) {
 	var o options
+	env := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
 	fs := flag.NewFlagSet("executor", flag.ContinueOnError)
-	concurrency, err := envInt("ORK_EXECUTOR_CONCURRENCY", executor.ConcurrencyDefault)
+	concurrency, err := envInt(env("ORK_EXECUTOR_CONCURRENCY", ""), "ORK_EXECUTOR_CONCURRENCY", executor.ConcurrencyDefault)
 	if err != nil {
 		return o, err
 	}
-	ackWait, err := envDuration("ORK_EXECUTOR_ACK_WAIT", executor.AckWaitDefault)
+	ackWait, err := envDuration(env("ORK_EXECUTOR_ACK_WAIT", ""), "ORK_EXECUTOR_ACK_WAIT", executor.AckWaitDefault)
 	if err != nil {
 		return o, err
 	}
@@ -112,15 +119,7 @@ func run(ctx context.Context, o options, log *zap.Logger) error {
 	return svc.Run(ctx)
 }
 
-func env(key, def string) string {
-	if v, ok := os.LookupEnv(key); ok && v != "" {
-		return v
-	}
-	return def
-}
-
-func envInt(key string, def int) (int, error) {
-	v := env(key, "")
+func envInt(v, key string, def int) (int, error) {
 	if v == "" {
 		return def, nil
 	}
@@ -131,8 +130,7 @@ func envInt(key string, def int) (int, error) {
 	return n, nil
 }
 
-func envDuration(key string, def time.Duration) (time.Duration, error) {
-	v := env(key, "")
+func envDuration(v, key string, def time.Duration) (time.Duration, error) {
 	if v == "" {
 		return def, nil
 	}

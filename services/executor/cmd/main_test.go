@@ -1,0 +1,49 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ork-go/ork/services/executor"
+)
+
+func TestFlagsOverrideEnvOverrideDefaults(t *testing.T) {
+	t.Parallel()
+	envs := map[string]string{
+		"ORK_NATS_URL":             "nats://env:4222",
+		"ORK_EXECUTOR_TYPES":       "noop",
+		"ORK_EXECUTOR_CONCURRENCY": "3",
+		"ORK_EXECUTOR_ACK_WAIT":    "12s",
+	}
+	getenv := func(k string) string { return envs[k] }
+
+	o, err := parseFlags(nil, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.natsURL != "nats://127.0.0.1:4222" || o.types != "process,python" || o.concurrency != executor.ConcurrencyDefault || o.ackWait != executor.AckWaitDefault {
+		t.Errorf("defaults: %+v", o)
+	}
+	o, err = parseFlags(nil, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.natsURL != "nats://env:4222" || o.types != "noop" || o.concurrency != 3 || o.ackWait != 12*time.Second {
+		t.Errorf("env: %+v", o)
+	}
+	o, err = parseFlags([]string{"--nats", "nats://flag:1", "--types", "sleep,noop", "--concurrency", "5", "--ack-wait", "1m", "--instance", "i1"}, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.natsURL != "nats://flag:1" || o.types != "sleep,noop" || o.concurrency != 5 || o.ackWait != time.Minute || o.instance != "i1" {
+		t.Errorf("flags: %+v", o)
+	}
+	if _, err := parseFlags(nil, func(k string) string {
+		if k == "ORK_EXECUTOR_CONCURRENCY" {
+			return "many"
+		}
+		return ""
+	}); err == nil {
+		t.Error("a bad ORK_EXECUTOR_CONCURRENCY was accepted")
+	}
+}
