@@ -1,3 +1,5 @@
+// Package cli is the ork command line: the root command, its subcommands (one constructor each,
+// registered in newRootCmd), and the mapping of errors to "error: <sentence>" and exit statuses.
 package cli
 
 import (
