@@ -809,6 +809,9 @@ func (p *parser) checkFiles(w *parsed, dir string) {
 			p.errorf(t.fileNode, path, "%sfile %q cannot be read: %v", who, t.File, errors.Unwrap(err))
 		case !info.Mode().IsRegular():
 			p.errorf(t.fileNode, path, "%sfile %q is not a regular file", who, t.File)
+		case t.Executor == ExecutorProcess && len(t.Command) == 0 && info.Mode().Perm()&0o111 == 0:
+			p.errorf(t.fileNode, path, "%sfile %q is run as the command but is not executable (chmod +x %s, or give a command)",
+				who, t.File, t.File)
 		}
 	}
 }
