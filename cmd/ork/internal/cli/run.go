@@ -1,0 +1,171 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/ork-go/ork/cmd/ork/internal/stack"
+	"github.com/ork-go/ork/pkg/bus"
+	"github.com/ork-go/ork/pkg/client"
+	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/store"
+	"github.com/ork-go/ork/pkg/workflow"
+)
+
+// recordedWaitDefault bounds how long `ork run --nats` waits for the cluster's recorder to commit a
+// finished run before saying so and returning.
+const recordedWaitDefault = 60 * time.Second
+
+type runOptions struct {
+	db, nats, key, triggeredBy string
+	json, verbose              bool
+	concurrency                int
+}
+
+func newRunCmd() *cobra.Command {
+	var o runOptions
+	cmd := &cobra.Command{
+		Use:   "run FILE",
+		Short: "Run a workflow to completion and show its progress",
+		Long: `Run a workflow to completion.
+
+By default everything runs in this process: an embedded NATS server (store under ./.ork/nats), the
+scheduler, the executors and the recorder, writing to SQLite at ./.ork/ork.db. Nothing else needs to be
+running. With --nats, the run is submitted to a running cluster instead and followed until it ends.
+
+Exit status: 0 when the run succeeded, 1 when it failed or was cancelled, 2 for usage or validation
+errors (then nothing is stored).`,
+		Example: `  ork run examples/hello.yaml
+  ork run flow.yaml --db postgres://localhost/ork
+  ork run flow.yaml --nats nats://127.0.0.1:4222 --json`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runWorkflow(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], o)
+		},
+	}
+	addDBFlag(cmd, &o.db)
+	addNATSFlag(cmd, &o.nats, "submit to a running cluster at this NATS URL instead of running in-process")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print one JSON object with the result instead of the table")
+	cmd.Flags().StringVar(&o.key, "idempotency-key", "", "submitting twice with one key starts one run")
+	cmd.Flags().StringVar(&o.triggeredBy, "triggered-by", "cli", "who started the run, stored with it")
+	cmd.Flags().IntVar(&o.concurrency, "concurrency", stack.ConcurrencyDefault, "tasks in flight at once (in-process mode)")
+	cmd.Flags().BoolVarP(&o.verbose, "verbose", "v", false, "show the services' debug logs")
+	return cmd
+}
+
+func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o runOptions) error {
+	plan, err := workflow.Load(file)
+	if err != nil {
+		return &ExitError{Code: ExitCodeUsage, Err: err}
+	}
+	log := quietLogger(o.verbose)
+	defer func() { _ = log.Sync() }()
+
+	var (
+		b  *bus.Bus
+		st store.Store
+	)
+	natsURL := resolve(o.nats, envNATSURL, "")
+	if natsURL == "" {
+		stk, err := stack.Start(ctx, stack.Config{DBURL: resolve(o.db, envDBURL, ""), Concurrency: o.concurrency}, log)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = stk.Stop() }()
+		b, st = stk.Bus, stk.Store
+	} else {
+		b, err = bus.Connect(bus.Config{URL: natsURL, Name: "ork-cli"}, log.Named("bus"))
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		if err := b.Provision(ctx); err != nil {
+			return err
+		}
+	}
+
+	cl := client.New(b)
+	runID := event.NewID()
+	recorded, err := cl.WatchRecorded(runID)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = recorded.Close() }()
+
+	progress := newProgress(stdout, plan, !o.json && isTerminal(stdout))
+	if !o.json {
+		fmt.Fprintf(stdout, "run %s of workflow %q (%d tasks)\n", runID, plan.Name, len(plan.Tasks))
+	}
+	if _, err := cl.Submit(ctx, client.SubmitParams{Plan: plan, RunID: runID, IdempotencyKey: o.key, TriggeredBy: o.triggeredBy}); err != nil {
+		return err
+	}
+	final, err := cl.Wait(ctx, runID, func(e event.Event) {
+		if !o.json {
+			progress.event(e)
+		}
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return &ExitError{Code: ExitCodeFailure, Err: fmt.Errorf("interrupted; run %s goes on in the background only with --nats", runID)}
+		}
+		return err
+	}
+	progress.done()
+
+	waitCtx, cancel := context.WithTimeout(ctx, recordedWaitDefault)
+	defer cancel()
+	if _, err := recorded.Wait(waitCtx); err != nil {
+		fmt.Fprintf(stderr, "warning: the run finished but no recorder confirmed it within %s: %v\n", recordedWaitDefault, err)
+	}
+
+	res := progress.result(final)
+	if st != nil {
+		if err := res.fromStore(ctx, st); err != nil {
+			return err
+		}
+	}
+	if o.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			return err
+		}
+	} else {
+		res.printTable(stdout)
+	}
+	if final.Status != event.RunSuccess {
+		return &ExitError{Code: ExitCodeFailure, Err: errRunNotSuccessful{status: final.Status, msg: final.Error}}
+	}
+	return nil
+}
+
+type errRunNotSuccessful struct{ status, msg string }
+
+func (e errRunNotSuccessful) Error() string {
+	if e.msg != "" {
+		return "run " + e.status + ": " + e.msg
+	}
+	return "run " + e.status
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// exactArgs is cobra.ExactArgs with a usage exit code.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return usageError(fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath()))
+		}
+		return nil
+	}
+}
