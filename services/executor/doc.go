@@ -21,6 +21,10 @@
 // A task that ends, times out or is cancelled takes its whole process group with it: SIGTERM to the
 // group, SIGKILL after KillGrace, and a SIGKILL to whatever the group left behind after a normal exit.
 //
+// Cancellation uses the existing events, so it needs no subject of its own: an executor listens to
+// task.cancelled and run.finished (core NATS, no consumer) and kills the process group of a matching
+// running attempt, then acknowledges its dispatch without a terminal event.
+//
 // Stopping (Run's context done) is a drain: pulling stops, dispatches waiting for a slot are nak'ed,
 // running tasks get DrainGrace to finish, then their process groups are killed and their dispatches
 // nak'ed without a terminal event, so another instance runs the attempt again.

@@ -39,6 +39,9 @@ type Service struct {
 	slots  *slots
 	tasks  sync.WaitGroup // dispatches being handled
 	ready  chan struct{}  // closed once the consumers exist
+
+	runningMu sync.Mutex
+	running   map[attemptKey]context.CancelCauseFunc // attempts being executed
 }
 
 // New checks the config, installs the python runner when python is served, and returns a service
@@ -54,7 +57,8 @@ func New(b *bus.Bus, cfg Config, log *zap.Logger) (*Service, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Service{bus: b, cfg: cfg, log: log.With(logging.Instance(cfg.Instance)), slots: newSlots(cfg.Concurrency), ready: make(chan struct{})}
+	s := &Service{bus: b, cfg: cfg, log: log.With(logging.Instance(cfg.Instance)), slots: newSlots(cfg.Concurrency),
+		ready: make(chan struct{}), running: make(map[attemptKey]context.CancelCauseFunc)}
 	if slices.Contains(cfg.Types, workflow.ExecutorPython) {
 		path, err := installRunner(cfg.CacheDir)
 		if err != nil {
@@ -89,6 +93,11 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		consumers[i] = c
 	}
+	subs, err := s.subscribeCancels()
+	if err != nil {
+		return err
+	}
+	defer unsubscribe(subs)
 	close(s.ready)
 	s.log.Info("executor started", zap.Strings("types", s.cfg.Types), zap.Int("concurrency", s.cfg.Concurrency))
 
@@ -221,8 +230,18 @@ func (s *Service) attempt(hard context.Context, typ string, d *event.Dispatch, m
 		return
 	}
 	begin := time.Now()
-	o := s.execute(hard, typ, d)
-	if o.aborted {
+	taskCtx, untrack := s.track(hard, d)
+	o := s.execute(taskCtx, typ, d)
+	cancelled := errors.Is(context.Cause(taskCtx), errCancelled)
+	untrack()
+	switch {
+	case o.aborted && cancelled:
+		log.Info("task cancelled")
+		if err := msg.Ack(); err != nil {
+			log.Warn("acknowledging dispatch", zap.Error(err))
+		}
+		return
+	case o.aborted:
 		log.Info("task stopped by executor shutdown; it will run again")
 		s.nak(log, msg, 0)
 		return

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/workflow"
 )
@@ -259,4 +260,58 @@ func TestOutputOverTheServerMessageLimitFails(t *testing.T) {
 	writeFile(t, filepath.Join(h.dir, "big.py"), "def main():\n    return 'x' * (9 << 20)\n", 0o644)
 	d := h.dispatch(t, event.Dispatch{Task: workflow.Task{Name: "big", Executor: workflow.ExecutorPython, File: "big.py"}})
 	wantFailure(t, h.result(t, d), event.ReasonOutput, "message limit of the NATS server")
+}
+
+func TestCancelKillsTheRunningAttempt(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	h.start(t, testConfig(t))
+	cases := []struct {
+		name  string
+		event func(d event.Dispatch) event.Event
+	}{
+		{"task cancelled", func(d event.Dispatch) event.Event {
+			return event.New(event.TypeTaskCancelled, d.RunID, d.Task.Name, d.Attempt)
+		}},
+		{"run finished", func(d event.Dispatch) event.Event {
+			e := event.New(event.TypeRunFinished, d.RunID, "", 0)
+			e.Status = event.RunCancelled
+			return e
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			other := h.dispatch(t, event.Dispatch{Task: processTask("other", "sleep", "0.5")})
+			d := h.dispatch(t, event.Dispatch{Task: processTask("victim", "sh", "-c", "sleep 1000 & echo $!; wait")})
+			lbs := h.logs.wait(t, "the child's pid", func(lbs []event.LogBatch) bool {
+				return slices.ContainsFunc(lbs, func(lb event.LogBatch) bool { return lb.RunID == d.RunID })
+			})
+			pid, err := strconv.Atoi(lbs[slices.IndexFunc(lbs, func(lb event.LogBatch) bool { return lb.RunID == d.RunID })].Lines[0].Line)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := c.event(d)
+			m, err := bus.EventMsg(&e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.bus.Publish(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+			waitGone(t, pid)
+			// Another run's task is untouched.
+			wantSuccess(t, h.result(t, other))
+			for _, ev := range h.events.wait(t, "", func([]event.Event) bool { return true }) {
+				if isTerminal(ev, d) {
+					t.Errorf("the cancelled attempt published %s", ev.Type)
+				}
+			}
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitDeadline)
+	defer cancel()
+	waitConsumer(t, ctx, h, workflow.ExecutorProcess, func(ci *jetstream.ConsumerInfo) bool {
+		return ci.NumAckPending == 0 && ci.NumPending == 0
+	})
 }

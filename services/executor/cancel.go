@@ -1,0 +1,91 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/logging"
+)
+
+// errCancelled is the cause of an attempt's context when the run or the task was cancelled.
+var errCancelled = errors.New("cancelled")
+
+// Cancellation needs no subject of its own: the executor listens (core NATS, no consumer) to the
+// events that end an attempt from outside. task.cancelled stops that attempt of the task (attempt 0:
+// every attempt), run.finished stops whatever of the run still runs. The attempt's process group is
+// killed and its dispatch acknowledged without a terminal event, since the run's state already says
+// how the attempt ended.
+var cancelSubjects = []string{
+	"ork.events." + event.TypeTaskCancelled + ".*",
+	"ork.events." + event.TypeRunFinished + ".*",
+}
+
+// attemptKey identifies a running attempt.
+type attemptKey struct {
+	run, task string
+	attempt   int
+}
+
+// track registers a running attempt and returns its context and a function to forget it.
+func (s *Service) track(parent context.Context, d *event.Dispatch) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	k := attemptKey{d.RunID, d.Task.Name, d.Attempt}
+	s.runningMu.Lock()
+	s.running[k] = cancel
+	s.runningMu.Unlock()
+	return ctx, func() {
+		s.runningMu.Lock()
+		delete(s.running, k)
+		s.runningMu.Unlock()
+		cancel(nil)
+	}
+}
+
+// cancelMatching stops the running attempts an event ends.
+func (s *Service) cancelMatching(e *event.Event) {
+	s.runningMu.Lock()
+	defer s.runningMu.Unlock()
+	for k, cancel := range s.running {
+		if k.run != e.RunID {
+			continue
+		}
+		if e.Type == event.TypeTaskCancelled && (k.task != e.Task || (e.Attempt != 0 && e.Attempt != k.attempt)) {
+			continue
+		}
+		s.log.Info("cancelling running task", logging.RunID(k.run), logging.Task(k.task), logging.Attempt(k.attempt),
+			logging.EventType(e.Type))
+		cancel(errCancelled)
+	}
+}
+
+// subscribeCancels listens for the events that cancel running attempts.
+func (s *Service) subscribeCancels() ([]*nats.Subscription, error) {
+	subs := make([]*nats.Subscription, 0, len(cancelSubjects))
+	for _, subj := range cancelSubjects {
+		sub, err := s.bus.NC.Subscribe(subj, func(m *nats.Msg) {
+			e, err := event.DecodeEvent(m.Data)
+			if err != nil {
+				s.log.Warn("undecodable event ignored", logging.Subject(m.Subject), zap.Error(err))
+				return
+			}
+			s.cancelMatching(&e)
+		})
+		if err != nil {
+			unsubscribe(subs)
+			return nil, fmt.Errorf("executor: subscribing to %s: %w", subj, err)
+		}
+		subs = append(subs, sub)
+	}
+	return subs, nil
+}
+
+func unsubscribe(subs []*nats.Subscription) {
+	for _, sub := range subs {
+		_ = sub.Unsubscribe()
+	}
+}
