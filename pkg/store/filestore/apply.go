@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -86,10 +87,7 @@ func (s *Store) ApplyBatch(ctx context.Context, p store.ApplyBatchParams) (store
 	if err := ctx.Err(); err != nil {
 		return store.ApplyBatchResult{}, fmt.Errorf("applying batch: %w", err)
 	}
-	if err := b.write(); err != nil {
-		return store.ApplyBatchResult{}, err
-	}
-	if err := s.appendLogs(p.Logs); err != nil {
+	if err := b.write(p.Logs); err != nil {
 		return store.ApplyBatchResult{}, err
 	}
 	return res, nil
@@ -277,29 +275,53 @@ func (b *batch) deadLetters(dls []store.DeadLetter) error {
 	return nil
 }
 
-// write writes every changed row, then fsyncs the directories it wrote into.
-func (b *batch) write() error {
-	dirs := map[string]bool{}
-	for _, path := range slices.Sorted(maps.Keys(b.dirty)) {
+// write makes the batch durable in three steps: every changed row goes to a temporary file and log
+// lines are appended; one flush makes all of that durable; then the renames put the rows in place and
+// a second flush makes the renames durable. Two flushes per batch instead of one fsync per file.
+func (b *batch) write(logs []event.LogBatch) error {
+	paths := slices.Sorted(maps.Keys(b.dirty))
+	temps := make([]string, 0, len(paths))
+	defer func() {
+		for _, tmp := range temps {
+			_ = os.Remove(tmp) // left only when a step failed
+		}
+	}()
+	for _, path := range paths {
 		data, err := json.Marshal(b.rows[path])
 		if err != nil {
 			return fmt.Errorf("encoding %s: %w", path, err)
 		}
-		if err := writeFileAtomic(path, data); err != nil {
+		tmp, err := writeTemp(path, data)
+		if err != nil {
 			return err
 		}
+		temps = append(temps, tmp)
+	}
+	logPaths, err := b.s.appendLogs(logs)
+	if err != nil {
+		return err
+	}
+	if err := flush(b.s.base, append(slices.Clone(temps), logPaths...)); err != nil {
+		return err
+	}
+	dirs := map[string]bool{}
+	for i, path := range paths {
+		if err := os.Rename(temps[i], path); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+		temps[i] = ""
 		dirs[filepath.Dir(path)] = true
 	}
-	for dir := range dirs {
-		if err := syncDir(dir); err != nil {
-			return err
-		}
+	temps = nil
+	for _, p := range logPaths {
+		dirs[filepath.Dir(p)] = true
 	}
-	return nil
+	return flush(b.s.base, slices.Sorted(maps.Keys(dirs)))
 }
 
-// appendLogs appends each attempt's lines to its log file, in one write per file.
-func (s *Store) appendLogs(logs []event.LogBatch) error {
+// appendLogs appends each attempt's lines to its log file, in one write per file, and returns the
+// files it wrote.
+func (s *Store) appendLogs(logs []event.LogBatch) ([]string, error) {
 	byPath := map[string][]byte{}
 	var order []string
 	for _, lb := range logs {
@@ -311,21 +333,23 @@ func (s *Store) appendLogs(logs []event.LogBatch) error {
 		for _, l := range lb.Lines {
 			line, err := json.Marshal(logRow{Seq: l.Seq, Stream: l.Stream, Line: l.Line, Time: l.Time})
 			if err != nil {
-				return fmt.Errorf("encoding log line %s/%s/%d/%d: %w", lb.RunID, lb.Task, lb.Attempt, l.Seq, err)
+				return nil, fmt.Errorf("encoding log line %s/%s/%d/%d: %w", lb.RunID, lb.Task, lb.Attempt, l.Seq, err)
 			}
 			buf = append(append(buf, line...), '\n')
 		}
 		byPath[path] = buf
 	}
+	var written []string
 	for _, path := range order {
 		if len(byPath[path]) == 0 {
 			continue
 		}
 		if err := appendLines(path, byPath[path]); err != nil {
-			return err
+			return nil, err
 		}
+		written = append(written, path)
 	}
-	return nil
+	return written, nil
 }
 
 func timePtr(t time.Time) *time.Time { return &t }

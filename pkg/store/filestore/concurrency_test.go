@@ -33,7 +33,7 @@ func childMain() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	role, _ := strconv.Atoi(os.Getenv(envRole))
 	if err := workload(context.Background(), s, role, strings.Split(os.Getenv(envRuns), ",")); err != nil {
 		fmt.Fprintln(os.Stderr, err)

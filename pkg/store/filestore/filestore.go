@@ -269,33 +269,28 @@ func readJSON(path string, v any) (found bool, err error) {
 	return true, nil
 }
 
-// writeFileAtomic replaces path with data: a temporary file in the same directory, fsynced, then
-// renamed over it. The caller fsyncs the directory.
-func writeFileAtomic(path string, data []byte) error {
+// writeTemp writes data to a new temporary file next to path and returns its name. It is not synced:
+// the caller flushes every file of a batch at once, then renames.
+func writeTemp(path string, data []byte) (string, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("creating %s: %w", dir, err)
+		return "", fmt.Errorf("creating %s: %w", dir, err)
 	}
 	tmp, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return "", fmt.Errorf("writing %s: %w", path, err)
 	}
 	_, werr := tmp.Write(data)
-	serr := tmp.Sync()
 	cerr := tmp.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
+	if err := errors.Join(werr, cerr); err != nil {
 		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("writing %s: %w", path, err)
+		return "", fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return tmp.Name(), nil
 }
 
-// appendLines appends data (whole lines) to path and fsyncs it. A torn last line left by a crash is
-// closed with a newline first, so it cannot swallow the new first line.
+// appendLines appends data (whole lines) to path, unsynced like writeTemp. A torn last line left by
+// a crash is closed with a newline first, so it cannot swallow the new first line.
 func appendLines(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
@@ -311,24 +306,9 @@ func appendLines(path string, data []byte) error {
 		}
 	}
 	_, werr := f.Write(data)
-	serr := f.Sync()
 	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
+	if err := errors.Join(werr, cerr); err != nil {
 		return fmt.Errorf("appending to %s: %w", path, err)
-	}
-	return nil
-}
-
-// syncDir fsyncs a directory so the renames in it survive a crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir) //nolint:gosec // a directory under base
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	serr := d.Sync()
-	cerr := d.Close()
-	if err := errors.Join(serr, cerr); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
 	}
 	return nil
 }

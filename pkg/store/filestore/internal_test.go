@@ -36,7 +36,7 @@ func TestTornLogLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	batch := func(seqs ...int64) store.ApplyBatchParams {
 		lb := event.LogBatch{RunID: "r", Task: "t", Attempt: 1}
 		for _, q := range seqs {

@@ -50,7 +50,7 @@ func BenchmarkLogs(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer conn.Close(context.Background())
+		defer func() { _ = conn.Close(context.Background()) }()
 		ctx := b.Context()
 		if _, err := conn.Exec(ctx, `CREATE TEMP TABLE logs_in (LIKE task_logs) ON COMMIT DELETE ROWS`); err != nil {
 			b.Fatal(err)

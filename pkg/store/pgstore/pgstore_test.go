@@ -37,7 +37,7 @@ func testSchemaURL(tb testing.TB) string {
 	if err != nil {
 		tb.Fatalf("connecting to TEST_DATABASE_URL: %v", err)
 	}
-	defer admin.Close(ctx)
+	defer func() { _ = admin.Close(ctx) }()
 	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
 		tb.Fatalf("creating schema %s: %v", name, err)
 	}
@@ -47,7 +47,7 @@ func testSchemaURL(tb testing.TB) string {
 			tb.Errorf("connecting to drop schema %s: %v", name, err)
 			return
 		}
-		defer conn.Close(context.Background())
+		defer func() { _ = conn.Close(context.Background()) }()
 		if _, err := conn.Exec(context.Background(), "DROP SCHEMA "+name+" CASCADE"); err != nil {
 			tb.Errorf("dropping schema %s: %v", name, err)
 		}

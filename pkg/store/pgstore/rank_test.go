@@ -23,7 +23,7 @@ func TestRankSQL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	statuses := []string{
 		event.TaskPending, event.TaskDispatched, event.TaskRunning, event.TaskSuccess, event.TaskFailed,
 		event.TaskSkipped, event.TaskCancelled, event.TaskPaused, event.RunRunning, event.RunPaused, "", "bogus",
