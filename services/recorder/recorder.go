@@ -37,6 +37,8 @@ type Service struct {
 	cfg Config
 	log *zap.Logger
 
+	notices notices
+
 	// OnCommit, when set before Run, is called after every committed and acknowledged batch, from
 	// the consumer's goroutine (one per stream). It must not block.
 	OnCommit func(Commit)
@@ -146,7 +148,10 @@ func (s *Service) handle(ctx context.Context, stream string, msgs []jetstream.Ms
 		}
 		acked++
 	}
-	s.notify(items, res.FinishedRuns)
+	if stream == event.StreamLogs {
+		s.publishNotices(s.notices.logsCommitted(items[len(items)-1].seq))
+	}
+	s.notify(ctx, items, res.FinishedRuns)
 	if dead > 0 {
 		s.log.Warn("batch had dead letters", zap.String("stream", stream), logging.Count(dead))
 	}
@@ -384,8 +389,9 @@ func (s *Service) pause(ctx context.Context, msgs []jetstream.Msg, bo *backoff) 
 	}
 }
 
-// notify publishes the recorded notice of every finished run of the batch.
-func (s *Service) notify(items []item, finished []string) {
+// notify queues the recorded notice of every finished run of the batch behind the log lines
+// published before it, and publishes those already covered.
+func (s *Service) notify(ctx context.Context, items []item, finished []string) {
 	if len(finished) == 0 {
 		return
 	}
@@ -395,11 +401,11 @@ func (s *Service) notify(items []item, finished []string) {
 			status[it.ev.RunID] = it.ev.Status
 		}
 	}
+	ns := make([]notice, 0, len(finished))
 	for _, runID := range finished {
-		if err := s.bus.NC.Publish(event.SubjectRecordedPrefix+runID, []byte(status[runID])); err != nil {
-			s.log.Warn("publishing recorded notice failed", logging.RunID(runID), zap.Error(err))
-		}
+		ns = append(ns, notice{runID: runID, status: status[runID]})
 	}
+	s.publishNotices(s.notices.add(s.logsLastSeq(ctx), ns))
 }
 
 // backoff doubles a delay from min up to max. It also remembers when the batch's messages were

@@ -92,7 +92,10 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 	}
 
 	cl := client.New(b)
-	runID := event.NewID()
+	params := client.SubmitParams{Plan: plan, IdempotencyKey: o.key, TriggeredBy: o.triggeredBy}
+	// With a key the run id derives from it, so submitting again follows the run it started.
+	runID := client.SubmitRunID(params)
+	params.RunID = runID
 	recorded, err := cl.WatchRecorded(runID)
 	if err != nil {
 		return err
@@ -103,7 +106,7 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 	if !o.json {
 		fmt.Fprintf(stdout, "run %s of workflow %q (%d tasks)\n", runID, plan.Name, len(plan.Tasks))
 	}
-	if _, err := cl.Submit(ctx, client.SubmitParams{Plan: plan, RunID: runID, IdempotencyKey: o.key, TriggeredBy: o.triggeredBy}); err != nil {
+	if _, err := cl.Submit(ctx, params); err != nil {
 		return err
 	}
 	final, err := cl.Wait(ctx, runID, func(e event.Event) {
@@ -119,10 +122,12 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 	}
 	progress.done()
 
-	waitCtx, cancel := context.WithTimeout(ctx, recordedWaitDefault)
-	defer cancel()
-	if _, err := recorded.Wait(waitCtx); err != nil {
-		fmt.Fprintf(stderr, "warning: the run finished but no recorder confirmed it within %s: %v\n", recordedWaitDefault, err)
+	if !alreadyRecorded(ctx, st, runID) {
+		waitCtx, cancel := context.WithTimeout(ctx, recordedWaitDefault)
+		defer cancel()
+		if _, err := recorded.Wait(waitCtx); err != nil {
+			fmt.Fprintf(stderr, "warning: the run finished but no recorder confirmed it within %s: %v\n", recordedWaitDefault, err)
+		}
 	}
 
 	res := progress.result(final)
@@ -144,6 +149,16 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 		return &ExitError{Code: ExitCodeFailure, Err: errRunNotSuccessful{status: final.Status, msg: final.Error}}
 	}
 	return nil
+}
+
+// alreadyRecorded reports whether the database already holds the run as finished: a submission
+// repeated with the same idempotency key follows the earlier run, whose notice went out long ago.
+func alreadyRecorded(ctx context.Context, st store.Store, runID string) bool {
+	if st == nil {
+		return false
+	}
+	run, err := st.RunGet(ctx, store.RunGetParams{ID: runID})
+	return err == nil && event.IsTerminalRun(run.Status)
 }
 
 type errRunNotSuccessful struct{ status, msg string }
