@@ -24,6 +24,12 @@
 // deleted. The tombstone (and the idempotency entry) expire with the bucket's TTL, which equals the
 // event stream's MaxAge, so no event of the run can be replayed after its tombstone is gone.
 //
+// Events of one run are queued in the instance that received them and applied in batches: the
+// handler that leads the queue applies every queued event in order, writes the state once and
+// publishes everything the batch caused in one Publish, then hands the queue on. The state and plan
+// of active runs stay cached in memory; the compare-and-swap catches an entry made stale by another
+// instance, and a verdict that an event changes nothing is only trusted on a freshly read state.
+//
 // Every message is acknowledged last: after the state is written and the dispatches and events it
 // caused are published in one batch. A redelivered message whose event was already applied
 // re-publishes what it caused (deduplication ids make that harmless), so a crash between the KV write

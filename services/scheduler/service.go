@@ -235,6 +235,11 @@ func (s *Service) process(ctx context.Context, ev *event.Event, redelivered bool
 			}
 		}
 	}
+	if !validToken(ev.RunID) {
+		// Neither a KV key nor a subject can name it: nothing can be scheduled for it.
+		s.log.Warn("event with an unusable run id ignored", logging.RunID(ev.RunID), logging.EventType(ev.Type), logging.Seq(ev.Seq))
+		return nil
+	}
 	p := &pending{ev: ev, redelivered: redelivered, res: make(chan result, 1)}
 	s.mu.Lock()
 	e := s.runs[ev.RunID]
@@ -355,12 +360,23 @@ func planKey(runID string) string  { return "plan." + runID }
 
 // outKey is "out.<run>.<task>"; a task name that is not a valid key token is hex encoded.
 func outKey(runID, task string) string {
-	for _, c := range []byte(task) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return "out." + runID + ".=" + hex.EncodeToString([]byte(task))
-		}
+	if !validToken(task) {
+		return "out." + runID + ".=" + hex.EncodeToString([]byte(task))
 	}
 	return "out." + runID + "." + task
+}
+
+// validToken reports whether s can be one token of a KV key and of a subject.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // apply runs Apply on the events of one run in order, against the stored state, and writes the

@@ -390,6 +390,11 @@ func TestServiceIgnoresUnknownRunsAndTermsGarbage(t *testing.T) {
 	h.start(Config{Concurrency: 1})
 	stray := event.New(event.TypeTaskSucceeded, "no-such-run", "a", 1)
 	h.publish(stray)
+	// A run id that cannot be a KV key token is acknowledged and ignored, not redelivered forever.
+	if err := h.b.Publish(h.ctx, bus.Msg{Subject: "ork.events.task.failed.x", MsgID: "bad-run-id",
+		Data: []byte(`{"v":1,"id":"x","type":"task.failed","run_id":"a b*","task":"t","attempt":1}`)}); err != nil {
+		t.Fatal(err)
+	}
 	if err := h.b.Publish(h.ctx, bus.Msg{Subject: "ork.events.task.failed.x", MsgID: "garbage", Data: []byte("{not json")}); err != nil {
 		t.Fatal(err)
 	}
