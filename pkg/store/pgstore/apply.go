@@ -100,14 +100,14 @@ func loadKnown(ctx context.Context, db dbtx, evs []event.Event) (known, error) {
 		e := &evs[i]
 		if !seenRun[e.RunID] {
 			seenRun[e.RunID] = true
-			runIDs = append(runIDs, e.RunID)
+			runIDs = append(runIDs, pgText(e.RunID))
 		}
 		if e.Type == event.TypeRunSubmitted && e.IdempotencyKey != "" {
-			keys = append(keys, e.IdempotencyKey)
+			keys = append(keys, pgText(e.IdempotencyKey))
 		}
 		if e.Task != "" && !seenTask[taskKey{e.RunID, e.Task}] {
 			seenTask[taskKey{e.RunID, e.Task}] = true
-			taskRuns, taskNames = append(taskRuns, e.RunID), append(taskNames, e.Task)
+			taskRuns, taskNames = append(taskRuns, pgText(e.RunID)), append(taskNames, pgText(e.Task))
 		}
 	}
 	b := &pgx.Batch{}
@@ -332,7 +332,7 @@ func (bp *batchPlan) queueSubmissions(b *pgx.Batch) error {
 	var wCreated, wUpdated []time.Time
 	for _, name := range sortedKeys(wfs) {
 		w := wfs[name]
-		wName, wDesc, wSched, wHash = append(wName, w.name), append(wDesc, w.description), append(wSched, w.schedule), append(wHash, w.hash)
+		wName, wDesc, wSched, wHash = append(wName, pgText(w.name)), append(wDesc, pgText(w.description)), append(wSched, pgText(w.schedule)), append(wHash, pgText(w.hash))
 		wCreated, wUpdated = append(wCreated, w.created), append(wUpdated, w.updated)
 	}
 	b.Queue(sqlUpsertWorkflows, wName, wDesc, wSched, wHash, wCreated, wUpdated)
@@ -352,9 +352,9 @@ func (bp *batchPlan) queueSubmissions(b *pgx.Batch) error {
 		if err != nil {
 			return fmt.Errorf("encoding plan of workflow %s: %w", p.Name, err)
 		}
-		vHash, vName, vPlan, vCreated = append(vHash, p.Hash), append(vName, p.Name), append(vPlan, string(planJSON)), append(vCreated, e.Time)
+		vHash, vName, vPlan, vCreated = append(vHash, pgText(p.Hash)), append(vName, pgText(p.Name)), append(vPlan, pgJSON(planJSON)), append(vCreated, e.Time)
 		for _, t := range p.Tasks {
-			dHash, dName, dExec = append(dHash, p.Hash), append(dName, t.Name), append(dExec, t.Executor)
+			dHash, dName, dExec = append(dHash, pgText(p.Hash)), append(dName, pgText(t.Name)), append(dExec, pgText(t.Executor))
 			dIdx, dDeps = append(dIdx, int32(t.Index)), append(dDeps, dependsJSON(t.DependsOn)) //nolint:gosec // task counts are capped far below 2^31
 		}
 	}
@@ -369,10 +369,10 @@ func (bp *batchPlan) queueSubmissions(b *pgx.Batch) error {
 	var tIdx, tRetries, tTimeout []int32
 	for _, e := range subs {
 		p := e.Plan
-		rID, rName, rHash, rBy, rKey = append(rID, e.RunID), append(rName, p.Name), append(rHash, p.Hash), append(rBy, e.TriggeredBy), append(rKey, e.IdempotencyKey)
+		rID, rName, rHash, rBy, rKey = append(rID, pgText(e.RunID)), append(rName, pgText(p.Name)), append(rHash, pgText(p.Hash)), append(rBy, pgText(e.TriggeredBy)), append(rKey, pgText(e.IdempotencyKey))
 		rCount, rCreated = append(rCount, int32(len(p.Tasks))), append(rCreated, e.Time) //nolint:gosec // capped task count
 		for _, t := range p.Tasks {
-			tRun, tName, tExec, tDeps = append(tRun, e.RunID), append(tName, t.Name), append(tExec, t.Executor), append(tDeps, dependsJSON(t.DependsOn))
+			tRun, tName, tExec, tDeps = append(tRun, pgText(e.RunID)), append(tName, pgText(t.Name)), append(tExec, pgText(t.Executor)), append(tDeps, dependsJSON(t.DependsOn))
 			tIdx, tRetries, tTimeout = append(tIdx, int32(t.Index)), append(tRetries, int32(t.Retries)), append(tTimeout, int32(t.TimeoutSeconds)) //nolint:gosec // validated small values
 		}
 	}
@@ -395,7 +395,7 @@ func dependsJSON(deps []string) string {
 		return "[]"
 	}
 	out, _ := json.Marshal(deps) //nolint:errchkjson // a []string always encodes
-	return string(out)
+	return pgJSON(out)
 }
 
 // sqlUpdateTasks applies each folded task chain when its last event advances the row. The started
@@ -430,14 +430,14 @@ func (bp *batchPlan) queueTasks(b *pgx.Batch) {
 	for i, k := range keys {
 		f := bp.tasks[k]
 		e := f.final
-		runs[i], names[i], statuses[i] = k.run, k.task, f.status
+		runs[i], names[i], statuses[i] = pgText(k.run), pgText(k.task), f.status
 		attempts[i], ranks[i] = int32(e.Attempt), int32(store.TaskRank(f.status)) //nolint:gosec // small
 		if f.start != nil && f.start.Attempt == e.Attempt {
 			started[i] = &f.start.Time
 		}
 		if event.IsTerminalTask(f.status) {
 			finished[i] = &e.Time
-			outputs[i], errs[i], reasons[i] = string(e.Output), e.Error, e.Reason
+			outputs[i], errs[i], reasons[i] = pgJSON(e.Output), pgText(e.Error), pgText(e.Reason)
 		}
 	}
 	b.Queue(sqlUpdateTasks, runs, names, attempts, statuses, ranks, started, finished, outputs, errs, reasons)
@@ -484,14 +484,14 @@ func (bp *batchPlan) queueAttempts(b *pgx.Batch) {
 	for i, k := range keys {
 		f := bp.attempts[k]
 		e := f.final
-		runs[i], tasks[i], attempts[i], statuses[i], instances[i] = k.run, k.task, int32(k.attempt), f.status, f.instance //nolint:gosec // small
+		runs[i], tasks[i], attempts[i], statuses[i], instances[i] = pgText(k.run), pgText(k.task), int32(k.attempt), f.status, pgText(f.instance) //nolint:gosec // small
 		dispatched[i], started[i] = f.dispatchedAt, f.startedAt
 		if event.IsTerminalTask(f.status) {
 			if e.ExitCode != nil {
 				c := int32(*e.ExitCode) //nolint:gosec // exit codes are small
 				exitCodes[i] = &c
 			}
-			errs[i], reasons[i], durations[i], finished[i] = e.Error, e.Reason, e.DurationMS, &e.Time
+			errs[i], reasons[i], durations[i], finished[i] = pgText(e.Error), pgText(e.Reason), e.DurationMS, &e.Time
 		}
 	}
 	b.Queue(sqlUpsertAttempts, runs, tasks, attempts, statuses, instances, exitCodes, errs, reasons, durations,
@@ -512,7 +512,7 @@ func (bp *batchPlan) queueRunEvents(b *pgx.Batch) {
 		if e.Type == event.TypeRunStarted {
 			status = event.RunRunning
 		}
-		b.Queue(sqlUpdateRun, e.RunID, status, e.Time, e.Error, int32(store.RunRank(status))) //nolint:gosec // 0..2
+		b.Queue(sqlUpdateRun, pgText(e.RunID), pgText(status), e.Time, pgText(e.Error), int32(store.RunRank(status))) //nolint:gosec // 0..2
 	}
 }
 
@@ -532,8 +532,8 @@ func queueLogs(b *pgx.Batch, logs []event.LogBatch) {
 	attempts, seqs, times := make([]int32, 0, n), make([]int64, 0, n), make([]time.Time, 0, n)
 	for _, lb := range logs {
 		for _, l := range lb.Lines {
-			runs, tasks, attempts = append(runs, lb.RunID), append(tasks, lb.Task), append(attempts, int32(lb.Attempt)) //nolint:gosec // small
-			seqs, streams, lines, times = append(seqs, l.Seq), append(streams, l.Stream), append(lines, l.Line), append(times, l.Time)
+			runs, tasks, attempts = append(runs, pgText(lb.RunID)), append(tasks, pgText(lb.Task)), append(attempts, int32(lb.Attempt)) //nolint:gosec // small
+			seqs, streams, lines, times = append(seqs, l.Seq), append(streams, pgText(l.Stream)), append(lines, pgText(l.Line)), append(times, l.Time)
 		}
 	}
 	b.Queue(sqlInsertLogs, runs, tasks, attempts, seqs, streams, lines, times)
@@ -555,7 +555,7 @@ func queueDeadLetters(b *pgx.Batch, dls []store.DeadLetter) {
 	seqs, data, created := make([]int64, n), make([][]byte, n), make([]*time.Time, n)
 	for i := range dls {
 		d := &dls[i]
-		streams[i], seqs[i], subjects[i], reasons[i], data[i] = d.Stream, int64(d.Seq), d.Subject, d.Reason, d.Data //nolint:gosec // stream sequences fit
+		streams[i], seqs[i], subjects[i], reasons[i], data[i] = pgText(d.Stream), int64(d.Seq), pgText(d.Subject), pgText(d.Reason), d.Data //nolint:gosec // stream sequences fit
 		if !d.CreatedAt.IsZero() {
 			created[i] = &d.CreatedAt
 		}

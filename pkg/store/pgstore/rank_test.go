@@ -2,22 +2,19 @@ package pgstore
 
 import (
 	"context"
-	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
+	"github.com/ork-go/ork/pkg/store/pgtest"
 )
 
 // TestRankSQL checks the SQL rank expressions against store.TaskRank and store.RunRank.
 func TestRankSQL(t *testing.T) {
 	t.Parallel()
-	dbURL := os.Getenv("TEST_DATABASE_URL")
-	if dbURL == "" {
-		t.Skip("TEST_DATABASE_URL is not set; set it to a PostgreSQL URL to run the PostgreSQL store tests")
-	}
+	dbURL := pgtest.SchemaURL(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
