@@ -1,7 +1,7 @@
 # Ork (Go). `make test` is the one test command: CI (.ci/run) calls exactly it.
 SHELL := /bin/bash
 MODULES := pkg migrations services/scheduler services/executor services/recorder cmd/ork deploy
-GOLANGCI_LINT_VERSION := v2.6.2
+GOLANGCI_LINT_VERSION := v2.15.0
 GOBIN := $(CURDIR)/bin
 
 .PHONY: build test test-short lint fmt tidy bench dev-stack clean
