@@ -54,6 +54,14 @@ func checkEquivalence(t *testing.T, rng *rand.Rand) {
 		}
 		history = append(history, evs...)
 		p := store.ApplyBatchParams{Events: evs}
+		for range rng.IntN(3) {
+			p.Logs = append(p.Logs, g.logBatch(runs))
+		}
+		if rng.IntN(4) == 0 {
+			p.DeadLetters = append(p.DeadLetters, store.DeadLetter{
+				Stream: g.pick("A", "B"), Seq: uint64(rng.IntN(6)), Reason: g.pick("x", "y"), CreatedAt: g.now(),
+			})
+		}
 		rp, errP := pg.ApplyBatch(ctx, p)
 		rf, errF := fs.ApplyBatch(ctx, p)
 		if errP != nil || errF != nil {
@@ -69,6 +77,16 @@ func checkEquivalence(t *testing.T, rng *rand.Rand) {
 			t.Fatalf("batch %d %s: states differ\npgstore:   %s\nfilestore: %s", batchNo, describe(evs), a, b)
 		}
 	}
+}
+
+// logBatch returns lines of a random attempt, seqs 1 to 6 in random order, so some replay others.
+func (g *generator) logBatch(runs []string) event.LogBatch {
+	lb := event.LogBatch{RunID: runs[g.rng.IntN(len(runs))], Task: g.pick("a", "b", "c", "zz", "yy"), Attempt: 1 + g.rng.IntN(2)}
+	for range 1 + g.rng.IntN(4) {
+		seq := int64(1 + g.rng.IntN(6))
+		lb.Lines = append(lb.Lines, event.LogLine{Seq: seq, Stream: g.pick(event.Stdout, event.Stderr), Line: fmt.Sprint("line ", seq, " ", g.rng.IntN(3)), Time: g.now()})
+	}
+	return lb
 }
 
 type generator struct {
@@ -144,6 +162,7 @@ func dump(t *testing.T, s store.Store, runs []string) string {
 		Run      *store.Run
 		Tasks    []store.Task
 		Attempts []store.Attempt
+		Logs     [][]store.LogLine
 	}
 	var states []runState
 	for _, id := range runs {
@@ -171,16 +190,30 @@ func dump(t *testing.T, s store.Store, runs []string) string {
 		if st.Attempts, err = s.AttemptList(ctx, store.AttemptListParams{RunID: id}); err != nil {
 			t.Fatalf("AttemptList: %v", err)
 		}
+		for _, lp := range []store.LogListParams{
+			{RunID: id}, {RunID: id, Task: "b"}, {RunID: id, Task: "zz", AfterSeq: 2}, {RunID: id, Limit: 3},
+		} {
+			lines, err := s.LogList(ctx, lp)
+			if err != nil {
+				t.Fatalf("LogList: %v", err)
+			}
+			st.Logs = append(st.Logs, lines)
+		}
 		states = append(states, st)
 	}
 	ws, err := s.WorkflowList(ctx, store.WorkflowListParams{})
 	if err != nil {
 		t.Fatalf("WorkflowList: %v", err)
 	}
+	dls, err := s.DeadLetterList(ctx, store.DeadLetterListParams{})
+	if err != nil {
+		t.Fatalf("DeadLetterList: %v", err)
+	}
 	out, err := json.Marshal(struct {
-		Runs      []runState
-		Workflows []store.Workflow
-	}{states, ws})
+		Runs        []runState
+		Workflows   []store.Workflow
+		DeadLetters []store.DeadLetter
+	}{states, ws, dls})
 	if err != nil {
 		t.Fatalf("encoding state: %v", err)
 	}
