@@ -30,10 +30,14 @@ type options struct {
 	logLevel    string
 	logFormat   string
 	ackWait     time.Duration
+	drainGrace  time.Duration
 }
 
 func main() {
 	opts, err := parseFlags(os.Args[1:], os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(2)
@@ -45,6 +49,9 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts a drain; a second one kills the executor at once (and, through
+	// Pdeathsig, its tasks).
+	context.AfterFunc(ctx, stop)
 	if err := run(ctx, opts, log); err != nil {
 		log.Error("executor failed", zap.Error(err))
 		_ = log.Sync()
@@ -72,6 +79,10 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	if err != nil {
 		return o, err
 	}
+	drainGrace, err := envDuration(env("ORK_EXECUTOR_DRAIN_GRACE", ""), "ORK_EXECUTOR_DRAIN_GRACE", executor.DrainGraceDefault)
+	if err != nil {
+		return o, err
+	}
 	fs.StringVar(&o.natsURL, "nats", env("ORK_NATS_URL", bus.URLDefault), "NATS server URL (ORK_NATS_URL)")
 	fs.StringVar(&o.types, "types", env("ORK_EXECUTOR_TYPES", strings.Join(executor.TypesDefault(), ",")),
 		"comma-separated executor types to serve: process, python, noop, sleep (ORK_EXECUTOR_TYPES)")
@@ -80,6 +91,7 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	fs.StringVar(&o.logLevel, "log-level", env("ORK_LOG_LEVEL", "info"), "debug, info, warn or error (ORK_LOG_LEVEL)")
 	fs.StringVar(&o.logFormat, "log-format", env("ORK_LOG_FORMAT", "json"), "json or console (ORK_LOG_FORMAT)")
 	fs.DurationVar(&o.ackWait, "ack-wait", ackWait, "redelivery delay of an unacknowledged task; heartbeats every third of it (ORK_EXECUTOR_ACK_WAIT)")
+	fs.DurationVar(&o.drainGrace, "drain-grace", drainGrace, "on stop, how long running tasks may finish before they are killed (ORK_EXECUTOR_DRAIN_GRACE)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -97,7 +109,8 @@ func run(ctx context.Context, o options, log *zap.Logger) error {
 			types = append(types, t)
 		}
 	}
-	cfg := executor.Config{Types: types, Concurrency: o.concurrency, Instance: o.instance, AckWait: o.ackWait}.WithDefaults()
+	cfg := executor.Config{Types: types, Concurrency: o.concurrency, Instance: o.instance, AckWait: o.ackWait,
+		DrainGrace: o.drainGrace}.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
