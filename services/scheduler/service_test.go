@@ -580,3 +580,23 @@ func TestServiceTwoInstances(t *testing.T) {
 		t.Fatalf("%d dispatches stored, want %d", n, total)
 	}
 }
+
+func TestServiceUnresolvableInputFailsTheTask(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	h.start(Config{})
+	p := plan("badref", workflow.Task{Name: "a"},
+		workflow.Task{Name: "b", DependsOn: []string{"a"}, Inputs: map[string]workflow.Binding{
+			"v": {Ref: &workflow.Ref{Task: "a", Path: []string{"missing"}}}}})
+	h.publish(submission("run-badref", "", p))
+	d := h.nextDispatch()
+	h.publish(succeeded(d, `{"x":1}`))
+	e := h.waitEvent(event.TypeRunFinished, "run-badref", "")
+	want := `task "b" failed: input "v": the output of "a": output has no field "missing"`
+	if e.Status != event.RunFailed || e.Error != want {
+		t.Fatalf("run.finished %q %q, want error %q", e.Status, e.Error, want)
+	}
+	if n := h.dispatchCount(); n != 1 {
+		t.Fatalf("%d dispatches, want 1: b must not reach an executor", n)
+	}
+}
