@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -152,6 +153,45 @@ func (s *Stack) ExecutorSpec(instance string) ProcessSpec {
 		},
 		LogPath: filepath.Join(s.cfg.Dir, instance+".log"),
 	}
+}
+
+// ExecutorReadyLine is what an executor logs once its consumers exist and it is pulling.
+const ExecutorReadyLine = "executor started"
+
+// WaitExecutors waits until every executor has logged ExecutorReadyLine since it last started.
+func (s *Stack) WaitExecutors(ctx context.Context) error {
+	for _, e := range s.Executors {
+		if err := e.WaitLog(ctx, ExecutorReadyLine); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Restart starts a service of the stack again with the spec it was started with (kill it first)
+// and puts the new process in its place. Its log continues in the same file.
+func (s *Stack) Restart(p *Process) (*Process, error) {
+	if !p.Exited() {
+		return nil, fmt.Errorf("restarting %s: it is still running", p.Name())
+	}
+	np, err := StartProcess(p.Spec())
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case s.Recorder == p:
+		s.Recorder = np
+	case s.Scheduler == p:
+		s.Scheduler = np
+	default:
+		i := slices.Index(s.Executors, p)
+		if i < 0 {
+			_ = np.Kill()
+			return nil, fmt.Errorf("restarting %s: not a service of this stack", p.Name())
+		}
+		s.Executors[i] = np
+	}
+	return np, nil
 }
 
 // Services returns the service processes in start order: recorder, scheduler, executors.

@@ -143,10 +143,8 @@ func TestMultiProcess(t *testing.T) {
 		}
 	})
 	// Both executors must be pulling before the run starts, or the first could take every task.
-	for _, e := range s.Executors {
-		if err := e.WaitLog(ctx, "executor started"); err != nil {
-			t.Fatal(err)
-		}
+	if err := s.WaitExecutors(ctx); err != nil {
+		t.Fatal(err)
 	}
 
 	b, err := bus.Connect(bus.Config{URL: s.NATS.URL, Name: "stack-test"}, zaptest.NewLogger(t))
@@ -158,6 +156,35 @@ func TestMultiProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := client.New(b)
+	runID := runAndWait(ctx, t, c, plan)
+	if exited := s.Exited(); len(exited) > 0 {
+		t.Fatalf("%d services exited during the run, first %s: %v", len(exited), exited[0].Name(), exited[0].Err())
+	}
+	st, err := pgstore.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	checkRecorded(ctx, t, st, runID, plan)
+
+	// An executor killed with SIGKILL and started again rejoins its consumer: a second run succeeds
+	// on both instances again.
+	if err := s.Executors[1].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Restart(s.Executors[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitExecutors(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runID = runAndWait(ctx, t, c, plan)
+	checkRecorded(ctx, t, st, runID, plan)
+}
+
+// runAndWait submits plan and waits for the recorder's notice that the run's end is committed.
+func runAndWait(ctx context.Context, t *testing.T, c *client.Client, plan *workflow.Plan) string {
+	t.Helper()
 	runID := event.NewID()
 	rec, err := c.WatchRecorded(runID)
 	if err != nil {
@@ -172,18 +199,9 @@ func TestMultiProcess(t *testing.T) {
 		t.Fatalf("waiting for the recorder's notice of run %s: %v", runID, err)
 	}
 	if status != event.RunSuccess {
-		t.Errorf("recorded notice says %q, want %q", status, event.RunSuccess)
+		t.Errorf("run %s: recorded notice says %q, want %q", runID, status, event.RunSuccess)
 	}
-	if exited := s.Exited(); len(exited) > 0 {
-		t.Errorf("%d services exited during the run, first %s: %v", len(exited), exited[0].Name(), exited[0].Err())
-	}
-
-	st, err := pgstore.Open(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	checkRecorded(ctx, t, st, runID, plan)
+	return runID
 }
 
 func checkRecorded(ctx context.Context, t *testing.T, st store.Store, runID string, plan *workflow.Plan) {
