@@ -115,6 +115,10 @@ func TestProcessRunsFileInDir(t *testing.T) {
 	e := h.result(t, d)
 	wantSuccess(t, e)
 	jsonEqual(t, e.Output, `"from file"`)
+	// A relative command path is relative to the workflow directory too.
+	e = h.result(t, h.dispatch(t, event.Dispatch{Task: processTask("rel", "./job.sh")}))
+	wantSuccess(t, e)
+	jsonEqual(t, e.Output, `"from file"`)
 }
 
 func TestProcessFailures(t *testing.T) {
