@@ -7,8 +7,11 @@
 //	bins, err := stack.BuildBinaries(ctx, stack.BuildConfig{Root: root, Dir: t.TempDir()})
 //	s, err := stack.StartStack(ctx, stack.Config{Binaries: bins, Dir: dir, NATSBase: base, DBURL: db})
 //	defer s.Kill()
+//	s.WaitExecutors(ctx)             // every executor is pulling
 //	s.Executors[0].Kill()            // SIGKILL to the executor's whole process group
-//	s.NATS.Restart(ctx)              // same ports, same store
+//	s.Restart(s.Executors[0])        // same spec, log appended
+//	s.NATS.Kill(); s.NATS.Restart(ctx) // same ports, same store
+//	s.Scheduler.Pause()              // SIGSTOP; Resume sends SIGCONT
 //
 // Everything here works on processes, files and URLs only; nothing imports the services.
 package stack

@@ -29,8 +29,12 @@ type Config struct {
 	NATSPort int
 	// NATSSyncInterval overrides the base's sync_interval when set.
 	NATSSyncInterval string
-	// DBURL is the PostgreSQL database of the recorder, which migrates it at start.
+	// DBURL is the PostgreSQL database of the recorder, which migrates it at start unless
+	// MigrateFirst is set.
 	DBURL string
+	// MigrateFirst runs `ork migrate up` (Binaries.CLI) before starting the recorder with
+	// --no-migrate, as docker-compose.yml's one-shot migrate service does.
+	MigrateFirst bool
 	// Executors is the number of executor processes, named executor-1, executor-2, ...; the name is
 	// also the --instance recorded with every attempt.
 	Executors           int
@@ -63,6 +67,8 @@ func (c Config) Validate() error {
 		return errors.New("stack: NATSBase is required")
 	case c.DBURL == "":
 		return errors.New("stack: DBURL is required")
+	case c.MigrateFirst && c.Binaries.CLI == "":
+		return errors.New("stack: MigrateFirst needs Binaries.CLI")
 	case c.Executors < 1:
 		return fmt.Errorf("stack: Executors must be positive, got %d", c.Executors)
 	case c.ExecutorConcurrency < 1:
@@ -103,6 +109,11 @@ func StartStack(ctx context.Context, cfg Config) (*Stack, error) {
 		return nil, err
 	}
 	s.NATS = n
+	if cfg.MigrateFirst {
+		if err := s.migrate(ctx); err != nil {
+			return nil, errors.Join(err, s.Kill())
+		}
+	}
 	if s.Recorder, err = StartProcess(s.RecorderSpec()); err != nil {
 		return nil, errors.Join(err, s.Kill())
 	}
@@ -119,12 +130,35 @@ func StartStack(ctx context.Context, cfg Config) (*Stack, error) {
 	return s, nil
 }
 
-// RecorderSpec returns how the stack starts its recorder (it applies the migrations at start).
+// migrate runs `ork migrate up` to completion.
+func (s *Stack) migrate(ctx context.Context) error {
+	p, err := StartProcess(ProcessSpec{
+		Name:    "migrate",
+		Path:    s.cfg.Binaries.CLI,
+		Args:    []string{"migrate", "up", "--db", s.cfg.DBURL},
+		LogPath: filepath.Join(s.cfg.Dir, "migrate.log"),
+	})
+	if err != nil {
+		return err
+	}
+	if err := p.Wait(ctx); err != nil {
+		_ = p.Kill()
+		return fmt.Errorf("ork migrate up: %w\n%s", err, p.LogTail())
+	}
+	return nil
+}
+
+// RecorderSpec returns how the stack starts its recorder: it applies the migrations at start,
+// unless the stack ran them first.
 func (s *Stack) RecorderSpec() ProcessSpec {
+	args := []string{"--nats", s.NATS.URL, "--db", s.cfg.DBURL}
+	if s.cfg.MigrateFirst {
+		args = append(args, "--no-migrate")
+	}
 	return ProcessSpec{
 		Name:    "recorder",
 		Path:    s.cfg.Binaries.Recorder,
-		Args:    []string{"--nats", s.NATS.URL, "--db", s.cfg.DBURL},
+		Args:    args,
 		LogPath: filepath.Join(s.cfg.Dir, "recorder.log"),
 	}
 }

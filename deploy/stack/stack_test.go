@@ -30,7 +30,7 @@ var (
 	servicesErr  error
 )
 
-// services builds nats-server and the three services once for the package.
+// services builds nats-server, the three services and the CLI once for the package.
 func services(t *testing.T) stack.Binaries {
 	t.Helper()
 	servicesOnce.Do(func() {
@@ -41,7 +41,7 @@ func services(t *testing.T) stack.Binaries {
 			servicesErr = err
 			return
 		}
-		servicesBins, servicesErr = stack.BuildBinaries(ctx, stack.BuildConfig{Root: root, Dir: binDir})
+		servicesBins, servicesErr = stack.BuildBinaries(ctx, stack.BuildConfig{Root: root, Dir: binDir, CLI: true})
 	})
 	if servicesErr != nil {
 		t.Fatal(servicesErr)
@@ -110,8 +110,9 @@ func wideWorkflow(t *testing.T, width int) *workflow.Plan {
 	return plan
 }
 
-// TestMultiProcess runs the real deployment shape: nats-server, recorder, scheduler and two
-// executors as separate processes, and a wide workflow submitted over TCP. Both executor instances
+// TestMultiProcess runs the real deployment shape, as docker-compose.yml does: `ork migrate up`,
+// then nats-server, recorder, scheduler and two executors as separate processes, and a wide
+// workflow submitted over TCP. Both executor instances
 // must have run attempts, and PostgreSQL must hold the finished run.
 func TestMultiProcess(t *testing.T) {
 	t.Parallel()
@@ -127,6 +128,7 @@ func TestMultiProcess(t *testing.T) {
 		Dir:                 t.TempDir(),
 		NATSBase:            baseConfig(t),
 		DBURL:               dbURL,
+		MigrateFirst:        true, // as compose does: `ork migrate up`, then the recorder with --no-migrate
 		Executors:           2,
 		ExecutorTypes:       workflow.ExecutorProcess,
 		ExecutorConcurrency: 2,
