@@ -19,7 +19,8 @@ import (
 // of a submission after this one read them: the batch is retried with fresh knowledge.
 var errStaleSubmission = errors.New("a submission raced another writer")
 
-// applyAttemptsMax bounds how often a batch is retried after a deadlock or serialization failure.
+// applyAttemptsMax bounds how often a batch is retried after a deadlock, a serialization failure or a
+// lost submission race (see retryable).
 const applyAttemptsMax = 5
 
 // ApplyBatch writes a batch in one transaction (see the package documentation for how).
@@ -43,7 +44,8 @@ func (s *Store) applyOnce(ctx context.Context, p store.ApplyBatchParams) (store.
 	if err != nil {
 		return store.ApplyBatchResult{}, interpretError(err, "beginning batch transaction")
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit; the interesting error is returned below
+	// A no-op after Commit; without ctx's cancellation so that a cancelled batch keeps its connection.
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // the interesting error is returned below
 
 	known, err := loadKnown(ctx, tx, p.Events)
 	if err != nil {
