@@ -21,6 +21,9 @@
 // A task that ends, times out or is cancelled takes its whole process group with it: SIGTERM to the
 // group, SIGKILL after KillGrace, and a SIGKILL to whatever the group left behind after a normal exit.
 //
+// When the executor is PID 1 (a container without an init), ReapOrphans reaps the grandchildren that
+// killed tasks leave behind, which would otherwise stay zombies.
+//
 // Cancellation uses the existing events, so it needs no subject of its own: an executor listens to
 // task.cancelled and run.finished (core NATS, no consumer) and kills the process group of a matching
 // running attempt, then acknowledges its dispatch without a terminal event.

@@ -101,13 +101,13 @@ func (s *logSink) add(stream, line string) {
 	s.pending = append(s.pending, event.LogLine{Seq: s.seq, Stream: stream, Line: line, Time: now})
 	switch len(s.pending) {
 	case 1:
-		signal(s.kick)
+		poke(s.kick)
 	case s.cfg.LogBatchLines:
-		signal(s.full)
+		poke(s.full)
 	}
 }
 
-func signal(c chan struct{}) {
+func poke(c chan struct{}) {
 	select {
 	case c <- struct{}{}:
 	default:

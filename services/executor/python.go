@@ -129,6 +129,9 @@ const resolvePythonTimeout = 10 * time.Second
 // own path, so its packages stay in use. When the interpreter cannot run, the configured name is
 // kept and python tasks fail to start with a clear error.
 func resolvePython(python string, log *zap.Logger) string {
+	// Its child is not registered: keep the orphan reaper away while it runs.
+	startMu.RLock()
+	defer startMu.RUnlock()
 	ctx, cancel := context.WithTimeout(context.Background(), resolvePythonTimeout)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, python, "-c", "import sys; sys.stdout.write(sys.executable or '')").Output()

@@ -245,7 +245,7 @@ func (s *Service) runChild(ctx context.Context, d *event.Dispatch, spec childSpe
 		}
 		cmd.ExtraFiles = []*os.File{resultW}
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startChild(cmd); err != nil {
 		if resultR != nil {
 			_ = resultR.Close()
 			_ = resultW.Close()
@@ -262,7 +262,11 @@ func (s *Service) runChild(ctx context.Context, d *event.Dispatch, spec childSpe
 	pgid := cmd.Process.Pid
 
 	waitCh := make(chan error, 1)
-	go func() { waitCh <- cmd.Wait() }()
+	go func() {
+		err := cmd.Wait()
+		forgetChild(pgid)
+		waitCh <- err
+	}()
 	var timeout <-chan time.Time
 	if d.Task.TimeoutSeconds > 0 {
 		t := time.NewTimer(time.Duration(d.Task.TimeoutSeconds) * time.Second)

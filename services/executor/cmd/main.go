@@ -129,6 +129,9 @@ func run(ctx context.Context, o options, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	reapCtx, stopReaping := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopReaping()
+	go executor.ReapOrphans(reapCtx, log)
 	return svc.Run(ctx)
 }
 
