@@ -206,9 +206,7 @@ func (b *batch) taskEvent(e *event.Event, status string) (bool, error) {
 		t.FinishedAt, t.Output, t.Error, t.Reason = nil, nil, "", ""
 		if event.IsTerminalTask(status) {
 			t.FinishedAt, t.Error, t.Reason = timePtr(e.Time), e.Error, e.Reason
-			if len(e.Output) > 0 {
-				t.Output = e.Output
-			}
+			t.Output = jsonValue(e.Output)
 		}
 		b.put(s.taskPath(e.RunID, e.Task), t)
 	}
@@ -353,3 +351,16 @@ func (s *Store) appendLogs(logs []event.LogBatch) ([]string, error) {
 }
 
 func timePtr(t time.Time) *time.Time { return &t }
+
+// jsonValue returns raw (nil when empty), or raw's text as a JSON string when it is not JSON, so that
+// one malformed output cannot fail a batch (pgstore does the same).
+func jsonValue(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 {
+		return nil
+	}
+	if json.Valid(raw) {
+		return raw
+	}
+	out, _ := json.Marshal(string(raw)) //nolint:errchkjson // a string always encodes
+	return out
+}

@@ -1,6 +1,7 @@
 package filestore
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
+	"github.com/ork-go/ork/pkg/workflow"
 )
 
 func TestEscape(t *testing.T) {
@@ -72,5 +74,32 @@ func TestTornLogLine(t *testing.T) {
 	}
 	if len(seqs) != 4 || seqs[0] != 1 || seqs[3] != 4 {
 		t.Errorf("seqs = %v, want [1 2 3 4]", seqs)
+	}
+}
+
+// TestOutputNotJSON checks that an output that is not JSON is kept as a JSON string instead of
+// failing the batch.
+func TestOutputNotJSON(t *testing.T) {
+	t.Parallel()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	id := event.NewID()
+	sub := event.New(event.TypeRunSubmitted, id, "", 0)
+	sub.Plan = &workflow.Plan{Name: "w", Hash: "h", Tasks: []workflow.Task{{Name: "a", Executor: workflow.ExecutorNoop}}}
+	ok := event.New(event.TypeTaskSucceeded, id, "a", 1)
+	ok.Output = json.RawMessage(`{"unterminated`)
+	if _, err := s.ApplyBatch(t.Context(), store.ApplyBatchParams{Events: []event.Event{sub, ok}}); err != nil {
+		t.Fatalf("ApplyBatch: %v", err)
+	}
+	tasks, err := s.TaskList(t.Context(), store.TaskListParams{RunID: id})
+	if err != nil || len(tasks) != 1 {
+		t.Fatalf("TaskList = %+v, %v", tasks, err)
+	}
+	var got string
+	if err := json.Unmarshal(tasks[0].Output, &got); err != nil || got != `{"unterminated` {
+		t.Errorf("output = %s (%v), want the text as a JSON string", tasks[0].Output, err)
 	}
 }

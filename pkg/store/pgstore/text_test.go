@@ -18,14 +18,16 @@ func TestTextPostgresRejects(t *testing.T) {
 	ctx := t.Context()
 	id := event.NewID()
 	sub := event.New(event.TypeRunSubmitted, id, "", 0)
-	sub.Plan = &workflow.Plan{Name: "w", Description: "nul\x00here", Hash: "h1", Tasks: []workflow.Task{{Name: "a", Executor: "noop"}}}
+	sub.Plan = &workflow.Plan{Name: "w", Description: "nul\x00here", Hash: "h1", Tasks: []workflow.Task{{Name: "a", Executor: "noop"}, {Name: "b", Index: 1, Executor: "noop"}}}
 	ok := event.New(event.TypeTaskSucceeded, id, "a", 1)
 	ok.Output = json.RawMessage("{\"s\":\"a\\u0000b\",\"k\\u0000\":[1,\"\xff\"],\"n\":12345678901234567890}")
 	ok.Error, ok.Instance = "bad \xff byte", "i\x00"
+	bad := event.New(event.TypeTaskFailed, id, "b", 1)
+	bad.Output = json.RawMessage(`{"unterminated`)
 	fin := event.New(event.TypeRunFinished, id, "", 0)
 	fin.Status, fin.Error = event.RunFailed, "x\x00y"
 	_, err := s.ApplyBatch(ctx, store.ApplyBatchParams{
-		Events: []event.Event{sub, ok, fin},
+		Events: []event.Event{sub, ok, bad, fin},
 		Logs: []event.LogBatch{{RunID: id, Task: "a", Attempt: 1, Lines: []event.LogLine{
 			{Seq: 1, Stream: event.Stdout, Line: "bin\x00ary \xfe"},
 		}}},
@@ -35,8 +37,12 @@ func TestTextPostgresRejects(t *testing.T) {
 		t.Fatalf("ApplyBatch: %v", err)
 	}
 	tasks, err := s.TaskList(ctx, store.TaskListParams{RunID: id})
-	if err != nil || len(tasks) != 1 {
+	if err != nil || len(tasks) != 2 {
 		t.Fatalf("TaskList = %v, %v", tasks, err)
+	}
+	var text string
+	if err := json.Unmarshal(tasks[1].Output, &text); err != nil || text != `{"unterminated` {
+		t.Errorf("output that is not JSON = %s (%v), want its text as a JSON string", tasks[1].Output, err)
 	}
 	var out map[string]any
 	if err := json.Unmarshal(tasks[0].Output, &out); err != nil {
