@@ -19,7 +19,10 @@
 // reduces them to one row of the UPDATE whose SQL then gives exactly the result of applying them one
 // by one. Run events are few (two per run) and their running/paused swap is not a total order, so
 // they keep one statement each. Rows are written in key order so that concurrent recorders lock in
-// the same order; a deadlock or serialization failure retries the whole batch.
+// the same order; a deadlock or serialization failure retries the whole batch, and so does a
+// submission that another writer's commit beat to its run id or idempotency key after step 1 (the
+// run insert counts its rows), so that the retry sees the winner and reports the loser's events as
+// orphans.
 //
 // Logs go through unnest rather than COPY: COPY cannot run inside the pipeline, so it costs its own
 // round trip plus a temporary table, and on this machine class (2 shared cores) BenchmarkLogs
