@@ -7,25 +7,29 @@
 #   deploy/devstack.sh status   show what runs and the URLs to use
 #
 # Environment:
-#   ORK_DB_URL                   PostgreSQL database (default postgres://postgres@127.0.0.1:5432/ork_dev?sslmode=disable);
-#                                created when missing, migrated by the recorder at start
-#   ORK_DEVSTACK_NATS_PORT       client port (default 4223, or a free port when 4223 is taken;
-#                                4222 is usually someone else's NATS)
-#   ORK_DEVSTACK_EXECUTORS       number of executors (default 2)
-#   ORK_EXECUTOR_TYPES           executor types (default process,python,noop,sleep)
-#   ORK_EXECUTOR_CONCURRENCY     tasks in flight per executor (default 4)
-#   ORK_DEVSTACK_SYNC_INTERVAL   JetStream sync_interval override ("always" = durable, slow)
-#   ORK_DEVSTACK_NO_BUILD=1      use the binaries already in ./bin
+#   ORK_DB_URL                  PostgreSQL database, created when missing and migrated by the
+#                               recorder at start (default
+#                               postgres://postgres@127.0.0.1:5432/ork_dev?sslmode=disable)
+#   ORK_DEVSTACK_NATS_PORT      client port (default 4223, or a free port when 4223 is taken;
+#                               4222 is usually someone else's NATS)
+#   ORK_DEVSTACK_EXECUTORS      number of executors (default 2)
+#   ORK_EXECUTOR_TYPES          executor types (default process,python,noop,sleep)
+#   ORK_EXECUTOR_CONCURRENCY    tasks in flight per executor (default 4)
+#   ORK_DEVSTACK_SYNC_INTERVAL  JetStream sync_interval override ("always" = durable, slow)
+#   ORK_DEVSTACK_NO_BUILD=1     use the binaries already in the bin directory
+#   ORK_DEVSTACK_BIN            bin directory (default ./bin)
+#   ORK_DEVSTACK_STATE          state directory (default ./.ork/devstack)
 #
-# Everything lives under .ork/devstack: <name>.log, <name>.pid, nats-server.conf, the NATS store in
-# nats/, and env (the URLs chosen by `up`, reused by the next `up`). Each process runs in its own
-# process group, so `down` also stops what it started (task processes included).
+# The state directory holds <name>.log, <name>.pid, nats-server.conf, the NATS store in nats/, and
+# env (the URLs chosen by `up`, reused by the next `up`). Each process runs in its own session and
+# process group; `down` signals the whole group (executors stop their running tasks themselves).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-BIN="$ROOT/bin"
-STATE="$ROOT/.ork/devstack"
+# Canonical paths: a running component is recognised by its executable's path in /proc.
+BIN=$(realpath -m "${ORK_DEVSTACK_BIN:-$ROOT/bin}")
+STATE=$(realpath -m "${ORK_DEVSTACK_STATE:-$ROOT/.ork/devstack}")
 ENV_FILE="$STATE/env"
 
 DB_URL_DEFAULT="postgres://postgres@127.0.0.1:5432/ork_dev?sslmode=disable"

@@ -6,8 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -78,10 +78,9 @@ func testDatabase(t *testing.T) string {
 	return dbURL
 }
 
-// wideWorkflow writes a workflow of one root task, width tasks depending on it and one task
+// wideWorkflowYAML returns a workflow of one root task, width tasks depending on it and one task
 // joining them all; every task is a process that sleeps a little and outputs its own name.
-func wideWorkflow(t *testing.T, width int) *workflow.Plan {
-	t.Helper()
+func wideWorkflowYAML(width int) string {
 	var b strings.Builder
 	b.WriteString("name: deploy-wide\ndescription: multi-process test\ntasks:\n")
 	task := func(name string, deps []string) {
@@ -99,15 +98,29 @@ func wideWorkflow(t *testing.T, width int) *workflow.Plan {
 		task(name, []string{"start"})
 	}
 	task("join", middle)
-	path := filepath.Join(t.TempDir(), "wide.yaml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	return b.String()
+}
+
+// wideWorkflow compiles the wide workflow from a file in a test directory.
+func wideWorkflow(t *testing.T, width int) *workflow.Plan {
+	t.Helper()
+	path := wideWorkflowFile(t, width)
 	plan, err := workflow.Load(path)
 	if err != nil {
-		t.Fatalf("loading the test workflow: %v\n%s", err, b.String())
+		t.Fatalf("loading the test workflow: %v\n%s", err, wideWorkflowYAML(width))
 	}
 	return plan
+}
+
+// freePort returns a TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // TestMultiProcess runs the real deployment shape, as docker-compose.yml does: `ork migrate up`,

@@ -1,0 +1,129 @@
+package stack_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// devstack runs deploy/devstack.sh with its binaries and state in test directories.
+func devstack(ctx context.Context, t *testing.T, env []string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, filepath.Join("..", "devstack.sh"), args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+var reNATSURL = regexp.MustCompile(`NATS:\s+(nats://127\.0\.0\.1:\d+)`)
+
+// TestDevstackScript brings the dev stack up with deploy/devstack.sh, runs a workflow on it with
+// the ork CLI, checks that a second `up` starts nothing, and that `down` stops every process.
+func TestDevstackScript(t *testing.T) {
+	t.Parallel()
+	dbURL := testDatabase(t)
+	bins := services(t)
+	state := t.TempDir()
+	env := []string{
+		"ORK_DEVSTACK_NO_BUILD=1",
+		"ORK_DEVSTACK_BIN=" + filepath.Dir(bins.Recorder),
+		"ORK_DEVSTACK_STATE=" + state,
+		"ORK_DB_URL=" + dbURL,
+		// Not 4223: a developer's own dev stack may be running.
+		"ORK_DEVSTACK_NATS_PORT=" + strconv.Itoa(freePort(t)),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if out, err := devstack(ctx, t, env, "down"); err != nil {
+			t.Errorf("devstack down: %v\n%s", err, out)
+		}
+	})
+
+	out, err := devstack(ctx, t, env, "up")
+	if err != nil {
+		t.Fatalf("devstack up: %v\n%s", err, out)
+	}
+	m := reNATSURL.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("devstack up printed no NATS URL:\n%s", out)
+	}
+	natsURL := m[1]
+	names := []string{"nats-server", "recorder", "scheduler", "executor-1", "executor-2"}
+	pids := map[string]int{}
+	for _, name := range names {
+		data, err := os.ReadFile(filepath.Join(state, name+".pid"))
+		if err != nil {
+			t.Fatalf("no pid file for %s: %v", name, err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil || gone(pid) {
+			t.Fatalf("%s: pid %q is not running", name, data)
+		}
+		pids[name] = pid
+	}
+
+	// The ork CLI submits over the printed URL and exits 0 once the recorder committed a success.
+	flow := wideWorkflowFile(t, 4)
+	run := exec.CommandContext(ctx, bins.CLI, "run", flow, "--nats", natsURL)
+	run.Dir = t.TempDir()
+	if out, err := run.CombinedOutput(); err != nil {
+		t.Fatalf("ork run --nats %s: %v\n%s\nlogs:\n%s", natsURL, err, out, stateLogs(state))
+	}
+
+	out, err = devstack(ctx, t, env, "up")
+	if err != nil || !strings.Contains(out, "already running") {
+		t.Fatalf("second devstack up: %v, want \"already running\":\n%s", err, out)
+	}
+	out, err = devstack(ctx, t, env, "status")
+	if err != nil || strings.Count(out, " running (pid ") != len(names) {
+		t.Fatalf("devstack status: %v, want %d running:\n%s", err, len(names), out)
+	}
+
+	if out, err := devstack(ctx, t, env, "down"); err != nil {
+		t.Fatalf("devstack down: %v\n%s", err, out)
+	}
+	for name, pid := range pids {
+		if !gone(pid) {
+			t.Errorf("%s (pid %d) still runs after down", name, pid)
+		}
+		if _, err := os.Stat(filepath.Join(state, name+".pid")); !os.IsNotExist(err) {
+			t.Errorf("%s: pid file left after down (%v)", name, err)
+		}
+	}
+}
+
+// wideWorkflowFile writes the wide test workflow and returns its path.
+func wideWorkflowFile(t *testing.T, width int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "wide.yaml")
+	if err := os.WriteFile(path, []byte(wideWorkflowYAML(width)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func stateLogs(dir string) string {
+	var b strings.Builder
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, l := range logs {
+		data, _ := os.ReadFile(l)
+		if len(data) > 4096 {
+			data = data[len(data)-4096:]
+		}
+		b.WriteString("----- " + filepath.Base(l) + "\n" + string(data) + "\n")
+	}
+	return b.String()
+}
