@@ -25,17 +25,59 @@ var cancelSubjects = []string{
 	"ork.events." + event.TypeRunFinished + ".*",
 }
 
+// cancelledMemory bounds how many recent cancellations are remembered, so that a dispatch received
+// after its cancellation (it was waiting in the stream or for a slot) does not run.
+const cancelledMemory = 4096
+
+// cancelledSet remembers recent cancellations, oldest forgotten first.
+type cancelledSet struct {
+	keys  map[attemptKey]struct{}
+	order []attemptKey
+	next  int
+}
+
+func (c *cancelledSet) add(k attemptKey) {
+	if c.keys == nil {
+		c.keys = make(map[attemptKey]struct{}, cancelledMemory)
+		c.order = make([]attemptKey, 0, cancelledMemory)
+	}
+	if _, ok := c.keys[k]; ok {
+		return
+	}
+	if len(c.order) < cancelledMemory {
+		c.order = append(c.order, k)
+	} else {
+		delete(c.keys, c.order[c.next])
+		c.order[c.next] = k
+		c.next = (c.next + 1) % cancelledMemory
+	}
+	c.keys[k] = struct{}{}
+}
+
+// has reports whether the attempt, its task (attempt 0) or its run (task "") was cancelled.
+func (c *cancelledSet) has(k attemptKey) bool {
+	_, a := c.keys[k]
+	_, t := c.keys[attemptKey{run: k.run, task: k.task}]
+	_, r := c.keys[attemptKey{run: k.run}]
+	return a || t || r
+}
+
 // attemptKey identifies a running attempt.
 type attemptKey struct {
 	run, task string
 	attempt   int
 }
 
-// track registers a running attempt and returns its context and a function to forget it.
-func (s *Service) track(parent context.Context, d *event.Dispatch) (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(parent)
+// track registers a running attempt and returns its context and a function to forget it. ok is
+// false, and nothing is registered, when the attempt was cancelled already.
+func (s *Service) track(parent context.Context, d *event.Dispatch) (ctx context.Context, untrack func(), ok bool) {
 	k := attemptKey{d.RunID, d.Task.Name, d.Attempt}
 	s.runningMu.Lock()
+	if s.cancelled.has(k) {
+		s.runningMu.Unlock()
+		return nil, nil, false
+	}
+	ctx, cancel := context.WithCancelCause(parent)
 	s.running[k] = cancel
 	s.runningMu.Unlock()
 	return ctx, func() {
@@ -43,13 +85,19 @@ func (s *Service) track(parent context.Context, d *event.Dispatch) (context.Cont
 		delete(s.running, k)
 		s.runningMu.Unlock()
 		cancel(nil)
-	}
+	}, true
 }
 
 // cancelMatching stops the running attempts an event ends.
 func (s *Service) cancelMatching(e *event.Event) {
 	s.runningMu.Lock()
 	defer s.runningMu.Unlock()
+	switch e.Type {
+	case event.TypeTaskCancelled:
+		s.cancelled.add(attemptKey{e.RunID, e.Task, e.Attempt})
+	case event.TypeRunFinished:
+		s.cancelled.add(attemptKey{run: e.RunID})
+	}
 	for k, cancel := range s.running {
 		if k.run != e.RunID {
 			continue

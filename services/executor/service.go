@@ -42,6 +42,7 @@ type Service struct {
 
 	runningMu sync.Mutex
 	running   map[attemptKey]context.CancelCauseFunc // attempts being executed
+	cancelled cancelledSet                           // recent cancellations
 }
 
 // New checks the config, installs the python runner when python is served, and returns a service
@@ -222,6 +223,15 @@ func (s *Service) handle(ctx, hard context.Context, typ string, msg jetstream.Ms
 
 // attempt runs an attempt between its task.started and its terminal event, then acks the dispatch.
 func (s *Service) attempt(hard context.Context, typ string, d *event.Dispatch, msg jetstream.Msg, log *zap.Logger) {
+	taskCtx, untrack, ok := s.track(hard, d)
+	if !ok {
+		log.Info("dispatch of a cancelled task dropped")
+		if err := msg.Ack(); err != nil {
+			log.Warn("acknowledging dispatch", zap.Error(err))
+		}
+		return
+	}
+	defer untrack()
 	started := event.New(event.TypeTaskStarted, d.RunID, d.Task.Name, d.Attempt)
 	started.Instance = s.cfg.Instance
 	if err := s.publish(&started, 1); err != nil {
@@ -230,10 +240,8 @@ func (s *Service) attempt(hard context.Context, typ string, d *event.Dispatch, m
 		return
 	}
 	begin := time.Now()
-	taskCtx, untrack := s.track(hard, d)
 	o := s.execute(taskCtx, typ, d)
 	cancelled := errors.Is(context.Cause(taskCtx), errCancelled)
-	untrack()
 	switch {
 	case o.aborted && cancelled:
 		log.Info("task cancelled")

@@ -310,3 +310,49 @@ func TestCancelKillsTheRunningAttempt(t *testing.T) {
 		return ci.NumAckPending == 0 && ci.NumPending == 0
 	})
 }
+
+func TestDispatchOfACancelledTaskDoesNotRun(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	s, _ := h.start(t, testConfig(t))
+	runID := event.NewID()
+	e := event.New(event.TypeTaskCancelled, runID, "t", 1)
+	m, err := bus.EventMsg(&e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.bus.Publish(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	// Let the cancellation reach the executor first.
+	deadline := time.NewTimer(waitDeadline)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.runningMu.Lock()
+		seen := s.cancelled.has(attemptKey{runID, "t", 1})
+		s.runningMu.Unlock()
+		if seen {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatal("the executor never saw the cancellation")
+		}
+	}
+	h.dispatch(t, event.Dispatch{RunID: runID, Task: workflow.Task{Name: "t", Executor: workflow.ExecutorNoop}})
+	after := h.dispatch(t, event.Dispatch{RunID: runID, Task: workflow.Task{Name: "t", Executor: workflow.ExecutorNoop}, Attempt: 2})
+	wantSuccess(t, h.result(t, after))
+	ctx, cancel := context.WithTimeout(context.Background(), waitDeadline)
+	defer cancel()
+	waitConsumer(t, ctx, h, workflow.ExecutorNoop, func(ci *jetstream.ConsumerInfo) bool {
+		return ci.NumAckPending == 0 && ci.NumPending == 0
+	})
+	for _, ev := range h.events.wait(t, "", func([]event.Event) bool { return true }) {
+		if ev.RunID == runID && ev.Attempt == 1 && ev.Type != event.TypeTaskCancelled {
+			t.Errorf("the cancelled attempt produced %s", ev.Type)
+		}
+	}
+}
