@@ -55,7 +55,26 @@ const (
 	TypeTaskFailed     = "task.failed"
 	TypeTaskSkipped    = "task.skipped"
 	TypeTaskCancelled  = "task.cancelled"
+
+	// Control requests, published by the CLI, the API or any client. The scheduler answers a pause
+	// with run.paused, a resume with run.resumed, and a cancel with task.cancelled for every
+	// unfinished task and run.finished (status cancelled).
+	TypeRunCancelRequested = "run.cancel_requested"
+	TypeRunPauseRequested  = "run.pause_requested"
+	TypeRunResumeRequested = "run.resume_requested"
+	TypeRunPaused          = "run.paused"
+	TypeRunResumed         = "run.resumed"
 )
+
+// IsControl reports whether an event type is a control request or its answer. Their Nats-Msg-Id
+// includes the event id, so pausing, resuming and pausing again within the dedup window all count.
+func IsControl(typ string) bool {
+	switch typ {
+	case TypeRunCancelRequested, TypeRunPauseRequested, TypeRunResumeRequested, TypeRunPaused, TypeRunResumed:
+		return true
+	}
+	return false
+}
 
 // Run statuses.
 const (
@@ -87,6 +106,10 @@ const (
 	ReasonStart          = "start"           // the process could not be started
 	ReasonUpstreamFailed = "upstream_failed" // skipped because a dependency failed for good
 	ReasonInput          = "input"           // an input could not be resolved
+	ReasonLost           = "lost"            // the attempt's executor stopped responding; a new attempt runs
+	ReasonNoExecutor     = "no_executor"     // no executor of the task's type came online in time
+	ReasonMaxDeliveries  = "max_deliveries"  // the dispatch was delivered too many times
+	ReasonCancelled      = "cancelled"       // the run was cancelled
 )
 
 // Event is the envelope of everything on ORK_EVENTS. Fields beyond the identity are set per type.
@@ -144,6 +167,8 @@ func (e *Event) MsgID() string {
 		return "submit/" + e.RunID
 	case TypeRunStarted, TypeRunFinished:
 		return e.RunID + "/" + e.Type
+	case TypeRunCancelRequested, TypeRunPauseRequested, TypeRunResumeRequested, TypeRunPaused, TypeRunResumed:
+		return e.RunID + "/" + e.Type + "/" + e.ID
 	default:
 		return e.RunID + "/" + e.Task + "/" + strconv.Itoa(e.Attempt) + "/" + e.Type
 	}
