@@ -55,3 +55,20 @@ func waitState(t *testing.T, pid int, want byte) {
 		}
 	}
 }
+
+func TestCancelledSetForgetsTheOldest(t *testing.T) {
+	t.Parallel()
+	var c cancelledSet
+	c.add(attemptKey{run: "r0"})
+	c.add(attemptKey{"r1", "t", 0})
+	c.add(attemptKey{"r2", "t", 2})
+	if !c.has(attemptKey{"r0", "x", 3}) || !c.has(attemptKey{"r1", "t", 5}) || !c.has(attemptKey{"r2", "t", 2}) || c.has(attemptKey{"r2", "t", 1}) {
+		t.Fatal("run, task and attempt cancellations do not match as documented")
+	}
+	for i := range cancelledMemory - 2 {
+		c.add(attemptKey{run: "fill", attempt: i})
+	}
+	if c.has(attemptKey{run: "r0"}) || !c.has(attemptKey{"r1", "t", 1}) || len(c.keys) != cancelledMemory {
+		t.Errorf("after %d more: r0 %v, r1 %v, %d keys", cancelledMemory-2, c.has(attemptKey{run: "r0"}), c.has(attemptKey{"r1", "t", 1}), len(c.keys))
+	}
+}

@@ -234,7 +234,7 @@ func (s *Service) attempt(hard context.Context, typ string, d *event.Dispatch, m
 	defer untrack()
 	started := event.New(event.TypeTaskStarted, d.RunID, d.Task.Name, d.Attempt)
 	started.Instance = s.cfg.Instance
-	if err := s.publish(&started, 1); err != nil {
+	if err := s.publish(&started); err != nil {
 		log.Error("publishing task.started", zap.Error(err))
 		s.nak(log, msg, retryDelay)
 		return
@@ -267,16 +267,20 @@ func (s *Service) attempt(hard context.Context, typ string, d *event.Dispatch, m
 	} else {
 		ev.Error, ev.Reason = o.err, o.reason
 	}
-	if o.ok && len(ev.Output) > 0 {
-		if m, err := bus.EventMsg(&ev); err == nil && int64(len(m.Data)) > s.bus.NC.MaxPayload() {
-			// Publishing could never succeed: fail the attempt instead of retrying it forever.
-			ev.Type, ev.Output, ev.Reason = event.TypeTaskFailed, nil, event.ReasonOutput
-			ev.Error = "the output is " + formatBytes(int64(len(m.Data))) + " as an event, over the " +
-				formatBytes(s.bus.NC.MaxPayload()) + " message limit of the NATS server"
-			typEv = ev.Type
-		}
+	m, err := bus.EventMsg(&ev)
+	if err == nil && int64(len(m.Data)) > s.bus.NC.MaxPayload() {
+		// Publishing could never succeed: fail the attempt instead of retrying it forever.
+		size := len(m.Data)
+		ev.Type, ev.Output, ev.Reason = event.TypeTaskFailed, nil, event.ReasonOutput
+		ev.Error = "the output is " + formatBytes(int64(size)) + " as an event, over the " +
+			formatBytes(s.bus.NC.MaxPayload()) + " message limit of the NATS server"
+		typEv = ev.Type
+		m, err = bus.EventMsg(&ev)
 	}
-	if err := s.publish(&ev, publishAttempts); err != nil {
+	if err == nil {
+		err = s.publishMsg(m, publishAttempts)
+	}
+	if err != nil {
 		// Without the terminal event the scheduler would never learn the result: leave the dispatch
 		// unacknowledged so it is delivered again.
 		log.Error("publishing terminal task event; the dispatch will be redelivered", logging.EventType(typEv), zap.Error(err))
@@ -288,15 +292,20 @@ func (s *Service) attempt(hard context.Context, typ string, d *event.Dispatch, m
 	log.Debug("task done", logging.EventType(typEv), zap.Int64("duration_ms", ev.DurationMS))
 }
 
-// publish publishes an event, trying up to attempts times.
-func (s *Service) publish(e *event.Event, attempts int) error {
+// publish publishes an event once.
+func (s *Service) publish(e *event.Event) error {
 	m, err := bus.EventMsg(e)
 	if err != nil {
 		return err
 	}
+	return s.publishMsg(m, 1)
+}
+
+// publishMsg publishes a message, trying up to attempts times.
+func (s *Service) publishMsg(m bus.Msg, attempts int) error {
 	for i := 1; ; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-		err = s.bus.Publish(ctx, m)
+		err := s.bus.Publish(ctx, m)
 		cancel()
 		if err == nil || i >= attempts {
 			return err
