@@ -75,6 +75,7 @@ from.`,
 	root.AddCommand(newInitCmd())
 	root.AddCommand(newMigrateCmd())
 	root.AddCommand(newVersionCmd())
+	root.AddCommand(newBenchCmd())
 	return root
 }
 
