@@ -168,4 +168,3 @@ func nextSeq(ctx context.Context, b *bus.Bus) (uint64, error) {
 	}
 	return info.State.LastSeq + 1, nil
 }
-

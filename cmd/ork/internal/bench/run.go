@@ -361,4 +361,3 @@ func redact(raw string) string {
 	}
 	return u.Redacted()
 }
-

@@ -18,10 +18,10 @@ import (
 // benchOptions are the flags of ork bench.
 type benchOptions struct {
 	shape, taskType, mode, nats, db, out, cpuProfile, devstackDir string
-	tasks, depth, runs, concurrency                              int
-	sleepSeconds                                                 float64
-	idle                                                         time.Duration
-	json, verbose                                                bool
+	tasks, depth, runs, concurrency                               int
+	sleepSeconds                                                  float64
+	idle                                                          time.Duration
+	json, verbose                                                 bool
 }
 
 // Sizes of a custom scenario whose size flags are not given.
