@@ -18,7 +18,12 @@
 //   - Every task event of attempt N >= 1 is recorded in the task_attempts row (run, task, N), whether
 //     or not it was applied to the task row, with the same forward-only rule inside that row.
 //   - A run row moves only forward: pending < running|paused < success|failed|cancelled; running and
-//     paused may replace each other; a terminal run never changes.
+//     paused may replace each other; a terminal run never changes. run.started and run.resumed mean
+//     running, run.paused paused, run.finished its Status (failed when empty; a terminal one sets the
+//     error and finished time). Run rows carry no version, so a run.paused redelivered after a later
+//     run.resumed pauses the row again until the next run event; terminal rows are never affected.
+//   - Control requests (run.cancel_requested, run.pause_requested, run.resume_requested) change no
+//     row: they are accepted when their run is known and orphans otherwise.
 //   - Log lines are keyed by (run, task, attempt, seq): a replayed line is ignored.
 //   - Dead letters are keyed by (stream, seq): a replayed one is ignored.
 //   - Events for a run or task the store does not know (no run.submitted seen) are returned in
@@ -248,6 +253,33 @@ func RunRank(status string) int {
 func RunAdvances(from, to string) bool {
 	rf, rt := RunRank(from), RunRank(to)
 	return rt > rf || (rt == 1 && rf == 1 && from != to)
+}
+
+// RunStatusOf returns the run status a run event implies (run.started and run.resumed: running;
+// run.paused: paused; run.finished: its Status, failed when empty), and false for every other event.
+func RunStatusOf(e *event.Event) (string, bool) {
+	switch e.Type {
+	case event.TypeRunStarted, event.TypeRunResumed:
+		return event.RunRunning, true
+	case event.TypeRunPaused:
+		return event.RunPaused, true
+	case event.TypeRunFinished:
+		if e.Status == "" {
+			return event.RunFailed, true
+		}
+		return e.Status, true
+	}
+	return "", false
+}
+
+// IsRunRequest reports whether an event type is a control request (cancel, pause, resume). Stores
+// record requests nowhere; they only check that the run exists.
+func IsRunRequest(typ string) bool {
+	switch typ {
+	case event.TypeRunCancelRequested, event.TypeRunPauseRequested, event.TypeRunResumeRequested:
+		return true
+	}
+	return false
 }
 
 // TaskStatusOf returns the task status an event type implies, and false for events that do not

@@ -75,7 +75,7 @@ func (s *Store) ApplyBatch(ctx context.Context, p store.ApplyBatchParams) (store
 			res.Orphans = append(res.Orphans, *e)
 			continue
 		}
-		if e.Type == event.TypeRunFinished && event.IsTerminalRun(e.Status) && !finished[e.RunID] {
+		if status, _ := store.RunStatusOf(e); e.Type == event.TypeRunFinished && event.IsTerminalRun(status) && !finished[e.RunID] {
 			finished[e.RunID] = true
 			res.FinishedRuns = append(res.FinishedRuns, e.RunID)
 		}
@@ -95,11 +95,16 @@ func (s *Store) ApplyBatch(ctx context.Context, p store.ApplyBatchParams) (store
 
 // apply applies one event; it returns false for an orphan.
 func (b *batch) apply(e *event.Event) (bool, error) {
-	switch e.Type {
-	case event.TypeRunSubmitted:
+	if e.Type == event.TypeRunSubmitted {
 		return b.submit(e)
-	case event.TypeRunStarted, event.TypeRunFinished:
-		return b.runEvent(e)
+	}
+	if status, ok := store.RunStatusOf(e); ok {
+		return b.runEvent(e, status)
+	}
+	if store.IsRunRequest(e.Type) {
+		// A request changes no row; it only needs its run.
+		r, err := get[runRow](b, b.s.runPath(e.RunID))
+		return r != nil, err
 	}
 	status, ok := store.TaskStatusOf(e)
 	if !ok {
@@ -163,14 +168,10 @@ func (b *batch) submit(e *event.Event) (bool, error) {
 	return true, nil
 }
 
-func (b *batch) runEvent(e *event.Event) (bool, error) {
+func (b *batch) runEvent(e *event.Event, status string) (bool, error) {
 	r, err := get[runRow](b, b.s.runPath(e.RunID))
 	if err != nil || r == nil {
 		return false, err
-	}
-	status := e.Status
-	if e.Type == event.TypeRunStarted {
-		status = event.RunRunning
 	}
 	if !store.RunAdvances(r.Status, status) {
 		return true, nil

@@ -152,7 +152,13 @@ type batchPlan struct {
 	submissions []*event.Event
 	tasks       map[taskKey]*taskFold
 	attempts    map[attemptKey]*attemptFold
-	runEvents   []*event.Event
+	runEvents   []runChange
+}
+
+// runChange is one run event and the status it implies.
+type runChange struct {
+	e      *event.Event
+	status string
 }
 
 // taskFold is the chain of a task's events in a batch that would each advance the task row when
@@ -204,8 +210,9 @@ func decide(evs []event.Event, k known) *batchPlan {
 	finished := map[string]bool{}
 	for i := range evs {
 		e := &evs[i]
-		switch e.Type {
-		case event.TypeRunSubmitted:
+		runStatus, isRunEvent := store.RunStatusOf(e)
+		switch {
+		case e.Type == event.TypeRunSubmitted:
 			if e.RunID == "" || e.Plan == nil {
 				bp.orphans = append(bp.orphans, *e)
 				continue
@@ -221,13 +228,18 @@ func decide(evs []event.Event, k known) *batchPlan {
 				k.tasks[taskKey{e.RunID, t.Name}] = true
 			}
 			bp.submissions = append(bp.submissions, e)
-		case event.TypeRunStarted, event.TypeRunFinished:
+		case store.IsRunRequest(e.Type):
+			// A request changes no row; it only needs its run.
+			if !k.runs[e.RunID] {
+				bp.orphans = append(bp.orphans, *e)
+			}
+		case isRunEvent:
 			if !k.runs[e.RunID] {
 				bp.orphans = append(bp.orphans, *e)
 				continue
 			}
-			bp.runEvents = append(bp.runEvents, e)
-			if e.Type == event.TypeRunFinished && event.IsTerminalRun(e.Status) && !finished[e.RunID] {
+			bp.runEvents = append(bp.runEvents, runChange{e, runStatus})
+			if e.Type == event.TypeRunFinished && event.IsTerminalRun(runStatus) && !finished[e.RunID] {
 				finished[e.RunID] = true
 				bp.finished = append(bp.finished, e.RunID)
 			}
@@ -509,11 +521,8 @@ var sqlUpdateRun = `UPDATE runs SET
 WHERE id = $1 AND ($5 > ` + runRankSQL("status") + ` OR ($5 = 1 AND ` + runRankSQL("status") + ` = 1 AND status <> $2))`
 
 func (bp *batchPlan) queueRunEvents(b *pgx.Batch) {
-	for _, e := range bp.runEvents {
-		status := e.Status
-		if e.Type == event.TypeRunStarted {
-			status = event.RunRunning
-		}
+	for _, rc := range bp.runEvents {
+		e, status := rc.e, rc.status
 		b.Queue(sqlUpdateRun, pgText(e.RunID), pgText(status), e.Time, pgText(e.Error), int32(store.RunRank(status))) //nolint:gosec // 0..2
 	}
 }

@@ -89,7 +89,7 @@ WHERE ` + rankSQL("excluded.status") + ` > ` + rankSQL("task_attempts.status")
 	// Moves a run forward: a higher rank, or running <-> paused.
 	sqlRunAdvance = `UPDATE runs SET
   status      = ?2,
-  error       = CASE WHEN ?3 <> '' THEN ?3 ELSE error END,
+  error       = CASE WHEN ?6 = 2 THEN ?3 ELSE error END,
   started_at  = coalesce(started_at, ?4),
   finished_at = coalesce(?5, finished_at)
 WHERE id = ?1
@@ -235,8 +235,12 @@ func (b *batch) event(e *event.Event) error {
 	switch e.Type {
 	case event.TypeRunSubmitted:
 		return b.submit(e)
-	case event.TypeRunStarted, event.TypeRunFinished:
-		return b.runEvent(e)
+	}
+	if status, ok := store.RunStatusOf(e); ok {
+		return b.runEvent(e, status)
+	}
+	if store.IsRunRequest(e.Type) {
+		return b.request(e)
 	}
 	if status, ok := store.TaskStatusOf(e); ok {
 		return b.taskEvent(e, status)
@@ -311,21 +315,17 @@ func nonNil(ss []string) []string {
 	return ss
 }
 
-func (b *batch) runEvent(e *event.Event) error {
+func (b *batch) runEvent(e *event.Event, status string) error {
 	if e.RunID == "" {
 		b.orphan(e)
 		return nil
 	}
-	status, started, finished := event.RunRunning, dbTime(e.Time), any(nil)
-	if e.Type == event.TypeRunFinished {
-		status, started, finished = e.Status, nil, dbTime(e.Time)
-		if status == "" {
-			status = event.RunFailed
-		}
-		if !event.IsTerminalRun(status) {
-			// A non-terminal "finish" (paused) does not end the run.
-			finished = nil
-		}
+	var started, finished any
+	switch {
+	case status == event.RunRunning:
+		started = dbTime(e.Time)
+	case event.IsTerminalRun(status):
+		finished = dbTime(e.Time)
 	}
 	n, err := b.exec(b.st.runAdvance, e.RunID, status, e.Error, started, finished, store.RunRank(status))
 	if err != nil {
@@ -341,9 +341,21 @@ func (b *batch) runEvent(e *event.Event) error {
 			return nil
 		}
 	}
-	if e.Type == event.TypeRunFinished && !b.fin[e.RunID] {
+	if e.Type == event.TypeRunFinished && event.IsTerminalRun(status) && !b.fin[e.RunID] {
 		b.fin[e.RunID] = true
 		b.res.FinishedRuns = append(b.res.FinishedRuns, e.RunID)
+	}
+	return nil
+}
+
+// request accepts a control request of a known run without writing anything.
+func (b *batch) request(e *event.Event) error {
+	known, err := b.exists(b.st.runKnown, e.RunID)
+	if err != nil {
+		return err
+	}
+	if !known {
+		b.orphan(e)
 	}
 	return nil
 }
