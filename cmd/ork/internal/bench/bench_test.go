@@ -34,7 +34,7 @@ func TestRunTinyConfigurationEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("running the benchmark: %v", err)
 	}
-	if len(progressed) != len(cfg.Scenarios)+1 {
+	if len(progressed) != len(cfg.Scenarios)+2 {
 		t.Errorf("progress called for %v, want every scenario and the idle sample", progressed)
 	}
 	if len(rep.Scenarios) != len(cfg.Scenarios) {
@@ -49,8 +49,13 @@ func TestRunTinyConfigurationEndToEnd(t *testing.T) {
 			checkScenario(t, s, wantTasks[i], withDeps[i])
 		})
 	}
-	if rep.Idle == nil || len(rep.Idle.Resources) != 1 || rep.Idle.Resources[0].RSSMB <= 0 || rep.Idle.Resources[0].CPUSeconds < 0 {
-		t.Errorf("idle sample %+v, want one process with its RSS", rep.Idle)
+	if len(rep.Idle) != 2 || rep.Idle[0].When != idleBefore || rep.Idle[1].When != idleAfter {
+		t.Fatalf("idle samples %+v, want one before and one after the load", rep.Idle)
+	}
+	for _, idle := range rep.Idle {
+		if len(idle.Resources) != 1 || idle.Resources[0].RSSMB <= 0 || idle.Resources[0].CPUSeconds < 0 || idle.Seconds != 0.1 {
+			t.Errorf("idle sample %+v, want one process with its RSS over 0.1 s", idle)
+		}
 	}
 	if rep.Machine.CPUs < 1 || rep.Machine.GoVersion == "" {
 		t.Errorf("machine %+v is incomplete", rep.Machine)

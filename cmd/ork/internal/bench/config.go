@@ -174,7 +174,8 @@ type Config struct {
 	Concurrency int `json:"concurrency"`
 	// Submitters is the number of goroutines submitting the runs of ShapeRuns.
 	Submitters int `json:"submitters"`
-	// Idle is how long the idle CPU and memory are sampled after the scenarios; 0 skips it.
+	// Idle is how long the idle CPU and memory are sampled, before the scenarios (fresh services)
+	// and again after them; 0 skips both samples.
 	Idle time.Duration `json:"idle"`
 	// ScenarioTimeout bounds each scenario.
 	ScenarioTimeout time.Duration `json:"-"`

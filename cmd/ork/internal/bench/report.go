@@ -18,8 +18,9 @@ type Report struct {
 	Machine   Machine          `json:"machine"`
 	StartedAt time.Time        `json:"started_at"`
 	Scenarios []ScenarioResult `json:"scenarios"`
-	// Idle is nil when the idle sample was skipped.
-	Idle *Idle `json:"idle,omitempty"`
+	// Idle holds the idle samples: one before the scenarios (fresh services) and one after them;
+	// empty when the idle sample was skipped.
+	Idle []Idle `json:"idle,omitempty"`
 	// Notes say how the numbers were taken.
 	Notes []string `json:"notes"`
 }
@@ -97,6 +98,8 @@ type Resource struct {
 
 // Idle is the cost of the services with nothing to do.
 type Idle struct {
+	// When is "before load" or "after load".
+	When      string     `json:"when"`
 	Seconds   float64    `json:"seconds"`
 	Resources []Resource `json:"resources"`
 }
@@ -164,9 +167,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 			b.WriteString("\n")
 		}
 	}
-	if r.Idle != nil {
-		fmt.Fprintf(&b, "\nidle for %.0f s:\n", r.Idle.Seconds)
-		for _, res := range r.Idle.Resources {
+	for _, idle := range r.Idle {
+		fmt.Fprintf(&b, "\nidle for %.0f s, %s:\n", idle.Seconds, idle.When)
+		for _, res := range idle.Resources {
 			fmt.Fprintf(&b, "  %-14s CPU %.3f s (%.2f%% of a core), RSS %.1f MB\n", res.Service, res.CPUSeconds, res.CPUPercent, res.RSSMB)
 		}
 	}

@@ -115,6 +115,12 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, progress func(string)
 		"throughput: from just before the first submission to the arrival of the last run's recorder notice (sent after its run.finished is committed)",
 		"latencies: from the Time of the events, stamped by their publishers (executor: task.started, task.succeeded) on this machine's clock")
 
+	idle := cfg.Idle > 0 && len(e.procs) > 0
+	if idle {
+		if err := e.sampleIdle(ctx, rep, idleBefore, progress); err != nil {
+			return rep, err
+		}
+	}
 	for _, sc := range cfg.Scenarios {
 		if progress != nil {
 			progress(sc.Name)
@@ -125,18 +131,12 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, progress func(string)
 		}
 		rep.Scenarios = append(rep.Scenarios, res)
 	}
-
-	if cfg.Idle > 0 && len(e.procs) > 0 {
-		if progress != nil {
-			progress(fmt.Sprintf("idle (%s)", cfg.Idle))
-		}
-		idle, err := e.idle(ctx)
-		if err != nil {
+	if idle {
+		if err := e.sampleIdle(ctx, rep, idleAfter, progress); err != nil {
 			return rep, err
 		}
-		rep.Idle = idle
 		if cfg.Mode == ModeEmbedded {
-			rep.Notes = append(rep.Notes, "idle: sampled after the scenarios, after a garbage collection that returns the benchmark's own freed memory to the system")
+			rep.Notes = append(rep.Notes, "idle after load: sampled after a garbage collection that returns the benchmark's own freed memory to the system")
 		}
 	}
 	return rep, nil
@@ -321,6 +321,26 @@ func (e *env) readBack(ctx context.Context, res *ScenarioResult, runIDs []string
 			}
 		}
 	}
+	return nil
+}
+
+// The two idle samples.
+const (
+	idleBefore = "before load"
+	idleAfter  = "after load"
+)
+
+// sampleIdle adds an idle sample to rep.
+func (e *env) sampleIdle(ctx context.Context, rep *Report, when string, progress func(string)) error {
+	if progress != nil {
+		progress(fmt.Sprintf("idle %s (%s)", when, e.cfg.Idle))
+	}
+	idle, err := e.idle(ctx)
+	if err != nil {
+		return fmt.Errorf("sampling idle %s: %w", when, err)
+	}
+	idle.When = when
+	rep.Idle = append(rep.Idle, *idle)
 	return nil
 }
 

@@ -72,7 +72,7 @@ reads their CPU and memory through the pid files in --devstack-dir. See docs/ben
 	addNATSFlag(cmd, &o.nats, "cluster mode: the cluster's NATS URL")
 	f.StringVar(&o.db, "db", "", "cluster mode: the cluster's database, read back after each scenario; embedded: the database to use instead of a temporary SQLite file")
 	f.StringVar(&o.devstackDir, "devstack-dir", bench.DevstackDirDefault, "cluster mode: where the services' <name>.pid files and recorder.log are")
-	f.DurationVar(&o.idle, "idle", -1, "how long to sample idle CPU and memory after the scenarios (default 3s for quick, 10s for the other named configurations, 0 for a custom one)")
+	f.DurationVar(&o.idle, "idle", -1, "how long to sample idle CPU and memory, before and again after the scenarios (default 3s for quick, 10s for the other named configurations, 0 for a custom one)")
 	f.BoolVar(&o.json, "json", false, "print the report as JSON instead of a table")
 	f.StringVar(&o.out, "out", "", "also write the JSON report to this file")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (pprof) to this file")
