@@ -6,6 +6,8 @@ import (
 	"hash/fnv"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/ork-go/ork/pkg/event"
 )
 
@@ -123,12 +125,29 @@ type Commands struct {
 	Finished bool
 }
 
+// Defaults of Policy.
+const MaxLostAttemptsDefault = 3
+
+// Policy is what Apply needs besides the event: the retry delays and the cap on lost attempts.
+type Policy struct {
+	Backoff Backoff
+	// MaxLostAttempts bounds the attempts of one task that are re-dispatched because they were lost
+	// (reason lost). They do not use up the task's retries; the next lost attempt fails the task for
+	// good.
+	MaxLostAttempts int
+}
+
 // Apply applies one event to the state of a run and returns what it causes. It handles
-// run.submitted, task.succeeded and task.failed; other types are Ignored. It changes st only when it
+// run.submitted, task.succeeded, task.failed and the control requests (run.cancel_requested,
+// run.pause_requested, run.resume_requested); other types are Ignored. It changes st only when it
 // returns Applied. It reads no clock (now is the event's handling time) and does no I/O. The cost is
 // proportional to the tasks the event touches, not to the size of the run, except on the first call
-// after a decode, which derives the per-task count of unmet dependencies.
-func Apply(g *Graph, st *RunState, ev *event.Event, now time.Time, b Backoff) (Commands, error) {
+// after a decode, which derives the per-task count of unmet dependencies, and on cancel and resume,
+// which visit every task.
+//
+// A pause or resume request that finds the run already paused or running is a Duplicate that still
+// carries its answer (run.paused, run.resumed), so a client waiting for one gets it.
+func Apply(g *Graph, st *RunState, ev *event.Event, now time.Time, p Policy) (Commands, error) {
 	if st.Compacted || st.Status.Terminal() {
 		if ev.Type == event.TypeRunSubmitted {
 			return Commands{Outcome: Duplicate, Reason: "run already submitted"}, nil
@@ -153,7 +172,11 @@ func Apply(g *Graph, st *RunState, ev *event.Event, now time.Time, b Backoff) (C
 		if ev.Type == event.TypeTaskSucceeded {
 			a.succeed(i)
 		} else {
-			a.fail(i, b)
+			a.fail(i, p)
+		}
+	case event.TypeRunCancelRequested, event.TypeRunPauseRequested, event.TypeRunResumeRequested:
+		if c, ok := a.control(); !ok {
+			return c, nil
 		}
 	default:
 		return Commands{Outcome: Ignored, Reason: "not a scheduling event"}, nil
@@ -161,6 +184,109 @@ func Apply(g *Graph, st *RunState, ev *event.Event, now time.Time, b Backoff) (C
 	a.cmds.Outcome = Applied
 	a.finishIfDone()
 	return a.cmds, nil
+}
+
+// control applies a control request. It reports false, with the commands to return, when the
+// request changes nothing.
+func (a *applier) control() (Commands, bool) {
+	st, ev := a.st, a.ev
+	if st.Status == RunNew {
+		return Commands{Outcome: Stale, Reason: "run not started"}, false
+	}
+	if ev.Seq != 0 && ev.Seq <= st.ControlSeq {
+		a.cmds = Commands{Outcome: Duplicate, Reason: "control request already applied"}
+		a.answerCurrent()
+		return a.cmds, false
+	}
+	switch {
+	case ev.Type == event.TypeRunPauseRequested && st.Status == RunPaused:
+		a.cmds = Commands{Outcome: Duplicate, Reason: "run already paused"}
+		a.answer(event.TypeRunPaused)
+		return a.cmds, false
+	case ev.Type == event.TypeRunResumeRequested && st.Status == RunActive:
+		a.cmds = Commands{Outcome: Duplicate, Reason: "run not paused"}
+		a.answer(event.TypeRunResumed)
+		return a.cmds, false
+	}
+	if ev.Seq > st.ControlSeq {
+		st.ControlSeq = ev.Seq
+	}
+	switch ev.Type {
+	case event.TypeRunCancelRequested:
+		a.cancel()
+	case event.TypeRunPauseRequested:
+		st.Status = RunPaused
+		a.answer(event.TypeRunPaused)
+	case event.TypeRunResumeRequested:
+		st.Status = RunActive
+		a.answer(event.TypeRunResumed)
+		for i := range st.Tasks {
+			if ts := st.Tasks[i]; ts.Status == TaskHeld {
+				a.dispatch(i, ts.Attempt, nil)
+			}
+		}
+	}
+	return Commands{}, true
+}
+
+// answer adds the answer to the control request being applied, with an id derived from the
+// request's, so that answering the same request again publishes the same message.
+func (a *applier) answer(typ string) {
+	e := a.event(typ, "", 0)
+	e.ID = AnswerID(a.ev.ID, typ)
+	e.Workflow = a.g.Plan.Name
+}
+
+// answerCurrent answers a pause or resume request with the run's current state (a cancel request is
+// answered by run.finished, which Replay publishes).
+func (a *applier) answerCurrent() {
+	switch {
+	case a.ev.Type == event.TypeRunPauseRequested && a.st.Status == RunPaused:
+		a.answer(event.TypeRunPaused)
+	case a.ev.Type == event.TypeRunResumeRequested && a.st.Status == RunActive:
+		a.answer(event.TypeRunResumed)
+	}
+}
+
+// answerNamespace seeds AnswerID.
+var answerNamespace = uuid.MustParse("6f726b2d-676f-4000-8000-616e73776572")
+
+// AnswerID returns the event id of the answer of type typ to the control request with id reqID: a
+// name-based UUID, so a replayed request re-publishes the same answer.
+func AnswerID(reqID, typ string) string {
+	return uuid.NewSHA1(answerNamespace, []byte(typ+"/"+reqID)).String()
+}
+
+// cancel ends the run: every task that is not over is cancelled at its last dispatched attempt (0
+// if it never ran), and run.finished (cancelled) follows.
+func (a *applier) cancel() {
+	st := a.st
+	for i := range st.Tasks {
+		ts := st.Tasks[i]
+		if ts.Status.Terminal() {
+			continue
+		}
+		attempt := ts.Attempt
+		if ts.Status == TaskHeld {
+			attempt-- // the held attempt was never dispatched
+		}
+		st.set(i, TaskState{Status: TaskCancelled, Attempt: attempt, Lost: ts.Lost})
+		st.Remaining--
+		e := a.event(event.TypeTaskCancelled, a.g.Task(i).Name, attempt)
+		e.Reason = event.ReasonCancelled
+		e.Error = "run cancelled"
+	}
+	st.Status = RunCancelled
+	msg := "run cancelled"
+	if a.ev.Error != "" {
+		msg += ": " + a.ev.Error
+	}
+	if len(msg) > maxErrorLen {
+		msg = msg[:maxErrorLen]
+	}
+	st.Error = msg
+	a.cmds.Finished = true
+	a.finished()
 }
 
 // fence finds the event's task and decides whether the event applies to its current attempt.
@@ -201,8 +327,14 @@ func (a *applier) event(typ string, task string, attempt int) *event.Event {
 	return &a.cmds.Events[len(a.cmds.Events)-1]
 }
 
+// dispatch makes attempt of task i outstanding, or holds it while the run is paused.
 func (a *applier) dispatch(i, attempt int, notBefore *time.Time) {
-	a.st.set(i, TaskState{Status: TaskDispatched, Attempt: attempt})
+	lost := a.st.Tasks[i].Lost
+	if a.st.Status == RunPaused {
+		a.st.set(i, TaskState{Status: TaskHeld, Attempt: attempt, Lost: lost})
+		return
+	}
+	a.st.set(i, TaskState{Status: TaskDispatched, Attempt: attempt, Lost: lost})
 	a.cmds.Dispatches = append(a.cmds.Dispatches, Dispatch{Task: i, Attempt: attempt, NotBefore: notBefore})
 	e := a.event(event.TypeTaskDispatched, a.g.Task(i).Name, attempt)
 	e.Executor = a.g.Task(i).Executor
@@ -220,7 +352,7 @@ func (a *applier) submit() {
 func (a *applier) succeed(i int) {
 	st := a.st
 	ensureWaiting(a.g, st)
-	st.set(i, TaskState{Status: TaskSucceeded, Attempt: st.Tasks[i].Attempt})
+	st.set(i, TaskState{Status: TaskSucceeded, Attempt: st.Tasks[i].Attempt, Lost: st.Tasks[i].Lost})
 	st.Remaining--
 	if a.g.referenced[i] {
 		out := a.ev.Output
@@ -237,15 +369,25 @@ func (a *applier) succeed(i int) {
 	}
 }
 
-func (a *applier) fail(i int, b Backoff) {
+// fail applies the failure of the current attempt of task i: a lost attempt runs again at once
+// (up to MaxLostAttempts), another failure is retried after its backoff while retries are left, and
+// otherwise the task fails for good and its downstream tasks are skipped.
+func (a *applier) fail(i int, p Policy) {
 	st := a.st
-	attempt := st.Tasks[i].Attempt
-	if attempt <= a.g.Task(i).Retries {
-		nb := a.now.Add(b.Delay(attempt, Seed(a.ev)))
-		a.dispatch(i, attempt+1, &nb)
+	ts := st.Tasks[i]
+	lost := a.ev.Reason == event.ReasonLost
+	if lost && ts.Lost < p.MaxLostAttempts {
+		st.set(i, TaskState{Status: TaskDispatched, Attempt: ts.Attempt, Lost: ts.Lost + 1})
+		a.dispatch(i, ts.Attempt+1, nil)
 		return
 	}
-	st.set(i, TaskState{Status: TaskFailed, Attempt: attempt})
+	if used := ts.Attempt - ts.Lost; !lost && used <= a.g.Task(i).Retries {
+		nb := a.now.Add(p.Backoff.Delay(used, Seed(a.ev)))
+		a.dispatch(i, ts.Attempt+1, &nb)
+		return
+	}
+	attempt := ts.Attempt
+	st.set(i, TaskState{Status: TaskFailed, Attempt: attempt, Lost: ts.Lost})
 	st.Remaining--
 	name := a.g.Task(i).Name
 	if st.FailedTask == 0 {
@@ -261,7 +403,7 @@ func (a *applier) fail(i int, b Backoff) {
 			if st.Tasks[s].Status != TaskPending {
 				continue
 			}
-			st.set(int(s), TaskState{Status: TaskSkipped, Attempt: st.Tasks[s].Attempt})
+			st.set(int(s), TaskState{Status: TaskSkipped, Attempt: st.Tasks[s].Attempt, Lost: st.Tasks[s].Lost})
 			st.Remaining--
 			e := a.event(event.TypeTaskSkipped, a.g.Task(int(s)).Name, 0)
 			e.Reason = event.ReasonUpstreamFailed
@@ -271,8 +413,9 @@ func (a *applier) fail(i int, b Backoff) {
 	}
 }
 
+// finishIfDone ends a run, running or paused, whose tasks are all over.
 func (a *applier) finishIfDone() {
-	if a.st.Remaining > 0 {
+	if a.st.Remaining > 0 || a.st.Status.Terminal() {
 		return
 	}
 	a.st.Status = RunSucceeded
@@ -324,9 +467,10 @@ func ensureWaiting(g *Graph, st *RunState) {
 
 // Replay returns what an already applied event caused, judged from the current state, so that a
 // redelivered message can publish it again: the dispatches it made that are still outstanding, the
-// skips it caused, and run.finished once the run is over. Publishing them twice is harmless: their
+// skips it caused, the cancellations of a cancelled run, the answer to a pause or resume that still
+// holds, and run.finished once the run is over. Publishing them twice is harmless: their
 // deduplication ids are fixed. g may be nil for a compacted run.
-func Replay(g *Graph, st *RunState, ev *event.Event, now time.Time, b Backoff) Commands {
+func Replay(g *Graph, st *RunState, ev *event.Event, now time.Time, p Policy) Commands {
 	a := applier{g: g, st: st, ev: ev, now: now, cmds: Commands{Outcome: Duplicate}}
 	if st.Compacted || g == nil || len(st.Tasks) != g.Len() {
 		if st.Status.Terminal() && g != nil {
@@ -370,11 +514,14 @@ func Replay(g *Graph, st *RunState, ev *event.Event, now time.Time, b Backoff) C
 		if !ok {
 			break
 		}
-		switch st.Tasks[i] {
-		case TaskState{Status: TaskDispatched, Attempt: ev.Attempt + 1}:
-			nb := now.Add(b.Delay(ev.Attempt, Seed(ev)))
+		ts := st.Tasks[i]
+		switch {
+		case ts.Status == TaskDispatched && ts.Attempt == ev.Attempt+1 && ev.Reason == event.ReasonLost:
+			redispatch(i, nil)
+		case ts.Status == TaskDispatched && ts.Attempt == ev.Attempt+1:
+			nb := now.Add(p.Backoff.Delay(ev.Attempt-ts.Lost, Seed(ev)))
 			redispatch(i, &nb)
-		case TaskState{Status: TaskFailed, Attempt: ev.Attempt}:
+		case ts.Status == TaskFailed && ts.Attempt == ev.Attempt:
 			stack := []int32{int32(i)}
 			reason := fmt.Sprintf("upstream task %q failed", ev.Task)
 			seen := make(map[int32]bool)
@@ -393,6 +540,19 @@ func Replay(g *Graph, st *RunState, ev *event.Event, now time.Time, b Backoff) C
 				}
 			}
 		}
+	case event.TypeRunCancelRequested:
+		if st.Status != RunCancelled {
+			break
+		}
+		for i, ts := range st.Tasks {
+			if ts.Status == TaskCancelled {
+				e := a.event(event.TypeTaskCancelled, g.Task(i).Name, ts.Attempt)
+				e.Reason = event.ReasonCancelled
+				e.Error = "run cancelled"
+			}
+		}
+	case event.TypeRunPauseRequested, event.TypeRunResumeRequested:
+		a.answerCurrent()
 	}
 	if st.Status.Terminal() {
 		a.finished()

@@ -14,7 +14,7 @@ import (
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-var testBackoff = Backoff{Base: time.Second, Max: time.Minute}
+var testPolicy = Policy{Backoff: Backoff{Base: time.Second, Max: time.Minute}, MaxLostAttempts: 2}
 
 // spec builds a plan from "name:dep,dep" entries; "name*2" gives the task 2 retries.
 func spec(t *testing.T, tasks ...string) *workflow.Plan {
@@ -310,7 +310,7 @@ func TestApply(t *testing.T) {
 			st := NewRunState(g)
 			for n, s := range tc.steps {
 				before, _ := st.MarshalBinary()
-				c, err := Apply(g, st, ev(t, s.ev), t0, testBackoff)
+				c, err := Apply(g, st, ev(t, s.ev), t0, testPolicy)
 				if err != nil {
 					t.Fatalf("step %d %q: %v", n, s.ev, err)
 				}

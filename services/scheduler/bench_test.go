@@ -92,7 +92,7 @@ func BenchmarkApply(b *testing.B) {
 				for b.Loop() {
 					st := NewRunState(g)
 					for i := range evs {
-						c, err := Apply(g, st, &evs[i], now, testBackoff)
+						c, err := Apply(g, st, &evs[i], now, testPolicy)
 						if err != nil || c.Outcome != Applied {
 							b.Fatalf("event %d: %v %v", i, c.Outcome, err)
 						}

@@ -63,12 +63,12 @@ func TestReplay(t *testing.T) {
 			}
 			st := NewRunState(g)
 			for _, s := range tc.applied {
-				if c, err := Apply(g, st, ev(t, s), t0, testBackoff); err != nil || c.Outcome != Applied {
+				if c, err := Apply(g, st, ev(t, s), t0, testPolicy); err != nil || c.Outcome != Applied {
 					t.Fatalf("applying %q: %v %v", s, c.Outcome, err)
 				}
 			}
 			before, _ := st.MarshalBinary()
-			c := Replay(g, st, ev(t, tc.replay), t0, testBackoff)
+			c := Replay(g, st, ev(t, tc.replay), t0, testPolicy)
 			after, _ := st.MarshalBinary()
 			if string(before) != string(after) {
 				t.Fatal("Replay changed the state")
@@ -92,18 +92,18 @@ func TestReplayCompacted(t *testing.T) {
 	}
 	st := NewRunState(g)
 	for _, s := range []string{"submit", "fail a 1"} {
-		if _, err := Apply(g, st, ev(t, s), t0, testBackoff); err != nil {
+		if _, err := Apply(g, st, ev(t, s), t0, testPolicy); err != nil {
 			t.Fatal(err)
 		}
 	}
 	tomb := st.Tombstone()
 	for _, s := range []string{"submit", "ok a 1"} {
-		c, err := Apply(g, tomb, ev(t, s), t0, testBackoff)
+		c, err := Apply(g, tomb, ev(t, s), t0, testPolicy)
 		if err != nil || c.Outcome == Applied {
 			t.Fatalf("%q on a tombstone: %v %v", s, c.Outcome, err)
 		}
 	}
-	c := Replay(nil, tomb, ev(t, "submit"), t0, testBackoff)
+	c := Replay(nil, tomb, ev(t, "submit"), t0, testPolicy)
 	_, evs, _ := describe(g, c)
 	if want := []string{`run.finished:failed:task "a" failed: boom`}; !slices.Equal(evs, want) {
 		t.Fatalf("events %q, want %q", evs, want)
@@ -170,7 +170,7 @@ func TestRunStateEncoding(t *testing.T) {
 	}
 	st := NewRunState(g)
 	for _, s := range []string{"submit", "ok a 1", "fail f 1", "fail e 1"} {
-		if _, err := Apply(g, st, ev(t, s), t0, testBackoff); err != nil {
+		if _, err := Apply(g, st, ev(t, s), t0, testPolicy); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -187,10 +187,10 @@ func TestRunStateEncoding(t *testing.T) {
 		t.Fatalf("round trip: got %s %+v, want %s %+v", stateString(g, &got), got, stateString(g, st), *st)
 	}
 	// The decoded state carries on exactly like the original.
-	c1, _ := Apply(g, st, ev(t, "ok b 1"), t0, testBackoff)
-	c2, _ := Apply(g, &got, ev(t, "ok b 1"), t0, testBackoff)
-	c1b, _ := Apply(g, st, ev(t, "ok c 1"), t0, testBackoff)
-	c2b, _ := Apply(g, &got, ev(t, "ok c 1"), t0, testBackoff)
+	c1, _ := Apply(g, st, ev(t, "ok b 1"), t0, testPolicy)
+	c2, _ := Apply(g, &got, ev(t, "ok b 1"), t0, testPolicy)
+	c1b, _ := Apply(g, st, ev(t, "ok c 1"), t0, testPolicy)
+	c2b, _ := Apply(g, &got, ev(t, "ok c 1"), t0, testPolicy)
 	if len(c1.Dispatches) != len(c2.Dispatches) || len(c1b.Dispatches) != 1 || len(c2b.Dispatches) != 1 {
 		t.Fatalf("decoded state diverged: %+v %+v %+v %+v", c1, c2, c1b, c2b)
 	}
@@ -222,12 +222,12 @@ func TestRunStateEncodingIsCompact(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := NewRunState(g)
-	if _, err := Apply(g, st, ev(t, "submit"), t0, testBackoff); err != nil {
+	if _, err := Apply(g, st, ev(t, "submit"), t0, testPolicy); err != nil {
 		t.Fatal(err)
 	}
 	// Every other task done: the worst case for run-length encoding.
 	for i := 0; i < len(names); i += 2 {
-		if c, err := Apply(g, st, ev(t, "ok "+names[i]+" 1"), t0, testBackoff); err != nil || c.Outcome != Applied {
+		if c, err := Apply(g, st, ev(t, "ok "+names[i]+" 1"), t0, testPolicy); err != nil || c.Outcome != Applied {
 			t.Fatalf("ok %s: %v %v", names[i], c.Outcome, err)
 		}
 	}

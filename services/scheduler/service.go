@@ -27,6 +27,10 @@ const (
 	CASRetriesDefault  = 16
 	CachedRunsDefault  = 4096
 	OpTimeoutDefault   = 30 * time.Second
+
+	ReconcileIntervalDefault = 10 * time.Second
+	NoExecutorTimeoutDefault = time.Minute
+	LostGraceDefault         = 30 * time.Second
 )
 
 // Config configures a scheduler Service.
@@ -46,6 +50,20 @@ type Config struct {
 	CachedRuns int
 	// OpTimeout bounds the handling of one event, KV writes and publishes included.
 	OpTimeout time.Duration
+	// MaxLostAttempts bounds the lost attempts of one task that are re-dispatched without using
+	// up its retries.
+	MaxLostAttempts int
+	// ReconcileInterval is the period of the reconciler's sweep; a negative value disables the
+	// reconciler (and the max-deliveries advisories) in this instance.
+	ReconcileInterval time.Duration
+	// NoExecutorTimeout is how long a dispatch may wait for an executor type with no instance
+	// online before the task fails (reason no_executor).
+	NoExecutorTimeout time.Duration
+	// LostGrace is added to a task's timeout before an in-flight attempt whose dispatch message is
+	// gone, with no terminal event, is declared lost.
+	LostGrace time.Duration
+	// Instance names this instance in the reconciler lease; a random id when empty.
+	Instance string
 }
 
 // WithDefaults returns the config with zero fields set to their defaults.
@@ -69,6 +87,21 @@ func (c Config) WithDefaults() Config {
 	if c.OpTimeout == 0 {
 		c.OpTimeout = OpTimeoutDefault
 	}
+	if c.MaxLostAttempts == 0 {
+		c.MaxLostAttempts = MaxLostAttemptsDefault
+	}
+	if c.ReconcileInterval == 0 {
+		c.ReconcileInterval = ReconcileIntervalDefault
+	}
+	if c.NoExecutorTimeout == 0 {
+		c.NoExecutorTimeout = NoExecutorTimeoutDefault
+	}
+	if c.LostGrace == 0 {
+		c.LostGrace = LostGraceDefault
+	}
+	if c.Instance == "" {
+		c.Instance = event.NewID()
+	}
 	return c
 }
 
@@ -87,6 +120,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("scheduler: CachedRuns must not be negative, got %d", c.CachedRuns)
 	case c.OpTimeout <= 0:
 		return fmt.Errorf("scheduler: OpTimeout must be positive, got %s", c.OpTimeout)
+	case c.MaxLostAttempts < 1:
+		return fmt.Errorf("scheduler: MaxLostAttempts must be positive, got %d", c.MaxLostAttempts)
+	case c.NoExecutorTimeout <= 0:
+		return fmt.Errorf("scheduler: NoExecutorTimeout must be positive, got %s", c.NoExecutorTimeout)
+	case c.LostGrace <= 0:
+		return fmt.Errorf("scheduler: LostGrace must be positive, got %s", c.LostGrace)
 	}
 	if err := c.Backoff.Validate(); err != nil {
 		return fmt.Errorf("scheduler: %w", err)
@@ -135,6 +174,9 @@ var Filters = []string{
 	event.SubjectRunSubmitted,
 	"ork.events." + event.TypeTaskSucceeded + ".*",
 	"ork.events." + event.TypeTaskFailed + ".*",
+	"ork.events." + event.TypeRunCancelRequested + ".*",
+	"ork.events." + event.TypeRunPauseRequested + ".*",
+	"ork.events." + event.TypeRunResumeRequested + ".*",
 }
 
 // Run consumes events until ctx is done, then stops pulling, finishes the events in hand and
@@ -198,6 +240,10 @@ func (s *Service) term(m jetstream.Msg) {
 	if err := m.Term(); err != nil {
 		s.log.Warn("term failed", logging.Subject(m.Subject()), zap.Error(err))
 	}
+}
+
+func (s *Service) policy() Policy {
+	return Policy{Backoff: s.cfg.Backoff, MaxLostAttempts: s.cfg.MaxLostAttempts}
 }
 
 // errUnknownRun is returned by load for a run without state.
@@ -397,7 +443,7 @@ func (s *Service) apply(ctx context.Context, e *runEntry, part []*pending) ([]Co
 		applied, verified := false, true
 		var outputs []Output
 		for i, p := range part {
-			c, err := Apply(e.graph, e.state, p.ev, now, s.cfg.Backoff)
+			c, err := Apply(e.graph, e.state, p.ev, now, s.policy())
 			if err != nil {
 				e.state = nil
 				return nil, err
@@ -417,7 +463,7 @@ func (s *Service) apply(ctx context.Context, e *runEntry, part []*pending) ([]Co
 		for i, p := range part {
 			if cmds[i].Outcome == Duplicate && p.redelivered {
 				reason := cmds[i].Reason
-				cmds[i] = Replay(e.graph, e.state, p.ev, now, s.cfg.Backoff)
+				cmds[i] = Replay(e.graph, e.state, p.ev, now, s.policy())
 				cmds[i].Reason = reason
 			}
 		}
@@ -557,7 +603,9 @@ func (s *Service) publish(ctx context.Context, g *Graph, part []*pending, cmds [
 	for _, c := range cmds {
 		for i := range c.Events {
 			e := &c.Events[i]
-			e.ID = event.NewID()
+			if e.ID == "" {
+				e.ID = event.NewID()
+			}
 			m, err := bus.EventMsg(e)
 			if err != nil {
 				return err

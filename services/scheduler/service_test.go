@@ -497,7 +497,7 @@ func TestServiceRedeliveryRepublishes(t *testing.T) {
 		if err != nil || got.ID != e.ID {
 			t.Fatalf("fetched %+v, %v", got, err)
 		}
-		if c, err := Apply(g, st, &got, time.Now(), testBackoff); err != nil || c.Outcome != Applied {
+		if c, err := Apply(g, st, &got, time.Now(), testPolicy); err != nil || c.Outcome != Applied {
 			t.Fatalf("applying %s: %v %v", got.Type, c.Outcome, err)
 		}
 		data, _ := st.MarshalBinary()

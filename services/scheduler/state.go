@@ -18,6 +18,10 @@ const (
 	RunActive
 	RunSucceeded
 	RunFailed
+	// RunPaused holds new dispatches: tasks that become ready wait for a resume.
+	RunPaused
+	// RunCancelled is the end of a cancelled run.
+	RunCancelled
 )
 
 // String returns the event status name (event.Run*).
@@ -31,12 +35,19 @@ func (s RunStatus) String() string {
 		return event.RunSuccess
 	case RunFailed:
 		return event.RunFailed
+	case RunPaused:
+		return event.RunPaused
+	case RunCancelled:
+		return event.RunCancelled
 	}
 	return fmt.Sprintf("run_status(%d)", uint8(s))
 }
 
 // Terminal reports whether the run is over.
-func (s RunStatus) Terminal() bool { return s == RunSucceeded || s == RunFailed }
+func (s RunStatus) Terminal() bool { return s == RunSucceeded || s == RunFailed || s == RunCancelled }
+
+// Started reports whether the run's submission was applied and it is not over: running or paused.
+func (s RunStatus) Started() bool { return s == RunActive || s == RunPaused }
 
 // TaskStatus is the scheduler's view of a task. Dispatched covers running too: the scheduler does
 // not consume task.started.
@@ -49,6 +60,11 @@ const (
 	TaskSucceeded
 	TaskFailed
 	TaskSkipped
+	// TaskCancelled: the run was cancelled before the task ended.
+	TaskCancelled
+	// TaskHeld: the task became ready (or due for another attempt) while the run was paused. Its
+	// Attempt is the attempt to dispatch on resume.
+	TaskHeld
 	taskStatusCount
 )
 
@@ -65,18 +81,26 @@ func (s TaskStatus) String() string {
 		return event.TaskFailed
 	case TaskSkipped:
 		return event.TaskSkipped
+	case TaskCancelled:
+		return event.TaskCancelled
+	case TaskHeld:
+		return event.TaskPaused
 	}
 	return fmt.Sprintf("task_status(%d)", uint8(s))
 }
 
 // Terminal reports whether the task is over for good.
-func (s TaskStatus) Terminal() bool { return s >= TaskSucceeded }
+func (s TaskStatus) Terminal() bool {
+	return s == TaskSucceeded || s == TaskFailed || s == TaskSkipped || s == TaskCancelled
+}
 
-// TaskState is one task of a run: its status and its current attempt (1-based; 0 before the first
-// dispatch).
+// TaskState is one task of a run: its status, its current attempt (1-based; 0 before the first
+// dispatch) and how many of its attempts were lost. Lost attempts do not use up retries: the retries
+// used are Attempt-1-Lost.
 type TaskState struct {
 	Status  TaskStatus
 	Attempt int
+	Lost    int
 }
 
 // RunState is the compact state of one run: a status and an attempt per task, in plan order, and
@@ -88,8 +112,12 @@ type RunState struct {
 	Remaining int
 	// FailedTask is the 1-based position of the first task that failed for good, 0 if none.
 	FailedTask int
-	// Error is the run's error once a task failed for good.
+	// Error is the run's error once a task failed for good or the run was cancelled.
 	Error string
+	// ControlSeq is the ORK_EVENTS sequence of the last control request applied (pause, resume,
+	// cancel). A redelivered request at or below it is a duplicate, so a replayed pause cannot
+	// undo a later resume.
+	ControlSeq uint64
 	// Compacted marks the tombstone of a finished run: Tasks is empty and only Status and Error
 	// are kept.
 	Compacted bool
@@ -143,13 +171,19 @@ func NewRunState(g *Graph) *RunState {
 	return st
 }
 
-// StateVersion is the version byte that starts an encoded RunState.
-const StateVersion = 1
+// StateVersion is the version byte that starts an encoded RunState. Version 1 (without the control
+// sequence and the lost counts) is still decoded.
+const StateVersion = 2
+
+const stateVersion1 = 1
 
 // maxErrorLen caps RunState.Error so the state stays small whatever a task prints.
 const maxErrorLen = 2048
 
 const flagCompacted = 1
+
+// statusHasLost marks, in a group's status byte, that a lost count follows its attempt.
+const statusHasLost = 0x80
 
 // maxStateTasks bounds the task count a decoder accepts, so a corrupt value cannot exhaust memory.
 const maxStateTasks = 1 << 22
@@ -157,8 +191,10 @@ const maxStateTasks = 1 << 22
 // ErrStateEncoding is returned when an encoded state cannot be decoded.
 var ErrStateEncoding = errors.New("bad run state encoding")
 
-// MarshalBinary encodes the state: version, run status, flags, task count, failed task, error, then
-// the tasks run-length encoded as (count, status, attempt) groups. Runs of tasks in the same status
+// MarshalBinary encodes the state: version, run status, flags, task count, failed task, control
+// sequence, error, then
+// the tasks run-length encoded as (count, status, attempt[, lost]) groups; the lost count is only
+// there, flagged in the status byte, when it is not zero. Runs of tasks in the same status
 // and attempt are the common case (a chain's done prefix, a wide run's pending tail), so a large run
 // usually encodes in a few dozen bytes and at worst in about three bytes per task.
 func (st *RunState) MarshalBinary() ([]byte, error) {
@@ -174,6 +210,7 @@ func (st *RunState) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, StateVersion, byte(st.Status), flags)
 	b = binary.AppendUvarint(b, uint64(len(st.Tasks)))
 	b = binary.AppendUvarint(b, uint64(st.FailedTask))
+	b = binary.AppendUvarint(b, st.ControlSeq)
 	b = binary.AppendUvarint(b, uint64(len(st.Error)))
 	b = append(b, st.Error...)
 	if !st.groupsOK {
@@ -186,8 +223,14 @@ func (st *RunState) AppendBinary(b []byte) ([]byte, error) {
 		}
 		t := st.Tasks[start]
 		b = binary.AppendUvarint(b, uint64(end-start))
-		b = append(b, byte(t.Status))
+		if t.Lost == 0 {
+			b = append(b, byte(t.Status))
+			b = binary.AppendUvarint(b, uint64(t.Attempt))
+			continue
+		}
+		b = append(b, byte(t.Status)|statusHasLost)
 		b = binary.AppendUvarint(b, uint64(t.Attempt))
+		b = binary.AppendUvarint(b, uint64(t.Lost))
 	}
 	return b, nil
 }
@@ -195,38 +238,51 @@ func (st *RunState) AppendBinary(b []byte) ([]byte, error) {
 // UnmarshalBinary decodes a state encoded by MarshalBinary.
 func (st *RunState) UnmarshalBinary(data []byte) error {
 	d := decoder{b: data}
-	if v := d.byte(); v != StateVersion {
+	version := d.byte()
+	if version != StateVersion && version != stateVersion1 {
 		if d.err != nil {
 			return d.err
 		}
-		return fmt.Errorf("run state version %d: %w", v, ErrStateEncoding)
+		return fmt.Errorf("run state version %d: %w", version, ErrStateEncoding)
 	}
 	status := RunStatus(d.byte())
 	flags := d.byte()
 	n := d.uvarint()
 	failed := d.uvarint()
+	var controlSeq uint64
+	if version != stateVersion1 {
+		controlSeq = d.uvarint()
+	}
 	errLen := d.uvarint()
 	errText := d.bytes(errLen)
 	if d.err != nil {
 		return d.err
 	}
-	if status > RunFailed || n > maxStateTasks || failed > n {
+	if status > RunCancelled || n > maxStateTasks || failed > n {
 		return fmt.Errorf("run state header: %w", ErrStateEncoding)
 	}
 	tasks := make([]TaskState, 0, n)
 	remaining := 0
 	for uint64(len(tasks)) < n {
 		count := d.uvarint()
-		ts := TaskStatus(d.byte())
+		sb := d.byte()
+		ts := TaskStatus(sb &^ statusHasLost)
 		attempt := d.uvarint()
+		var lost uint64
+		if sb&statusHasLost != 0 {
+			if version == stateVersion1 {
+				return fmt.Errorf("run state task group: %w", ErrStateEncoding)
+			}
+			lost = d.uvarint()
+		}
 		if d.err != nil {
 			return d.err
 		}
-		if count == 0 || count > n-uint64(len(tasks)) || ts >= taskStatusCount || attempt > 1<<31 {
+		if count == 0 || count > n-uint64(len(tasks)) || ts >= taskStatusCount || attempt > 1<<31 || lost > attempt {
 			return fmt.Errorf("run state task group: %w", ErrStateEncoding)
 		}
 		for range count {
-			tasks = append(tasks, TaskState{Status: ts, Attempt: int(attempt)})
+			tasks = append(tasks, TaskState{Status: ts, Attempt: int(attempt), Lost: int(lost)})
 		}
 		if !ts.Terminal() {
 			remaining += int(count)
@@ -241,6 +297,7 @@ func (st *RunState) UnmarshalBinary(data []byte) error {
 		Remaining:  remaining,
 		FailedTask: int(failed),
 		Error:      string(errText),
+		ControlSeq: controlSeq,
 		Compacted:  flags&flagCompacted != 0,
 	}
 	st.buildGroups()
@@ -249,7 +306,7 @@ func (st *RunState) UnmarshalBinary(data []byte) error {
 
 // Tombstone returns the compacted form of a finished run.
 func (st *RunState) Tombstone() *RunState {
-	return &RunState{Status: st.Status, Error: st.Error, Compacted: true}
+	return &RunState{Status: st.Status, Error: st.Error, ControlSeq: st.ControlSeq, Compacted: true}
 }
 
 type decoder struct {
