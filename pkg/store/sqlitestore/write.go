@@ -69,22 +69,26 @@ WHERE run_id = ?1 AND name = ?9
 
 	sqlTaskExists = `SELECT EXISTS (SELECT 1 FROM tasks WHERE run_id = ?1 AND name = ?2)`
 
-	// Records an event in its attempt's row, moving the row forward by rank only. Values an event
-	// does not carry (zero, NULL) never erase what an earlier event of the attempt recorded.
-	sqlAttemptUpsert = `INSERT INTO task_attempts
+	// Records an event in its attempt's row: the status and the fields of a terminal event move forward
+	// by rank only; times and instance keep the first value any event of the attempt brought, so a
+	// late event still fills what was missing. Values an event does not carry (zero, NULL) never erase
+	// what an earlier event recorded.
+	sqlAttemptUpsert = func() string {
+		adv := rankSQL("excluded.status") + " > " + rankSQL("task_attempts.status")
+		return `INSERT INTO task_attempts
   (run_id, task, attempt, status, instance, exit_code, error, reason, duration_ms, dispatched_at, started_at, finished_at)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
 ON CONFLICT (run_id, task, attempt) DO UPDATE SET
-  status        = excluded.status,
-  instance      = CASE WHEN excluded.instance <> '' THEN excluded.instance ELSE task_attempts.instance END,
-  exit_code     = coalesce(excluded.exit_code, task_attempts.exit_code),
-  error         = excluded.error,
-  reason        = excluded.reason,
-  duration_ms   = CASE WHEN excluded.duration_ms <> 0 THEN excluded.duration_ms ELSE task_attempts.duration_ms END,
-  dispatched_at = coalesce(excluded.dispatched_at, task_attempts.dispatched_at),
-  started_at    = coalesce(excluded.started_at, task_attempts.started_at),
-  finished_at   = coalesce(excluded.finished_at, task_attempts.finished_at)
-WHERE ` + rankSQL("excluded.status") + ` > ` + rankSQL("task_attempts.status")
+  status        = CASE WHEN ` + adv + ` THEN excluded.status ELSE task_attempts.status END,
+  exit_code     = CASE WHEN ` + adv + ` THEN coalesce(excluded.exit_code, task_attempts.exit_code) ELSE task_attempts.exit_code END,
+  error         = CASE WHEN ` + adv + ` THEN excluded.error ELSE task_attempts.error END,
+  reason        = CASE WHEN ` + adv + ` THEN excluded.reason ELSE task_attempts.reason END,
+  duration_ms   = CASE WHEN ` + adv + ` AND excluded.duration_ms <> 0 THEN excluded.duration_ms ELSE task_attempts.duration_ms END,
+  finished_at   = CASE WHEN ` + adv + ` THEN coalesce(excluded.finished_at, task_attempts.finished_at) ELSE task_attempts.finished_at END,
+  instance      = CASE WHEN task_attempts.instance = '' THEN excluded.instance ELSE task_attempts.instance END,
+  dispatched_at = coalesce(task_attempts.dispatched_at, excluded.dispatched_at),
+  started_at    = coalesce(task_attempts.started_at, excluded.started_at)`
+	}()
 
 	// Moves a run forward: a higher rank, or running <-> paused.
 	sqlRunAdvance = `UPDATE runs SET

@@ -30,6 +30,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AttemptFencing", testAttemptFencing},
 		{"RetriesAdvanceAttempt", testRetries},
 		{"SkippedAndCancelled", testSkippedCancelled},
+		{"PauseResume", testPauseResume},
+		{"ControlAfterFinish", testControlAfterFinish},
+		{"ControlRequests", testControlRequests},
+		{"CancelRun", testCancelRun},
+		{"LostAttempt", testLostAttempt},
 		{"RunFinishedWithError", testRunFinishedError},
 		{"FinishedRuns", testFinishedRuns},
 		{"Orphans", testOrphans},
@@ -337,8 +342,12 @@ func testTaskForwardOnly(t *testing.T, f *fixture) {
 	wantTime(t, "fetch.FinishedAt", tk.FinishedAt, &ok.Time)
 	as := f.attempts(id, "fetch")
 	if len(as) != 1 || as[0].Status != event.TaskSuccess {
-		t.Errorf("fetch attempts = %+v, want one success", as)
+		t.Fatalf("fetch attempts = %+v, want one success", as)
 	}
+	// The late events still fill the attempt's times.
+	wantTime(t, "fetch attempt DispatchedAt", as[0].DispatchedAt, &d.Time)
+	wantTime(t, "fetch attempt StartedAt", as[0].StartedAt, &st.Time)
+	wantTime(t, "fetch attempt FinishedAt", as[0].FinishedAt, &ok.Time)
 
 	// Out of order across batches: running, then a late dispatched; then failed, then a late start.
 	f.events(f.ev(event.TypeTaskStarted, id, "left", 1))
