@@ -38,13 +38,25 @@ func spec(t *testing.T, tasks ...string) *workflow.Plan {
 	return p
 }
 
-// ev parses "submit", "ok <task> <attempt> [output]", "fail <task> <attempt>", "start <task> <attempt>".
+// ev parses "submit", "ok <task> <attempt> [output]", "fail <task> <attempt>", "lost <task> <attempt>",
+// "start <task> <attempt>" and the control requests "cancel@<seq>", "pause@<seq>", "resume@<seq>".
 func ev(t *testing.T, s string) *event.Event {
 	t.Helper()
 	f := strings.Fields(s)
 	e := &event.Event{V: event.SchemaVersion, ID: "id-" + s, RunID: "r1", Time: t0}
 	if f[0] == "submit" {
 		e.Type = event.TypeRunSubmitted
+		return e
+	}
+	if name, seq, ok := strings.Cut(f[0], "@"); ok {
+		if _, err := fmt.Sscan(seq, &e.Seq); err != nil {
+			t.Fatalf("seq in %q: %v", s, err)
+		}
+		e.Type = map[string]string{"cancel": event.TypeRunCancelRequested, "pause": event.TypeRunPauseRequested,
+			"resume": event.TypeRunResumeRequested}[name]
+		if e.Type == "" {
+			t.Fatalf("bad control event %q", s)
+		}
 		return e
 	}
 	e.Task = f[1]
@@ -61,6 +73,10 @@ func ev(t *testing.T, s string) *event.Event {
 		e.Type = event.TypeTaskFailed
 		e.Error = "boom"
 		e.Reason = event.ReasonExit
+	case "lost":
+		e.Type = event.TypeTaskFailed
+		e.Error = "executor gone"
+		e.Reason = event.ReasonLost
 	case "start":
 		e.Type = event.TypeTaskStarted
 	default:
@@ -86,7 +102,7 @@ func describe(g *Graph, c Commands) (disp, evs, outs []string) {
 			if e.Error != "" {
 				s += ":" + e.Error
 			}
-		case event.TypeRunStarted:
+		case event.TypeRunStarted, event.TypeRunPaused, event.TypeRunResumed:
 		default:
 			s += " " + e.Task + "/" + fmt.Sprint(e.Attempt)
 		}
@@ -98,11 +114,15 @@ func describe(g *Graph, c Commands) (disp, evs, outs []string) {
 	return disp, evs, outs
 }
 
-// stateString renders "running a=success/1 b=dispatched/1 ...".
+// stateString renders "running a=success/1 b=dispatched/2~1 ..." (~ the lost attempts).
 func stateString(g *Graph, st *RunState) string {
 	parts := []string{st.Status.String()}
 	for i, ts := range st.Tasks {
-		parts = append(parts, fmt.Sprintf("%s=%s/%d", g.Task(i).Name, ts.Status, ts.Attempt))
+		s := fmt.Sprintf("%s=%s/%d", g.Task(i).Name, ts.Status, ts.Attempt)
+		if ts.Lost > 0 {
+			s += fmt.Sprintf("~%d", ts.Lost)
+		}
+		parts = append(parts, s)
 	}
 	return strings.Join(parts, " ")
 }
@@ -111,7 +131,7 @@ type step struct {
 	ev    string
 	out   Outcome
 	disp  []string
-	evs   []string
+	evs   []string // nil: only run.started and the dispatches' task.dispatched are allowed
 	outs  []string
 	state string // checked when not empty
 }
@@ -285,6 +305,149 @@ func TestApply(t *testing.T) {
 			},
 		},
 		{
+			name: "cancel cancels every unfinished task and ends the run",
+			plan: []string{"a", "b:a", "c", "d"},
+			steps: []step{
+				{ev: "submit", out: Applied, disp: []string{"a/1", "c/1", "d/1"}},
+				{ev: "ok c 1", out: Applied},
+				{ev: "cancel@7", out: Applied, evs: []string{"task.cancelled a/1", "task.cancelled b/0", "task.cancelled d/1",
+					"run.finished:cancelled:run cancelled"},
+					state: "cancelled a=cancelled/1 b=cancelled/0 c=success/1 d=cancelled/1"},
+				{ev: "ok a 1", out: Stale},
+				{ev: "fail d 1", out: Stale},
+				{ev: "cancel@7", out: Stale},
+				{ev: "resume@8", out: Stale, state: "cancelled a=cancelled/1 b=cancelled/0 c=success/1 d=cancelled/1"},
+			},
+		},
+		{
+			name: "cancel before the submission is stale",
+			plan: []string{"a"},
+			steps: []step{
+				{ev: "cancel@1", out: Stale, state: "pending a=pending/0"},
+				{ev: "pause@2", out: Stale},
+				{ev: "submit", out: Applied, disp: []string{"a/1"}},
+			},
+		},
+		{
+			name: "pause holds new dispatches, running tasks finish, resume dispatches them",
+			plan: []string{"a", "b:a", "c:a", "x"},
+			steps: []step{
+				{ev: "submit", out: Applied, disp: []string{"a/1", "x/1"}},
+				{ev: "pause@3", out: Applied, evs: []string{"run.paused"}, state: "paused a=dispatched/1 b=pending/0 c=pending/0 x=dispatched/1"},
+				{ev: "ok a 1", out: Applied, state: "paused a=success/1 b=paused/1 c=paused/1 x=dispatched/1"},
+				{ev: "ok x 1", out: Applied, state: "paused a=success/1 b=paused/1 c=paused/1 x=success/1"},
+				{ev: "pause@4", out: Duplicate, evs: []string{"run.paused"}},
+				{ev: "resume@5", out: Applied, disp: []string{"b/1", "c/1"},
+					evs: []string{"run.resumed", "task.dispatched b/1", "task.dispatched c/1"},
+					state: "running a=success/1 b=dispatched/1 c=dispatched/1 x=success/1"},
+				{ev: "resume@6", out: Duplicate, evs: []string{"run.resumed"}},
+				{ev: "pause@4", out: Duplicate, state: "running a=success/1 b=dispatched/1 c=dispatched/1 x=success/1"},
+				{ev: "ok b 1", out: Applied},
+				{ev: "ok c 1", out: Applied, evs: []string{"run.finished:success"}},
+			},
+		},
+		{
+			name: "a retry due while paused is held and dispatched at once on resume",
+			plan: []string{"a*1"},
+			steps: []step{
+				{ev: "submit", out: Applied, disp: []string{"a/1"}},
+				{ev: "pause@2", out: Applied, evs: []string{"run.paused"}},
+				{ev: "fail a 1", out: Applied, state: "paused a=paused/2"},
+				{ev: "fail a 1", out: Stale},
+				{ev: "resume@3", out: Applied, disp: []string{"a/2"}, evs: []string{"run.resumed", "task.dispatched a/2"}},
+				{ev: "fail a 2", out: Applied, evs: []string{`run.finished:failed:task "a" failed: boom`}},
+			},
+		},
+		{
+			name: "a paused run with nothing running stays paused",
+			plan: []string{"a", "b:a"},
+			steps: []step{
+				{ev: "submit", out: Applied, disp: []string{"a/1"}},
+				{ev: "pause@2", out: Applied, evs: []string{"run.paused"}},
+				{ev: "ok a 1", out: Applied, state: "paused a=success/1 b=paused/1"},
+			},
+		},
+		{
+			name: "a paused run whose last task ends finishes",
+			plan: []string{"a"},
+			steps: []step{
+				{ev: "submit", out: Applied, disp: []string{"a/1"}},
+				{ev: "pause@2", out: Applied, evs: []string{"run.paused"}},
+				{ev: "ok a 1", out: Applied, evs: []string{"run.finished:success"}, state: "success a=success/1"},
+			},
+		},
+		{
+			name: "cancel while paused cancels held tasks at their last attempt",
+			plan: []string{"a*2", "b:a", "c"},
+			steps: []step{
+				{ev: "submit", out: Applied, disp: []string{"a/1", "c/1"}},
+				{ev: "pause@2", out: Applied, evs: []string{"run.paused"}},
+				{ev: "fail a 1", out: Applied, state: "paused a=paused/2 b=pending/0 c=dispatched/1"},
+				{ev: "cancel@3", out: Applied, evs: []string{"task.cancelled a/1", "task.cancelled b/0", "task.cancelled c/1",
+					"run.finished:cancelled:run cancelled"}, state: "cancelled a=cancelled/1 b=cancelled/0 c=cancelled/1"},
+				{ev: "resume@4", out: Stale},
+				{ev: "ok c 1", out: Stale},
+			},
+		},
+		{
+			name: "a redelivered pause does not undo a later resume",
+			plan: []string{"a", "b:a"},
+			steps: []step{
+				{ev: "submit", out: Applied, disp: []string{"a/1"}},
+				{ev: "pause@2", out: Applied, evs: []string{"run.paused"}},
+				{ev: "resume@3", out: Applied, evs: []string{"run.resumed"}},
+				{ev: "pause@2", out: Duplicate, state: "running a=dispatched/1 b=pending/0"},
+				{ev: "ok a 1", out: Applied, disp: []string{"b/1"}},
+			},
+		},
+		{
+			name: "a lost attempt runs again at once without using up retries",
+			plan: []string{"a", "b:a"},
+			steps: []step{
+				{ev: "submit", out: Applied, disp: []string{"a/1"}},
+				{ev: "lost a 1", out: Applied, disp: []string{"a/2"}, evs: []string{"task.dispatched a/2"},
+					state: "running a=dispatched/2~1 b=pending/0"},
+				{ev: "lost a 1", out: Duplicate},
+				{ev: "ok a 1", out: Stale, state: "running a=dispatched/2~1 b=pending/0"},
+				{ev: "ok a 2", out: Applied, disp: []string{"b/1"}, evs: []string{"task.dispatched b/1"},
+					state: "running a=success/2~1 b=dispatched/1"},
+				{ev: "ok a 1", out: Stale},
+				{ev: "ok b 1", out: Applied, evs: []string{"run.finished:success"}},
+			},
+		},
+		{
+			name: "lost attempts keep the retries and their backoff",
+			plan: []string{"a*1"},
+			steps: []step{
+				{ev: "submit", out: Applied, disp: []string{"a/1"}},
+				{ev: "lost a 1", out: Applied, disp: []string{"a/2"}},
+				{ev: "fail a 2", out: Applied, disp: []string{"a/3+1s"}, state: "running a=dispatched/3~1"},
+				{ev: "lost a 3", out: Applied, disp: []string{"a/4"}, state: "running a=dispatched/4~2"},
+				{ev: "fail a 4", out: Applied, evs: []string{`run.finished:failed:task "a" failed: boom`}, state: "failed a=failed/4~2"},
+			},
+		},
+		{
+			name: "lost attempts are capped, then the task fails for good",
+			plan: []string{"a*5", "b:a"},
+			steps: []step{
+				{ev: "submit", out: Applied, disp: []string{"a/1"}},
+				{ev: "lost a 1", out: Applied, disp: []string{"a/2"}},
+				{ev: "lost a 2", out: Applied, disp: []string{"a/3"}},
+				{ev: "lost a 3", out: Applied, evs: []string{"task.skipped b/0", `run.finished:failed:task "a" failed: executor gone`},
+					state: "failed a=failed/3~2 b=skipped/0"},
+			},
+		},
+		{
+			name: "a lost attempt while paused is held",
+			plan: []string{"a"},
+			steps: []step{
+				{ev: "submit", out: Applied, disp: []string{"a/1"}},
+				{ev: "pause@2", out: Applied, evs: []string{"run.paused"}},
+				{ev: "lost a 1", out: Applied, state: "paused a=paused/2~1"},
+				{ev: "resume@3", out: Applied, disp: []string{"a/2"}, evs: []string{"run.resumed", "task.dispatched a/2"}},
+			},
+		},
+		{
 			name: "a referenced output that is missing is kept as null",
 			plan: []string{"a", "b:a"},
 			refs: map[string]string{"b": "a"},
@@ -325,6 +488,12 @@ func TestApply(t *testing.T) {
 				if !slices.Equal(disp, s.disp) {
 					t.Errorf("step %d %q: dispatches %q, want %q", n, s.ev, disp, s.disp)
 				}
+				if s.evs == nil {
+					// Unlisted: only the events that the dispatches imply may be there.
+					evs = slices.DeleteFunc(evs, func(e string) bool {
+						return e == event.TypeRunStarted || strings.HasPrefix(e, event.TypeTaskDispatched+" ")
+					})
+				}
 				if !slices.Equal(evs, s.evs) {
 					t.Errorf("step %d %q: events %q, want %q", n, s.ev, evs, s.evs)
 				}
@@ -337,7 +506,8 @@ func TestApply(t *testing.T) {
 					}
 				}
 				checkRemaining(t, st)
-				fresh := &RunState{Status: st.Status, Tasks: slices.Clone(st.Tasks), FailedTask: st.FailedTask, Error: st.Error}
+				fresh := &RunState{Status: st.Status, Tasks: slices.Clone(st.Tasks), FailedTask: st.FailedTask, Error: st.Error,
+					ControlSeq: st.ControlSeq}
 				if enc, _ := fresh.MarshalBinary(); string(enc) != string(after) {
 					t.Fatalf("step %d %q: incremental encoding %x, full scan %x", n, s.ev, after, enc)
 				}
@@ -356,5 +526,48 @@ func checkRemaining(t *testing.T, st *RunState) {
 	}
 	if n != st.Remaining {
 		t.Fatalf("Remaining = %d, %d tasks are not terminal", st.Remaining, n)
+	}
+}
+
+func TestAnswerIsDeterministic(t *testing.T) {
+	t.Parallel()
+	g, err := NewGraph(spec(t, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := NewRunState(g)
+	if _, err := Apply(g, st, ev(t, "submit"), t0, testPolicy); err != nil {
+		t.Fatal(err)
+	}
+	pause := ev(t, "pause@2")
+	c, err := Apply(g, st, pause, t0, testPolicy)
+	if err != nil || len(c.Events) != 1 {
+		t.Fatalf("pause: %v %+v", err, c)
+	}
+	replayed := Replay(g, st, pause, t0, testPolicy)
+	if len(replayed.Events) != 1 {
+		t.Fatalf("replay: %+v", replayed)
+	}
+	a, b := c.Events[0], replayed.Events[0]
+	if a.ID == "" || a.ID != b.ID || a.MsgID() != b.MsgID() || a.ID == pause.ID {
+		t.Fatalf("answer ids %q and %q (request %q): want one id, derived from the request", a.ID, b.ID, pause.ID)
+	}
+	if other := AnswerID(pause.ID, event.TypeRunResumed); other == a.ID {
+		t.Fatal("answers of different types share an id")
+	}
+}
+
+func TestRunStateDecodesVersion1(t *testing.T) {
+	t.Parallel()
+	var st RunState
+	if err := st.UnmarshalBinary([]byte{1, byte(RunActive), 0, 3, 0, 0, 3, byte(TaskDispatched), 1}); err != nil {
+		t.Fatal(err)
+	}
+	if st.Status != RunActive || st.Remaining != 3 || len(st.Tasks) != 3 || st.Tasks[2] != (TaskState{Status: TaskDispatched, Attempt: 1}) {
+		t.Fatalf("decoded %+v", st)
+	}
+	// A lost count is not part of version 1.
+	if err := st.UnmarshalBinary([]byte{1, byte(RunActive), 0, 1, 0, 0, 1, byte(TaskDispatched) | statusHasLost, 2, 1}); err == nil {
+		t.Fatal("version 1 with a lost count decoded")
 	}
 }

@@ -46,7 +46,8 @@ func FuzzRunStateDecode(f *testing.F) {
 	f.Add(seed)
 	tomb, _ := st.Tombstone().MarshalBinary()
 	f.Add(tomb)
-	f.Add([]byte{StateVersion, 1, 0, 3, 0, 0, 3, 1, 1})
+	f.Add([]byte{1, 1, 0, 3, 0, 0, 3, 1, 1})
+	f.Add([]byte{StateVersion, 4, 0, 3, 0, 5, 0, 3, 0x81, 2, 1})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var st RunState
 		if err := st.UnmarshalBinary(data); err != nil {

@@ -50,6 +50,33 @@ func TestReplay(t *testing.T) {
 			evs: []string{"run.finished:success"},
 		},
 		{
+			name: "a lost attempt re-dispatches its successor at once", plan: []string{"a*2"},
+			applied: []string{"submit", "fail a 1", "lost a 2"}, replay: "lost a 2",
+			disp: []string{"a/3"}, evs: []string{"task.dispatched a/3"},
+		},
+		{
+			name: "a retry after a lost attempt keeps its backoff", plan: []string{"a*2"},
+			applied: []string{"submit", "lost a 1", "fail a 2"}, replay: "fail a 2",
+			disp: []string{"a/3+1s"}, evs: []string{"task.dispatched a/3"},
+		},
+		{
+			name: "cancel re-publishes the cancellations and run.finished", plan: []string{"a", "b:a", "c"},
+			applied: []string{"submit", "ok c 1", "cancel@4"}, replay: "cancel@4",
+			evs: []string{"task.cancelled a/1", "task.cancelled b/0", "run.finished:cancelled:run cancelled"},
+		},
+		{
+			name: "pause re-publishes its answer while paused", plan: []string{"a"},
+			applied: []string{"submit", "pause@2"}, replay: "pause@2", evs: []string{"run.paused"},
+		},
+		{
+			name: "pause answers nothing once resumed", plan: []string{"a"},
+			applied: []string{"submit", "pause@2", "resume@3"}, replay: "pause@2",
+		},
+		{
+			name: "resume re-publishes its answer", plan: []string{"a"},
+			applied: []string{"submit", "pause@2", "resume@3"}, replay: "resume@3", evs: []string{"run.resumed"},
+		},
+		{
 			name: "an unapplied event replays nothing", plan: []string{"a", "b:a"},
 			applied: []string{"submit"}, replay: "ok b 1",
 		},
