@@ -226,3 +226,24 @@ func TestBatchesGroupsMessages(t *testing.T) {
 		t.Errorf("Batches returned %v after cancel", err)
 	}
 }
+
+func TestPublishAckReportsDuplicates(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bus.Config{})
+	e := event.New(event.TypeTaskStarted, "run1", "t", 1)
+	m, err := bus.EventMsg(&e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := b.PublishAck(context.Background(), m)
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	again, err := b.PublishAck(context.Background(), m)
+	if err != nil {
+		t.Fatalf("republish: %v", err)
+	}
+	if first.Duplicate || !again.Duplicate || again.Sequence != first.Sequence {
+		t.Errorf("first %+v, again %+v: want the second one a duplicate of the first", first, again)
+	}
+}

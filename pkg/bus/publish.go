@@ -87,3 +87,15 @@ func natsMsg(m Msg) *nats.Msg {
 	}
 	return nm
 }
+
+// PublishAck publishes one message and waits for the stream's acknowledgement, which it returns.
+// PubAck.Duplicate is true when the stream already held a message with the same MsgID within its
+// duplicate window: callers use it to learn that an event was published before (by them or by
+// another process), for example that an attempt had already started.
+func (b *Bus) PublishAck(ctx context.Context, m Msg) (*jetstream.PubAck, error) {
+	ack, err := b.JS.PublishMsg(ctx, natsMsg(m))
+	if err != nil {
+		return nil, fmt.Errorf("publishing %s (%s): %w", m.Subject, m.MsgID, err)
+	}
+	return ack, nil
+}
