@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -242,4 +244,70 @@ func waitFor(ctx context.Context, interval time.Duration, exited <-chan struct{}
 		case <-ticker.C:
 		}
 	}
+}
+
+// clockTicks is USER_HZ, the unit of the CPU times in /proc/<pid>/stat (100 on every Linux
+// architecture Go supports).
+const clockTicks = 100
+
+// CPUTime returns the user plus system CPU time the process has used so far, read from
+// /proc/<pid>/stat (Linux only).
+func (p *Process) CPUTime() (time.Duration, error) { return ProcCPUTime(p.Pid()) }
+
+// PeakRSS returns the process's peak resident set size (VmHWM in /proc/<pid>/status, Linux only).
+func (p *Process) PeakRSS() (int64, error) { return ProcPeakRSS(p.Pid()) }
+
+// ProcCPUTime returns the user plus system CPU time used by process pid.
+func ProcCPUTime(pid int) (time.Duration, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("reading cpu time of %d: %w", pid, err)
+	}
+	// The command name (field 2) may hold spaces; fields are counted after its closing parenthesis.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("reading cpu time of %d: malformed stat", pid)
+	}
+	fields := strings.Fields(string(data[i+1:]))
+	// After ")": state is field 3, utime field 14, stime field 15.
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("reading cpu time of %d: malformed stat", pid)
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("reading cpu time of %d: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// ProcPeakRSS returns the peak resident set size of process pid in bytes.
+func ProcPeakRSS(pid int) (int64, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, fmt.Errorf("reading peak rss of %d: %w", pid, err)
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("reading peak rss of %d: %w", pid, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("reading peak rss of %d: no VmHWM", pid)
+}
+
+// ProcAlive reports whether a process with this pid exists and is not a zombie.
+func ProcAlive(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(data, ')')
+	return i >= 0 && len(data) > i+2 && data[i+2] != 'Z'
 }

@@ -40,6 +40,16 @@ type Config struct {
 	Executors           int
 	ExecutorTypes       string
 	ExecutorConcurrency int
+	// Schedulers is the number of scheduler processes (scheduler, scheduler-2, ...), racing on the
+	// same runs; default 1.
+	Schedulers int
+	// RecorderArgs, SchedulerArgs and ExecutorArgs are added to each process's command line, for
+	// short timings in fault tests (--ack-wait, --reconcile-interval, ...).
+	RecorderArgs  []string
+	SchedulerArgs []string
+	ExecutorArgs  []string
+	// Env is added to the environment of every service.
+	Env []string
 }
 
 // WithDefaults returns the config with zero fields set to their defaults.
@@ -52,6 +62,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ExecutorConcurrency == 0 {
 		c.ExecutorConcurrency = ExecutorConcurrencyDefault
+	}
+	if c.Schedulers == 0 {
+		c.Schedulers = 1
 	}
 	return c
 }
@@ -73,17 +86,21 @@ func (c Config) Validate() error {
 		return fmt.Errorf("stack: Executors must be positive, got %d", c.Executors)
 	case c.ExecutorConcurrency < 1:
 		return fmt.Errorf("stack: ExecutorConcurrency must be positive, got %d", c.ExecutorConcurrency)
+	case c.Schedulers < 1:
+		return fmt.Errorf("stack: Schedulers must be positive, got %d", c.Schedulers)
 	}
 	return nil
 }
 
 // Stack is a running set of processes: nats-server, recorder, scheduler and executors.
 type Stack struct {
-	NATS      *NATS
-	Recorder  *Process
-	Scheduler *Process
-	Executors []*Process
-	cfg       Config
+	NATS     *NATS
+	Recorder *Process
+	// Scheduler is the first scheduler; Schedulers holds all of them (Config.Schedulers).
+	Scheduler  *Process
+	Schedulers []*Process
+	Executors  []*Process
+	cfg        Config
 }
 
 // StartStack starts nats-server, waits until it is healthy, then starts the recorder, the
@@ -117,9 +134,14 @@ func StartStack(ctx context.Context, cfg Config) (*Stack, error) {
 	if s.Recorder, err = StartProcess(s.RecorderSpec()); err != nil {
 		return nil, errors.Join(err, s.Kill())
 	}
-	if s.Scheduler, err = StartProcess(s.SchedulerSpec()); err != nil {
-		return nil, errors.Join(err, s.Kill())
+	for i := 1; i <= cfg.Schedulers; i++ {
+		p, err := StartProcess(s.schedulerSpec(i))
+		if err != nil {
+			return nil, errors.Join(err, s.Kill())
+		}
+		s.Schedulers = append(s.Schedulers, p)
 	}
+	s.Scheduler = s.Schedulers[0]
 	for i := 1; i <= cfg.Executors; i++ {
 		p, err := StartProcess(s.ExecutorSpec("executor-" + strconv.Itoa(i)))
 		if err != nil {
@@ -158,18 +180,27 @@ func (s *Stack) RecorderSpec() ProcessSpec {
 	return ProcessSpec{
 		Name:    "recorder",
 		Path:    s.cfg.Binaries.Recorder,
-		Args:    args,
+		Args:    append(args, s.cfg.RecorderArgs...),
+		Env:     s.cfg.Env,
 		LogPath: filepath.Join(s.cfg.Dir, "recorder.log"),
 	}
 }
 
-// SchedulerSpec returns how the stack starts its scheduler.
-func (s *Stack) SchedulerSpec() ProcessSpec {
+// SchedulerSpec returns how the stack starts its (first) scheduler.
+func (s *Stack) SchedulerSpec() ProcessSpec { return s.schedulerSpec(1) }
+
+// schedulerSpec returns how the stack starts its i-th scheduler (1-based).
+func (s *Stack) schedulerSpec(i int) ProcessSpec {
+	name := "scheduler"
+	if i > 1 {
+		name += "-" + strconv.Itoa(i)
+	}
 	return ProcessSpec{
-		Name:    "scheduler",
+		Name:    name,
 		Path:    s.cfg.Binaries.Scheduler,
-		Args:    []string{"--nats", s.NATS.URL},
-		LogPath: filepath.Join(s.cfg.Dir, "scheduler.log"),
+		Args:    append([]string{"--nats", s.NATS.URL}, s.cfg.SchedulerArgs...),
+		Env:     s.cfg.Env,
+		LogPath: filepath.Join(s.cfg.Dir, name+".log"),
 	}
 }
 
@@ -179,12 +210,13 @@ func (s *Stack) ExecutorSpec(instance string) ProcessSpec {
 	return ProcessSpec{
 		Name: instance,
 		Path: s.cfg.Binaries.Executor,
-		Args: []string{
+		Args: append([]string{
 			"--nats", s.NATS.URL,
 			"--types", s.cfg.ExecutorTypes,
 			"--concurrency", strconv.Itoa(s.cfg.ExecutorConcurrency),
 			"--instance", instance,
-		},
+		}, s.cfg.ExecutorArgs...),
+		Env:     s.cfg.Env,
 		LogPath: filepath.Join(s.cfg.Dir, instance+".log"),
 	}
 }
@@ -215,8 +247,9 @@ func (s *Stack) Restart(p *Process) (*Process, error) {
 	switch {
 	case s.Recorder == p:
 		s.Recorder = np
-	case s.Scheduler == p:
-		s.Scheduler = np
+	case slices.Contains(s.Schedulers, p):
+		s.Schedulers[slices.Index(s.Schedulers, p)] = np
+		s.Scheduler = s.Schedulers[0]
 	default:
 		i := slices.Index(s.Executors, p)
 		if i < 0 {
@@ -228,14 +261,13 @@ func (s *Stack) Restart(p *Process) (*Process, error) {
 	return np, nil
 }
 
-// Services returns the service processes in start order: recorder, scheduler, executors.
+// Services returns the service processes in start order: recorder, schedulers, executors.
 func (s *Stack) Services() []*Process {
 	var ps []*Process
-	for _, p := range []*Process{s.Recorder, s.Scheduler} {
-		if p != nil {
-			ps = append(ps, p)
-		}
+	if s.Recorder != nil {
+		ps = append(ps, s.Recorder)
 	}
+	ps = append(ps, s.Schedulers...)
 	return append(ps, s.Executors...)
 }
 

@@ -1,0 +1,17 @@
+// Package faults holds Ork's fault tests and the invariant they check. The tests run the services
+// as real processes (package deploy/stack), kill or stop them (SIGKILL, SIGSTOP/SIGCONT), restart
+// NATS and PostgreSQL, feed poison to the streams, and end with Check:
+//
+//   - every accepted run is terminal in the database within its deadline, and none of its tasks or
+//     attempts is left pending, dispatched or running;
+//   - the database holds exactly what the streams carried: one attempt row per attempt that has an
+//     event, one log row per shipped log line (no loss, no duplicate), each attempt's log sequence
+//     without gaps;
+//   - no status moved backwards (Watcher samples the database while the test runs);
+//   - every execution of a task body (each body appends "run task attempt pid" to a ledger file) is
+//     accounted for: each one has its recorded attempt, no attempt ran twice, a task that succeeded
+//     ran its final attempt, a skipped task never ran.
+//
+// TestChaos (run by `make chaos`) applies a random stream of faults to a whole stack while runs are
+// submitted, then checks the same invariant.
+package faults

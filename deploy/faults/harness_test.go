@@ -1,0 +1,429 @@
+package faults_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/ork-go/ork/deploy/faults"
+	"github.com/ork-go/ork/deploy/stack"
+	"github.com/ork-go/ork/pkg/bus"
+	"github.com/ork-go/ork/pkg/client"
+	"github.com/ork-go/ork/pkg/workflow"
+)
+
+// binDir holds the executables built once for the whole package.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ork-faults-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		_ = os.RemoveAll(dir)
+		os.Exit(code)
+	}))
+}
+
+var (
+	buildOnce sync.Once
+	builtBins stack.Binaries
+	buildErr  error
+)
+
+// binaries builds nats-server, the services and the CLI once for the package, from the workspace
+// holding this package or from ORK_FAULTS_ROOT (another checkout, e.g. a `git archive` of a commit).
+func binaries(t *testing.T) stack.Binaries {
+	t.Helper()
+	buildOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		root := os.Getenv("ORK_FAULTS_ROOT")
+		if root == "" {
+			var err error
+			if root, err = stack.FindRoot("."); err != nil {
+				buildErr = err
+				return
+			}
+		}
+		builtBins, buildErr = stack.BuildBinaries(ctx, stack.BuildConfig{Root: root, Dir: binDir, CLI: true})
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBins
+}
+
+// adminURL returns TEST_DATABASE_URL, skipping the test when it is unset.
+func adminURL(t *testing.T) string {
+	t.Helper()
+	admin := os.Getenv("TEST_DATABASE_URL")
+	if admin == "" {
+		t.Skip("TEST_DATABASE_URL is not set: the fault tests need PostgreSQL " +
+			"(e.g. TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)")
+	}
+	return admin
+}
+
+// testDatabase creates a fresh database on the server of admin, dropped at cleanup.
+func testDatabase(t *testing.T, admin string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	suffix := make([]byte, 6)
+	if _, err := rand.Read(suffix); err != nil {
+		t.Fatal(err)
+	}
+	name := "ork_faults_" + hex.EncodeToString(suffix)
+	dbURL, err := stack.CreateDatabase(ctx, admin, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := stack.DropDatabase(ctx, admin, name); err != nil {
+			t.Errorf("dropping test database: %v", err)
+		}
+	})
+	return dbURL
+}
+
+// options shape one test's stack.
+type options struct {
+	executors   int
+	schedulers  int
+	concurrency int
+	ackWait     time.Duration
+	// dbURL replaces the fresh database on TEST_DATABASE_URL's server.
+	dbURL         string
+	recorderArgs  []string
+	schedulerArgs []string
+	executorArgs  []string
+	types         string
+}
+
+// env is one test's running stack, its ledger and a client.
+type env struct {
+	t      *testing.T
+	ctx    context.Context
+	dir    string
+	ledger string
+	body   string
+	dbURL  string
+	s      *stack.Stack
+	bus    *bus.Bus
+	client *client.Client
+	watch  *faults.Watcher
+
+	mu   sync.Mutex
+	runs []string
+}
+
+// bodyPy is every task's body: it appends "run task attempt pid" to the ledger (argv[1]), prints
+// argv[3] numbered log lines, sleeps argv[2] seconds and outputs its task, attempt and the rest of
+// its argv.
+const bodyPy = `import json, os, sys, time
+ledger, seconds, lines = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+rec = "%s %s %s %d\n" % (os.environ["ORK_RUN_ID"], os.environ["ORK_TASK_NAME"], os.environ["ORK_ATTEMPT"], os.getpid())
+fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+os.write(fd, rec.encode())
+os.close(fd)
+for i in range(1, lines + 1):
+    print("log %d" % i, flush=True)
+time.sleep(seconds)
+out = {"task": os.environ["ORK_TASK_NAME"], "attempt": int(os.environ["ORK_ATTEMPT"]), "argv": sys.argv[4:]}
+print("ORK_OUTPUT:" + json.dumps(out), flush=True)
+`
+
+// setup starts a stack for one test: a fresh database, nats-server (file store), the recorder,
+// the schedulers and the executors, and a watcher of status order.
+func setup(t *testing.T, o options) *env {
+	t.Helper()
+	admin := adminURL(t)
+	bins := binaries(t)
+	if o.executors == 0 {
+		o.executors = 2
+	}
+	if o.concurrency == 0 {
+		o.concurrency = 2
+	}
+	if o.types == "" {
+		o.types = workflow.ExecutorProcess
+	}
+	dbURL := o.dbURL
+	if dbURL == "" {
+		dbURL = testDatabase(t, admin)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	dir := t.TempDir()
+	e := &env{t: t, ctx: ctx, dir: dir, ledger: filepath.Join(dir, "ledger"), body: filepath.Join(dir, "body.py"), dbURL: dbURL}
+	if err := os.WriteFile(e.body, []byte(bodyPy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	execArgs := o.executorArgs
+	if o.ackWait > 0 {
+		execArgs = append(execArgs, "--ack-wait", o.ackWait.String())
+	}
+	s, err := stack.StartStack(ctx, stack.Config{
+		Binaries:            bins,
+		Dir:                 filepath.Join(dir, "stack"),
+		NATSBase:            natsBase(t),
+		DBURL:               dbURL,
+		Executors:           o.executors,
+		ExecutorTypes:       o.types,
+		ExecutorConcurrency: o.concurrency,
+		Schedulers:          o.schedulers,
+		RecorderArgs:        o.recorderArgs,
+		SchedulerArgs:       o.schedulerArgs,
+		ExecutorArgs:        execArgs,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.s = s
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("process logs:\n%s", s.Logs())
+		}
+		if err := s.Kill(); err != nil {
+			t.Errorf("killing the stack: %v", err)
+		}
+	})
+	if err := s.WaitExecutors(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := bus.Connect(bus.Config{URL: s.NATS.URL, Name: "faults-test"}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	e.bus = b
+	e.client = client.New(b)
+	e.watch = faults.Watch(ctx, dbURL, 200*time.Millisecond)
+	t.Cleanup(func() { e.watch.Stop() })
+	return e
+}
+
+// natsBase returns deploy/nats-server.conf.
+func natsBase(t *testing.T) []byte {
+	t.Helper()
+	data, err := os.ReadFile("../nats-server.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// taskSpec is one task of a generated workflow, running bodyPy.
+type taskSpec struct {
+	name    string
+	deps    []string
+	seconds float64
+	lines   int
+	retries int
+	timeout int
+	// command replaces the body (no ledger line).
+	command []string
+	// argv is appended to the body's command line.
+	argv []string
+}
+
+// workflow writes a workflow of the given tasks next to the body and compiles it.
+func (e *env) workflow(name string, tasks []taskSpec) *workflow.Plan {
+	e.t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "name: %s\ntasks:\n", name)
+	for _, ts := range tasks {
+		cmd := ts.command
+		if cmd == nil {
+			cmd = append([]string{"python3", e.body, e.ledger, strconv.FormatFloat(ts.seconds, 'f', -1, 64), strconv.Itoa(ts.lines)}, ts.argv...)
+		}
+		argv, err := json.Marshal(cmd)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "  %s:\n    executor: process\n    command: %s\n", ts.name, argv)
+		if len(ts.deps) > 0 {
+			fmt.Fprintf(&b, "    depends_on: [%s]\n", strings.Join(ts.deps, ", "))
+		}
+		if ts.retries > 0 {
+			fmt.Fprintf(&b, "    retries: %d\n", ts.retries)
+		}
+		if ts.timeout > 0 {
+			fmt.Fprintf(&b, "    timeout: %d\n", ts.timeout)
+		}
+	}
+	path := filepath.Join(e.dir, name+".yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	plan, err := workflow.Load(path)
+	if err != nil {
+		e.t.Fatalf("loading workflow %s: %v\n%s", name, err, b.String())
+	}
+	return plan
+}
+
+// wide returns a workflow of one root, width middle tasks and a join, each printing lines lines.
+func (e *env) wide(name string, width int, seconds float64, lines int) *workflow.Plan {
+	tasks := []taskSpec{{name: "root", seconds: seconds, lines: lines}}
+	var mid []string
+	for i := 1; i <= width; i++ {
+		n := fmt.Sprintf("w%03d", i)
+		mid = append(mid, n)
+		tasks = append(tasks, taskSpec{name: n, deps: []string{"root"}, seconds: seconds, lines: lines})
+	}
+	tasks = append(tasks, taskSpec{name: "join", deps: mid, seconds: seconds, lines: lines})
+	return e.workflow(name, tasks)
+}
+
+// submit starts a run of plan and remembers it as accepted.
+func (e *env) submit(plan *workflow.Plan) string {
+	e.t.Helper()
+	id, err := e.client.Submit(e.ctx, client.SubmitParams{Plan: plan, TriggeredBy: "faults-test"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.mu.Lock()
+	e.runs = append(e.runs, id)
+	e.mu.Unlock()
+	return id
+}
+
+// accepted returns the runs submitted so far.
+func (e *env) accepted() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.runs...)
+}
+
+// check runs the invariant over every accepted run and fails the test on any violation.
+func (e *env) check(p faults.Params) faults.Report {
+	e.t.Helper()
+	p.DBURL = e.dbURL
+	if p.NATSURL == "" {
+		p.NATSURL = e.s.NATS.URL
+	}
+	p.RunIDs = e.accepted()
+	if p.Ledger == "" {
+		p.Ledger = e.ledger
+	}
+	p.Watcher = e.watch
+	rep, err := faults.Check(e.ctx, p)
+	if err != nil {
+		e.t.Fatalf("checking the invariant: %v", err)
+	}
+	e.t.Logf("invariant: %s", rep)
+	if !rep.OK() {
+		e.t.Errorf("the invariant does not hold:\n%s", rep)
+	}
+	return rep
+}
+
+// executions returns the ledger.
+func (e *env) executions() []faults.Execution {
+	e.t.Helper()
+	execs, err := faults.ReadLedger(e.ledger)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return execs
+}
+
+// waitExecution waits until the ledger holds an execution matching match and returns it.
+func (e *env) waitExecution(what string, match func(faults.Execution) bool) faults.Execution {
+	e.t.Helper()
+	var found faults.Execution
+	e.waitUntil("an execution of "+what, func() bool {
+		for _, x := range e.executions() {
+			if match(x) {
+				found = x
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// waitExecutions waits until the ledger holds at least n executions.
+func (e *env) waitExecutions(n int) {
+	e.t.Helper()
+	e.waitUntil(strconv.Itoa(n)+" executions", func() bool { return countLines(e.ledger) >= n })
+}
+
+// countLines returns the number of lines of a file, 0 when it does not exist.
+func countLines(path string) int {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		n++
+	}
+	return n
+}
+
+// waitUntil polls cond every 20 ms until it holds, failing the test at the env's deadline.
+func (e *env) waitUntil(what string, cond func() bool) {
+	e.t.Helper()
+	ticker := time.NewTicker(20 * time.Millisecond)
+	defer ticker.Stop()
+	for !cond() {
+		select {
+		case <-e.ctx.Done():
+			e.t.Fatalf("waiting for %s: %v", what, e.ctx.Err())
+		case <-ticker.C:
+		}
+	}
+}
+
+// executorOf returns the executor process that is the parent of pid.
+func (e *env) executorOf(pid int) *stack.Process {
+	e.t.Helper()
+	ppid, err := parentPid(pid)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, x := range e.s.Executors {
+		if x.Pid() == ppid {
+			return x
+		}
+	}
+	e.t.Fatalf("process %d (parent %d) is not a child of any executor", pid, ppid)
+	return nil
+}
+
+// parentPid reads a process's parent from /proc.
+func parentPid(pid int) (int, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("reading parent of %d: %w", pid, err)
+	}
+	i := strings.LastIndexByte(string(data), ')')
+	fields := strings.Fields(string(data[i+1:]))
+	if len(fields) < 2 {
+		return 0, fmt.Errorf("reading parent of %d: malformed stat", pid)
+	}
+	return strconv.Atoi(fields[1])
+}
