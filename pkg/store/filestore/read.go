@@ -230,7 +230,7 @@ func (s *Store) LogList(ctx context.Context, p store.LogListParams) ([]store.Log
 				return nil, err
 			}
 			for _, l := range rows {
-				if l.Seq > p.AfterSeq {
+				if p.AfterSeq <= 0 || l.Seq > p.AfterSeq {
 					lines = append(lines, store.LogLine{RunID: p.RunID, Task: task, Attempt: attempt, Seq: l.Seq, Stream: l.Stream, Line: l.Line, Time: l.Time})
 				}
 			}

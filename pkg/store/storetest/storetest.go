@@ -714,6 +714,10 @@ func testLogsPaging(t *testing.T, f *fixture) {
 	}
 	wantDeep(t, "paged seqs", got, want)
 	wantEq(t, "lines after 20", len(f.logs(store.LogListParams{RunID: id, Task: "fetch", AfterSeq: 20})), 5)
+
+	// AfterSeq 0 filters nothing, not even a misnumbered line of seq 0 (storecheck looks for those).
+	f.apply(store.ApplyBatchParams{Logs: []event.LogBatch{f.logBatch(id, "right", 1, 0, 1)}})
+	wantEq(t, "lines of right with a seq 0", len(f.logs(store.LogListParams{RunID: id, Task: "right"})), 2)
 }
 
 func testLogsBeforeRun(t *testing.T, f *fixture) {
