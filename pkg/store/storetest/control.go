@@ -308,4 +308,3 @@ func testLostAttempt(t *testing.T, f *fixture) {
 	wantEq(t, "report attempt instance", as[0].Instance, "")
 	wantTime(t, "report attempt StartedAt", as[0].StartedAt, nil)
 }
-
