@@ -22,6 +22,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if url := os.Getenv(childNATSEnv); url != "" {
+		// This test binary was started by startChild as an executor process.
+		os.Exit(runChild(url, os.Getenv(childConfigEnv)))
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -43,6 +44,10 @@ type Service struct {
 	runningMu sync.Mutex
 	running   map[attemptKey]context.CancelCauseFunc // attempts being executed
 	cancelled cancelledSet                           // recent cancellations
+
+	// dupWindow is ORK_EVENTS's duplicate window, read when Run starts: how long a task.started
+	// publish remembers that the attempt had started (see lost.go).
+	dupWindow time.Duration
 }
 
 // New checks the config, installs the python runner when python is served, and returns a service
@@ -94,6 +99,14 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		consumers[i] = c
 	}
+	window, err := s.eventsDuplicateWindow(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	s.dupWindow = window
 	subs, err := s.subscribeCancels()
 	if err != nil {
 		return err
@@ -234,9 +247,14 @@ func (s *Service) attempt(hard context.Context, typ string, d *event.Dispatch, m
 	defer untrack()
 	started := event.New(event.TypeTaskStarted, d.RunID, d.Task.Name, d.Attempt)
 	started.Instance = s.cfg.Instance
-	if err := s.publish(&started); err != nil {
+	dup, err := s.publishStarted(&started)
+	if err != nil {
 		log.Error("publishing task.started", zap.Error(err))
 		s.nak(log, msg, retryDelay)
+		return
+	}
+	if why := s.lostBefore(msg, d, dup); why != "" {
+		s.reportLost(d, msg, log, why)
 		return
 	}
 	begin := time.Now()
@@ -250,8 +268,10 @@ func (s *Service) attempt(hard context.Context, typ string, d *event.Dispatch, m
 		}
 		return
 	case o.aborted:
-		log.Info("task stopped by executor shutdown; it will run again")
-		s.nak(log, msg, 0)
+		// The attempt ran partly: running it again under the same number would repeat its side
+		// effects and its log lines' ids. Report it lost, so the scheduler starts a new attempt.
+		s.reportLost(d, msg, log, "attempt "+strconv.Itoa(d.Attempt)+
+			" was lost: its executor stopped before it finished (drain grace of "+s.cfg.DrainGrace.String()+" over)")
 		return
 	}
 	typEv := event.TypeTaskSucceeded
@@ -292,13 +312,19 @@ func (s *Service) attempt(hard context.Context, typ string, d *event.Dispatch, m
 	log.Debug("task done", logging.EventType(typEv), zap.Int64("duration_ms", ev.DurationMS))
 }
 
-// publish publishes an event once.
-func (s *Service) publish(e *event.Event) error {
+// publishStarted publishes task.started once and reports whether the stream already held it.
+func (s *Service) publishStarted(e *event.Event) (duplicate bool, err error) {
 	m, err := bus.EventMsg(e)
 	if err != nil {
-		return err
+		return false, err
 	}
-	return s.publishMsg(m, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	ack, err := s.bus.PublishAck(ctx, m)
+	if err != nil {
+		return false, err
+	}
+	return ack.Duplicate, nil
 }
 
 // publishMsg publishes a message, trying up to attempts times.

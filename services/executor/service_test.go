@@ -97,26 +97,18 @@ func TestInstancesShareTheConsumer(t *testing.T) {
 	if !slices.Equal(got, []string{"a", "b"}) {
 		t.Errorf("tasks ran on instances %q, want one each on a and b", got)
 	}
-	// A hard stop after the drain grace returns the dispatches instead of failing them, and a new
-	// instance runs them. AckWait is far longer than the test may wait, so only a nak explains it.
+	// A hard stop after the drain grace reports the running attempts lost, so that the scheduler
+	// starts new ones, instead of running them again under the same number.
 	stopA()
 	stopB()
-	cfg.Instance = "c"
-	cfg.Concurrency = 2
-	h.start(t, cfg)
-	evs = h.events.wait(t, "both tasks started again on c", func(evs []event.Event) bool {
-		return len(started(evs, d1)) == 2 && len(started(evs, d2)) == 2
-	})
 	for _, d := range []event.Dispatch{d1, d2} {
-		if st := started(evs, d); st[1].Instance != "c" {
-			t.Errorf("%s restarted on %q, want c", d.Task.Name, st[1].Instance)
+		e := h.result(t, d)
+		wantFailure(t, e, event.ReasonLost, "drain grace")
+		if e.Instance != started(evs, d)[0].Instance {
+			t.Errorf("%s: lost reported by %q, started on %q", d.Task.Name, e.Instance, started(evs, d)[0].Instance)
 		}
 	}
-	for _, e := range evs {
-		if e.Type == event.TypeTaskFailed || e.Type == event.TypeTaskSucceeded {
-			t.Errorf("a stopped executor published %s for %s", e.Type, e.Task)
-		}
-	}
+	waitSettled(t, h, workflow.ExecutorSleep)
 }
 
 // waitConsumer polls a consumer's info until ok holds: consumer state has no change notification.
@@ -150,19 +142,34 @@ func TestHeartbeatPreventsRedelivery(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.AckWait = time.Second
 	cfg.Concurrency = 2
+	cfg.Instance = "a"
 	h.start(t, cfg)
-	tk, in := sleepTask("long", "3.5")
-	d := h.dispatch(t, event.Dispatch{Task: tk, Inputs: in})
-	wantSuccess(t, h.result(t, d))
+	// A second instance would receive any redelivery at once.
+	cfg.Instance = "b"
+	h.start(t, cfg)
+	// Both run four times the ack wait: a process task and a built-in one.
+	count := filepath.Join(t.TempDir(), "count")
+	proc := h.dispatch(t, event.Dispatch{Task: countedTask("process", count, "4")})
+	tk, in := sleepTask("sleep", "4")
+	slp := h.dispatch(t, event.Dispatch{Task: tk, Inputs: in})
+	wantSuccess(t, h.result(t, proc))
+	wantSuccess(t, h.result(t, slp))
+	if n := runs(t, count); n != 1 {
+		t.Errorf("the process task ran %d times, want once", n)
+	}
 	all := h.events.wait(t, "", func([]event.Event) bool { return true })
-	if n := len(started(all, d)); n != 1 {
-		t.Errorf("task started %d times: it was redelivered while running", n)
+	for _, d := range []event.Dispatch{proc, slp} {
+		if n := len(started(all, d)); n != 1 {
+			t.Errorf("%s started %d times: it was redelivered while running", d.Task.Name, n)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitDeadline)
 	defer cancel()
-	info := waitConsumer(t, ctx, h, workflow.ExecutorSleep, func(ci *jetstream.ConsumerInfo) bool { return ci.NumAckPending == 0 })
-	if info.NumRedelivered != 0 {
-		t.Errorf("%d redeliveries", info.NumRedelivered)
+	for _, typ := range []string{workflow.ExecutorProcess, workflow.ExecutorSleep} {
+		info := waitConsumer(t, ctx, h, typ, func(ci *jetstream.ConsumerInfo) bool { return ci.NumAckPending == 0 })
+		if info.NumRedelivered != 0 {
+			t.Errorf("%s: %d redeliveries", typ, info.NumRedelivered)
+		}
 	}
 }
 
