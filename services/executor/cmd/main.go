@@ -30,7 +30,9 @@ type options struct {
 	logLevel    string
 	logFormat   string
 	ackWait     time.Duration
+	killGrace   time.Duration
 	drainGrace  time.Duration
+	logMaxBytes int64
 }
 
 func main() {
@@ -83,6 +85,14 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	if err != nil {
 		return o, err
 	}
+	killGrace, err := envDuration(env("ORK_EXECUTOR_KILL_GRACE", ""), "ORK_EXECUTOR_KILL_GRACE", executor.KillGraceDefault)
+	if err != nil {
+		return o, err
+	}
+	logMaxBytes, err := envInt(env("ORK_EXECUTOR_LOG_MAX_BYTES", ""), "ORK_EXECUTOR_LOG_MAX_BYTES", executor.LogMaxBytesDefault)
+	if err != nil {
+		return o, err
+	}
 	fs.StringVar(&o.natsURL, "nats", env("ORK_NATS_URL", bus.URLDefault), "NATS server URL (ORK_NATS_URL)")
 	fs.StringVar(&o.types, "types", env("ORK_EXECUTOR_TYPES", strings.Join(executor.TypesDefault(), ",")),
 		"comma-separated executor types to serve: process, python, noop, sleep (ORK_EXECUTOR_TYPES)")
@@ -91,7 +101,9 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	fs.StringVar(&o.logLevel, "log-level", env("ORK_LOG_LEVEL", "info"), "debug, info, warn or error (ORK_LOG_LEVEL)")
 	fs.StringVar(&o.logFormat, "log-format", env("ORK_LOG_FORMAT", "json"), "json or console (ORK_LOG_FORMAT)")
 	fs.DurationVar(&o.ackWait, "ack-wait", ackWait, "redelivery delay of an unacknowledged task; heartbeats every third of it (ORK_EXECUTOR_ACK_WAIT)")
-	fs.DurationVar(&o.drainGrace, "drain-grace", drainGrace, "on stop, how long running tasks may finish before they are killed (ORK_EXECUTOR_DRAIN_GRACE)")
+	fs.DurationVar(&o.drainGrace, "drain-grace", drainGrace, "on stop, how long running tasks may finish before they are killed and reported lost (ORK_EXECUTOR_DRAIN_GRACE)")
+	fs.DurationVar(&o.killGrace, "kill-grace", killGrace, "time between SIGTERM and SIGKILL of a task's process group (ORK_EXECUTOR_KILL_GRACE)")
+	fs.Int64Var(&o.logMaxBytes, "log-max-bytes", int64(logMaxBytes), "log bytes shipped per attempt; later lines are dropped but for a marker and the last lines (ORK_EXECUTOR_LOG_MAX_BYTES)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -110,7 +122,7 @@ func run(ctx context.Context, o options, log *zap.Logger) error {
 		}
 	}
 	cfg := executor.Config{Types: types, Concurrency: o.concurrency, Instance: o.instance, AckWait: o.ackWait,
-		DrainGrace: o.drainGrace}.WithDefaults()
+		KillGrace: o.killGrace, DrainGrace: o.drainGrace, LogMaxBytes: o.logMaxBytes}.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

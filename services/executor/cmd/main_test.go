@@ -10,10 +10,13 @@ import (
 func TestFlagsOverrideEnvOverrideDefaults(t *testing.T) {
 	t.Parallel()
 	envs := map[string]string{
-		"ORK_NATS_URL":             "nats://env:4222",
-		"ORK_EXECUTOR_TYPES":       "noop",
-		"ORK_EXECUTOR_CONCURRENCY": "3",
-		"ORK_EXECUTOR_ACK_WAIT":    "12s",
+		"ORK_NATS_URL":               "nats://env:4222",
+		"ORK_EXECUTOR_TYPES":         "noop",
+		"ORK_EXECUTOR_CONCURRENCY":   "3",
+		"ORK_EXECUTOR_ACK_WAIT":      "12s",
+		"ORK_EXECUTOR_KILL_GRACE":    "2s",
+		"ORK_EXECUTOR_DRAIN_GRACE":   "3s",
+		"ORK_EXECUTOR_LOG_MAX_BYTES": "4096",
 	}
 	getenv := func(k string) string { return envs[k] }
 
@@ -21,21 +24,25 @@ func TestFlagsOverrideEnvOverrideDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.natsURL != "nats://127.0.0.1:4222" || o.types != "process,python" || o.concurrency != executor.ConcurrencyDefault || o.ackWait != executor.AckWaitDefault {
+	if o.natsURL != "nats://127.0.0.1:4222" || o.types != "process,python" || o.concurrency != executor.ConcurrencyDefault || o.ackWait != executor.AckWaitDefault ||
+		o.killGrace != executor.KillGraceDefault || o.drainGrace != executor.DrainGraceDefault || o.logMaxBytes != executor.LogMaxBytesDefault {
 		t.Errorf("defaults: %+v", o)
 	}
 	o, err = parseFlags(nil, getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.natsURL != "nats://env:4222" || o.types != "noop" || o.concurrency != 3 || o.ackWait != 12*time.Second {
+	if o.natsURL != "nats://env:4222" || o.types != "noop" || o.concurrency != 3 || o.ackWait != 12*time.Second ||
+		o.killGrace != 2*time.Second || o.drainGrace != 3*time.Second || o.logMaxBytes != 4096 {
 		t.Errorf("env: %+v", o)
 	}
-	o, err = parseFlags([]string{"--nats", "nats://flag:1", "--types", "sleep,noop", "--concurrency", "5", "--ack-wait", "1m", "--instance", "i1"}, getenv)
+	o, err = parseFlags([]string{"--nats", "nats://flag:1", "--types", "sleep,noop", "--concurrency", "5", "--ack-wait", "1m", "--instance", "i1",
+		"--kill-grace", "100ms", "--drain-grace", "1s", "--log-max-bytes", "1000"}, getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.natsURL != "nats://flag:1" || o.types != "sleep,noop" || o.concurrency != 5 || o.ackWait != time.Minute || o.instance != "i1" {
+	if o.natsURL != "nats://flag:1" || o.types != "sleep,noop" || o.concurrency != 5 || o.ackWait != time.Minute || o.instance != "i1" ||
+		o.killGrace != 100*time.Millisecond || o.drainGrace != time.Second || o.logMaxBytes != 1000 {
 		t.Errorf("flags: %+v", o)
 	}
 	if _, err := parseFlags(nil, func(k string) string {
@@ -45,5 +52,15 @@ func TestFlagsOverrideEnvOverrideDefaults(t *testing.T) {
 		return ""
 	}); err == nil {
 		t.Error("a bad ORK_EXECUTOR_CONCURRENCY was accepted")
+	}
+	for _, k := range []string{"ORK_EXECUTOR_KILL_GRACE", "ORK_EXECUTOR_LOG_MAX_BYTES"} {
+		if _, err := parseFlags(nil, func(key string) string {
+			if key == k {
+				return "lots"
+			}
+			return ""
+		}); err == nil {
+			t.Errorf("a bad %s was accepted", k)
+		}
 	}
 }
