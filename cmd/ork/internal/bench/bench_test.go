@@ -95,6 +95,9 @@ func checkScenario(t *testing.T, s ScenarioResult, wantTasks, withDeps int) {
 	if s.DurationSeconds <= 0 || s.TasksPerSecond <= 0 || s.RunsPerSecond <= 0 {
 		t.Errorf("duration %v s, %v tasks/s, %v runs/s: want positive numbers", s.DurationSeconds, s.TasksPerSecond, s.RunsPerSecond)
 	}
+	if s.CPUPerTask <= 0 {
+		t.Errorf("CPU per task %v, want a positive number", s.CPUPerTask)
+	}
 	checkLatency(t, "dependency to start", s.DepToStart, withDeps)
 	checkLatency(t, "submit to first task", s.SubmitToFirstTask, s.Runs)
 	// Every run emits at least its submission, start, finish and per task dispatched, started and

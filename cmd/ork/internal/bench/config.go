@@ -169,6 +169,8 @@ type Config struct {
 	DBURL string `json:"-"`
 	// DevstackDir holds the dev stack's <service>.pid and recorder.log (cluster mode).
 	DevstackDir string `json:"-"`
+	// Memory keeps the embedded JetStream streams in memory instead of on disk (embedded mode).
+	Memory bool `json:"memory_streams"`
 	// Concurrency is the number of tasks in flight in the embedded executor. In cluster mode the
 	// executors' own settings apply.
 	Concurrency int `json:"concurrency"`
@@ -226,6 +228,9 @@ func (c Config) Validate() error {
 	}
 	if c.Submitters < 1 {
 		return fmt.Errorf("bench: Submitters must be at least 1, got %d", c.Submitters)
+	}
+	if c.Memory && c.Mode != ModeEmbedded {
+		return errors.New("bench: memory streams apply to embedded mode only")
 	}
 	if c.Idle < 0 || c.ScenarioTimeout < 0 {
 		return errors.New("bench: Idle and ScenarioTimeout must not be negative")

@@ -57,7 +57,9 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, progress func(string)
 	case ModeEmbedded:
 		e.counter = &batchCounter{}
 		tapped := log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return newCommitTap(c, e.counter) }))
-		stk, err := stack.Start(ctx, stack.Config{DataDir: filepath.Join(dir, "data"), DBURL: cfg.DBURL, Concurrency: cfg.Concurrency}, tapped)
+		stk, err := stack.Start(ctx, stack.Config{
+			DataDir: filepath.Join(dir, "data"), DBURL: cfg.DBURL, Concurrency: cfg.Concurrency, Bus: bus.Config{Memory: cfg.Memory},
+		}, tapped)
 		if err != nil {
 			return nil, fmt.Errorf("starting the in-process stack: %w", err)
 		}
@@ -76,6 +78,9 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, progress func(string)
 			"embedded: NATS, recorder, scheduler, executor and the benchmark's event follower share one process; its CPU and RSS are reported as \"ork (all)\"",
 			"recorder batches: counted from the in-process recorder's \"batch committed\" log entries (one per committed transaction)",
 			fmt.Sprintf("executor concurrency %d", cfg.Concurrency))
+		if cfg.Memory {
+			rep.Notes = append(rep.Notes, "JetStream streams in memory (--memory), not on disk")
+		}
 	case ModeCluster:
 		b, err := bus.Connect(bus.Config{URL: cfg.NATSURL, Name: "ork-bench"}, log.Named("bus"))
 		if err != nil {
@@ -184,6 +189,9 @@ func (e *env) scenario(ctx context.Context, sc Scenario) (ScenarioResult, error)
 	}
 	if res.Resources, err = m.stop(); err != nil {
 		return res, err
+	}
+	for _, r := range res.Resources {
+		res.CPUPerTask += r.CPUSeconds * 1000 / float64(res.Tasks)
 	}
 	col.mu.Lock()
 	end := col.last

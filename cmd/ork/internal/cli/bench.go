@@ -21,7 +21,7 @@ type benchOptions struct {
 	tasks, depth, runs, concurrency                               int
 	sleepSeconds                                                  float64
 	idle                                                          time.Duration
-	json, verbose                                                 bool
+	json, verbose, memory                                         bool
 }
 
 // Sizes of a custom scenario whose size flags are not given.
@@ -73,6 +73,7 @@ reads their CPU and memory through the pid files in --devstack-dir. See docs/ben
 	f.StringVar(&o.db, "db", "", "cluster mode: the cluster's database, read back after each scenario; embedded: the database to use instead of a temporary SQLite file")
 	f.StringVar(&o.devstackDir, "devstack-dir", bench.DevstackDirDefault, "cluster mode: where the services' <name>.pid files and recorder.log are")
 	f.DurationVar(&o.idle, "idle", -1, "how long to sample idle CPU and memory, before and again after the scenarios (default 3s for quick, 10s for the other named configurations, 0 for a custom one)")
+	f.BoolVar(&o.memory, "memory", false, "embedded mode: keep the JetStream streams in memory instead of on disk")
 	f.BoolVar(&o.json, "json", false, "print the report as JSON instead of a table")
 	f.StringVar(&o.out, "out", "", "also write the JSON report to this file")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (pprof) to this file")
@@ -120,6 +121,7 @@ func (o *benchOptions) config(cmd *cobra.Command, args []string) (bench.Config, 
 	cfg.DevstackDir = o.devstackDir
 	cfg.NATSURL = resolve(o.nats, envNATSURL, "")
 	cfg.DBURL = o.db
+	cfg.Memory = o.memory
 	cfg.Mode = o.mode
 	if cfg.Mode == "" && cfg.NATSURL != "" {
 		cfg.Mode = bench.ModeCluster
