@@ -31,7 +31,11 @@ func open(tb testing.TB, dir string) *filestore.Store {
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T) store.Store { return open(t, t.TempDir()) })
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t, t.TempDir()) },
+		storetest.WithSharedBackend(func(t *testing.T) (store.Store, store.Store) {
+			dir := t.TempDir()
+			return open(t, dir), open(t, dir)
+		}))
 }
 
 func BenchmarkApplyBatch(b *testing.B) {

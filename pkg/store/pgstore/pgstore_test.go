@@ -29,7 +29,12 @@ func testSchemaURL(tb testing.TB) string {
 // open returns a fresh migrated store in a schema of its own, closed at cleanup.
 func open(tb testing.TB) *pgstore.Store {
 	tb.Helper()
-	dbURL := testSchemaURL(tb)
+	return openURL(tb, testSchemaURL(tb))
+}
+
+// openURL opens a store on dbURL, closed at cleanup.
+func openURL(tb testing.TB, dbURL string) *pgstore.Store {
+	tb.Helper()
 	s, err := pgstore.Open(context.Background(), dbURL)
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
@@ -40,7 +45,11 @@ func open(tb testing.TB) *pgstore.Store {
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T) store.Store { return open(t) })
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t) },
+		storetest.WithSharedBackend(func(t *testing.T) (store.Store, store.Store) {
+			dbURL := testSchemaURL(t)
+			return openURL(t, dbURL), openURL(t, dbURL)
+		}))
 }
 
 func TestOpenBadURL(t *testing.T) {

@@ -16,7 +16,13 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // open opens a fresh store in a temporary directory, closed when the test ends.
 func open(tb testing.TB) *sqlitestore.Store {
 	tb.Helper()
-	s, err := sqlitestore.Open(tb.Context(), filepath.Join(tb.TempDir(), "sub", "ork.db"))
+	return openAt(tb, filepath.Join(tb.TempDir(), "sub", "ork.db"))
+}
+
+// openAt opens the store at path, closed when the test ends.
+func openAt(tb testing.TB, path string) *sqlitestore.Store {
+	tb.Helper()
+	s, err := sqlitestore.Open(tb.Context(), path)
 	if err != nil {
 		tb.Fatalf("opening store: %v", err)
 	}
@@ -30,7 +36,11 @@ func open(tb testing.TB) *sqlitestore.Store {
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T) store.Store { return open(t) })
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t) },
+		storetest.WithSharedBackend(func(t *testing.T) (store.Store, store.Store) {
+			path := filepath.Join(t.TempDir(), "ork.db")
+			return openAt(t, path), openAt(t, path)
+		}))
 }
 
 func BenchmarkApplyBatch(b *testing.B) {

@@ -40,6 +40,20 @@ func concurrently(t *testing.T, n int, fn func(i int) error) {
 }
 
 func testConcurrentWriters(t *testing.T, f *fixture) {
+	concurrentWriters(t, f, []store.Store{f.s})
+}
+
+// testTwoHandles runs the concurrent writers through two handles on one backend, and checks that
+// both handles read the same state.
+func testTwoHandles(t *testing.T, f *fixture, second store.Store) {
+	ids := concurrentWriters(t, f, []store.Store{f.s, second})
+	other := &fixture{t: t, s: second, ctx: f.ctx}
+	f.equalSnapshots(f.snapshot(ids...), other.snapshot(ids...))
+}
+
+// concurrentWriters has six writers apply batches at once, writer w through handles[w %
+// len(handles)], checks the result through f and returns the ids of the runs written.
+func concurrentWriters(t *testing.T, f *fixture, handles []store.Store) []string {
 	const writers = 6
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
@@ -101,7 +115,7 @@ func testConcurrentWriters(t *testing.T, f *fixture) {
 			n := min(4, len(shuffled))
 			p.Events = append(append([]event.Event(nil), p.Events...), shuffled[:n]...)
 			shuffled = shuffled[n:]
-			res, err := f.s.ApplyBatch(f.ctx, p)
+			res, err := handles[w%len(handles)].ApplyBatch(f.ctx, p)
 			if err != nil {
 				return fmt.Errorf("writer %d: ApplyBatch: %w", w, err)
 			}
@@ -132,6 +146,7 @@ func testConcurrentWriters(t *testing.T, f *fixture) {
 	}
 	wantEq(t, "dead letters", len(f.deadLetters(0)), writers)
 	wantEq(t, "workflows", len(f.workflows(store.WorkflowListParams{})), writers+1)
+	return append(shared, own...)
 }
 
 func testConcurrentSameKey(t *testing.T, f *fixture) {
@@ -163,4 +178,46 @@ func testConcurrentSameKey(t *testing.T, f *fixture) {
 	}
 	wantEq(t, "runs with the shared key", keyed, 1)
 	wantEq(t, "RunCount", f.workflows(store.WorkflowListParams{})[0].RunCount, 2)
+}
+
+// testSubmissionRace has writers submit different run ids under one idempotency key at once, each
+// followed in its batch by an event of its own run. Exactly one run exists afterwards, no batch
+// fails, and every loser learns that its run's event was an orphan rather than silently dropped.
+func testSubmissionRace(t *testing.T, f *fixture) {
+	const writers = 6
+	p := diamond("etl")
+	ids := make([]string, writers)
+	batches := make([][]event.Event, writers)
+	for i := range writers {
+		ids[i] = runID()
+		batches[i] = []event.Event{f.submit(ids[i], p, "race-key"), f.ev(event.TypeTaskDispatched, ids[i], "fetch", 1)}
+	}
+	results := make([]store.ApplyBatchResult, writers)
+	concurrently(t, writers, func(i int) error {
+		res, err := f.s.ApplyBatch(f.ctx, store.ApplyBatchParams{Events: batches[i]})
+		if err != nil {
+			return fmt.Errorf("writer %d: ApplyBatch: %w", i, err)
+		}
+		results[i] = res
+		return nil
+	})
+	winners := 0
+	for i := range writers {
+		rs := f.runs(store.RunListParams{})
+		exists := false
+		for _, r := range rs {
+			exists = exists || r.ID == ids[i]
+		}
+		if exists {
+			winners++
+			wantEq(t, "winner's fetch.Status", f.task(ids[i], "fetch").Status, event.TaskDispatched)
+			if len(results[i].Orphans) != 0 {
+				t.Errorf("winner %d: orphans %v, want none", i, eventIDs(results[i].Orphans))
+			}
+			continue
+		}
+		wantDeep(t, fmt.Sprintf("orphans of loser %d", i), eventIDs(results[i].Orphans), eventIDs(batches[i][1:]))
+	}
+	wantEq(t, "runs under one key", winners, 1)
+	wantEq(t, "RunCount", f.workflows(store.WorkflowListParams{})[0].RunCount, 1)
 }

@@ -11,10 +11,28 @@ import (
 	"github.com/ork-go/ork/pkg/workflow"
 )
 
+// Option adds optional cases to Run.
+type Option func(*options)
+
+type options struct {
+	openShared func(t *testing.T) (first, second store.Store)
+}
+
+// WithSharedBackend lets Run open two handles on one fresh, empty backend, as two processes would
+// (two pools on one schema, two stores on one file or directory), each closed in t.Cleanup. Run
+// then checks that concurrent writers through both handles lose nothing and that both read the same.
+func WithSharedBackend(open func(t *testing.T) (first, second store.Store)) Option {
+	return func(o *options) { o.openShared = open }
+}
+
 // Run runs the conformance suite. open must return a fresh, empty store (already migrated) for the
 // subtest it is given and close it in t.Cleanup. Every subtest runs in parallel with its own store.
-func Run(t *testing.T, open func(t *testing.T) store.Store) {
+func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 	t.Helper()
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	cases := []struct {
 		name string
 		fn   func(t *testing.T, f *fixture)
@@ -50,11 +68,23 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EmptyBatch", testEmptyBatch},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"ConcurrentSubmissionsSameKey", testConcurrentSameKey},
+		{"ConcurrentSubmissionRaceOrphans", testSubmissionRace},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := setup(t, open)
 			c.fn(t, f)
+		})
+	}
+	if o.openShared != nil {
+		t.Run("TwoHandlesOneBackend", func(t *testing.T) {
+			var second store.Store
+			f := setup(t, func(t *testing.T) store.Store {
+				first, s2 := o.openShared(t)
+				second = s2
+				return first
+			})
+			testTwoHandles(t, f, second)
 		})
 	}
 }
