@@ -338,7 +338,7 @@ func TestApply(t *testing.T) {
 				{ev: "ok x 1", out: Applied, state: "paused a=success/1 b=paused/1 c=paused/1 x=success/1"},
 				{ev: "pause@4", out: Duplicate, evs: []string{"run.paused"}},
 				{ev: "resume@5", out: Applied, disp: []string{"b/1", "c/1"},
-					evs: []string{"run.resumed", "task.dispatched b/1", "task.dispatched c/1"},
+					evs:   []string{"run.resumed", "task.dispatched b/1", "task.dispatched c/1"},
 					state: "running a=success/1 b=dispatched/1 c=dispatched/1 x=success/1"},
 				{ev: "resume@6", out: Duplicate, evs: []string{"run.resumed"}},
 				{ev: "pause@4", out: Duplicate, state: "running a=success/1 b=dispatched/1 c=dispatched/1 x=success/1"},

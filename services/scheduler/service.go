@@ -199,7 +199,21 @@ func (s *Service) Run(ctx context.Context) error {
 	s.log.Info("scheduler started", zap.String("durable", s.cfg.Durable), logging.Count(s.cfg.Concurrency))
 	// Handlers finish their event after ctx is done: the stop is soft.
 	hctx := context.WithoutCancel(ctx)
+	recDone := make(chan struct{})
+	if s.cfg.ReconcileInterval > 0 {
+		r, err := s.newReconciler(ctx)
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer close(recDone)
+			r.run(ctx)
+		}()
+	} else {
+		close(recDone)
+	}
 	err = bus.Work(ctx, cons, s.cfg.Concurrency, func(m jetstream.Msg) { s.handle(hctx, m) })
+	<-recDone
 	s.log.Info("scheduler stopped")
 	return err
 }
