@@ -18,6 +18,7 @@ build:
 test:
 	@set -e; for m in $(MODULES); do \
 		echo "== $$m"; \
+		(cd $$m && GOWORK=off go build ./...) || { echo "$$m does not build on its own (GOWORK=off): run make tidy"; exit 1; }; \
 		(cd $$m && go vet ./... && go test -race -count=1 -timeout 20m ./...); \
 	done
 
