@@ -76,6 +76,9 @@ from.`,
 	root.AddCommand(newMigrateCmd())
 	root.AddCommand(newVersionCmd())
 	root.AddCommand(newBenchCmd())
+	root.AddCommand(newCancelCmd())
+	root.AddCommand(newPauseCmd())
+	root.AddCommand(newResumeCmd())
 	return root
 }
 

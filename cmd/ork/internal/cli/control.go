@@ -1,0 +1,181 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ork-go/ork/pkg/bus"
+	"github.com/ork-go/ork/pkg/client"
+	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/services/scheduler"
+)
+
+// controlTimeoutDefault bounds the wait for the scheduler's answer to a control request.
+const controlTimeoutDefault = time.Minute
+
+// controlSpec describes one control command.
+type controlSpec struct {
+	use, short, long, example string
+	request                   string // the event type published
+	answer                    string // the event type answering it; run.finished for cancel
+	done                      string // what the answer means, "cancelled"
+	waitDefault               bool
+}
+
+type controlOptions struct {
+	nats, reason string
+	wait, json   bool
+	timeout      time.Duration
+}
+
+func newCancelCmd() *cobra.Command {
+	return newControlCmd(controlSpec{
+		use:   "cancel RUN_ID",
+		short: "Cancel a run: kill its running tasks and end it as cancelled",
+		long: `Cancel a run on a cluster. The scheduler cancels every task that has not ended (executors kill
+the running ones' process groups) and ends the run with status cancelled. Results that arrive later
+are ignored. A run that has already finished is left as it is.
+
+By default the command waits until the run has ended; --wait=false only sends the request.`,
+		example:     "  ork cancel 0193a4c2-7f1e-7c3a-9d2b-5e8f00c1a2b3 --nats nats://127.0.0.1:4222",
+		request:     event.TypeRunCancelRequested,
+		answer:      event.TypeRunFinished,
+		done:        "cancelled",
+		waitDefault: true,
+	})
+}
+
+func newPauseCmd() *cobra.Command {
+	return newControlCmd(controlSpec{
+		use:   "pause RUN_ID",
+		short: "Pause a run: start no new tasks until it is resumed",
+		long: `Pause a run on a cluster. Tasks already running finish and their results are kept, but no task
+starts until the run is resumed (ork resume). A paused run can still be cancelled.
+
+With --wait the command waits for the scheduler's confirmation.`,
+		example: "  ork pause 0193a4c2-7f1e-7c3a-9d2b-5e8f00c1a2b3 --nats nats://127.0.0.1:4222 --wait",
+		request: event.TypeRunPauseRequested,
+		answer:  event.TypeRunPaused,
+		done:    "paused",
+	})
+}
+
+func newResumeCmd() *cobra.Command {
+	return newControlCmd(controlSpec{
+		use:   "resume RUN_ID",
+		short: "Resume a paused run: start the tasks that became ready meanwhile",
+		long: `Resume a paused run on a cluster. Every task that became ready while the run was paused starts.
+
+With --wait the command waits for the scheduler's confirmation.`,
+		example: "  ork resume 0193a4c2-7f1e-7c3a-9d2b-5e8f00c1a2b3 --nats nats://127.0.0.1:4222 --wait",
+		request: event.TypeRunResumeRequested,
+		answer:  event.TypeRunResumed,
+		done:    "resumed",
+	})
+}
+
+func newControlCmd(spec controlSpec) *cobra.Command {
+	o := controlOptions{wait: spec.waitDefault}
+	cmd := &cobra.Command{
+		Use:     spec.use,
+		Short:   spec.short,
+		Long:    spec.long,
+		Example: spec.example,
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runControl(cmd.Context(), cmd.OutOrStdout(), spec, args[0], o)
+		},
+	}
+	addNATSFlag(cmd, &o.nats, "NATS URL of the cluster running the run")
+	cmd.Flags().BoolVar(&o.wait, "wait", spec.waitDefault, "wait for the scheduler's answer and print it")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", controlTimeoutDefault, "how long --wait waits for the answer")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print the answer event as JSON")
+	if spec.request == event.TypeRunCancelRequested {
+		cmd.Flags().StringVar(&o.reason, "reason", "", "why the run is cancelled, kept in the run's error")
+	}
+	return cmd
+}
+
+// runControl publishes one control request and, with --wait, follows the run until the answer.
+func runControl(ctx context.Context, stdout io.Writer, spec controlSpec, runID string, o controlOptions) error {
+	natsURL := resolve(o.nats, envNATSURL, "")
+	if natsURL == "" {
+		name, _, _ := strings.Cut(spec.use, " ")
+		return usageError(fmt.Errorf("ork %s acts on a run of a cluster (or of `ork serve`): pass --nats URL or set %s; "+
+			"a run started by `ork run` without --nats lives only as long as that command", name, envNATSURL))
+	}
+	if o.timeout <= 0 {
+		return usageError(fmt.Errorf("--timeout must be positive, got %s", o.timeout))
+	}
+	log := quietLogger(false)
+	defer func() { _ = log.Sync() }()
+	b, err := bus.Connect(bus.Config{URL: natsURL, Name: "ork-cli"}, log.Named("bus"))
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	req := event.New(spec.request, runID, "", 0)
+	req.TriggeredBy = "cli"
+	req.Error = o.reason
+	msg, err := bus.EventMsg(&req)
+	if err != nil {
+		return err
+	}
+	if err := b.Publish(ctx, msg); err != nil {
+		return fmt.Errorf("sending %s: %w", spec.request, err)
+	}
+	if !o.wait {
+		if o.json {
+			return printEventJSON(stdout, req)
+		}
+		fmt.Fprintf(stdout, "run %s: %s sent\n", runID, spec.request)
+		return nil
+	}
+
+	wctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	want := scheduler.AnswerID(req.ID, spec.answer)
+	var answer event.Event
+	err = client.New(b).Follow(wctx, runID, func(e event.Event) error {
+		if e.Type == event.TypeRunFinished || (e.Type == spec.answer && e.ID == want) {
+			answer = e
+			return client.ErrStop
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		return fmt.Errorf("no answer to %s within %s: is a scheduler running, and does run %s exist?", spec.request, o.timeout, runID)
+	case err != nil:
+		return err
+	}
+	if o.json {
+		if err := printEventJSON(stdout, answer); err != nil {
+			return err
+		}
+	}
+	if answer.Type == event.TypeRunFinished && answer.Status != spec.done {
+		return &ExitError{Code: ExitCodeFailure, Err: fmt.Errorf("run %s has already finished: %s", runID, answer.Status)}
+	}
+	if !o.json {
+		fmt.Fprintf(stdout, "run %s %s\n", runID, spec.done)
+	}
+	return nil
+}
+
+func printEventJSON(w io.Writer, e event.Event) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(e); err != nil {
+		return fmt.Errorf("printing json: %w", err)
+	}
+	return nil
+}
