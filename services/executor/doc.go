@@ -28,7 +28,16 @@
 // task.cancelled and run.finished (core NATS, no consumer) and kills the process group of a matching
 // running attempt, then acknowledges its dispatch without a terminal event.
 //
-// Stopping (Run's context done) is a drain: pulling stops, dispatches waiting for a slot are nak'ed,
-// running tasks get DrainGrace to finish, then their process groups are killed and their dispatches
-// nak'ed without a terminal event, so another instance runs the attempt again.
+// Stopping (Run's context done) is a drain: pulling stops, dispatches waiting for a slot are nak'ed
+// (they had not started, so another instance runs them), running tasks get DrainGrace to finish, then
+// their process groups are killed and their attempts reported lost (task.failed, reason lost), so the
+// scheduler starts a new attempt instead of attempt N running twice under one number.
+//
+// Lost attempts: when an executor dies mid-task (kill -9, a crash, SIGSTOP past AckWait), JetStream
+// redelivers the dispatch after AckWait. The receiving executor publishes task.started as always; if
+// the stream answers that this task.started is a Duplicate and the delivery is a redelivery, the
+// attempt had started elsewhere, so it publishes task.failed with reason lost and terminates the
+// dispatch without running it. The answer depends on ORK_EVENTS's duplicate window
+// (bus.Config.DuplicateWindow, 2 min): a redelivery of an attempt that became due longer ago than
+// three quarters of the window cannot be told apart and is reported lost too. See lost.go.
 package executor
