@@ -14,15 +14,19 @@ func TestConfig(t *testing.T) {
 		t.Fatalf("defaults do not validate: %v", err)
 	}
 	if c.Durable != DurableDefault || c.Concurrency != ConcurrencyDefault || c.Backoff.Base != BackoffBaseDefault ||
-		c.Backoff.Max != BackoffMaxDefault {
+		c.Backoff.Max != BackoffMaxDefault || c.MaxLostAttempts != MaxLostAttemptsDefault || c.ReconcileInterval != ReconcileIntervalDefault ||
+		c.NoExecutorTimeout != NoExecutorTimeoutDefault || c.LostGrace != LostGraceDefault || c.Instance == "" {
 		t.Fatalf("defaults: %+v", c)
 	}
 	bad := map[string]func(*Config){
-		"Concurrency": func(c *Config) { c.Concurrency = -1 },
-		"AckWait":     func(c *Config) { c.AckWait = time.Millisecond },
-		"CASRetries":  func(c *Config) { c.CASRetries = -2 },
-		"Jitter":      func(c *Config) { c.Backoff.Jitter = 2 },
-		"Max":         func(c *Config) { c.Backoff.Max = time.Millisecond },
+		"Concurrency":       func(c *Config) { c.Concurrency = -1 },
+		"AckWait":           func(c *Config) { c.AckWait = time.Millisecond },
+		"CASRetries":        func(c *Config) { c.CASRetries = -2 },
+		"Jitter":            func(c *Config) { c.Backoff.Jitter = 2 },
+		"Max":               func(c *Config) { c.Backoff.Max = time.Millisecond },
+		"MaxLostAttempts":   func(c *Config) { c.MaxLostAttempts = -1 },
+		"NoExecutorTimeout": func(c *Config) { c.NoExecutorTimeout = -time.Second },
+		"LostGrace":         func(c *Config) { c.LostGrace = -time.Second },
 	}
 	for field, mutate := range bad {
 		c := Config{}.WithDefaults()

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -23,13 +24,21 @@ const natsURLDefault = "nats://127.0.0.1:4222"
 
 func main() {
 	concurrency, err := envInt("ORK_SCHEDULER_CONCURRENCY", scheduler.ConcurrencyDefault)
-	if err != nil {
+	maxLost, err2 := envInt("ORK_SCHEDULER_MAX_LOST_ATTEMPTS", scheduler.MaxLostAttemptsDefault)
+	interval, err3 := envDuration("ORK_SCHEDULER_RECONCILE_INTERVAL", scheduler.ReconcileIntervalDefault)
+	noExecutor, err4 := envDuration("ORK_SCHEDULER_NO_EXECUTOR_TIMEOUT", scheduler.NoExecutorTimeoutDefault)
+	lostGrace, err5 := envDuration("ORK_SCHEDULER_LOST_GRACE", scheduler.LostGraceDefault)
+	if err := errors.Join(err, err2, err3, err4, err5); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(2)
 	}
 	natsURL := flag.String("nats", envOr("ORK_NATS_URL", natsURLDefault), "NATS server URL (env ORK_NATS_URL)")
 	logLevel := flag.String("log-level", envOr("ORK_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env ORK_LOG_LEVEL)")
 	flag.IntVar(&concurrency, "concurrency", concurrency, "events handled at once (env ORK_SCHEDULER_CONCURRENCY)")
+	flag.IntVar(&maxLost, "max-lost-attempts", maxLost, "lost attempts of a task re-dispatched without using up retries (env ORK_SCHEDULER_MAX_LOST_ATTEMPTS)")
+	flag.DurationVar(&interval, "reconcile-interval", interval, "period of the reconciler's sweep; negative disables it (env ORK_SCHEDULER_RECONCILE_INTERVAL)")
+	flag.DurationVar(&noExecutor, "no-executor-timeout", noExecutor, "how long a dispatch waits for an executor type with no instance online (env ORK_SCHEDULER_NO_EXECUTOR_TIMEOUT)")
+	flag.DurationVar(&lostGrace, "lost-grace", lostGrace, "added to a task's timeout before an attempt whose dispatch is gone is lost (env ORK_SCHEDULER_LOST_GRACE)")
 	flag.Parse()
 
 	log, err := logging.New(logging.Config{Level: *logLevel})
@@ -38,7 +47,9 @@ func main() {
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err = run(ctx, *natsURL, scheduler.Config{Concurrency: concurrency}, log)
+	cfg := scheduler.Config{Concurrency: concurrency, MaxLostAttempts: maxLost, ReconcileInterval: interval,
+		NoExecutorTimeout: noExecutor, LostGrace: lostGrace}
+	err = run(ctx, *natsURL, cfg, log)
 	stop()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("scheduler failed", zap.Error(err))
@@ -83,4 +94,16 @@ func envInt(key string, def int) (int, error) {
 		return 0, fmt.Errorf("%s=%q: not an integer", key, v)
 	}
 	return n, nil
+}
+
+func envDuration(key string, def time.Duration) (time.Duration, error) {
+	v := os.Getenv(key)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q: not a duration (e.g. 10s)", key, v)
+	}
+	return d, nil
 }
