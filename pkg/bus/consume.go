@@ -14,6 +14,11 @@ import (
 // reconnect is replaced after at most this long; idle cost is one request per consumer per expiry.
 const pullExpiry = 5 * time.Second
 
+// keepPullingOnMissedHeartbeat makes a missed idle heartbeat (a busy host, a slow link) re-issue the
+// pull inside the iterator instead of ending Work or Batches with "no heartbeat received", which
+// would stop the service pulling for good.
+var keepPullingOnMissedHeartbeat = jetstream.WithMessagesErrOnMissingHeartbeat(false)
+
 // ConsumerSpec describes a durable pull consumer.
 type ConsumerSpec struct {
 	Stream  string
@@ -62,7 +67,7 @@ func Work(ctx context.Context, cons jetstream.Consumer, n int, fn func(jetstream
 	if n < 1 {
 		n = 1
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(n), jetstream.PullExpiry(pullExpiry))
+	it, err := cons.Messages(jetstream.PullMaxMessages(n), jetstream.PullExpiry(pullExpiry), keepPullingOnMissedHeartbeat)
 	if err != nil {
 		return fmt.Errorf("starting pull: %w", err)
 	}
@@ -96,7 +101,7 @@ func Batches(ctx context.Context, cons jetstream.Consumer, maxBatch int, wait ti
 	if maxBatch < 1 {
 		maxBatch = 1
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(2*maxBatch), jetstream.PullExpiry(pullExpiry))
+	it, err := cons.Messages(jetstream.PullMaxMessages(2*maxBatch), jetstream.PullExpiry(pullExpiry), keepPullingOnMissedHeartbeat)
 	if err != nil {
 		return fmt.Errorf("starting pull: %w", err)
 	}
