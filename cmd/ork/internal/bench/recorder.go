@@ -115,7 +115,7 @@ func batchesFromLog(path string, from, to time.Time) (stats RecorderStats, found
 	if err != nil {
 		return RecorderStats{}, false, fmt.Errorf("reading recorder log: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var c batchCounter
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)

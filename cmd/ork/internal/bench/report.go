@@ -139,7 +139,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(&b, "ork bench %s: mode %s, store %s\n", r.Config, r.Mode, r.Store)
 	fmt.Fprintf(&b, "machine: %d CPUs, %s, %s, %s\n\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.Machine.OS)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\truns\ttasks\tseconds\ttasks/s\truns/s\tdep→start p50\tp95\tp99\tmax ms\tsubmit→1st p50\tp99 ms\trec ev/s\tbatch\tCPU s\tCPU ms/task\tpeak RSS MB\t")
+	_, _ = fmt.Fprintln(tw, "scenario\truns\ttasks\tseconds\ttasks/s\truns/s\tdep→start p50\tp95\tp99\tmax ms\tsubmit→1st p50\tp99 ms\trec ev/s\tbatch\tCPU s\tCPU ms/task\tpeak RSS MB\t")
 	for _, s := range r.Scenarios {
 		var cpu, peak float64
 		for _, res := range s.Resources {
@@ -150,7 +150,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if !s.Recorder.Unavailable {
 			recRate, batch = fmt.Sprintf("%.0f", s.Recorder.EventsPerSec), fmt.Sprintf("%.1f", s.Recorder.MeanBatch)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.0f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.3f\t%.0f\t\n",
+		_, _ = fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.0f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.3f\t%.0f\t\n",
 			s.Scenario.Name, s.Runs, s.Tasks, s.DurationSeconds, s.TasksPerSecond, s.RunsPerSecond,
 			latencyCell(s.DepToStart, s.DepToStart.P50), latencyCell(s.DepToStart, s.DepToStart.P95),
 			latencyCell(s.DepToStart, s.DepToStart.P99), latencyCell(s.DepToStart, s.DepToStart.Max),

@@ -98,7 +98,7 @@ func procMemory(dir string) (rss, hwm int64, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("reading memory: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		key, val, ok := strings.Cut(sc.Text(), ":")

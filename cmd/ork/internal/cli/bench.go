@@ -164,7 +164,7 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, cfg bench.Config, o
 		}
 		defer pprof.StopCPUProfile()
 	}
-	progress := func(name string) { fmt.Fprintf(stderr, "bench: %s\n", name) }
+	progress := func(name string) { _, _ = fmt.Fprintf(stderr, "bench: %s\n", name) }
 	rep, runErr := bench.Run(ctx, cfg, log, progress)
 	if rep == nil {
 		return runErr
