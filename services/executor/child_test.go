@@ -36,8 +36,12 @@ func runChild(url, config string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	log, err := zap.NewDevelopment()
+	// Warnings and errors only: the parent test's output stays readable.
+	lc := zap.NewDevelopmentConfig()
+	lc.Level = zap.NewAtomicLevelAt(zap.WarnLevel)
+	log, err := lc.Build()
 	if err != nil {
+		fmt.Fprintln(os.Stderr, "child logger:", err)
 		return 2
 	}
 	b, err := bus.Connect(bus.Config{URL: url}, log)

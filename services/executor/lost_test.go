@@ -2,6 +2,8 @@ package executor
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,7 +27,7 @@ func countedTask(name, countFile, seconds string) workflow.Task {
 func runs(t *testing.T, countFile string) int {
 	t.Helper()
 	raw, err := os.ReadFile(countFile)
-	if os.IsNotExist(err) {
+	if errors.Is(err, fs.ErrNotExist) {
 		return 0
 	}
 	if err != nil {
