@@ -101,3 +101,29 @@ func TestProcessReadsLiveAndPidFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestBatchCounterWaitsForLateBatches(t *testing.T) {
+	t.Parallel()
+	var c batchCounter
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.waitEvents(5, time.Minute)
+	}()
+	c.add(event.StreamEvents, 2)
+	c.add(event.StreamLogs, 9)
+	c.add(event.StreamEvents, 3)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("waitEvents did not return once 5 events were counted")
+	}
+	start := time.Now()
+	c.waitEvents(100, 10*time.Millisecond) // gives up after its timeout
+	if time.Since(start) > 20*time.Second {
+		t.Error("waitEvents ignored its timeout")
+	}
+	if got := c.take(); got.EventMessages != 5 || got.LogMessages != 9 {
+		t.Errorf("counted %+v", got)
+	}
+}

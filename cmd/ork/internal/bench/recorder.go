@@ -24,11 +24,16 @@ type batchCounter struct {
 	eventBatches        int
 	eventMessages       int
 	logBatches, logMsgs int
+	changed             chan struct{} // closed and replaced by every add; nil until waited on
 }
 
 func (b *batchCounter) add(stream string, n int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
+	}
 	if stream == event.StreamLogs {
 		b.logBatches++
 		b.logMsgs += n
@@ -36,6 +41,31 @@ func (b *batchCounter) add(stream string, n int) {
 	}
 	b.eventBatches++
 	b.eventMessages += n
+}
+
+// waitEvents waits until at least n event messages were counted since the last take, or until
+// timeout. The recorder publishes a run's notice just before it logs the batch that committed it,
+// so the last batch of a scenario may be logged a moment after its last notice arrived.
+func (b *batchCounter) waitEvents(n int, timeout time.Duration) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		b.mu.Lock()
+		if b.eventMessages >= n {
+			b.mu.Unlock()
+			return
+		}
+		if b.changed == nil {
+			b.changed = make(chan struct{})
+		}
+		ch := b.changed
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 // take returns the counts since the last take and resets them.

@@ -201,7 +201,9 @@ func (e *env) scenario(ctx context.Context, sc Scenario) (ScenarioResult, error)
 		res.TasksPerSecond = float64(res.Tasks) / res.DurationSeconds
 		res.RunsPerSecond = float64(res.Runs) / res.DurationSeconds
 	}
-	res.Recorder = e.recorderStats(start, end, res.DurationSeconds)
+	// Every run commits at least run.submitted, run.started and run.finished, and every task
+	// task.dispatched, task.started and a terminal event.
+	res.Recorder = e.recorderStats(start, end, res.DurationSeconds, 3*res.Runs+3*res.Tasks)
 	stop()
 	col.mu.Lock()
 	col.fill(&res, plan)
@@ -229,16 +231,23 @@ func (e *env) submit(ctx context.Context, plan *workflow.Plan, runIDs []string, 
 	return g.Wait()
 }
 
+// lastBatchWait bounds the wait for the recorder's log entry of a scenario's last batch.
+const lastBatchWait = 200 * time.Millisecond
+
 // recorderStats reads the recorder's batches committed between start and end.
-func (e *env) recorderStats(start, end time.Time, seconds float64) RecorderStats {
+func (e *env) recorderStats(start, end time.Time, seconds float64, minEvents int) RecorderStats {
 	var st RecorderStats
 	switch {
 	case e.counter != nil:
+		e.counter.waitEvents(minEvents, lastBatchWait)
 		st = e.counter.take()
 		st.Source = "in-process recorder log entries"
 	case e.recLog != "":
-		// The log's timestamps have millisecond resolution.
-		s, found, err := batchesFromLog(e.recLog, start.Add(-time.Millisecond), end.Add(time.Millisecond))
+		// The recorder logs a batch just after publishing its notices: give the last line time to
+		// reach the file. The log's timestamps have millisecond resolution.
+		t := time.NewTimer(lastBatchWait)
+		<-t.C
+		s, found, err := batchesFromLog(e.recLog, start.Add(-time.Millisecond), end.Add(lastBatchWait))
 		switch {
 		case err != nil:
 			return RecorderStats{Unavailable: true, UnavailableWhy: err.Error()}
