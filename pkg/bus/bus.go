@@ -35,7 +35,10 @@ type Config struct {
 	// Replicas of every stream and of the KV bucket (1 on a single server).
 	Replicas int
 	// Memory keeps streams in memory instead of on disk (tests and benchmarks only).
-	Memory          bool
+	Memory bool
+	// DuplicateWindow is how long the streams remember Nats-Msg-Ids. Besides making replays
+	// harmless, it tells executors whether a redelivered attempt had already started (its
+	// task.started is a duplicate): keep it well above the executors' AckWait.
 	DuplicateWindow time.Duration
 	EventsMaxBytes  int64
 	LogsMaxBytes    int64

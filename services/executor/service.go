@@ -107,6 +107,10 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	s.dupWindow = window
+	if s.cfg.AckWait >= window-window/dupWindowSlack {
+		s.log.Warn("the ack wait is not well below the events stream's duplicate window: attempts redelivered after it may be reported lost even when they had not started",
+			zap.Duration("ack_wait", s.cfg.AckWait), zap.Duration("duplicate_window", window))
+	}
 	subs, err := s.subscribeCancels()
 	if err != nil {
 		return err
