@@ -48,7 +48,7 @@ func exec(tb testing.TB, dbURL, sql string) {
 	if err != nil {
 		tb.Fatalf("connecting to %s: %v", EnvURL, err)
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	if _, err := conn.Exec(ctx, sql); err != nil {
 		tb.Fatalf("%s: %v", sql, err)
 	}

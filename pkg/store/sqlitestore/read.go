@@ -50,7 +50,7 @@ func collect[T any](ctx context.Context, db *sql.DB, what, query string, args []
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, interpretError(err))
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err below reports what matters
 	var out []T
 	for rows.Next() {
 		v, err := scan(rows)

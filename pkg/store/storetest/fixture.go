@@ -316,8 +316,6 @@ func fmtTime(tp *time.Time) string {
 	return tp.String()
 }
 
-func timePtr(tm time.Time) *time.Time { return &tm }
-
 // wantEq checks a comparable value.
 func wantEq[T comparable](t *testing.T, what string, got, want T) {
 	t.Helper()
