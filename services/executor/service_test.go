@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/event"
@@ -170,6 +172,77 @@ func TestHeartbeatPreventsRedelivery(t *testing.T) {
 		if info.NumRedelivered != 0 {
 			t.Errorf("%s: %d redeliveries", typ, info.NumRedelivered)
 		}
+	}
+}
+
+func TestWaitingDispatchIsHeartbeated(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	cfg := testConfig(t)
+	cfg.Types = []string{workflow.ExecutorNoop}
+	cfg.AckWait = time.Second
+	cfg.Concurrency = 1
+	cfg.Instance = "a"
+	a, err := New(h.bus, cfg, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.dupWindow = time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), waitDeadline)
+	defer cancel()
+	cons, err := a.consumer(ctx, workflow.ExecutorNoop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A's only slot is taken, as if by a task of another type.
+	a.slots.claim()
+	if err := a.slots.acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	beats := make(chan struct{}, 1)
+	sub, err := h.bus.NC.Subscribe("$JS.ACK."+event.StreamTasks+".>", func(m *nats.Msg) {
+		if string(m.Data) == "+WPI" {
+			select {
+			case beats <- struct{}{}:
+			default:
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+
+	d := h.dispatch(t, event.Dispatch{Task: workflow.Task{Name: "n", Executor: workflow.ExecutorNoop}})
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(waitDeadline))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, ok := <-batch.Messages()
+	if !ok {
+		t.Fatalf("no dispatch fetched: %v", batch.Error())
+	}
+	a.slots.claim()
+	handled := make(chan struct{})
+	go func() { defer close(handled); a.handle(ctx, ctx, workflow.ExecutorNoop, msg) }()
+	// Any redelivery would go to B, which would run the task.
+	cfg.Instance = "b"
+	h.start(t, cfg)
+	// Ten heartbeats take over three ack waits.
+	for range 10 {
+		select {
+		case <-beats:
+		case <-ctx.Done():
+			t.Fatal("the waiting dispatch is not heartbeated")
+		}
+	}
+	a.slots.release()
+	e := h.result(t, d)
+	wantSuccess(t, e)
+	<-handled
+	evs := h.events.wait(t, "", func([]event.Event) bool { return true })
+	if st := started(evs, d); len(st) != 1 || st[0].Instance != "a" || e.Instance != "a" {
+		t.Errorf("started %d times (%v), finished on %q: want once, on a", len(st), st, e.Instance)
 	}
 }
 
