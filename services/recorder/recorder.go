@@ -216,7 +216,8 @@ func checkEvent(e *event.Event) error {
 		if e.Workflow == "" {
 			e.Workflow = e.Plan.Name
 		}
-	case event.TypeRunStarted:
+	case event.TypeRunStarted, event.TypeRunPaused, event.TypeRunResumed,
+		event.TypeRunCancelRequested, event.TypeRunPauseRequested, event.TypeRunResumeRequested:
 	case event.TypeRunFinished:
 		if !event.IsTerminalRun(e.Status) {
 			return fmt.Errorf("run.finished with non-final status %q", e.Status)

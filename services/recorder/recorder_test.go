@@ -720,3 +720,46 @@ func TestLogLineWithNULDoesNotBlock(t *testing.T) {
 		t.Logf("NUL line stored: %v, dead letters: %d", got["b"], len(dls))
 	})
 }
+
+// TestRecordsControlEvents checks that pause, resume and cancel requests and their answers are
+// applied (or accepted) rather than dead-lettered.
+func TestRecordsControlEvents(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, open opener) {
+		f := setup(t)
+		st := open(t)
+		f.start(st, fastRetry)
+		run := event.NewID()
+		p := testPlan("ctl", "a")
+		all := runEvents(run, p)
+		sub, started := all[0], all[1]
+		ctl := func(typ string) event.Event { return event.New(typ, run, "", 0) }
+		evs := []event.Event{sub, started, ctl(event.TypeRunPauseRequested), ctl(event.TypeRunPaused)}
+		f.publish(eventMsgs(t, evs...)...)
+		f.waitCommitted(event.StreamEvents, len(evs))
+		r, err := st.RunGet(f.ctx, store.RunGetParams{ID: run})
+		if err != nil || r.Status != event.RunPaused {
+			t.Fatalf("run after pause: %+v, %v; want paused", r, err)
+		}
+		wait := f.watch(run)
+		cancelled := event.New(event.TypeTaskCancelled, run, "a", 0)
+		fin := event.New(event.TypeRunFinished, run, "", 0)
+		fin.Status, fin.Error = event.RunCancelled, "cancelled by the user"
+		more := []event.Event{ctl(event.TypeRunResumeRequested), ctl(event.TypeRunResumed), ctl(event.TypeRunCancelRequested), cancelled, fin}
+		f.publish(eventMsgs(t, more...)...)
+		if status := wait(); status != event.RunCancelled {
+			t.Fatalf("notice status %q, want cancelled", status)
+		}
+		dls, err := st.DeadLetterList(f.ctx, store.DeadLetterListParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dls) != 0 {
+			t.Fatalf("control events were dead-lettered: %+v", dls)
+		}
+		tasks, err := st.TaskList(f.ctx, store.TaskListParams{RunID: run})
+		if err != nil || len(tasks) != 1 || tasks[0].Status != event.TaskCancelled {
+			t.Fatalf("tasks %+v, %v; want a cancelled", tasks, err)
+		}
+	})
+}
