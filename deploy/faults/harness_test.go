@@ -384,15 +384,20 @@ func countLines(path string) int {
 	return n
 }
 
-// waitUntil polls cond every 20 ms until it holds, failing the test at the env's deadline.
+// waitLimit bounds one waitUntil: every awaited step of a scenario happens within seconds.
+const waitLimit = 90 * time.Second
+
+// waitUntil polls cond every 20 ms until it holds, failing the test after waitLimit.
 func (e *env) waitUntil(what string, cond func() bool) {
 	e.t.Helper()
+	ctx, cancel := context.WithTimeout(e.ctx, waitLimit)
+	defer cancel()
 	ticker := time.NewTicker(20 * time.Millisecond)
 	defer ticker.Stop()
 	for !cond() {
 		select {
-		case <-e.ctx.Done():
-			e.t.Fatalf("waiting for %s: %v", what, e.ctx.Err())
+		case <-ctx.Done():
+			e.t.Fatalf("waiting for %s: %v", what, ctx.Err())
 		case <-ticker.C:
 		}
 	}

@@ -266,10 +266,32 @@ func look(ctx context.Context, p Params, tally *streamTally) (Report, error) {
 	return rep, nil
 }
 
-// compareStreams checks that the attempts and log lines the streams carried are stored exactly.
+// compareStreams checks that the attempts and log lines the streams carried are stored exactly,
+// leaving out what only dead-lettered messages name.
 func compareStreams(ctx context.Context, conn *pgx.Conn, p Params, tally *streamTally, rep *Report) error {
+	dead := map[string]map[uint64]bool{event.StreamEvents: {}, event.StreamLogs: {}}
+	rows, err := conn.Query(ctx, `SELECT stream, seq FROM dead_letters`)
+	if err != nil {
+		return fmt.Errorf("reading dead letters: %w", err)
+	}
+	for rows.Next() {
+		var stream string
+		var seq int64
+		if err := rows.Scan(&stream, &seq); err != nil {
+			return fmt.Errorf("reading dead letters: %w", err)
+		}
+		if dead[stream] != nil {
+			dead[stream][uint64(seq)] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading dead letters: %w", err)
+	}
+	live := func(stream string, seqs []uint64) bool {
+		return slices.ContainsFunc(seqs, func(s uint64) bool { return !dead[stream][s] })
+	}
 	attempts := map[attemptKey]bool{}
-	rows, err := conn.Query(ctx, `SELECT run_id, task, attempt FROM task_attempts WHERE run_id = ANY($1)`, p.RunIDs)
+	rows, err = conn.Query(ctx, `SELECT run_id, task, attempt FROM task_attempts WHERE run_id = ANY($1)`, p.RunIDs)
 	if err != nil {
 		return fmt.Errorf("reading attempts: %w", err)
 	}
@@ -284,13 +306,13 @@ func compareStreams(ctx context.Context, conn *pgx.Conn, p Params, tally *stream
 		return fmt.Errorf("reading attempts: %w", err)
 	}
 	var lost, extra []string
-	for k := range tally.attempts {
-		if !attempts[k] {
+	for k, seqs := range tally.attempts {
+		if !attempts[k] && live(event.StreamEvents, seqs) {
 			lost = append(lost, k.String())
 		}
 	}
 	for k := range attempts {
-		if !tally.attempts[k] {
+		if _, ok := tally.attempts[k]; !ok {
 			extra = append(extra, k.String())
 		}
 	}
@@ -313,13 +335,13 @@ func compareStreams(ctx context.Context, conn *pgx.Conn, p Params, tally *stream
 		return fmt.Errorf("reading logs: %w", err)
 	}
 	lost, extra = lost[:0], extra[:0]
-	for k := range tally.logs {
-		if !logs[k] {
+	for k, seqs := range tally.logs {
+		if !logs[k] && live(event.StreamLogs, seqs) {
 			lost = append(lost, k.String()+"#"+strconv.FormatInt(k.seq, 10))
 		}
 	}
 	for k := range logs {
-		if !tally.logs[k] {
+		if _, ok := tally.logs[k]; !ok {
 			extra = append(extra, k.String()+"#"+strconv.FormatInt(k.seq, 10))
 		}
 	}

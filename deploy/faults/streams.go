@@ -14,9 +14,11 @@ import (
 
 // streamTally is what the streams carried for a set of runs: the attempts their task events name
 // and the log lines shipped for them.
+// Each key maps to the stream sequences of the messages naming it, so that messages the recorder
+// dead-lettered on purpose can be left out.
 type streamTally struct {
-	attempts map[attemptKey]bool
-	logs     map[logKey]bool
+	attempts map[attemptKey][]uint64
+	logs     map[logKey][]uint64
 }
 
 // readStreams reads ORK_EVENTS and ORK_LOGS from their first to their last message.
@@ -34,27 +36,29 @@ func readStreams(ctx context.Context, url string, runIDs []string) (*streamTally
 	for _, id := range runIDs {
 		runs[id] = true
 	}
-	t := &streamTally{attempts: map[attemptKey]bool{}, logs: map[logKey]bool{}}
-	err = readStream(ctx, js, event.StreamEvents, func(data []byte) {
+	t := &streamTally{attempts: map[attemptKey][]uint64{}, logs: map[logKey][]uint64{}}
+	err = readStream(ctx, js, event.StreamEvents, func(seq uint64, data []byte) {
 		e, err := event.DecodeEvent(data)
 		if err != nil || !runs[e.RunID] || e.Task == "" || e.Attempt < 1 {
 			return
 		}
 		switch e.Type {
 		case event.TypeTaskDispatched, event.TypeTaskStarted, event.TypeTaskSucceeded, event.TypeTaskFailed:
-			t.attempts[attemptKey{run: e.RunID, task: e.Task, attempt: e.Attempt}] = true
+			k := attemptKey{run: e.RunID, task: e.Task, attempt: e.Attempt}
+			t.attempts[k] = append(t.attempts[k], seq)
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
-	err = readStream(ctx, js, event.StreamLogs, func(data []byte) {
+	err = readStream(ctx, js, event.StreamLogs, func(seq uint64, data []byte) {
 		b, err := event.DecodeLogBatch(data)
 		if err != nil || !runs[b.RunID] {
 			return
 		}
 		for _, l := range b.Lines {
-			t.logs[logKey{attemptKey: attemptKey{run: b.RunID, task: b.Task, attempt: b.Attempt}, seq: l.Seq}] = true
+			k := logKey{attemptKey: attemptKey{run: b.RunID, task: b.Task, attempt: b.Attempt}, seq: l.Seq}
+			t.logs[k] = append(t.logs[k], seq)
 		}
 	})
 	if err != nil {
@@ -65,43 +69,50 @@ func readStreams(ctx context.Context, url string, runIDs []string) (*streamTally
 
 // readStream calls fn with every message of a stream up to its last sequence at the time of the
 // call, in order.
-func readStream(ctx context.Context, js jetstream.JetStream, name string, fn func([]byte)) error {
+func readStream(ctx context.Context, js jetstream.JetStream, name string, fn func(seq uint64, data []byte)) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	s, err := js.Stream(ctx, name)
 	if err != nil {
 		return fmt.Errorf("reading stream %s: %w", name, err)
 	}
-	last := s.CachedInfo().State.LastSeq
-	if last == 0 {
+	state := s.CachedInfo().State
+	last := state.LastSeq
+	if state.Msgs == 0 {
 		return nil
 	}
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		return fmt.Errorf("reading stream %s: %w", name, err)
 	}
-	for {
-		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
+	// Fetch exactly what is left, and drain every batch, so that no fetch outlives the call.
+	seen := state.FirstSeq - 1
+	for seen < last {
+		batch, err := cons.Fetch(int(min(500, last-seen)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return fmt.Errorf("reading stream %s: %w", name, err)
 		}
 		n := 0
+		var metaErr error
 		for msg := range batch.Messages() {
-			n++
-			fn(msg.Data())
 			meta, err := msg.Metadata()
 			if err != nil {
-				return fmt.Errorf("reading stream %s: %w", name, err)
+				metaErr = err
+				continue
 			}
-			if meta.Sequence.Stream >= last {
-				return nil
-			}
+			n++
+			seen = max(seen, meta.Sequence.Stream)
+			fn(meta.Sequence.Stream, msg.Data())
+		}
+		if metaErr != nil {
+			return fmt.Errorf("reading stream %s: %w", name, metaErr)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
 			return fmt.Errorf("reading stream %s: %w", name, err)
 		}
 		if n == 0 {
-			return fmt.Errorf("reading stream %s: no message before sequence %d", name, last)
+			return fmt.Errorf("reading stream %s: no message after sequence %d of %d", name, seen, last)
 		}
 	}
+	return nil
 }
