@@ -67,7 +67,7 @@ func (b Backoff) Delay(n int, seed uint64) time.Duration {
 // Seed returns the jitter seed of an event: a hash of its id.
 func Seed(ev *event.Event) uint64 {
 	h := fnv.New64a()
-	h.Write([]byte(ev.ID))
+	_, _ = h.Write([]byte(ev.ID)) // a hash.Hash never fails to write
 	return h.Sum64()
 }
 
@@ -125,7 +125,7 @@ type Commands struct {
 	Finished bool
 }
 
-// Defaults of Policy.
+// MaxLostAttemptsDefault is the default of Policy.MaxLostAttempts (and Config.MaxLostAttempts).
 const MaxLostAttemptsDefault = 3
 
 // Policy is what Apply needs besides the event: the retry delays and the cap on lost attempts.

@@ -136,8 +136,8 @@ func runControl(ctx context.Context, stdout io.Writer, spec controlSpec, runID s
 		if o.json {
 			return printEventJSON(stdout, req)
 		}
-		fmt.Fprintf(stdout, "run %s: %s sent\n", runID, spec.request)
-		return nil
+		_, err := fmt.Fprintf(stdout, "run %s: %s sent\n", runID, spec.request)
+		return err
 	}
 
 	wctx, cancel := context.WithTimeout(ctx, o.timeout)
@@ -166,9 +166,9 @@ func runControl(ctx context.Context, stdout io.Writer, spec controlSpec, runID s
 		return &ExitError{Code: ExitCodeFailure, Err: fmt.Errorf("run %s has already finished: %s", runID, answer.Status)}
 	}
 	if !o.json {
-		fmt.Fprintf(stdout, "run %s %s\n", runID, spec.done)
+		_, err = fmt.Fprintf(stdout, "run %s %s\n", runID, spec.done)
 	}
-	return nil
+	return err
 }
 
 func printEventJSON(w io.Writer, e event.Event) error {
