@@ -217,7 +217,7 @@ func (n *NATS) waitReady(ctx context.Context, portsFile string) error {
 		if err != nil {
 			return false, nil
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, nil
 	})
 	if err != nil {

@@ -65,7 +65,7 @@ func StartProcess(spec ProcessSpec) (*Process, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	logFile, err := os.OpenFile(spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logFile, err := os.OpenFile(spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening log of %s: %w", spec.Name, err)
 	}

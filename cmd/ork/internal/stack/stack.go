@@ -91,7 +91,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	s := &Stack{log: log}
 	defer func() {
 		if err != nil {
-			s.Stop()
+			err = errors.Join(err, s.Stop())
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
