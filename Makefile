@@ -43,3 +43,11 @@ dev-stack: build
 
 clean:
 	rm -rf bin .ork
+
+# The chaos test (deploy/faults TestChaos) for longer than the one minute `make test` gives it:
+# `make chaos CHAOS_DURATION=30m`. It prints the timeline of faults and the invariant's report; the
+# test bounds itself (the duration plus six minutes), hence no go test timeout.
+CHAOS_DURATION ?= 10m
+.PHONY: chaos
+chaos:
+	cd deploy && go test -count=1 -v -timeout 0 -run '^TestChaos$$' ./faults -chaos.duration=$(CHAOS_DURATION)

@@ -116,6 +116,8 @@ type options struct {
 	schedulerArgs []string
 	executorArgs  []string
 	types         string
+	// timeout bounds the whole test; default 5 minutes.
+	timeout time.Duration
 }
 
 // env is one test's running stack, its ledger and a client.
@@ -170,7 +172,10 @@ func setup(t *testing.T, o options) *env {
 	if dbURL == "" {
 		dbURL = testDatabase(t, admin)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	if o.timeout == 0 {
+		o.timeout = 5 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	t.Cleanup(cancel)
 	dir := t.TempDir()
 	e := &env{t: t, ctx: ctx, dir: dir, ledger: filepath.Join(dir, "ledger"), body: filepath.Join(dir, "body.py"), dbURL: dbURL}
