@@ -618,7 +618,7 @@ func (w *Watcher) run(ctx context.Context) {
 	var conn *pgx.Conn
 	defer func() {
 		if conn != nil {
-			_ = conn.Close(context.Background())
+			_ = conn.Close(context.WithoutCancel(ctx))
 		}
 	}()
 	ticker := time.NewTicker(w.interval)
@@ -633,7 +633,7 @@ func (w *Watcher) run(ctx context.Context) {
 		if conn != nil {
 			if err := w.sample(context.WithoutCancel(ctx), conn); err != nil {
 				// The database may be down on purpose; connect again next time.
-				_ = conn.Close(context.Background())
+				_ = conn.Close(context.WithoutCancel(ctx))
 				conn = nil
 			}
 		}
