@@ -67,6 +67,10 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("recorder: %w", err)
 	}
+	// Log lines committed by an earlier recorder count as committed: a notice must not wait for them.
+	if info, err := logs.Info(ctx); err == nil {
+		s.notices.logsCommitted(info.AckFloor.Stream)
+	}
 	s.log.Info("recorder started", zap.Int("batch_size", s.cfg.BatchSize), zap.Duration("batch_wait", s.cfg.BatchWait))
 	g, gctx := errgroup.WithContext(ctx)
 	for _, c := range []struct {

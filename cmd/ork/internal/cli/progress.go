@@ -65,7 +65,7 @@ func (p *progress) event(e event.Event) {
 		p.ended++
 		mark := map[string]string{event.TaskSuccess: "✓", event.TaskFailed: "✗", event.TaskSkipped: "–", event.TaskCancelled: "■"}[status]
 		msg := fmt.Sprintf("%s %-*s %s", mark, p.width, e.Task, status)
-		if e.Type != event.TypeTaskSkipped {
+		if e.Type == event.TypeTaskSucceeded || e.Type == event.TypeTaskFailed {
 			msg += " in " + formatDuration(e.DurationMS)
 		}
 		if e.Error != "" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -109,15 +110,22 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 	if _, err := cl.Submit(ctx, params); err != nil {
 		return err
 	}
-	final, err := cl.Wait(ctx, runID, func(e event.Event) {
+	onEvent := func(e event.Event) {
 		if !o.json {
 			progress.event(e)
 		}
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return &ExitError{Code: ExitCodeFailure, Err: fmt.Errorf("interrupted; run %s goes on in the background only with --nats", runID)}
+	}
+	final, err := cl.Wait(ctx, runID, onEvent)
+	if err != nil && ctx.Err() != nil {
+		if natsURL != "" {
+			return &ExitError{Code: ExitCodeFailure, Err: fmt.Errorf("interrupted; run %s goes on in the cluster (ork cancel %s --nats %s stops it)", runID, runID, natsURL)}
 		}
+		// In-process, the run would die with this command: cancel it so the database says so.
+		fmt.Fprintf(stderr, "\ninterrupted: cancelling run %s\n", runID)
+		final, err = cancelRun(b, cl, runID, onEvent)
+		ctx = context.Background()
+	}
+	if err != nil {
 		return err
 	}
 	progress.done()
@@ -151,6 +159,29 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 	return nil
 }
 
+// interruptGraceDefault bounds how long an interrupted in-process run may take to cancel.
+const interruptGraceDefault = 15 * time.Second
+
+// cancelRun asks the scheduler to cancel a run and waits until it has finished.
+func cancelRun(b *bus.Bus, cl *client.Client, runID string, onEvent func(event.Event)) (event.Event, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), interruptGraceDefault)
+	defer cancel()
+	req := event.New(event.TypeRunCancelRequested, runID, "", 0)
+	req.TriggeredBy, req.Error = "cli", "interrupted"
+	msg, err := bus.EventMsg(&req)
+	if err != nil {
+		return event.Event{}, err
+	}
+	if err := b.Publish(ctx, msg); err != nil {
+		return event.Event{}, fmt.Errorf("cancelling run %s: %w", runID, err)
+	}
+	final, err := cl.Wait(ctx, runID, onEvent)
+	if err != nil {
+		return event.Event{}, fmt.Errorf("cancelling run %s: %w", runID, err)
+	}
+	return final, nil
+}
+
 // alreadyRecorded reports whether the database already holds the run as finished: a submission
 // repeated with the same idempotency key follows the earlier run, whose notice went out long ago.
 func alreadyRecorded(ctx context.Context, st store.Store, runID string) bool {
@@ -164,6 +195,9 @@ func alreadyRecorded(ctx context.Context, st store.Store, runID string) bool {
 type errRunNotSuccessful struct{ status, msg string }
 
 func (e errRunNotSuccessful) Error() string {
+	if strings.HasPrefix(e.msg, "run "+e.status) {
+		return e.msg
+	}
 	if e.msg != "" {
 		return "run " + e.status + ": " + e.msg
 	}

@@ -29,9 +29,15 @@ var examplesDir = filepath.Join("..", "..", "..", "..", "examples")
 // start brings up an in-process stack over the given database URL for one test.
 func start(t *testing.T, dbURL string, port int) *stack.Stack {
 	t.Helper()
+	return startIn(t, t.TempDir(), dbURL, port)
+}
+
+// startIn is start with a chosen data directory (the embedded NATS store lives there).
+func startIn(t *testing.T, dataDir, dbURL string, port int) *stack.Stack {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := stack.Start(ctx, stack.Config{DataDir: t.TempDir(), DBURL: dbURL, Port: port}, zaptest.NewLogger(t))
+	s, err := stack.Start(ctx, stack.Config{DataDir: dataDir, DBURL: dbURL, Port: port}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatalf("starting the stack: %v", err)
 	}
@@ -329,5 +335,30 @@ tasks:
 	}
 	if got["who"] != "ada" || got["count"] != float64(3) || got["greeting"] != "hello" {
 		t.Fatalf("consume received %v; want who=ada count=3 greeting=hello", got)
+	}
+}
+
+// TestSecondRunInSameDirectory runs twice on one data directory, as `ork run` does: the second
+// stack resumes the persisted streams and a run without any log line must still be confirmed.
+func TestSecondRunInSameDirectory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	dbURL := "sqlite://" + filepath.Join(dir, "ork.db")
+	chatty := &workflow.Plan{Name: "chatty", Dir: dir, Hash: "h1", Tasks: []workflow.Task{
+		{Name: "say", Executor: workflow.ExecutorProcess, Command: []string{"echo", "hello"}, TimeoutSeconds: 10},
+	}}
+	quiet := &workflow.Plan{Name: "quiet", Dir: dir, Hash: "h2", Tasks: []workflow.Task{
+		{Name: "nothing", Executor: workflow.ExecutorNoop, TimeoutSeconds: 10},
+	}}
+	first := startIn(t, dir, dbURL, 0)
+	if run := runPlan(t, first, chatty, ""); run.Status != event.RunSuccess {
+		t.Fatalf("first run %s", run.Status)
+	}
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	second := startIn(t, dir, dbURL, 0)
+	if run := runPlan(t, second, quiet, ""); run.Status != event.RunSuccess {
+		t.Fatalf("second run %s", run.Status)
 	}
 }
