@@ -132,7 +132,25 @@ func Serve(ctx context.Context, addr string, reg *prometheus.Registry, log *zap.
 	return s.Run(ctx)
 }
 
+// Start listens on addr and serves reg in the background until ctx ends or stop is called. stop
+// shuts the server down, waits for it and returns what Run returned; call it once.
+func Start(ctx context.Context, addr string, reg *prometheus.Registry, log *zap.Logger) (stop func() error, err error) {
+	s, err := Listen(addr, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- s.Run(ctx) }()
+	return func() error {
+		cancel()
+		return <-served
+	}, nil
+}
+
 // errorLog passes promhttp's errors to zap.
 type errorLog struct{ log *zap.Logger }
 
-func (l errorLog) Println(v ...any) { l.log.Warn("collecting metrics", zap.String("error", fmt.Sprint(v...))) }
+func (l errorLog) Println(v ...any) {
+	l.log.Warn("collecting metrics", zap.String("error", fmt.Sprint(v...)))
+}

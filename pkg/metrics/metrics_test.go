@@ -160,3 +160,24 @@ func TestConsumerCollectorReadsBacklogWhenScraped(t *testing.T) {
 		t.Errorf("want exactly one pending series (the missing consumer is an error, the duplicate is folded):\n%s", body)
 	}
 }
+
+func TestStartServesUntilStopped(t *testing.T) {
+	t.Parallel()
+	log, addrs := metricstest.LoggedAddr(t)
+	stop, err := metrics.Start(context.Background(), "127.0.0.1:0", metrics.NewRegistry(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := metricstest.WaitAddr(t, addrs)
+	metricstest.Want(t, metricstest.Scrape(t, addr), "go_goroutines", metricstest.AtLeast(1), "at least 1")
+	if err := stop(); err != nil {
+		t.Errorf("stop: %v", err)
+	}
+	stop, err = metrics.Start(context.Background(), addr, metrics.NewRegistry(), log)
+	if err != nil {
+		t.Fatalf("the address is not free after stop: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("stop: %v", err)
+	}
+}
