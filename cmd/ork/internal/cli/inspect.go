@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -34,7 +35,7 @@ func newStatusCmd() *cobra.Command {
 			if len(args) == 1 {
 				run, err := st.RunGet(ctx, store.RunGetParams{ID: args[0]})
 				if err != nil {
-					return fmt.Errorf("run %s: %w", args[0], err)
+					return runNotFound(args[0], err)
 				}
 				if asJSON {
 					return writeJSON(out, runJSON(run))
@@ -70,6 +71,14 @@ func newStatusCmd() *cobra.Command {
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many recent runs to list")
 	cmd.Flags().StringVar(&workflow, "workflow", "", "only runs of this workflow")
 	return cmd
+}
+
+// runNotFound words a failed run lookup for a person.
+func runNotFound(id string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no run %s in this database (ork status lists the recent runs)", id)
+	}
+	return fmt.Errorf("reading run %s: %w", id, err)
 }
 
 func printRun(w io.Writer, r store.Run) {
@@ -137,7 +146,7 @@ func newTasksCmd() *cobra.Command {
 			}
 			defer st.Close()
 			if _, err := st.RunGet(ctx, store.RunGetParams{ID: args[0]}); err != nil {
-				return fmt.Errorf("run %s: %w", args[0], err)
+				return runNotFound(args[0], err)
 			}
 			tasks, err := st.TaskList(ctx, store.TaskListParams{RunID: args[0]})
 			if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
+	"github.com/ork-go/ork/pkg/store/schema"
 	"github.com/ork-go/ork/pkg/workflow"
 )
 
@@ -66,6 +67,12 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 	if err != nil {
 		return &ExitError{Code: ExitCodeUsage, Err: err}
 	}
+	dbURL := resolve(o.db, envDBURL, "")
+	if dbURL != "" {
+		if _, err := schema.ParseURL(dbURL); err != nil {
+			return usageError(err)
+		}
+	}
 	log := quietLogger(o.verbose)
 	defer func() { _ = log.Sync() }()
 
@@ -75,7 +82,7 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 	)
 	natsURL := resolve(o.nats, envNATSURL, "")
 	if natsURL == "" {
-		stk, err := stack.Start(ctx, stack.Config{DBURL: resolve(o.db, envDBURL, ""), Concurrency: o.concurrency}, log)
+		stk, err := stack.Start(ctx, stack.Config{DBURL: dbURL, Concurrency: o.concurrency}, log)
 		if err != nil {
 			return err
 		}
