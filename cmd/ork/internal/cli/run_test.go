@@ -1,0 +1,141 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// copyExamples copies the repository's examples into a fresh directory, so each test has its own
+// ./.ork like a new user in a fresh checkout.
+func copyExamples(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join("..", "..", "..", "..", "examples")
+	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		dst := filepath.Join(dir, "examples", rel)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, data, info.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestRunThenInspect(t *testing.T) {
+	t.Parallel()
+	dir := copyExamples(t)
+
+	r := ork(t, dir, "run", "examples/fails_on_purpose.yaml")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1 for a failed run; stderr:\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{"✗ broken", "never_runs   skipped", "independent  success", "TASK", "failed"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".ork", "ork.db")); err != nil {
+		t.Fatalf("default database not created: %v", err)
+	}
+
+	r = ork(t, dir, "run", "examples/typed_chain.yaml", "--json")
+	if r.code != 0 {
+		t.Fatalf("exit %d, want 0; stderr:\n%s", r.code, r.stderr)
+	}
+	var res struct {
+		RunID    string `json:"run_id"`
+		Workflow string `json:"workflow"`
+		Status   string `json:"status"`
+		Tasks    map[string]struct {
+			Status   string          `json:"status"`
+			Attempts int             `json:"attempts"`
+			Output   json.RawMessage `json:"output"`
+		} `json:"tasks"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("--json output is not one JSON object: %v\n%s", err, r.stdout)
+	}
+	if res.Status != "success" || res.Workflow != "typed_chain" || len(res.Tasks) != 3 {
+		t.Fatalf("result %+v", res)
+	}
+	for name, tk := range res.Tasks {
+		if tk.Status != "success" || tk.Attempts != 1 || len(tk.Output) == 0 || string(tk.Output) == "null" {
+			t.Errorf("task %s: %+v, want success with an output", name, tk)
+		}
+	}
+
+	r = ork(t, dir, "status")
+	if r.code != 0 || !strings.Contains(r.stdout, res.RunID) || !strings.Contains(r.stdout, "fails_on_purpose") {
+		t.Fatalf("status (exit %d) lacks the runs:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if first := strings.Split(r.stdout, "\n")[1]; !strings.HasPrefix(first, res.RunID) {
+		t.Errorf("status does not list the newest run first:\n%s", r.stdout)
+	}
+	r = ork(t, dir, "tasks", res.RunID)
+	if r.code != 0 || strings.Count(r.stdout, "success") != 3 {
+		t.Errorf("tasks (exit %d):\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = ork(t, dir, "workflows")
+	if r.code != 0 || !strings.Contains(r.stdout, "typed_chain") || !strings.Contains(r.stdout, "fails_on_purpose") {
+		t.Errorf("workflows (exit %d):\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestRunLogs(t *testing.T) {
+	t.Parallel()
+	dir := copyExamples(t)
+	r := ork(t, dir, "run", "examples/fails_on_purpose.yaml", "--json")
+	var res struct {
+		RunID string `json:"run_id"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res.RunID == "" {
+		t.Fatalf("run: %v\n%s%s", err, r.stdout, r.stderr)
+	}
+	r = ork(t, dir, "logs", res.RunID, "broken")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "broken! | about to fail" {
+		t.Fatalf("logs (exit %d):\n%q\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestRunRejectsBadInputAndStoresNothing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("name: x\ntasks:\n  a:\n    executor: pyton\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := ork(t, dir, "run", "bad.yaml")
+	if r.code != 2 || !strings.Contains(r.stderr, `bad.yaml:4:15: task "a": unknown executor "pyton"`) {
+		t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".ork")); !os.IsNotExist(err) {
+		t.Errorf("an invalid workflow left %s behind (err %v)", filepath.Join(dir, ".ork"), err)
+	}
+	if r := ork(t, dir, "run", "missing.yaml"); r.code != 2 {
+		t.Errorf("missing file: exit %d, want 2", r.code)
+	}
+	if r := ork(t, dir, "status"); r.code != 1 || !strings.Contains(r.stderr, "no database at") {
+		t.Errorf("status without a database: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := ork(t, dir, "tasks", "nope", "--db", "file://"+dir); r.code != 1 || !strings.Contains(r.stderr, "no run nope") {
+		t.Errorf("tasks of an unknown run: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
