@@ -211,6 +211,7 @@ func (r *reconciler) failMsg(ctx context.Context, m *jetstream.RawStreamMsg, rea
 		if err := s.b.Publish(ctx, msg); err != nil {
 			return fmt.Errorf("publishing task.failed: %w", err)
 		}
+		s.cfg.Metrics.reconcilerFailed(reason, 1)
 		s.log.Warn("dispatch failed by the reconciler", logging.RunID(d.RunID), logging.Task(d.Task.Name),
 			logging.Attempt(d.Attempt), zap.String("reason", reason), zap.String("error", text))
 	} else {
@@ -352,6 +353,7 @@ func (r *reconciler) lost(ctx context.Context) error {
 	if err := s.b.Publish(ctx, msgs...); err != nil {
 		return fmt.Errorf("publishing lost attempts: %w", err)
 	}
+	s.cfg.Metrics.reconcilerFailed(event.ReasonLost, len(msgs))
 	return nil
 }
 

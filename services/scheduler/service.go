@@ -64,6 +64,8 @@ type Config struct {
 	LostGrace time.Duration
 	// Instance names this instance in the reconciler lease; a random id when empty.
 	Instance string
+	// Metrics, when set, records the scheduler's metrics (NewMetrics); nil records nothing.
+	Metrics *Metrics
 }
 
 // WithDefaults returns the config with zero fields set to their defaults.
@@ -196,6 +198,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.cfg.Metrics.watch(s.b.JS, s.cfg.Durable)
 	s.log.Info("scheduler started", zap.String("durable", s.cfg.Durable), logging.Count(s.cfg.Concurrency))
 	// Handlers finish their event after ctx is done: the stop is soft.
 	hctx := context.WithoutCancel(ctx)
@@ -375,6 +378,7 @@ func (s *Service) handlePart(ctx context.Context, e *runEntry, part []*pending) 
 		return err
 	}
 	for i, c := range cmds {
+		s.cfg.Metrics.event(part[i].ev.Type, c.Outcome)
 		if c.Outcome != Applied {
 			ev := part[i].ev
 			s.log.Debug("event not applied", logging.EventType(ev.Type), logging.RunID(ev.RunID), logging.Task(ev.Task),
@@ -507,6 +511,7 @@ func (s *Service) apply(ctx context.Context, e *runEntry, part []*pending) ([]Co
 		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
 			return nil, fmt.Errorf("writing run state: %w", err)
 		}
+		s.cfg.Metrics.casConflict()
 	}
 	return nil, fmt.Errorf("writing run state: %d compare-and-swap conflicts in a row", s.cfg.CASRetries)
 }
@@ -603,6 +608,10 @@ func (s *Service) publish(ctx context.Context, g *Graph, part []*pending, cmds [
 	runID := part[0].ev.RunID
 	now := time.Now().UTC()
 	msgs := make([]bus.Msg, 0, n)
+	var sent []sentDispatch
+	if s.cfg.Metrics != nil {
+		sent = make([]sentDispatch, 0, n)
+	}
 	var outputs map[int]json.RawMessage
 	for _, c := range cmds {
 		for _, o := range c.Outputs {
@@ -614,7 +623,7 @@ func (s *Service) publish(ctx context.Context, g *Graph, part []*pending, cmds [
 			}
 		}
 	}
-	for _, c := range cmds {
+	for ci, c := range cmds {
 		for i := range c.Events {
 			e := &c.Events[i]
 			if e.ID == "" {
@@ -649,11 +658,19 @@ func (s *Service) publish(ctx context.Context, g *Graph, part []*pending, cmds [
 				return err
 			}
 			msgs = append(msgs, m)
+			if sent != nil {
+				sd := sentDispatch{typ: task.Executor}
+				if !part[ci].redelivered {
+					sd.since = part[ci].ev.Time
+				}
+				sent = append(sent, sd)
+			}
 		}
 	}
 	if err := s.b.Publish(ctx, msgs...); err != nil {
 		return fmt.Errorf("publishing %d messages: %w", len(msgs), err)
 	}
+	s.cfg.Metrics.published(sent, cmds)
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/logging"
+	"github.com/ork-go/ork/pkg/metrics"
 	"github.com/ork-go/ork/services/scheduler"
 )
 
@@ -33,6 +34,8 @@ func main() {
 		os.Exit(2)
 	}
 	natsURL := flag.String("nats", envOr("ORK_NATS_URL", natsURLDefault), "NATS server URL (env ORK_NATS_URL)")
+	metricsAddr := flag.String("metrics-addr", os.Getenv(metrics.AddrEnv),
+		"serve /metrics and /debug/pprof/ on this address, e.g. "+metrics.SchedulerAddrSuggested+"; empty: off (env "+metrics.AddrEnv+")")
 	logLevel := flag.String("log-level", envOr("ORK_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env ORK_LOG_LEVEL)")
 	flag.IntVar(&concurrency, "concurrency", concurrency, "events handled at once (env ORK_SCHEDULER_CONCURRENCY)")
 	flag.IntVar(&maxLost, "max-lost-attempts", maxLost, "lost attempts of a task re-dispatched without using up retries (env ORK_SCHEDULER_MAX_LOST_ATTEMPTS)")
@@ -49,7 +52,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	cfg := scheduler.Config{Concurrency: concurrency, MaxLostAttempts: maxLost, ReconcileInterval: interval,
 		NoExecutorTimeout: noExecutor, LostGrace: lostGrace}
-	err = run(ctx, *natsURL, cfg, log)
+	err = run(ctx, *natsURL, *metricsAddr, cfg, log)
 	stop()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("scheduler failed", zap.Error(err))
@@ -60,8 +63,18 @@ func main() {
 }
 
 // run connects, provisions and runs the scheduler until ctx is done. The service finishes the
-// events in hand before the connection is drained.
-func run(ctx context.Context, natsURL string, cfg scheduler.Config, log *zap.Logger) error {
+// events in hand before the connection is drained. With a metricsAddr it serves the scheduler's
+// metrics there until the service has stopped.
+func run(ctx context.Context, natsURL, metricsAddr string, cfg scheduler.Config, log *zap.Logger) (err error) {
+	if metricsAddr != "" {
+		reg := metrics.NewRegistry()
+		cfg.Metrics = scheduler.NewMetrics(reg)
+		stop, err := metrics.Start(ctx, metricsAddr, reg, log.Named("metrics"))
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, stop()) }()
+	}
 	b, err := bus.Connect(bus.Config{URL: natsURL, Name: "ork-scheduler"}, log.Named("bus"))
 	if err != nil {
 		return err
