@@ -182,6 +182,10 @@ func setup(t *testing.T, o options) *env {
 	if err := os.WriteFile(e.body, []byte(bodyPy), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if o.schedulerArgs == nil {
+		// The reconciler finds lost attempts; sweep often so the scenarios end in seconds.
+		o.schedulerArgs = []string{"--reconcile-interval", "1s"}
+	}
 	execArgs := o.executorArgs
 	if o.ackWait > 0 {
 		execArgs = append(execArgs, "--ack-wait", o.ackWait.String())

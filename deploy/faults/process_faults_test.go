@@ -118,12 +118,15 @@ func TestLongTaskNotRedelivered(t *testing.T) {
 
 // TestFencing: an executor stopped with SIGSTOP mid-task until its attempt is superseded, then
 // continued, publishes a late result that is stored but not applied; downstream runs exactly once.
+// A long last task keeps the run going while the late result arrives (an executor drops the result
+// of a run that has already finished).
 func TestFencing(t *testing.T) {
 	t.Parallel()
 	e := setup(t, options{executors: 2, concurrency: 1, ackWait: 1500 * time.Millisecond})
 	plan := e.workflow("fencing", []taskSpec{
 		{name: "slow", seconds: 2, lines: 2},
 		{name: "down", deps: []string{"slow"}, lines: 1},
+		{name: "tail", deps: []string{"down"}, seconds: 5, lines: 1},
 	})
 	runID := e.submit(plan)
 	first := e.waitExecution("slow attempt 1", func(x faults.Execution) bool {
@@ -137,7 +140,7 @@ func TestFencing(t *testing.T) {
 	e.waitExecution("slow attempt 2", func(x faults.Execution) bool {
 		return x.RunID == runID && x.Task == "slow" && x.Attempt == 2
 	})
-	e.waitExecution("down", func(x faults.Execution) bool { return x.RunID == runID && x.Task == "down" })
+	e.waitExecution("tail", func(x faults.Execution) bool { return x.RunID == runID && x.Task == "tail" })
 	if err := frozen.Resume(); err != nil {
 		t.Fatal(err)
 	}
@@ -164,6 +167,7 @@ func TestFencing(t *testing.T) {
 		t.Errorf("down ran %d times, want once", n)
 	}
 	attempts := e.attemptsOf(runID, "slow")
+	t.Logf("attempts of slow: %+v", attempts)
 	if len(attempts) < 2 || attempts[len(attempts)-1].status != event.TaskSuccess {
 		t.Errorf("attempts of slow = %+v, want a superseded attempt 1 and a successful last attempt", attempts)
 	}
