@@ -73,6 +73,8 @@ type Config struct {
 	LogFlushInterval time.Duration
 	// LogBatchLines ships a batch as soon as it holds this many lines.
 	LogBatchLines int
+	// Metrics, when set, records the executor's metrics (NewMetrics); nil records nothing.
+	Metrics *Metrics
 }
 
 // WithDefaults returns the config with zero fields set to their defaults.

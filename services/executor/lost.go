@@ -91,6 +91,7 @@ func (s *Service) reportLost(d *event.Dispatch, msg jetstream.Msg, log *zap.Logg
 		s.nak(log, msg, retryDelay)
 		return
 	}
+	s.cfg.Metrics.lostAttempt(d.Task.Executor)
 	log.Warn("attempt lost", zap.String("error", why))
 	if err := msg.Term(); err != nil {
 		log.Warn("terminating dispatch", zap.Error(err))

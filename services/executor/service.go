@@ -98,6 +98,7 @@ func (s *Service) Run(ctx context.Context) error {
 			return err
 		}
 		consumers[i] = c
+		s.cfg.Metrics.watch(s.bus.JS, typ)
 	}
 	window, err := s.eventsDuplicateWindow(ctx)
 	if err != nil {
@@ -262,16 +263,19 @@ func (s *Service) attempt(hard context.Context, typ string, d *event.Dispatch, m
 		return
 	}
 	begin := time.Now()
+	s.cfg.Metrics.start(typ, d, begin)
 	o := s.execute(taskCtx, typ, d)
 	cancelled := errors.Is(context.Cause(taskCtx), errCancelled)
 	switch {
 	case o.aborted && cancelled:
+		s.cfg.Metrics.finish(typ, finishedCancelled, "", time.Since(begin))
 		log.Info("task cancelled")
 		if err := msg.Ack(); err != nil {
 			log.Warn("acknowledging dispatch", zap.Error(err))
 		}
 		return
 	case o.aborted:
+		s.cfg.Metrics.finish(typ, finishedLost, event.ReasonLost, time.Since(begin))
 		// The attempt ran partly: running it again under the same number would repeat its side
 		// effects and its log lines' ids. Report it lost, so the scheduler starts a new attempt.
 		s.reportLost(d, msg, log, "attempt "+strconv.Itoa(d.Attempt)+
@@ -300,6 +304,11 @@ func (s *Service) attempt(hard context.Context, typ string, d *event.Dispatch, m
 			formatBytes(s.bus.NC.MaxPayload()) + " message limit of the NATS server"
 		typEv = ev.Type
 		m, err = bus.EventMsg(&ev)
+	}
+	if ev.Type == event.TypeTaskSucceeded {
+		s.cfg.Metrics.finish(typ, finishedSuccess, "", time.Since(begin))
+	} else {
+		s.cfg.Metrics.finish(typ, finishedFailed, ev.Reason, time.Since(begin))
 	}
 	if err == nil {
 		err = s.publishMsg(m, publishAttempts)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/logging"
+	"github.com/ork-go/ork/pkg/metrics"
 	"github.com/ork-go/ork/services/executor"
 )
 
@@ -33,6 +34,7 @@ type options struct {
 	killGrace   time.Duration
 	drainGrace  time.Duration
 	logMaxBytes int64
+	metricsAddr string
 }
 
 func main() {
@@ -104,6 +106,8 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	fs.DurationVar(&o.drainGrace, "drain-grace", drainGrace, "on stop, how long running tasks may finish before they are killed and reported lost (ORK_EXECUTOR_DRAIN_GRACE)")
 	fs.DurationVar(&o.killGrace, "kill-grace", killGrace, "time between SIGTERM and SIGKILL of a task's process group (ORK_EXECUTOR_KILL_GRACE)")
 	fs.Int64Var(&o.logMaxBytes, "log-max-bytes", int64(logMaxBytes), "log bytes shipped per attempt; later lines are dropped but for a marker and the last lines (ORK_EXECUTOR_LOG_MAX_BYTES)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", env(metrics.AddrEnv, ""),
+		"serve /metrics and /debug/pprof/ on this address, e.g. "+metrics.ExecutorAddrSuggested+"; empty: off ("+metrics.AddrEnv+")")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -114,7 +118,8 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 }
 
 // run connects, serves until ctx is done, then drains the executor before closing the connection.
-func run(ctx context.Context, o options, log *zap.Logger) error {
+// With a metrics address it serves the executor's metrics there until the executor has stopped.
+func run(ctx context.Context, o options, log *zap.Logger) (err error) {
 	var types []string
 	for t := range strings.SplitSeq(o.types, ",") {
 		if t = strings.TrimSpace(t); t != "" {
@@ -125,6 +130,15 @@ func run(ctx context.Context, o options, log *zap.Logger) error {
 		KillGrace: o.killGrace, DrainGrace: o.drainGrace, LogMaxBytes: o.logMaxBytes}.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
+	}
+	if o.metricsAddr != "" {
+		reg := metrics.NewRegistry()
+		cfg.Metrics = executor.NewMetrics(reg)
+		stop, err := metrics.Start(ctx, o.metricsAddr, reg, log.Named("metrics"))
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, stop()) }()
 	}
 	b, err := bus.Connect(bus.Config{URL: o.natsURL, Name: "ork-executor " + cfg.Instance}, log.Named("bus"))
 	if err != nil {

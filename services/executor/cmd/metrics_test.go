@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ork-go/ork/pkg/bus/bustest"
+	"github.com/ork-go/ork/pkg/metrics/metricstest"
+)
+
+func TestMetricsAddrFlagAndEnv(t *testing.T) {
+	t.Parallel()
+	o, err := parseFlags(nil, func(string) string { return "" })
+	if err != nil || o.metricsAddr != "" {
+		t.Fatalf("default metrics address %q (%v), want off", o.metricsAddr, err)
+	}
+	env := func(k string) string {
+		if k == "ORK_METRICS_ADDR" {
+			return ":9102"
+		}
+		return ""
+	}
+	if o, err = parseFlags(nil, env); err != nil || o.metricsAddr != ":9102" {
+		t.Fatalf("from env %q (%v)", o.metricsAddr, err)
+	}
+	if o, err = parseFlags([]string{"--metrics-addr", "127.0.0.1:1"}, env); err != nil || o.metricsAddr != "127.0.0.1:1" {
+		t.Fatalf("from flag %q (%v)", o.metricsAddr, err)
+	}
+}
+
+func TestMetricsAddrServesMetrics(t *testing.T) {
+	t.Parallel()
+	srv := bustest.Start(t)
+	o, err := parseFlags([]string{"--nats", srv.ClientURL(), "--types", "noop", "--metrics-addr", "127.0.0.1:0",
+		"--drain-grace", "1s"}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, addrs := metricstest.LoggedAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, o, log) }()
+	body := metricstest.Scrape(t, metricstest.WaitAddr(t, addrs))
+	metricstest.Want(t, body, `ork_executor_tasks_started_total{type="noop"}`, metricstest.Equal(0), "0")
+	metricstest.Want(t, body, "go_goroutines", metricstest.AtLeast(1), "at least 1")
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after its context ended")
+	}
+}
