@@ -54,6 +54,8 @@ type Config struct {
 	OrphanDelay      time.Duration
 	// MaxAckPending bounds unacknowledged messages per consumer; 0 means MaxAckPendingFactor*BatchSize.
 	MaxAckPending int
+	// Metrics, when set, records the recorder's metrics (NewMetrics); nil records nothing.
+	Metrics *Metrics
 }
 
 // WithDefaults returns the config with zero fields set to their defaults.

@@ -71,6 +71,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if info, err := logs.Info(ctx); err == nil {
 		s.notices.logsCommitted(info.AckFloor.Stream)
 	}
+	s.cfg.Metrics.watch(s.bus.JS)
 	s.log.Info("recorder started", zap.Int("batch_size", s.cfg.BatchSize), zap.Duration("batch_wait", s.cfg.BatchWait))
 	g, gctx := errgroup.WithContext(ctx)
 	for _, c := range []struct {
@@ -109,6 +110,7 @@ type item struct {
 	ev        *event.Event
 	logs      *event.LogBatch
 	dead      *store.DeadLetter
+	deadClass string // the metrics' reason class of dead
 }
 
 // handle writes one batch and acknowledges it after the commit.
@@ -124,6 +126,7 @@ func (s *Service) handle(ctx context.Context, stream string, msgs []jetstream.Ms
 		s.release(msgs)
 		return
 	}
+	s.cfg.Metrics.deadLetters(items)
 	dead := countDead(items)
 	var later map[uint64]bool
 	if len(res.Orphans) > 0 {
@@ -134,6 +137,7 @@ func (s *Service) handle(ctx context.Context, stream string, msgs []jetstream.Ms
 				s.release(msgs)
 				return
 			}
+			s.cfg.Metrics.deadLetters(orphans)
 			dead += len(orphans)
 		}
 	}
@@ -152,6 +156,7 @@ func (s *Service) handle(ctx context.Context, stream string, msgs []jetstream.Ms
 		}
 		acked++
 	}
+	s.cfg.Metrics.committed(stream, acked)
 	if stream == event.StreamLogs {
 		s.publishNotices(s.notices.logsCommitted(items[len(items)-1].seq))
 	}
@@ -182,10 +187,12 @@ func (s *Service) decode(stream string, m jetstream.Msg) item {
 		it.delivered = meta.NumDelivered
 	}
 	var err error
+	class := deadUndecodable
 	switch stream {
 	case event.StreamEvents:
 		var e event.Event
 		if e, err = event.DecodeEvent(m.Data()); err == nil {
+			class = deadInvalid
 			if err = checkEvent(&e); err == nil {
 				e.Seq = it.seq
 				if e.Type == event.TypeRunSubmitted {
@@ -199,6 +206,7 @@ func (s *Service) decode(stream string, m jetstream.Msg) item {
 		var lb event.LogBatch
 		if lb, err = event.DecodeLogBatch(m.Data()); err == nil {
 			if lb.Attempt < 1 {
+				class = deadInvalid
 				err = fmt.Errorf("log batch of attempt %d: attempts start at 1", lb.Attempt)
 			} else {
 				it.logs = &lb
@@ -207,7 +215,7 @@ func (s *Service) decode(stream string, m jetstream.Msg) item {
 		}
 	}
 	s.log.Warn("dead-lettering message", logging.Seq(it.seq), logging.Subject(m.Subject()), zap.Error(err))
-	return deadLetter(it, err.Error())
+	return deadLetter(it, class, err.Error())
 }
 
 // checkEvent rejects well-formed events that cannot be applied.
@@ -241,9 +249,10 @@ func checkEvent(e *event.Event) error {
 	return nil
 }
 
-// deadLetter returns it as a dead letter with the message's bytes.
-func deadLetter(it item, reason string) item {
-	return item{stream: it.stream, msg: it.msg, seq: it.seq, dead: &store.DeadLetter{
+// deadLetter returns it as a dead letter with the message's bytes; class is its metrics' reason
+// class (dead* constants).
+func deadLetter(it item, class, reason string) item {
+	return item{stream: it.stream, msg: it.msg, seq: it.seq, deadClass: class, dead: &store.DeadLetter{
 		Stream: it.stream, Seq: it.seq, Subject: it.msg.Subject(), Reason: reason, Data: it.msg.Data(),
 		CreatedAt: time.Now().UTC(),
 	}}
@@ -277,7 +286,7 @@ func (s *Service) orphans(items []item, orphans []event.Event) (later map[uint64
 			reason += " or task " + o.Task
 		}
 		s.log.Warn("dead-lettering orphan event", logging.Seq(it.seq), logging.Subject(it.msg.Subject()), logging.RunID(o.RunID))
-		dead = append(dead, deadLetter(it, reason))
+		dead = append(dead, deadLetter(it, deadOrphan, reason))
 	}
 	return later, dead
 }
@@ -329,7 +338,9 @@ func (s *Service) writeWith(ctx context.Context, msgs []jetstream.Msg, items []i
 			if it := items[0]; it.dead == nil {
 				// One message the store keeps refusing: if a dead letter of it commits, the store
 				// is up and the message is the problem.
-				if _, err := s.apply(ctx, []item{deadLetter(it, "store rejected: "+err.Error())}); err == nil {
+				rejected := []item{deadLetter(it, deadRejected, "store rejected: "+err.Error())}
+				if _, err := s.apply(ctx, rejected); err == nil {
+					s.cfg.Metrics.deadLetters(rejected)
 					s.log.Error("store rejected message, dead-lettered it", logging.Seq(it.seq), logging.Subject(it.msg.Subject()))
 					bo.reset()
 					return store.ApplyBatchResult{}, true
@@ -362,7 +373,9 @@ func (s *Service) writeEach(ctx context.Context, msgs []jetstream.Msg, items []i
 func (s *Service) apply(ctx context.Context, items []item) (store.ApplyBatchResult, error) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.WriteTimeout)
 	defer cancel()
+	begin := time.Now()
 	res, err := s.st.ApplyBatch(wctx, params(items))
+	s.cfg.Metrics.applied(items[0].stream, time.Since(begin), err != nil)
 	if err != nil {
 		return store.ApplyBatchResult{}, fmt.Errorf("applying batch: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/logging"
+	"github.com/ork-go/ork/pkg/metrics"
 	"github.com/ork-go/ork/pkg/store/schema"
 	"github.com/ork-go/ork/pkg/store/storeopen"
 	"github.com/ork-go/ork/services/recorder"
@@ -30,7 +31,9 @@ type options struct {
 	dbURL     string
 	noMigrate bool
 	logLevel  string
-	recorder  recorder.Config
+	// metricsAddr is where /metrics and /debug/pprof/ are served; empty: off.
+	metricsAddr string
+	recorder    recorder.Config
 }
 
 func main() {
@@ -88,6 +91,8 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 	fs.IntVar(&o.recorder.BatchSize, "batch-size", batchSize, "most messages written in one transaction (env ORK_RECORDER_BATCH_SIZE)")
 	fs.DurationVar(&o.recorder.BatchWait, "batch-wait", batchWait, "wait for more messages after a batch's first (env ORK_RECORDER_BATCH_WAIT)")
 	fs.StringVar(&o.logLevel, "log-level", env("ORK_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env ORK_LOG_LEVEL)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", env(metrics.AddrEnv, ""),
+		"serve /metrics and /debug/pprof/ on this address, e.g. "+metrics.RecorderAddrSuggested+"; empty: off (env "+metrics.AddrEnv+")")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -105,6 +110,15 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 func run(ctx context.Context, o options, log *zap.Logger) (err error) {
 	log.Info("recorder starting", zap.String("db", schema.Redact(o.dbURL)), zap.String("nats", schema.Redact(o.natsURL)),
 		zap.Bool("migrate", !o.noMigrate))
+	if o.metricsAddr != "" {
+		reg := metrics.NewRegistry()
+		o.recorder.Metrics = recorder.NewMetrics(reg)
+		stop, err := metrics.Start(ctx, o.metricsAddr, reg, log.Named("metrics"))
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, stop()) }()
+	}
 	if !o.noMigrate {
 		if err := storeopen.Migrate(ctx, o.dbURL); err != nil {
 			return err
