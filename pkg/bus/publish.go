@@ -57,26 +57,53 @@ func (b *Bus) Publish(ctx context.Context, msgs ...Msg) error {
 		}
 		return nil
 	}
-	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
-	var errs []error
+	batch := b.NewBatch(len(msgs))
 	for _, m := range msgs {
-		f, err := b.JS.PublishMsgAsync(natsMsg(m))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("publishing %s (%s): %w", m.Subject, m.MsgID, err))
-			continue
-		}
-		futures = append(futures, f)
+		batch.Add(m)
 	}
-	for _, f := range futures {
+	return batch.Wait(ctx)
+}
+
+// Batch publishes messages asynchronously as they are added, so the first is on its way while the
+// caller is still encoding the rest, and waits for all of their acks at the end.
+type Batch struct {
+	b       *Bus
+	futures []jetstream.PubAckFuture
+	errs    []error
+}
+
+// NewBatch starts a batch; size is a capacity hint.
+func (b *Bus) NewBatch(size int) *Batch {
+	return &Batch{b: b, futures: make([]jetstream.PubAckFuture, 0, size)}
+}
+
+// Add starts publishing m.
+func (bt *Batch) Add(m Msg) {
+	f, err := bt.b.JS.PublishMsgAsync(natsMsg(m))
+	if err != nil {
+		bt.errs = append(bt.errs, fmt.Errorf("publishing %s (%s): %w", m.Subject, m.MsgID, err))
+		return
+	}
+	bt.futures = append(bt.futures, f)
+}
+
+// Len is the number of messages added.
+func (bt *Batch) Len() int { return len(bt.futures) + len(bt.errs) }
+
+// Wait waits until every added message is acknowledged and returns an error naming each one that
+// was not stored.
+func (bt *Batch) Wait(ctx context.Context) error {
+	for _, f := range bt.futures {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			errs = append(errs, fmt.Errorf("publishing %s: %w", f.Msg().Subject, err))
+			bt.errs = append(bt.errs, fmt.Errorf("publishing %s: %w", f.Msg().Subject, err))
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for publish acks: %w", ctx.Err())
 		}
 	}
-	return errors.Join(errs...)
+	bt.futures = bt.futures[:0]
+	return errors.Join(bt.errs...)
 }
 
 func natsMsg(m Msg) *nats.Msg {

@@ -607,7 +607,9 @@ func (s *Service) publish(ctx context.Context, g *Graph, part []*pending, cmds [
 	}
 	runID := part[0].ev.RunID
 	now := time.Now().UTC()
-	msgs := make([]bus.Msg, 0, n)
+	// Messages are published as they are encoded: the first dispatch of a wide run is on its way
+	// before the last one is encoded.
+	batch := s.b.NewBatch(n)
 	var sent []sentDispatch
 	if s.cfg.Metrics != nil {
 		sent = make([]sentDispatch, 0, n)
@@ -633,7 +635,7 @@ func (s *Service) publish(ctx context.Context, g *Graph, part []*pending, cmds [
 			if err != nil {
 				return err
 			}
-			msgs = append(msgs, m)
+			batch.Add(m)
 		}
 		for _, d := range c.Dispatches {
 			task := g.Task(d.Task)
@@ -646,7 +648,7 @@ func (s *Service) publish(ctx context.Context, g *Graph, part []*pending, cmds [
 				if err != nil {
 					return err
 				}
-				msgs = append(msgs, m)
+				batch.Add(m)
 				continue
 			}
 			dm := event.Dispatch{
@@ -657,7 +659,7 @@ func (s *Service) publish(ctx context.Context, g *Graph, part []*pending, cmds [
 			if err != nil {
 				return err
 			}
-			msgs = append(msgs, m)
+			batch.Add(m)
 			if sent != nil {
 				sd := sentDispatch{typ: task.Executor}
 				if !part[ci].redelivered {
@@ -667,8 +669,8 @@ func (s *Service) publish(ctx context.Context, g *Graph, part []*pending, cmds [
 			}
 		}
 	}
-	if err := s.b.Publish(ctx, msgs...); err != nil {
-		return fmt.Errorf("publishing %d messages: %w", len(msgs), err)
+	if err := batch.Wait(ctx); err != nil {
+		return fmt.Errorf("publishing %d messages: %w", batch.Len(), err)
 	}
 	s.cfg.Metrics.published(sent, cmds)
 	return nil
