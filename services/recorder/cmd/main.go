@@ -113,7 +113,8 @@ func run(ctx context.Context, o options, log *zap.Logger) (err error) {
 	if o.metricsAddr != "" {
 		reg := metrics.NewRegistry()
 		o.recorder.Metrics = recorder.NewMetrics(reg)
-		stop, err := metrics.Start(ctx, o.metricsAddr, reg, log.Named("metrics"))
+		// Served through the drain: stopped when run returns, after the service.
+		stop, err := metrics.Start(context.WithoutCancel(ctx), o.metricsAddr, reg, log.Named("metrics"))
 		if err != nil {
 			return err
 		}

@@ -69,7 +69,8 @@ func run(ctx context.Context, natsURL, metricsAddr string, cfg scheduler.Config,
 	if metricsAddr != "" {
 		reg := metrics.NewRegistry()
 		cfg.Metrics = scheduler.NewMetrics(reg)
-		stop, err := metrics.Start(ctx, metricsAddr, reg, log.Named("metrics"))
+		// Served through the drain: stopped when run returns, after the service.
+		stop, err := metrics.Start(context.WithoutCancel(ctx), metricsAddr, reg, log.Named("metrics"))
 		if err != nil {
 			return err
 		}
