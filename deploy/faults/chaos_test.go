@@ -82,9 +82,7 @@ func TestChaos(t *testing.T) {
 				refused++
 				tl.add("submission of %s refused: %v", plan.Name, err)
 			} else {
-				e.mu.Lock()
-				e.runs = append(e.runs, id)
-				e.mu.Unlock()
+				e.accept(id, plan.Name)
 			}
 			select {
 			case <-e.ctx.Done():

@@ -135,6 +135,10 @@ type env struct {
 
 	mu   sync.Mutex
 	runs []string
+	// lines holds how many log lines each task of each workflow writes ("workflow/task"), and
+	// runWorkflow the workflow of each accepted run.
+	lines       map[string]int
+	runWorkflow map[string]string
 }
 
 // bodyPy is every task's body: it appends "run task attempt pid" to the ledger (argv[1]), prints
@@ -178,7 +182,7 @@ func setup(t *testing.T, o options) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	t.Cleanup(cancel)
 	dir := t.TempDir()
-	e := &env{t: t, ctx: ctx, dir: dir, ledger: filepath.Join(dir, "ledger"), body: filepath.Join(dir, "body.py"), dbURL: dbURL}
+	e := &env{t: t, ctx: ctx, dir: dir, lines: map[string]int{}, runWorkflow: map[string]string{}, ledger: filepath.Join(dir, "ledger"), body: filepath.Join(dir, "body.py"), dbURL: dbURL}
 	if err := os.WriteFile(e.body, []byte(bodyPy), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -264,6 +268,12 @@ func (e *env) workflow(name string, tasks []taskSpec) *workflow.Plan {
 		if cmd == nil {
 			cmd = append([]string{"python3", e.body, e.ledger, strconv.FormatFloat(ts.seconds, 'f', -1, 64), strconv.Itoa(ts.lines)}, ts.argv...)
 		}
+		if ts.command == nil {
+			// Its numbered lines and the ORK_OUTPUT line.
+			e.mu.Lock()
+			e.lines[name+"/"+ts.name] = ts.lines + 1
+			e.mu.Unlock()
+		}
 		argv, err := json.Marshal(cmd)
 		if err != nil {
 			e.t.Fatal(err)
@@ -310,10 +320,23 @@ func (e *env) submit(plan *workflow.Plan) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.mu.Lock()
-	e.runs = append(e.runs, id)
-	e.mu.Unlock()
+	e.accept(id, plan.Name)
 	return id
+}
+
+// accept remembers a run as accepted.
+func (e *env) accept(id, workflowName string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.runs = append(e.runs, id)
+	e.runWorkflow[id] = workflowName
+}
+
+// logLines returns how many log lines a task of a run writes, 0 when unknown.
+func (e *env) logLines(runID, task string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lines[e.runWorkflow[runID]+"/"+task]
 }
 
 // accepted returns the runs submitted so far.
@@ -335,6 +358,9 @@ func (e *env) check(p faults.Params) faults.Report {
 		p.Ledger = e.ledger
 	}
 	p.Watcher = e.watch
+	if p.LogLines == nil {
+		p.LogLines = e.logLines
+	}
 	rep, err := faults.Check(e.ctx, p)
 	if err != nil {
 		e.t.Fatalf("checking the invariant: %v", err)

@@ -41,6 +41,9 @@ type Params struct {
 	// EveryTaskWritesLedger says every task of the runs is a ledger body: a task that succeeded
 	// must have run its final attempt, a skipped or cancelled-before-start task none.
 	EveryTaskWritesLedger bool
+	// LogLines, when set, returns how many log lines the final attempt of a successful task wrote
+	// (0: unknown); fewer stored lines is a loss.
+	LogLines func(runID, task string) int
 	// AllowDeadLetters accepts rows in dead_letters (the poison tests put them there on purpose).
 	AllowDeadLetters bool
 	// Watcher, when set, is stopped and its status-order findings are added.
@@ -401,6 +404,7 @@ func final(ctx context.Context, p Params, rep *Report) error {
 
 	// Each attempt's log lines are numbered 1..n: a gap is a lost line.
 	var gaps []string
+	perAttemptLines := map[attemptKey]int64{}
 	rows, err = conn.Query(ctx, `SELECT run_id, task, attempt, count(*), min(seq), max(seq) FROM task_logs
 		WHERE run_id = ANY($1) GROUP BY run_id, task, attempt`, p.RunIDs)
 	if err != nil {
@@ -413,6 +417,7 @@ func final(ctx context.Context, p Params, rep *Report) error {
 			return fmt.Errorf("reading logs: %w", err)
 		}
 		rep.LogLines += int(n)
+		perAttemptLines[k] = n
 		if lo != 1 || hi != n {
 			gaps = append(gaps, fmt.Sprintf("%s has %d lines numbered %d..%d", k, n, lo, hi))
 		}
@@ -421,6 +426,20 @@ func final(ctx context.Context, p Params, rep *Report) error {
 		return fmt.Errorf("reading logs: %w", err)
 	}
 	rep.problem(gaps, "attempts whose log lines have gaps")
+	if p.LogLines != nil {
+		var short []string
+		for k, r := range tasks {
+			if r.status != event.TaskSuccess {
+				continue
+			}
+			want := p.LogLines(k.run, k.task)
+			got := perAttemptLines[attemptKey{run: k.run, task: k.task, attempt: r.attempt}]
+			if want > 0 && got < int64(want) {
+				short = append(short, fmt.Sprintf("%s/%s/%d stored %d of %d lines", k.run, k.task, r.attempt, got, want))
+			}
+		}
+		rep.problem(short, "successful attempts whose log lines were lost")
+	}
 
 	var dead []string
 	rows, err = conn.Query(ctx, `SELECT stream, seq, reason FROM dead_letters ORDER BY id`)

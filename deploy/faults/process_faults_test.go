@@ -231,20 +231,23 @@ func TestSchedulerKilled(t *testing.T) {
 	}
 }
 
-// TestNATSRestarted: nats-server killed with SIGKILL mid-run and started again on the same store
-// and port; the services reconnect and the runs finish.
+// TestNATSRestarted: nats-server killed with SIGKILL twice mid-run and started again on the same
+// store and port; the services reconnect and the runs finish, no attempt executed twice.
 func TestNATSRestarted(t *testing.T) {
 	t.Parallel()
 	e := setup(t, options{executors: 2, concurrency: 4})
 	e.submit(e.wide("nats-restart", 30, 0.1, 2))
-	e.waitExecutions(8)
-	if err := e.s.NATS.Kill(); err != nil {
-		t.Fatal(err)
+	e.submit(e.wide("nats-restart-2", 30, 0.1, 2))
+	for _, at := range []int{8, 40} {
+		e.waitExecutions(at)
+		if err := e.s.NATS.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.s.NATS.Restart(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("nats-server killed after %d executions and restarted", at)
 	}
-	if err := e.s.NATS.Restart(e.ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("nats-server restarted")
 	want := map[string]string{}
 	for _, id := range e.accepted() {
 		want[id] = event.RunSuccess
