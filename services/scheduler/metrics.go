@@ -131,12 +131,11 @@ func (m *Metrics) published(sent []sentDispatch, cmds []Commands) {
 		obs.Observe(time.Since(d.since).Seconds())
 	}
 	for i := range cmds {
-		if !cmds[i].Finished {
-			continue
-		}
-		for j := range cmds[i].Events {
-			if e := &cmds[i].Events[j]; e.Type == event.TypeRunFinished {
-				m.runsFinished.WithLabelValues(e.Status).Inc()
+		if c := &cmds[i]; c.Finished {
+			for j := range c.Events {
+				if e := &c.Events[j]; e.Type == event.TypeRunFinished {
+					m.runsFinished.WithLabelValues(e.Status).Inc()
+				}
 			}
 		}
 	}
