@@ -51,3 +51,11 @@ CHAOS_DURATION ?= 10m
 .PHONY: chaos
 chaos:
 	cd deploy && go test -count=1 -v -timeout 0 -run '^TestChaos$$' ./faults -chaos.duration=$(CHAOS_DURATION)
+
+# The multi-process numbers (docs/benchmarks.md, "Cluster scaling" and "Recorder ceiling"): for 1, 2
+# and 4 executor processes, a fresh stack and PostgreSQL database, `ork bench` in cluster mode with a
+# wide noop and a wide process scenario; then the recorder's events/s from a 100,000-event backlog.
+# Needs PostgreSQL (TEST_DATABASE_URL, default postgres@127.0.0.1:5432). BENCH_CLUSTER_ARGS adds flags.
+.PHONY: bench-cluster
+bench-cluster:
+	cd deploy && go run ./benchcluster $(BENCH_CLUSTER_ARGS)
