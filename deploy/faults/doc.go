@@ -2,11 +2,12 @@
 // as real processes (package deploy/stack), kill or stop them (SIGKILL, SIGSTOP/SIGCONT), restart
 // NATS and PostgreSQL, feed poison to the streams, and end with Check:
 //
-//   - every accepted run is terminal in the database within its deadline, and none of its tasks or
-//     attempts is left pending, dispatched or running;
+//   - every accepted run is terminal in the database within its deadline, and the store's own
+//     invariant holds (pkg/store/storecheck: no task or attempt left in flight, each task at its
+//     highest attempt, log sequences without gaps);
 //   - the database holds exactly what the streams carried: one attempt row per attempt that has an
-//     event, one log row per shipped log line (no loss, no duplicate), each attempt's log sequence
-//     without gaps;
+//     event, one log row per shipped log line (no loss, no duplicate), and each successful attempt
+//     holds every line its body printed;
 //   - no status moved backwards (Watcher samples the database while the test runs);
 //   - every execution of a task body (each body appends "run task attempt pid" to a ledger file) is
 //     accounted for: each one has its recorded attempt, no attempt ran twice, a task that succeeded

@@ -16,6 +16,8 @@ import (
 
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
+	"github.com/ork-go/ork/pkg/store/pgstore"
+	"github.com/ork-go/ork/pkg/store/storecheck"
 )
 
 // Defaults of Params.
@@ -142,11 +144,16 @@ func Check(ctx context.Context, p Params) (Report, error) {
 	}
 	start := time.Now()
 	deadline := start.Add(p.Deadline)
+	st, err := pgstore.Open(ctx, p.DBURL)
+	if err != nil {
+		return Report{}, fmt.Errorf("opening the store: %w", err)
+	}
+	defer st.Close()
 	var tally *streamTally
 	var rep Report
 	for {
 		var err error
-		rep, err = look(ctx, p, tally)
+		rep, err = look(ctx, p, st, tally)
 		if err == nil && p.NATSURL != "" && rep.OK() {
 			// The runs ended: read the streams once, then wait for the recorder to catch up.
 			if tally == nil {
@@ -180,7 +187,7 @@ func Check(ctx context.Context, p Params) (Report, error) {
 
 // look checks what must hold once the runs have ended: runs terminal, nothing in flight, and
 // (with a tally) the database matching the streams. An error means the database could not be read.
-func look(ctx context.Context, p Params, tally *streamTally) (Report, error) {
+func look(ctx context.Context, p Params, st store.Store, tally *streamTally) (Report, error) {
 	rep := Report{RunStatus: map[string]int{}}
 	conn, err := pgx.Connect(ctx, p.DBURL)
 	if err != nil {
@@ -222,44 +229,23 @@ func look(ctx context.Context, p Params, tally *streamTally) (Report, error) {
 	rep.problem(missing, "accepted runs not in the database")
 	rep.problem(open, "runs not terminal")
 	rep.problem(wrong, "runs ended with the wrong status")
+	if len(missing)+len(open) > 0 {
+		return rep, nil // not yet: look again later
+	}
 
-	var inflight []string
-	rows, err = conn.Query(ctx, `SELECT t.run_id, t.name, t.attempt, t.status FROM tasks t
-		WHERE t.run_id = ANY($1) AND t.status NOT IN ('success', 'failed', 'skipped', 'cancelled')`, p.RunIDs)
+	// The store's own invariant: runs terminal, nothing in flight, each task at its highest
+	// attempt, a successful run's tasks all successful, log seqs 1..n.
+	sc, err := storecheck.Check(ctx, st, storecheck.Params{RunIDs: p.RunIDs, LogSeqs: true})
 	if err != nil {
-		return rep, fmt.Errorf("reading tasks: %w", err)
+		return rep, fmt.Errorf("checking the store: %w", err)
 	}
-	for rows.Next() {
-		var k attemptKey
-		var s string
-		if err := rows.Scan(&k.run, &k.task, &k.attempt, &s); err != nil {
-			return rep, fmt.Errorf("reading tasks: %w", err)
+	var found []string
+	for _, v := range sc.Violations {
+		if v.Rule != storecheck.RuleRunMissing && v.Rule != storecheck.RuleRunNotTerminal { // reported above
+			found = append(found, string(v.Rule)+": "+v.Message)
 		}
-		inflight = append(inflight, k.String()+" "+s)
 	}
-	if err := rows.Err(); err != nil {
-		return rep, fmt.Errorf("reading tasks: %w", err)
-	}
-	rep.problem(inflight, "tasks of ended runs left in flight")
-
-	rows, err = conn.Query(ctx, `SELECT run_id, task, attempt, status FROM task_attempts
-		WHERE run_id = ANY($1) AND status NOT IN ('success', 'failed', 'skipped', 'cancelled')`, p.RunIDs)
-	if err != nil {
-		return rep, fmt.Errorf("reading attempts: %w", err)
-	}
-	inflight = inflight[:0]
-	for rows.Next() {
-		var k attemptKey
-		var s string
-		if err := rows.Scan(&k.run, &k.task, &k.attempt, &s); err != nil {
-			return rep, fmt.Errorf("reading attempts: %w", err)
-		}
-		inflight = append(inflight, k.String()+" "+s)
-	}
-	if err := rows.Err(); err != nil {
-		return rep, fmt.Errorf("reading attempts: %w", err)
-	}
-	rep.problem(inflight, "attempts of ended runs left in flight (a superseded attempt must be recorded lost)")
+	rep.problem(found, "store invariant violations (pkg/store/storecheck)")
 
 	if tally != nil {
 		if err := compareStreams(ctx, conn, p, tally, &rep); err != nil {
@@ -402,30 +388,25 @@ func final(ctx context.Context, p Params, rep *Report) error {
 	}
 	rep.Attempts = len(attempts)
 
-	// Each attempt's log lines are numbered 1..n: a gap is a lost line.
-	var gaps []string
+	// Lines stored per attempt (storecheck checks that they are numbered 1..n).
 	perAttemptLines := map[attemptKey]int64{}
-	rows, err = conn.Query(ctx, `SELECT run_id, task, attempt, count(*), min(seq), max(seq) FROM task_logs
+	rows, err = conn.Query(ctx, `SELECT run_id, task, attempt, count(*) FROM task_logs
 		WHERE run_id = ANY($1) GROUP BY run_id, task, attempt`, p.RunIDs)
 	if err != nil {
 		return fmt.Errorf("reading logs: %w", err)
 	}
 	for rows.Next() {
 		var k attemptKey
-		var n, lo, hi int64
-		if err := rows.Scan(&k.run, &k.task, &k.attempt, &n, &lo, &hi); err != nil {
+		var n int64
+		if err := rows.Scan(&k.run, &k.task, &k.attempt, &n); err != nil {
 			return fmt.Errorf("reading logs: %w", err)
 		}
 		rep.LogLines += int(n)
 		perAttemptLines[k] = n
-		if lo != 1 || hi != n {
-			gaps = append(gaps, fmt.Sprintf("%s has %d lines numbered %d..%d", k, n, lo, hi))
-		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("reading logs: %w", err)
 	}
-	rep.problem(gaps, "attempts whose log lines have gaps")
 	if p.LogLines != nil {
 		var short []string
 		for k, r := range tasks {
