@@ -16,6 +16,8 @@
 #   ORK_EXECUTOR_TYPES          executor types (default process,python,noop,sleep)
 #   ORK_EXECUTOR_CONCURRENCY    tasks in flight per executor (default 4)
 #   ORK_DEVSTACK_SYNC_INTERVAL  JetStream sync_interval override ("always" = durable, slow)
+#   ORK_DEVSTACK_METRICS_PORT   first Prometheus port (default 9103: recorder; scheduler 9104;
+#                               executor-N 9104+N)
 #   ORK_DEVSTACK_NO_BUILD=1     use the binaries already in the bin directory
 #   ORK_DEVSTACK_BIN            bin directory (default ./bin)
 #   ORK_DEVSTACK_STATE          state directory (default ./.ork/devstack)
@@ -36,6 +38,8 @@ DB_URL_DEFAULT="postgres://postgres@127.0.0.1:5432/ork_dev?sslmode=disable"
 EXECUTORS="${ORK_DEVSTACK_EXECUTORS:-2}"
 EXECUTOR_TYPES="${ORK_EXECUTOR_TYPES:-process,python,noop,sleep}"
 EXECUTOR_CONCURRENCY="${ORK_EXECUTOR_CONCURRENCY:-4}"
+# Prometheus endpoints: recorder on the base port, scheduler on base+1, executor-N on base+1+N.
+METRICS_BASE="${ORK_DEVSTACK_METRICS_PORT:-9103}"
 
 log() { printf 'devstack: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -149,9 +153,10 @@ nats_config() {
 set_args() {
 	case "$1" in
 	nats-server) ARGS=(--config "$STATE/nats-server.conf") ;;
-	recorder) ARGS=(--nats "$NATS_URL" --db "$DB_URL") ;;
-	scheduler) ARGS=(--nats "$NATS_URL") ;;
-	executor-*) ARGS=(--nats "$NATS_URL" --types "$EXECUTOR_TYPES" --concurrency "$EXECUTOR_CONCURRENCY" --instance "$1") ;;
+	recorder) ARGS=(--nats "$NATS_URL" --db "$DB_URL" --metrics-addr "127.0.0.1:$METRICS_BASE") ;;
+	scheduler) ARGS=(--nats "$NATS_URL" --metrics-addr "127.0.0.1:$((METRICS_BASE + 1))") ;;
+	executor-*) ARGS=(--nats "$NATS_URL" --types "$EXECUTOR_TYPES" --concurrency "$EXECUTOR_CONCURRENCY" --instance "$1"
+		--metrics-addr "127.0.0.1:$((METRICS_BASE + 1 + ${1#executor-}))") ;;
 	esac
 }
 
@@ -201,6 +206,8 @@ print_urls() {
   NATS:        $NATS_URL   (monitoring $MONITOR_URL)
   PostgreSQL:  $DB_URL
   Logs:        $STATE/<name>.log
+  Metrics:     http://127.0.0.1:$METRICS_BASE/metrics (recorder), :$((METRICS_BASE + 1)) (scheduler),
+               :$((METRICS_BASE + 2)).. (executors)
 
   $BIN/ork run FILE --nats $NATS_URL
   $BIN/ork status --db '$DB_URL'

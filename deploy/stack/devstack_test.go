@@ -3,6 +3,9 @@ package stack_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,14 +37,17 @@ func TestDevstackScript(t *testing.T) {
 	dbURL := testDatabase(t)
 	bins := services(t)
 	state := t.TempDir()
+	natsPort := freePort(t)
 	env := []string{
 		"ORK_DEVSTACK_NO_BUILD=1",
 		"ORK_DEVSTACK_BIN=" + filepath.Dir(bins.Recorder),
 		"ORK_DEVSTACK_STATE=" + state,
 		"ORK_DB_URL=" + dbURL,
 		// Not 4223: a developer's own dev stack may be running.
-		"ORK_DEVSTACK_NATS_PORT=" + strconv.Itoa(freePort(t)),
+		"ORK_DEVSTACK_NATS_PORT=" + strconv.Itoa(natsPort),
 	}
+	metricsBase := freePorts(t, 4, natsPort, natsPort+1000)
+	env = append(env, "ORK_DEVSTACK_METRICS_PORT="+strconv.Itoa(metricsBase))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	t.Cleanup(func() {
@@ -81,6 +87,15 @@ func TestDevstackScript(t *testing.T) {
 	run.Dir = t.TempDir()
 	if out, err := run.CombinedOutput(); err != nil {
 		t.Fatalf("ork run --nats %s: %v\n%s\nlogs:\n%s", natsURL, err, out, stateLogs(state))
+	}
+
+	// Every service serves its Prometheus metrics on the port the script gave it.
+	for i, prefix := range []string{"ork_recorder_", "ork_scheduler_", "ork_executor_", "ork_executor_"} {
+		url := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsBase+i)
+		body, err := httpGet(ctx, url)
+		if err != nil || !strings.Contains(body, prefix) {
+			t.Errorf("%s: %v; want series named %s*", url, err, prefix)
+		}
 	}
 
 	out, err = devstack(ctx, t, env, "up")
@@ -126,4 +141,19 @@ func stateLogs(dir string) string {
 		b.WriteString("----- " + filepath.Base(l) + "\n" + string(data) + "\n")
 	}
 	return b.String()
+}
+
+// httpGet returns the body of a GET.
+func httpGet(ctx context.Context, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return string(body), err
 }

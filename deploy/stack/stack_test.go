@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -121,6 +123,38 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// freePorts returns the first of n consecutive ports that are free now, none of them in avoid.
+func freePorts(t *testing.T, n int, avoid ...int) int {
+	t.Helper()
+next:
+	for range 100 {
+		base := freePort(t)
+		var held []net.Listener
+		ok := true
+		for p := base; p < base+n && ok; p++ {
+			if slices.Contains(avoid, p) {
+				ok = false
+				break
+			}
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				ok = false
+				break
+			}
+			held = append(held, l)
+		}
+		for _, l := range held {
+			_ = l.Close()
+		}
+		if !ok {
+			continue next
+		}
+		return base
+	}
+	t.Fatalf("no %d consecutive free ports", n)
+	return 0
 }
 
 // TestMultiProcess runs the real deployment shape, as docker-compose.yml does: `ork migrate up`,
