@@ -40,6 +40,7 @@ func run() error {
 	fs.IntVar(&cfg.Repeats, "repeats", clusterbench.RepeatsDefault, "measurements of each point, each on a fresh stack and database")
 	fs.IntVar(&cfg.CeilingEvents, "events", clusterbench.CeilingEventsDefault, "recorder ceiling: events in the backlog")
 	fs.StringVar(&batches, "batch-sizes", "500,1000,2000", "recorder ceiling: the recorder's --batch-size values")
+	fs.BoolVar(&cfg.Profile, "cpuprofile", false, "recorder ceiling: save a 2 s CPU profile of the recorder (recorder.pprof in each measurement's directory; use with -keep or -dir)")
 	fs.StringVar(&only, "only", "", "scaling or ceiling (default both)")
 	fs.StringVar(&cfg.AdminURL, "db", envOr("TEST_DATABASE_URL", clusterbench.AdminURLDefault), "PostgreSQL URL allowed to create databases (env TEST_DATABASE_URL)")
 	fs.StringVar(&cfg.Database, "database", clusterbench.DatabaseDefault, "name of the database created afresh for every measurement")

@@ -58,6 +58,12 @@ type CeilingPoint struct {
 	// backlog must be a success.
 	TasksRecorded int `json:"tasks_recorded_success"`
 	RunsRecorded  int `json:"runs_recorded_success"`
+	// CommitSeconds is the recorder's time inside ApplyBatch for ORK_EVENTS (its
+	// ork_recorder_commit_seconds histogram's sum): the transactions' share of Seconds; -1 when the
+	// metric could not be read.
+	CommitSeconds float64 `json:"commit_s"`
+	// Profile is the recorder's CPU profile file, when asked for.
+	Profile string `json:"profile,omitempty"`
 }
 
 // ceiling measures every batch size Repeats times.
@@ -106,10 +112,15 @@ func (r *runner) ceilingPoint(ctx context.Context, batchSize, rep int) (_ Ceilin
 	p.Runs, p.Events = runs, runs*eventsPerRun
 	p.Load1 = loadAverage()
 
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return p, err
+	}
 	logPath := filepath.Join(dir, "recorder.log")
 	rec, err := stack.StartProcess(stack.ProcessSpec{
 		Name: "recorder", Path: r.bins.Recorder, LogPath: logPath,
-		Args: []string{"--nats", nats.URL, "--db", dbURL, "--batch-size", strconv.Itoa(batchSize), "--log-level", "debug"},
+		Args: []string{"--nats", nats.URL, "--db", dbURL, "--batch-size", strconv.Itoa(batchSize), "--log-level", "debug",
+			"--metrics-addr", metricsAddr},
 	})
 	if err != nil {
 		return p, err
@@ -122,9 +133,15 @@ func (r *runner) ceilingPoint(ctx context.Context, batchSize, rep int) (_ Ceilin
 	recCPU0, _ := rec.CPUTime()
 	natsCPU0, _ := nats.CPUTime()
 	pgCPU0 := cpuOf(backends)
+	var profiled <-chan error
+	if r.cfg.Profile {
+		p.Profile = filepath.Join(dir, "recorder.pprof")
+		profiled = fetchProfile(ctx, "http://"+metricsAddr, p.Profile)
+	}
 	if err := waitAcked(ctx, b, lastSeq, rec); err != nil {
 		return p, err
 	}
+	p.CommitSeconds = commitSeconds(ctx, "http://"+metricsAddr)
 	recCPU1, _ := rec.CPUTime()
 	natsCPU1, _ := nats.CPUTime()
 	pgCPU1 := cpuOf(backends)
@@ -150,6 +167,11 @@ func (r *runner) ceilingPoint(ctx context.Context, batchSize, rep int) (_ Ceilin
 	if p.RunsRecorded != runs || p.TasksRecorded != runs*ceilingTasksPerRun {
 		return p, fmt.Errorf("database holds %d succeeded runs and %d succeeded tasks, want %d and %d",
 			p.RunsRecorded, p.TasksRecorded, runs, runs*ceilingTasksPerRun)
+	}
+	if profiled != nil {
+		if err := <-profiled; err != nil {
+			return p, err
+		}
 	}
 	return p, nil
 }

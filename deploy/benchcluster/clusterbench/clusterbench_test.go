@@ -156,3 +156,18 @@ func TestRunEvents(t *testing.T) {
 }
 
 func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+
+func TestMetricValue(t *testing.T) {
+	t.Parallel()
+	text := `# HELP ork_recorder_commit_seconds Duration of one successful write transaction.
+ork_recorder_commit_seconds_bucket{stream="ORK_EVENTS",le="0.001"} 0
+ork_recorder_commit_seconds_sum{stream="ORK_EVENTS"} 2.5
+ork_recorder_commit_seconds_sum{stream="ORK_LOGS"} 0.1
+`
+	if v := metricValue(text, `ork_recorder_commit_seconds_sum{stream="ORK_EVENTS"}`); v != 2.5 {
+		t.Errorf("events sum %v", v)
+	}
+	if v := metricValue(text, `ork_recorder_commit_seconds_count{stream="ORK_EVENTS"}`); v != -1 {
+		t.Errorf("missing sample %v", v)
+	}
+}

@@ -50,6 +50,8 @@ type Config struct {
 	CeilingEvents int
 	// BatchSizes lists the recorder's --batch-size values of the ceiling.
 	BatchSizes []int
+	// Profile takes a CPU profile of the recorder during each ceiling measurement.
+	Profile bool
 	// Scaling and Ceiling choose the measurements; both when neither is set.
 	Scaling bool
 	Ceiling bool

@@ -84,7 +84,7 @@ func (p ScalePoint) hasInstances() bool {
 // WriteCeilingTable prints one row per recorder measurement.
 func WriteCeilingTable(w io.Writer, pts []CeilingPoint) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	_, _ = fmt.Fprintln(tw, "batch size\t#\tload\tevents\ts\tevents/s\tbatches\tmean batch\trecorder CPU s (%)\tnats CPU s (%)\tpostgres CPU s (%)\trecorder µs/event\t")
+	_, _ = fmt.Fprintln(tw, "batch size\t#\tload\tevents\ts\tevents/s\tbatches\tmean batch\trecorder CPU s (%)\tnats CPU s (%)\tpostgres CPU s (%)\trecorder µs/event\tin ApplyBatch s (%)\t")
 	sorted := slices.Clone(pts)
 	slices.SortStableFunc(sorted, func(a, b CeilingPoint) int {
 		if a.BatchSize != b.BatchSize {
@@ -94,9 +94,13 @@ func WriteCeilingTable(w io.Writer, pts []CeilingPoint) {
 	})
 	for _, p := range sorted {
 		pct := func(cpu float64) string { return fmt.Sprintf("%.2f (%.0f)", cpu, 100*cpu/p.Seconds) }
-		_, _ = fmt.Fprintf(tw, "%d\t%d\t%.1f\t%d\t%.2f\t%.0f\t%d\t%.0f\t%s\t%s\t%s\t%.1f\t\n",
+		commit := "-"
+		if p.CommitSeconds >= 0 {
+			commit = pct(p.CommitSeconds)
+		}
+		_, _ = fmt.Fprintf(tw, "%d\t%d\t%.1f\t%d\t%.2f\t%.0f\t%d\t%.0f\t%s\t%s\t%s\t%.1f\t%s\t\n",
 			p.BatchSize, p.Repeat, p.Load1, p.Events, p.Seconds, p.EventsPerSec, p.Batches, p.MeanBatch,
-			pct(p.RecorderCPU), pct(p.NATSCPU), pct(p.PostgresCPU), 1e6*p.RecorderCPU/float64(p.Events))
+			pct(p.RecorderCPU), pct(p.NATSCPU), pct(p.PostgresCPU), 1e6*p.RecorderCPU/float64(p.Events), commit)
 	}
 	_ = tw.Flush()
 }
