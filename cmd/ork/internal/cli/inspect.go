@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,14 +25,7 @@ func newStatusCmd() *cobra.Command {
 		Use:   "status [RUN_ID]",
 		Short: "Show one run, or the most recent runs (newest first)",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			st, err := openStoreForReading(ctx, db)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			out := cmd.OutOrStdout()
+		RunE: withStore(&db, func(ctx context.Context, st store.Store, out io.Writer, args []string) error {
 			if len(args) == 1 {
 				run, err := st.RunGet(ctx, store.RunGetParams{ID: args[0]})
 				if err != nil {
@@ -64,7 +58,7 @@ func newStatusCmd() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.Workflow, r.Status, r.TaskCount, r.CreatedAt.Local().Format(time.DateTime), runDuration(r))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	addDBFlag(cmd, &db)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -138,13 +132,7 @@ func newTasksCmd() *cobra.Command {
 		Use:   "tasks RUN_ID",
 		Short: "Show the tasks of a run with their status, attempts and errors",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			st, err := openStoreForReading(ctx, db)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+		RunE: withStore(&db, func(ctx context.Context, st store.Store, out io.Writer, args []string) error {
 			if _, err := st.RunGet(ctx, store.RunGetParams{ID: args[0]}); err != nil {
 				return runNotFound(args[0], err)
 			}
@@ -152,7 +140,6 @@ func newTasksCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
 			if asJSON {
 				list := make([]map[string]any, 0, len(tasks))
 				for _, t := range tasks {
@@ -178,7 +165,7 @@ func newTasksCmd() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", t.Name, t.Executor, t.Status, t.Attempt, dur, firstLine(detail))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	addDBFlag(cmd, &db)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -194,13 +181,7 @@ func newLogsCmd() *cobra.Command {
 		Use:   "logs RUN_ID [TASK]",
 		Short: "Print the stdout and stderr lines of a run's tasks",
 		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			st, err := openStoreForReading(ctx, db)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+		RunE: withStore(&db, func(ctx context.Context, st store.Store, out io.Writer, args []string) error {
 			p := store.LogListParams{RunID: args[0]}
 			if len(args) == 2 {
 				p.Task = args[1]
@@ -209,7 +190,6 @@ func newLogsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
 			for _, l := range lines {
 				if attempt > 0 && l.Attempt != attempt {
 					continue
@@ -224,7 +204,7 @@ func newLogsCmd() *cobra.Command {
 				fmt.Fprintf(out, "%s | %s\n", prefix, l.Line)
 			}
 			return nil
-		},
+		}),
 	}
 	addDBFlag(cmd, &db)
 	cmd.Flags().IntVar(&attempt, "attempt", 0, "only this attempt (default: all)")
@@ -240,18 +220,11 @@ func newWorkflowsCmd() *cobra.Command {
 		Use:   "workflows",
 		Short: "List the workflows that have been run",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			st, err := openStoreForReading(ctx, db)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+		RunE: withStore(&db, func(ctx context.Context, st store.Store, out io.Writer, _ []string) error {
 			wfs, err := st.WorkflowList(ctx, store.WorkflowListParams{})
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
 			if asJSON {
 				list := make([]map[string]any, 0, len(wfs))
 				for _, w := range wfs {
@@ -265,7 +238,7 @@ func newWorkflowsCmd() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", w.Name, shortHash(w.CurrentHash), w.RunCount, w.Schedule, firstLine(w.Description))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	addDBFlag(cmd, &db)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -276,4 +249,17 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// withStore makes the RunE of a read command: it opens the database named by --db (or the
+// environment, or the default), runs body and closes the database.
+func withStore(db *string, body func(ctx context.Context, st store.Store, out io.Writer, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		st, err := openStoreForReading(cmd.Context(), *db)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		return body(cmd.Context(), st, cmd.OutOrStdout(), args)
+	}
 }
