@@ -132,6 +132,7 @@ type env struct {
 	bus    *bus.Bus
 	client *client.Client
 	watch  *faults.Watcher
+	tap    *tap
 
 	mu   sync.Mutex
 	runs []string
@@ -229,6 +230,9 @@ func setup(t *testing.T, o options) *env {
 	t.Cleanup(b.Close)
 	e.bus = b
 	e.client = client.New(b)
+	if e.tap, err = startTap(b.NC); err != nil {
+		t.Fatal(err)
+	}
 	e.watch = faults.Watch(ctx, dbURL, 200*time.Millisecond)
 	t.Cleanup(func() { e.watch.Stop() })
 	return e
@@ -368,6 +372,9 @@ func (e *env) check(p faults.Params) faults.Report {
 	e.t.Logf("invariant: %s", rep)
 	if !rep.OK() {
 		e.t.Errorf("the invariant does not hold:\n%s", rep)
+		if why := e.tap.explain(e.executions()); why != "" {
+			e.t.Logf("deliveries of the attempts executed more than once:\n%s", why)
+		}
 	}
 	return rep
 }
