@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,6 +27,8 @@ const (
 	TasksMaxMsgsDefault    = 1_000_000
 	MaxAgeDefault          = 7 * 24 * time.Hour
 	PublishWindowDefault   = 4096
+	// Unlimited, as EventsMaxBytes, LogsMaxBytes or TasksMaxMsgs, lifts that limit.
+	Unlimited = -1
 )
 
 // Config configures the connection and the streams this bus provisions.
@@ -40,10 +43,14 @@ type Config struct {
 	// harmless, it tells executors whether a redelivered attempt had already started (its
 	// task.started is a duplicate): keep it well above the executors' AckWait.
 	DuplicateWindow time.Duration
-	EventsMaxBytes  int64
-	LogsMaxBytes    int64
-	TasksMaxMsgs    int64
-	MaxAge          time.Duration
+	// EventsMaxBytes and LogsMaxBytes bound the bytes ORK_EVENTS and ORK_LOGS hold, TasksMaxMsgs
+	// the dispatches waiting in ORK_TASKS (Unlimited lifts a limit). The streams refuse new
+	// messages past them, so publishers get an error instead of a silent drop.
+	EventsMaxBytes int64
+	LogsMaxBytes   int64
+	TasksMaxMsgs   int64
+	// MaxAge is how long ORK_EVENTS and ORK_LOGS keep messages and the run-state bucket its entries.
+	MaxAge time.Duration
 	// PublishWindow bounds asynchronous publishes awaiting their ack.
 	PublishWindow int
 	// InProcess, when set, connects to an in-process server without a socket.
@@ -93,6 +100,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("bus: DuplicateWindow must be at least 1s, got %s", c.DuplicateWindow)
 	case c.PublishWindow < 1:
 		return fmt.Errorf("bus: PublishWindow must be positive, got %d", c.PublishWindow)
+	case c.EventsMaxBytes < 1 && c.EventsMaxBytes != Unlimited:
+		return fmt.Errorf("bus: EventsMaxBytes must be positive or -1 (unlimited), got %d", c.EventsMaxBytes)
+	case c.LogsMaxBytes < 1 && c.LogsMaxBytes != Unlimited:
+		return fmt.Errorf("bus: LogsMaxBytes must be positive or -1 (unlimited), got %d", c.LogsMaxBytes)
+	case c.TasksMaxMsgs < 1 && c.TasksMaxMsgs != Unlimited:
+		return fmt.Errorf("bus: TasksMaxMsgs must be positive or -1 (unlimited), got %d", c.TasksMaxMsgs)
+	case c.MaxAge < c.DuplicateWindow:
+		return fmt.Errorf("bus: MaxAge (%s) must be at least DuplicateWindow (%s)", c.MaxAge, c.DuplicateWindow)
 	}
 	return nil
 }
@@ -103,6 +118,11 @@ type Bus struct {
 	JS  jetstream.JetStream
 	cfg Config
 	log *zap.Logger
+
+	mu sync.Mutex
+	// conn lives until the connection is next lost; lost cancels it. OpContext ties operations to it.
+	conn context.Context
+	lost context.CancelCauseFunc
 }
 
 // Connect connects to the server and prepares JetStream. It reconnects forever after a loss.
@@ -111,6 +131,8 @@ func Connect(cfg Config, log *zap.Logger) (*Bus, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	b := &Bus{cfg: cfg, log: log}
+	b.conn, b.lost = context.WithCancelCause(context.Background())
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
@@ -118,6 +140,7 @@ func Connect(cfg Config, log *zap.Logger) (*Bus, error) {
 		nats.ReconnectBufSize(64 << 20),
 		nats.RetryOnFailedConnect(false),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			b.connectionLost()
 			if err != nil {
 				log.Warn("nats disconnected", zap.Error(err))
 			}
@@ -136,7 +159,41 @@ func Connect(cfg Config, log *zap.Logger) (*Bus, error) {
 		nc.Close()
 		return nil, fmt.Errorf("opening jetstream: %w", err)
 	}
-	return &Bus{NC: nc, JS: js, cfg: cfg, log: log}, nil
+	b.NC, b.JS = nc, js
+	return b, nil
+}
+
+// ErrConnectionLost is the cause (context.Cause) of an operation context that OpContext cancelled
+// because the connection to NATS was lost.
+var ErrConnectionLost = errors.New("nats connection lost")
+
+// connectionLost cancels the operations in flight and starts a new generation for the operations
+// that begin from now on: their requests wait in the reconnect buffer and are sent after the
+// reconnect, so they can still be answered.
+func (b *Bus) connectionLost() {
+	b.mu.Lock()
+	lost := b.lost
+	b.conn, b.lost = context.WithCancelCause(context.Background())
+	b.mu.Unlock()
+	lost(ErrConnectionLost)
+}
+
+// OpContext derives from parent the context of one request to the server (a KV read or write, a
+// publish waiting for its ack). It is also cancelled, with cause ErrConnectionLost, when the
+// connection is lost while the request is in flight: a request sent before a server crash or
+// restart never gets its reply, and waiting for parent's deadline would only delay the retry. The
+// caller retries once the connection is back (a nak with a short delay does that). Call cancel when
+// the operation is done.
+func (b *Bus) OpContext(parent context.Context) (context.Context, context.CancelFunc) {
+	b.mu.Lock()
+	conn := b.conn
+	b.mu.Unlock()
+	ctx, cancel := context.WithCancelCause(parent)
+	stop := context.AfterFunc(conn, func() { cancel(context.Cause(conn)) })
+	return ctx, func() {
+		stop()
+		cancel(context.Canceled)
+	}
 }
 
 // Close drains the connection: pending publishes are flushed and subscriptions drained.

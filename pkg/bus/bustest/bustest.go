@@ -2,6 +2,8 @@
 package bustest
 
 import (
+	"net/url"
+	"strconv"
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -19,7 +21,31 @@ func Start(t testing.TB) *server.Server {
 // StartDir is Start with a chosen store directory, so a test can restart a server on the same data.
 func StartDir(t testing.TB, dir string) *server.Server {
 	t.Helper()
-	s, err := bus.StartEmbedded(bus.EmbeddedConfig{StoreDir: dir, Port: -1})
+	return start(t, dir, -1)
+}
+
+// Restart shuts s down (unless it is already) and starts a server on the same port with its store
+// in dir, the directory s was started with (StartDir), as a restart of nats-server would: clients
+// connected to s lose their connection and reconnect to the new server, which recovers the streams
+// from dir.
+func Restart(t testing.TB, s *server.Server, dir string) *server.Server {
+	t.Helper()
+	u, err := url.Parse(s.ClientURL())
+	if err != nil {
+		t.Fatalf("restarting nats server: %v", err)
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil || port <= 0 {
+		t.Fatalf("restarting nats server: no port in %q", s.ClientURL())
+	}
+	s.Shutdown()
+	s.WaitForShutdown()
+	return start(t, dir, port)
+}
+
+func start(t testing.TB, dir string, port int) *server.Server {
+	t.Helper()
+	s, err := bus.StartEmbedded(bus.EmbeddedConfig{StoreDir: dir, Port: port})
 	if err != nil {
 		t.Fatalf("starting nats server: %v", err)
 	}
