@@ -35,12 +35,23 @@ type dbtx interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
+// randomPageCostDefault is the planner's random_page_cost on our connections (see Open).
+const randomPageCostDefault = "1.1"
+
 // Open connects to the database at url (a postgres:// URL or a key=value DSN) and checks the
 // connection. It does not apply migrations.
 func Open(ctx context.Context, url string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parsing database url: %w", err)
+	}
+	// The batch upserts join unnest() arrays to tasks and runs by primary key. With the default
+	// random_page_cost of 4 the planner prefers a sequential scan of tasks as soon as it is a few
+	// thousand rows, which made small recorder batches cost a full scan each (measured in
+	// docs/benchmarks.md, "Recorder ceiling"). Our working set is in memory, so tell the planner
+	// that index lookups are cheap, unless the URL says otherwise.
+	if _, ok := cfg.ConnConfig.RuntimeParams["random_page_cost"]; !ok {
+		cfg.ConnConfig.RuntimeParams["random_page_cost"] = randomPageCostDefault
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

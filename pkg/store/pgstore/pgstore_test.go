@@ -65,3 +65,26 @@ func TestOpenBadURL(t *testing.T) {
 func BenchmarkApplyBatch(b *testing.B) {
 	storetest.Bench(b, func(b *testing.B) store.Store { return open(b) })
 }
+
+// TestPlannerUsesTheTaskIndex checks the connection setting that keeps the recorder's batch updates
+// on the tasks primary key instead of a sequential scan, and that a URL can override it.
+func TestPlannerUsesTheTaskIndex(t *testing.T) {
+	t.Parallel()
+	dbURL := testSchemaURL(t)
+	ctx := context.Background()
+	for url, want := range map[string]string{dbURL: "1.1", dbURL + "&random_page_cost=3": "3"} {
+		s, err := pgstore.Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		err = pgstore.QueryRowForTest(ctx, s, "SHOW random_page_cost").Scan(&got)
+		_ = s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("random_page_cost %q, want %q (url %s)", got, want, url)
+		}
+	}
+}

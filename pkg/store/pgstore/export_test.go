@@ -1,0 +1,12 @@
+package pgstore
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// QueryRowForTest runs a query on the store's pool, for tests of connection settings.
+func QueryRowForTest(ctx context.Context, s *Store, sql string) pgx.Row {
+	return s.pool.QueryRow(ctx, sql)
+}
