@@ -68,14 +68,31 @@ type attemptKey struct {
 	attempt   int
 }
 
-// track registers a running attempt and returns its context and a function to forget it. ok is
-// false, and nothing is registered, when the attempt was cancelled already.
-func (s *Service) track(parent context.Context, d *event.Dispatch) (ctx context.Context, untrack func(), ok bool) {
+// trackStatus is what track found.
+type trackStatus int
+
+const (
+	// tracked: the attempt is registered as running here.
+	tracked trackStatus = iota
+	// wasCancelled: the attempt was cancelled already; nothing is registered.
+	wasCancelled
+	// runningHere: this instance runs the attempt already (its dispatch was delivered again);
+	// nothing is registered.
+	runningHere
+)
+
+// track registers a running attempt and returns its context and a function to forget it. Unless the
+// status is tracked, nothing is registered and ctx and untrack are nil.
+func (s *Service) track(parent context.Context, d *event.Dispatch) (ctx context.Context, untrack func(), st trackStatus) {
 	k := attemptKey{d.RunID, d.Task.Name, d.Attempt}
 	s.runningMu.Lock()
 	if s.cancelled.has(k) {
 		s.runningMu.Unlock()
-		return nil, nil, false
+		return nil, nil, wasCancelled
+	}
+	if _, ok := s.running[k]; ok {
+		s.runningMu.Unlock()
+		return nil, nil, runningHere
 	}
 	ctx, cancel := context.WithCancelCause(parent)
 	s.running[k] = cancel
@@ -85,7 +102,7 @@ func (s *Service) track(parent context.Context, d *event.Dispatch) (ctx context.
 		delete(s.running, k)
 		s.runningMu.Unlock()
 		cancel(nil)
-	}, true
+	}, tracked
 }
 
 // cancelMatching stops the running attempts an event ends.

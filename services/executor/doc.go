@@ -35,9 +35,17 @@
 //
 // Lost attempts: when an executor dies mid-task (kill -9, a crash, SIGSTOP past AckWait), JetStream
 // redelivers the dispatch after AckWait. The receiving executor publishes task.started as always; if
-// the stream answers that this task.started is a Duplicate and the delivery is a redelivery, the
-// attempt had started elsewhere, so it publishes task.failed with reason lost and terminates the
-// dispatch without running it. The answer depends on ORK_EVENTS's duplicate window
-// (bus.Config.DuplicateWindow, 2 min): a redelivery of an attempt that became due longer ago than
-// three quarters of the window cannot be told apart and is reported lost too. See lost.go.
+// the stream answers that this task.started is a Duplicate, the attempt had started elsewhere, so it
+// publishes task.failed with reason lost and terminates the dispatch without running it. The answer
+// is consulted on every delivery, since a crashed nats-server can lose the consumer's delivery state
+// and deliver a started attempt again with a delivery count of 1; the executor still running the
+// original finishes it and publishes its result, which the scheduler fences. The answer depends on
+// ORK_EVENTS's duplicate window (bus.Config.DuplicateWindow, 2 min): a redelivery of an attempt that
+// became due longer ago than three quarters of the window cannot be told apart and is reported lost
+// too. See lost.go.
+//
+// Log lines survive a NATS outage: a batch the stream does not take is published again with backoff
+// (its Nats-Msg-Id drops a second copy) until it is stored or the executor is hard-stopped, and the
+// attempt's terminal event waits until every batch is stored. Writers wait while too many lines are
+// unshipped, so memory stays bounded. See logs.go.
 package executor

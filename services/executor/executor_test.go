@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/ork-go/ork/pkg/bus"
@@ -80,8 +81,13 @@ type harness struct {
 
 func setup(t *testing.T) *harness {
 	t.Helper()
-	srv := bustest.Start(t)
-	b, err := bus.Connect(bus.Config{URL: srv.ClientURL()}, zaptest.NewLogger(t))
+	return setupAt(t, bustest.Start(t).ClientURL())
+}
+
+// setupAt is setup on a server of the test's own.
+func setupAt(t *testing.T, url string) *harness {
+	t.Helper()
+	b, err := bus.Connect(bus.Config{URL: url}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatalf("connecting: %v", err)
 	}
@@ -129,7 +135,13 @@ func testConfig(t *testing.T) Config {
 // start runs a service until the test ends; the returned function stops it and waits for Run.
 func (h *harness) start(t *testing.T, cfg Config) (*Service, func()) {
 	t.Helper()
-	s, err := New(h.bus, cfg, zaptest.NewLogger(t))
+	return h.startLogged(t, cfg, zaptest.NewLogger(t))
+}
+
+// startLogged is start with the service logging to log.
+func (h *harness) startLogged(t *testing.T, cfg Config, log *zap.Logger) (*Service, func()) {
+	t.Helper()
+	s, err := New(h.bus, cfg, log)
 	if err != nil {
 		t.Fatalf("new executor: %v", err)
 	}
@@ -281,5 +293,28 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) {
 func jsonUnmarshal(raw json.RawMessage, v any) error { return json.Unmarshal(raw, v) }
 
 func nopLogger() *zap.Logger { return zap.NewNop() }
+
+// signalLogger returns a test logger and a channel closed once it logs an entry with message msg.
+func signalLogger(t *testing.T, msg string) (*zap.Logger, <-chan struct{}) {
+	seen := make(chan struct{})
+	var once sync.Once
+	log := zaptest.NewLogger(t, zaptest.WrapOptions(zap.Hooks(func(e zapcore.Entry) error {
+		if e.Message == msg {
+			once.Do(func() { close(seen) })
+		}
+		return nil
+	})))
+	return log, seen
+}
+
+// waitClosed waits until ch is closed, failing the test after waitDeadline.
+func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(waitDeadline):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
 
 func writeBenchFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o644) }

@@ -3,12 +3,15 @@ package executor
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/ork-go/ork/pkg/bus"
@@ -30,19 +33,33 @@ const (
 	// logBatchMaxBytes bounds the line bytes of one batch, so that even escaped for JSON it stays
 	// under the server's max payload (1 MiB by default).
 	logBatchMaxBytes = 128 << 10
-	// logPublishTimeout bounds the publishing of one batch.
-	logPublishTimeout = 10 * time.Second
+	// logTryTimeout bounds one try at publishing a batch. A try whose ack went down with the
+	// connection is given up after it and the batch published again; its Nats-Msg-Id makes the
+	// stream drop a second copy.
+	logTryTimeout = 5 * time.Second
+	// logRetryMin and logRetryMax bound the backoff between tries.
+	logRetryMin = 100 * time.Millisecond
+	logRetryMax = 2 * time.Second
 )
 
 // logSink numbers the lines of one attempt and ships them to ORK_LOGS in batches: after
 // LogFlushInterval, or at once when LogBatchLines are waiting. Past LogMaxBytes it stops shipping,
 // keeps a bounded tail, and on close ships a marker line and the tail. Writers wait while too many
 // lines are unshipped, which stops reading the child's pipes: memory stays bounded.
+//
+// A batch the stream does not take (NATS down or restarting, an ack lost with the connection) is
+// published again, one batch at a time and in seq order, with backoff, until the stream stores it or
+// the executor is hard-stopped (stop is done). An outage therefore delays an attempt's lines, and
+// through close its terminal event, but loses none of them: the recorder relies on every line being
+// on ORK_LOGS before the attempt's terminal event is on ORK_EVENTS. Lines are lost only when the
+// stream refuses a batch for good (full, or a message over its size limit) and at a hard stop, each
+// time with a warning.
 type logSink struct {
-	b   *bus.Bus
-	cfg Config
-	log *zap.Logger
-	hdr event.LogBatch // identity of the attempt; Lines unused
+	b    *bus.Bus
+	cfg  Config
+	log  *zap.Logger
+	hdr  event.LogBatch  // identity of the attempt; Lines unused
+	stop context.Context // the executor's hard stop: give up shipping
 
 	mu           sync.Mutex
 	space        *sync.Cond
@@ -55,21 +72,32 @@ type logSink struct {
 	tailBytes    int
 	truncated    bool // LogMaxBytes was reached: every later line is dropped too
 	closed       bool
+	stopped      bool // stop is done: lines are no longer kept
+	abandoned    int  // lines not shipped because of the hard stop
 
-	kick chan struct{} // first line of a batch
-	full chan struct{} // a full batch is waiting
-	done chan struct{}
-	exit chan struct{}
+	kick       chan struct{} // first line of a batch
+	full       chan struct{} // a full batch is waiting
+	done       chan struct{}
+	exit       chan struct{}
+	unregister func() bool // of the hard stop callback
 }
 
-func newLogSink(b *bus.Bus, cfg Config, log *zap.Logger, d *event.Dispatch) *logSink {
+// newLogSink starts shipping the lines of the dispatch's attempt until close, or until stop is done.
+func newLogSink(stop context.Context, b *bus.Bus, cfg Config, log *zap.Logger, d *event.Dispatch) *logSink {
 	s := &logSink{
-		b: b, cfg: cfg, log: log,
+		b: b, cfg: cfg, log: log, stop: stop,
 		hdr:  event.LogBatch{V: event.SchemaVersion, RunID: d.RunID, Task: d.Task.Name, Attempt: d.Attempt},
 		kick: make(chan struct{}, 1), full: make(chan struct{}, 1),
 		done: make(chan struct{}), exit: make(chan struct{}),
 	}
 	s.space = sync.NewCond(&s.mu)
+	// A writer waiting for room must not wait for a stream that will never be reached again.
+	s.unregister = context.AfterFunc(stop, func() {
+		s.mu.Lock()
+		s.stopped = true
+		s.space.Broadcast()
+		s.mu.Unlock()
+	})
 	go s.loop()
 	return s
 }
@@ -93,8 +121,12 @@ func (s *logSink) add(stream, line string) {
 		}
 		return
 	}
-	for len(s.pending) >= logPendingFactor*s.cfg.LogBatchLines && !s.closed {
+	for len(s.pending) >= logPendingFactor*s.cfg.LogBatchLines && !s.closed && !s.stopped {
 		s.space.Wait()
+	}
+	if s.stopped {
+		s.abandoned++
+		return
 	}
 	s.shipped += int64(len(line))
 	s.seq++
@@ -139,7 +171,8 @@ func (s *logSink) loop() {
 	}
 }
 
-// flush ships every pending line, in batches of at most LogBatchLines and logBatchMaxBytes.
+// flush ships every pending line, in batches of at most LogBatchLines and logBatchMaxBytes, each
+// batch once the one before it is stored.
 func (s *logSink) flush() {
 	s.mu.Lock()
 	lines := s.pending
@@ -152,33 +185,92 @@ func (s *logSink) flush() {
 			size += len(lines[n].Line)
 			n++
 		}
-		s.publish(lines[:n])
+		if !s.ship(lines[:n]) {
+			s.mu.Lock()
+			s.abandoned += len(lines)
+			s.mu.Unlock()
+			return
+		}
 		lines = lines[n:]
 	}
 }
 
-func (s *logSink) publish(lines []event.LogLine) {
+// ship publishes one batch, trying again with backoff until the stream stores it. It returns false
+// when the executor was hard-stopped first. A batch the stream refuses for good is reported lost.
+func (s *logSink) ship(lines []event.LogLine) bool {
 	lb := s.hdr
 	lb.Lines = lines
 	msg, err := bus.LogMsg(&lb)
-	if err == nil && int64(len(msg.Data)) > s.b.NC.MaxPayload() && len(lines) > 1 {
-		// Escaping made the batch too large for the server: ship it in halves.
-		s.publish(lines[:len(lines)/2])
-		s.publish(lines[len(lines)/2:])
-		return
-	}
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), logPublishTimeout)
-		err = s.b.Publish(ctx, msg)
-		cancel()
-	}
 	if err != nil {
-		s.log.Warn("log lines lost", logging.RunID(s.hdr.RunID), logging.Task(s.hdr.Task),
-			logging.Attempt(s.hdr.Attempt), logging.Count(len(lines)), zap.Error(err))
+		s.lost(len(lines), err)
+		return true
+	}
+	if int64(len(msg.Data)) > s.b.NC.MaxPayload() && len(lines) > 1 {
+		// Escaping made the batch too large for the server: ship it in halves.
+		return s.ship(lines[:len(lines)/2]) && s.ship(lines[len(lines)/2:])
+	}
+	wait := logRetryMin
+	for try := 1; ; try++ {
+		ctx, cancel := context.WithTimeout(s.stop, logTryTimeout)
+		err := s.b.Publish(ctx, msg)
+		cancel()
+		switch {
+		case err == nil:
+			if try > 1 {
+				s.log.Info("log lines shipped after a retry", s.fields(len(lines), zap.Int("tries", try))...)
+			}
+			return true
+		case s.stop.Err() != nil:
+			return false
+		case refusedForGood(err):
+			s.lost(len(lines), err)
+			return true
+		case try == 1:
+			s.log.Warn("shipping log lines; trying again until the logs stream takes them", s.fields(len(lines), zap.Error(err))...)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-s.stop.Done():
+			t.Stop()
+		}
+		wait = min(2*wait, logRetryMax)
 	}
 }
 
-// close ships what is left, the truncation marker and the tail, and waits until they are shipped.
+func (s *logSink) lost(n int, err error) {
+	s.log.Warn("log lines lost", s.fields(n, zap.Error(err))...)
+}
+
+func (s *logSink) fields(n int, extra ...zap.Field) []zap.Field {
+	return append([]zap.Field{logging.RunID(s.hdr.RunID), logging.Task(s.hdr.Task), logging.Attempt(s.hdr.Attempt), logging.Count(n)}, extra...)
+}
+
+// refusedForGood tells whether the logs stream answered that it will not store a batch however often
+// it is sent: it is full (it discards new messages) or the message is over its size limit. Waiting
+// for an operator would stall every running attempt, so such lines are dropped with a warning.
+func refusedForGood(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case jetstream.JSErrCodeStreamMessageExceedsMaximum:
+		return true
+	case jsErrCodeStreamStoreFailed:
+		// The same code also carries transient store errors ("store closed" while the server stops).
+		return strings.HasPrefix(apiErr.Description, "maximum ") || strings.Contains(apiErr.Description, "too large")
+	}
+	return false
+}
+
+// jsErrCodeStreamStoreFailed is the server's code for a message the stream did not store, with the
+// reason as the description ("maximum bytes exceeded" when a stream that discards new messages is
+// full); nats.go has no constant for it.
+const jsErrCodeStreamStoreFailed jetstream.ErrorCode = 10077
+
+// close ships what is left, the truncation marker and the tail, and waits until the stream has
+// stored them, or until the hard stop.
 func (s *logSink) close() {
 	s.mu.Lock()
 	s.closed = true
@@ -199,6 +291,13 @@ func (s *logSink) close() {
 	s.mu.Unlock()
 	close(s.done)
 	<-s.exit
+	s.unregister()
+	s.mu.Lock()
+	abandoned := s.abandoned
+	s.mu.Unlock()
+	if abandoned > 0 {
+		s.log.Warn("log lines lost: the executor was stopped before they were shipped", s.fields(abandoned)...)
+	}
 }
 
 // lineWriter splits one stream of a child into lines for a logSink, cutting lines longer than

@@ -1,12 +1,22 @@
 package executor
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/workflow"
 )
 
 func TestLogsAreShippedInSeqOrder(t *testing.T) {
@@ -117,7 +127,7 @@ func TestLineWriter(t *testing.T) {
 	cfg.LogLineMaxBytes = 64
 	cfg.OutputMaxBytes = 100
 	d := &event.Dispatch{RunID: "r", Task: processTask("t"), Attempt: 1}
-	sink := newLogSink(h.bus, cfg, nopLogger(), d)
+	sink := newLogSink(context.Background(), h.bus, cfg, nopLogger(), d)
 	w := newLineWriter(event.Stdout, sink, cfg, true)
 	// An output line split across writes, longer than a log line but within the output cap.
 	out := `ORK_OUTPUT:{"k": "` + strings.Repeat("v", 70) + `"}`
@@ -168,6 +178,155 @@ func TestBatchesStayUnderTheMessageLimit(t *testing.T) {
 		}
 		if size > logBatchMaxBytes+LogLineMaxBytesDefault {
 			t.Errorf("a batch carries %d bytes", size)
+		}
+	}
+}
+
+// freePort returns a TCP port that was free a moment ago, for a server that must come back on the
+// same address.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+// startServerAt starts a JetStream server on a fixed port and store, stopped when the test ends.
+func startServerAt(t *testing.T, dir string, port int) *server.Server {
+	t.Helper()
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{StoreDir: dir, Port: port})
+	if err != nil {
+		t.Fatalf("starting nats server on port %d: %v", port, err)
+	}
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	return srv
+}
+
+// storedLines reads an attempt's log batches from ORK_LOGS in stream order and returns their lines.
+func storedLines(t *testing.T, h *harness, d event.Dispatch) []event.LogLine {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitDeadline)
+	defer cancel()
+	subject := (&event.LogBatch{RunID: d.RunID, Task: d.Task.Name}).Subject()
+	st, err := h.bus.JS.Stream(ctx, event.StreamLogs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int(info.State.Subjects[subject])
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []event.LogLine
+	for got := 0; got < n; {
+		batch, err := cons.Fetch(n-got, jetstream.FetchMaxWait(waitDeadline))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			lb, err := event.DecodeLogBatch(m.Data())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lb.Attempt == d.Attempt {
+				lines = append(lines, lb.Lines...)
+			}
+			got++
+		}
+		if err := batch.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return lines
+}
+
+// startPlainServerAt starts a NATS server without JetStream on a fixed port: it accepts
+// connections and drops every JetStream publish ("no responders"), as a restarting server does with
+// the publishes in flight when it went down.
+func startPlainServerAt(t *testing.T, port int) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(waitDeadline) {
+		t.Fatal("plain nats server not ready")
+	}
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	return srv
+}
+
+func TestLogsSurviveANATSRestart(t *testing.T) {
+	t.Parallel()
+	dir, port := t.TempDir(), freePort(t)
+	srv := startServerAt(t, dir, port)
+	h := setupAt(t, srv.ClientURL())
+	cfg := testConfig(t)
+	cfg.Types = []string{workflow.ExecutorProcess}
+	// Small batches, so that the outage leaves many of them to retry and the writers wait for room.
+	cfg.LogBatchLines = 8
+	cfg.LogFlushInterval = 10 * time.Millisecond
+	log, retrying := signalLogger(t, "shipping log lines; trying again until the logs stream takes them")
+	h.startLogged(t, cfg, log)
+
+	// 50 lines, then, once JetStream is gone, 300 more (over the 128 unshipped lines that make the
+	// task wait), then the task ends, JetStream perhaps still gone.
+	gone := filepath.Join(t.TempDir(), "gone")
+	const before, total = 50, 350
+	script := `i=1; while [ $i -le 50 ]; do echo "line $i"; i=$((i+1)); done
+while [ ! -e "$1" ]; do sleep 0.02; done
+while [ $i -le 350 ]; do echo "line $i"; i=$((i+1)); done`
+	d := h.dispatch(t, event.Dispatch{Task: processTask("t", "sh", "-c", script, "sh", gone)})
+	h.logs.wait(t, "the lines printed before the outage", func(lbs []event.LogBatch) bool {
+		return slices.ContainsFunc(lbs, func(lb event.LogBatch) bool {
+			return lb.RunID == d.RunID && slices.ContainsFunc(lb.Lines, func(l event.LogLine) bool { return l.Seq == before })
+		})
+	})
+	// The server goes down; what comes back first on its address has no JetStream, so the publishes
+	// buffered by the client and the first retries are lost; then the server comes back on its store.
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	plain := startPlainServerAt(t, port)
+	writeFile(t, gone, "", 0o644)
+	waitClosed(t, retrying, "a log batch to be refused while JetStream is gone")
+	plain.Shutdown()
+	plain.WaitForShutdown()
+	startServerAt(t, dir, port)
+
+	// Every line is on the stream before the terminal event is published.
+	wantSuccess(t, h.result(t, d))
+	seen := map[int64]bool{}
+	for _, l := range h.lines(t, d) {
+		seen[l.Seq] = true
+	}
+	if len(seen) != total {
+		t.Errorf("%d distinct lines were published before the terminal event, want %d", len(seen), total)
+	}
+	// And the stream holds each of them once, in order.
+	lines := storedLines(t, h, d)
+	if len(lines) != total {
+		t.Errorf("the logs stream holds %d lines, want %d", len(lines), total)
+	}
+	for i, l := range lines {
+		if l.Seq != int64(i+1) || l.Line != "line "+strconv.Itoa(i+1) {
+			t.Fatalf("stored line %d is %d %q, want %d %q", i, l.Seq, l.Line, i+1, "line "+strconv.Itoa(i+1))
 		}
 	}
 }

@@ -19,19 +19,32 @@ import (
 // same number and reuse its log lines' ids, so the receiving executor reports the attempt lost
 // (task.failed, reason lost, without running it) and the scheduler starts attempt N+1.
 //
-// Whether a redelivered attempt had started is learnt for free from task.started itself: its
+// Whether a delivered attempt had started is learnt for free from task.started itself: its
 // Nats-Msg-Id is "<run>/<task>/<attempt>/task.started", so the stream acknowledges a second publish
-// as a Duplicate. That answer is only good within ORK_EVENTS's duplicate window (bus.Config.
-// DuplicateWindow, 2 min by default): a task.started published earlier is forgotten. Any task.started
-// of a dispatch is published after the dispatch was stored and after its NotBefore, so when the later
-// of the two is recent enough the answer is authoritative. When it is not (an attempt that ran for
-// longer than the window, then lost its executor), the executor cannot tell whether the attempt ran
-// and reports it lost all the same: attempts run at most once, and a needless new attempt is cheaper
-// than a silent second run. A redelivery that never started (a NotBefore delay, a drain before the
-// start, a nak after a failed task.started publish) is recent and not a duplicate, so it runs.
+// as a Duplicate. The answer is consulted on every delivery, not only on redeliveries: a nats-server
+// killed with SIGKILL can lose the consumer's delivery state (written asynchronously) while the
+// stream keeps the task.started, and the dispatch then comes back with a delivery count of 1 while
+// its attempt runs, or ran, elsewhere. A Duplicate always means the attempt started before, whatever
+// the delivery count, so the attempt is reported lost; the executor still running the original goes
+// on, publishes its result normally, and the scheduler fences it (the attempt is over for it).
+//
+// A Duplicate answer is only possible within ORK_EVENTS's duplicate window (bus.Config.
+// DuplicateWindow, 2 min by default): a task.started published earlier is forgotten, so "not a
+// duplicate" is authoritative only when the attempt could not have started before the window began.
+// Any task.started of a dispatch is published after the dispatch was stored and after its NotBefore,
+// so for a redelivery, when the later of the two is recent enough, the answer is authoritative. When
+// it is not (an attempt that ran for longer than the window, then lost its executor), the executor
+// cannot tell whether the attempt ran and reports it lost all the same: attempts run at most once,
+// and a needless new attempt is cheaper than a silent second run. A redelivery that never started
+// (a NotBefore delay, a drain before the start, a nak after a failed task.started publish) is recent
+// and not a duplicate, so it runs. A first delivery that is not a duplicate runs whatever its age: a
+// dispatch waiting long in a backlog is normal, and only a server crash that lost the delivery state
+// of an attempt started longer than the window ago could make it a second run.
 //
 // The executor never re-runs an attempt itself either: a running attempt stopped by a drain is
-// reported lost by the stopping executor.
+// reported lost by the stopping executor, and a dispatch delivered again to the instance that is
+// running its attempt (the server lost its delivery state) is left to that attempt, which
+// heartbeats, acknowledges or terminates the dispatch (by stream sequence) when it ends.
 
 // dupWindowSlack is how much of the duplicate window is not trusted, for clock skew between the
 // server's timestamps and this host.
@@ -54,13 +67,17 @@ func (s *Service) eventsDuplicateWindow(ctx context.Context) (time.Duration, err
 // lostBefore returns why a dispatch whose task.started was just published must not run, or "" when
 // it may run. duplicate tells whether the stream already held that task.started.
 func (s *Service) lostBefore(msg jetstream.Msg, d *event.Dispatch, duplicate bool) string {
+	attempt := "attempt " + strconv.Itoa(d.Attempt)
 	meta, err := msg.Metadata()
+	if duplicate {
+		if err == nil && meta.NumDelivered <= 1 {
+			return attempt + " was lost: it had started before (its task.started was already on the events stream) " +
+				"although this is its first delivery: the NATS server lost the dispatch's delivery state, so it is not run twice"
+		}
+		return attempt + " was lost: its executor stopped (redelivered after the ack wait)"
+	}
 	if err != nil || meta.NumDelivered <= 1 {
 		return ""
-	}
-	attempt := "attempt " + strconv.Itoa(d.Attempt)
-	if duplicate {
-		return attempt + " was lost: its executor stopped (redelivered after the ack wait)"
 	}
 	since := meta.Timestamp
 	if d.NotBefore != nil && d.NotBefore.After(since) {

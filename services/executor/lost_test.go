@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/workflow"
 )
@@ -160,7 +161,10 @@ func TestLostBefore(t *testing.T) {
 		duplicate bool
 		want      string // part of the reason; "" runs the attempt
 	}{
-		{"first delivery", 1, old, nil, true, ""},
+		{"first delivery", 1, old, nil, false, ""},
+		{"first delivery, recent", 1, recent, nil, false, ""},
+		{"first delivery, started before (delivery state lost)", 1, recent, nil, true, "the NATS server lost the dispatch's delivery state"},
+		{"old first delivery, started before", 1, old, nil, true, "the NATS server lost the dispatch's delivery state"},
 		{"redelivered, started before", 2, recent, nil, true, "was lost: its executor stopped"},
 		{"redelivered, never started", 2, recent, nil, false, ""},
 		{"redelivered past the window", 3, old, nil, false, "past the 2m0s duplicate window"},
@@ -180,5 +184,82 @@ func TestLostBefore(t *testing.T) {
 				t.Errorf("reason %q does not name the attempt", got)
 			}
 		})
+	}
+}
+
+// gatedTask is a process task that appends a line to a file each time it runs, says "running" in
+// its log and waits until the gate file exists.
+func gatedTask(name, countFile, gate string) workflow.Task {
+	return processTask(name, "sh", "-c", `echo run >> "$1"; echo running; while [ ! -e "$2" ]; do sleep 0.02; done`, "sh", countFile, gate)
+}
+
+func TestFirstDeliveryOfAStartedAttemptIsReportedLost(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	cfg := testConfig(t)
+	cfg.Instance = "b"
+	h.start(t, cfg)
+	// Instance a started the attempt; then the server crashed and lost the consumer's delivery state,
+	// so the dispatch comes to b as a first delivery.
+	runID := event.NewID()
+	started := event.New(event.TypeTaskStarted, runID, "t", 1)
+	started.Instance = "a"
+	m, err := bus.EventMsg(&started)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.bus.Publish(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	count := filepath.Join(t.TempDir(), "count")
+	d := h.dispatch(t, event.Dispatch{RunID: runID, Task: countedTask("t", count, "0")})
+	e := h.result(t, d)
+	wantFailure(t, e, event.ReasonLost, "attempt 1 was lost: it had started before")
+	if e.Instance != "b" {
+		t.Errorf("lost reported by %q, want b", e.Instance)
+	}
+	waitSettled(t, h, workflow.ExecutorProcess)
+	if n := runs(t, count); n != 0 {
+		t.Errorf("the started attempt ran %d times here, want never", n)
+	}
+}
+
+func TestDispatchDeliveredAgainToItsRunningInstanceIsLeftToIt(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	cfg := testConfig(t)
+	cfg.Types = []string{workflow.ExecutorProcess}
+	log, again := signalLogger(t, "dispatch delivered again while its attempt runs here; left to the running attempt")
+	s, _ := h.startLogged(t, cfg, log)
+	dir := t.TempDir()
+	count, gate := filepath.Join(dir, "count"), filepath.Join(dir, "gate")
+	d := h.dispatch(t, event.Dispatch{Task: gatedTask("t", count, gate)})
+	h.waitRunning(t, d)
+
+	// What a crashed server can do: the consumer forgets its deliveries and delivers the dispatch
+	// again, with a delivery count of 1, to the instance that runs it.
+	ctx, cancel := context.WithTimeout(context.Background(), waitDeadline)
+	defer cancel()
+	if err := h.bus.JS.DeleteConsumer(ctx, event.StreamTasks, ConsumerName(workflow.ExecutorProcess)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.consumer(ctx, workflow.ExecutorProcess); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, again, "the dispatch to be delivered again")
+	writeFile(t, gate, "", 0o644)
+
+	// The running attempt ends normally and settles the dispatch; nothing reports it lost.
+	wantSuccess(t, h.result(t, d))
+	waitSettled(t, h, workflow.ExecutorProcess)
+	if n := runs(t, count); n != 1 {
+		t.Errorf("the task ran %d times, want once", n)
+	}
+	h.events.mu.Lock()
+	defer h.events.mu.Unlock()
+	for _, e := range h.events.items {
+		if isTerminal(e, d) && e.Type != event.TypeTaskSucceeded {
+			t.Errorf("unexpected %s (%s: %s)", e.Type, e.Reason, e.Error)
+		}
 	}
 }

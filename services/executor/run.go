@@ -217,9 +217,10 @@ func (r *childResult) stderrHint() string {
 }
 
 // runChild runs one child in its own process group, ships its output lines, and enforces the task
-// timeout and hard stops on the whole group. The log sink is flushed before it returns.
+// timeout and hard stops on the whole group. It returns once the stream has stored every line (or
+// the executor was hard-stopped), so the attempt's terminal event always follows its lines.
 func (s *Service) runChild(ctx context.Context, d *event.Dispatch, spec childSpec) childResult {
-	sink := newLogSink(s.bus, s.cfg, s.log, d)
+	sink := newLogSink(s.hard, s.bus, s.cfg, s.log, d)
 	stdout := newLineWriter(event.Stdout, sink, s.cfg, spec.capture)
 	stderr := newLineWriter(event.Stderr, sink, s.cfg, false)
 

@@ -45,6 +45,12 @@ type Service struct {
 	running   map[attemptKey]context.CancelCauseFunc // attempts being executed
 	cancelled cancelledSet                           // recent cancellations
 
+	// hard is cancelled by hardStop when the drain grace is over (or Run returns): running tasks are
+	// killed and log shipping gives up. It exists from New on, so that attempts run without Run
+	// (benchmarks) have one too.
+	hard     context.Context
+	hardStop context.CancelFunc
+
 	// dupWindow is ORK_EVENTS's duplicate window, read when Run starts: how long a task.started
 	// publish remembers that the attempt had started (see lost.go).
 	dupWindow time.Duration
@@ -65,6 +71,7 @@ func New(b *bus.Bus, cfg Config, log *zap.Logger) (*Service, error) {
 	}
 	s := &Service{bus: b, cfg: cfg, log: log.With(logging.Instance(cfg.Instance)), slots: newSlots(cfg.Concurrency),
 		ready: make(chan struct{}), running: make(map[attemptKey]context.CancelCauseFunc)}
+	s.hard, s.hardStop = context.WithCancel(context.Background())
 	if slices.Contains(cfg.Types, workflow.ExecutorPython) {
 		path, err := installRunner(cfg.CacheDir)
 		if err != nil {
@@ -120,7 +127,7 @@ func (s *Service) Run(ctx context.Context) error {
 	close(s.ready)
 	s.log.Info("executor started", zap.Strings("types", s.cfg.Types), zap.Int("concurrency", s.cfg.Concurrency))
 
-	hard, hardStop := context.WithCancel(context.WithoutCancel(ctx))
+	hard, hardStop := s.hard, s.hardStop
 	defer hardStop()
 	var pullers sync.WaitGroup
 	for i, typ := range s.cfg.Types {
@@ -241,12 +248,19 @@ func (s *Service) handle(ctx, hard context.Context, typ string, msg jetstream.Ms
 
 // attempt runs an attempt between its task.started and its terminal event, then acks the dispatch.
 func (s *Service) attempt(hard context.Context, typ string, d *event.Dispatch, msg jetstream.Msg, log *zap.Logger) {
-	taskCtx, untrack, ok := s.track(hard, d)
-	if !ok {
+	taskCtx, untrack, st := s.track(hard, d)
+	switch st {
+	case wasCancelled:
 		log.Info("dispatch of a cancelled task dropped")
 		if err := msg.Ack(); err != nil {
 			log.Warn("acknowledging dispatch", zap.Error(err))
 		}
+		return
+	case runningHere:
+		// The server lost the dispatch's delivery state (a crash) and delivered it again to the
+		// instance that runs it. Acks and heartbeats go by stream sequence, so the running attempt
+		// keeps this delivery alive and settles it when it ends: leave it alone (see lost.go).
+		log.Warn("dispatch delivered again while its attempt runs here; left to the running attempt")
 		return
 	}
 	defer untrack()
