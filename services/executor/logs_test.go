@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ork-go/ork/pkg/bus"
+	"github.com/ork-go/ork/pkg/bus/bustest"
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/workflow"
 )
@@ -328,5 +329,41 @@ while [ $i -le 350 ]; do echo "line $i"; i=$((i+1)); done`
 		if l.Seq != int64(i+1) || l.Line != "line "+strconv.Itoa(i+1) {
 			t.Fatalf("stored line %d is %d %q, want %d %q", i, l.Seq, l.Line, i+1, "line "+strconv.Itoa(i+1))
 		}
+	}
+}
+
+func TestHardStopReleasesALogSinkThatCannotShip(t *testing.T) {
+	t.Parallel()
+	srv := bustest.Start(t)
+	h := setupAt(t, srv.ClientURL())
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	cfg := testConfig(t).WithDefaults()
+	cfg.LogBatchLines = 1 // 16 unshipped lines make writers wait
+	log, retrying := signalLogger(t, "shipping log lines; trying again until the logs stream takes them")
+	stop, hardStop := context.WithCancel(context.Background())
+	defer hardStop()
+	sink := newLogSink(stop, h.bus, cfg, log, &event.Dispatch{RunID: "r", Task: processTask("t"), Attempt: 1})
+	added := make(chan struct{})
+	go func() {
+		defer close(added)
+		for i := range 100 {
+			sink.add(event.Stdout, "line "+strconv.Itoa(i))
+		}
+	}()
+	waitClosed(t, retrying, "a batch to fail")
+	select {
+	case <-added:
+		t.Fatal("100 lines were taken while none could be shipped: unshipped lines are not bounded")
+	default:
+	}
+	// The hard stop releases the writer and close gives up instead of waiting for the server.
+	hardStop()
+	waitClosed(t, added, "the writer to be released by the hard stop")
+	closed := make(chan struct{})
+	go func() { sink.close(); close(closed) }()
+	waitClosed(t, closed, "close to return after the hard stop")
+	if sink.abandoned != 100 {
+		t.Errorf("%d lines counted lost, want 100", sink.abandoned)
 	}
 }
