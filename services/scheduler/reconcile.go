@@ -93,9 +93,12 @@ func (r *reconciler) run(ctx context.Context) {
 			r.maxDeliveries(ctx, m)
 		case <-tick.C:
 			opCtx, cancel := context.WithTimeout(ctx, s.cfg.ReconcileInterval+s.cfg.OpTimeout)
+			// A sweep cut short by a lost connection is done again at the next tick.
+			opCtx, stop := s.b.OpContext(opCtx)
 			if err := r.sweep(opCtx); err != nil && ctx.Err() == nil {
 				s.log.Warn("reconciler sweep", zap.Error(err))
 			}
+			stop()
 			cancel()
 		}
 	}
@@ -241,6 +244,8 @@ func (r *reconciler) maxDeliveries(ctx context.Context, nm *nats.Msg) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
+	ctx, stop := s.b.OpContext(ctx)
+	defer stop()
 	m, err := r.stream.GetMsg(ctx, a.StreamSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return // handled already, or acknowledged after all

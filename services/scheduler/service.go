@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
@@ -26,7 +27,7 @@ const (
 	AckWaitDefault     = 30 * time.Second
 	CASRetriesDefault  = 16
 	CachedRunsDefault  = 4096
-	OpTimeoutDefault   = 30 * time.Second
+	OpTimeoutDefault   = 10 * time.Second
 
 	ReconcileIntervalDefault = 10 * time.Second
 	NoExecutorTimeoutDefault = time.Minute
@@ -48,7 +49,10 @@ type Config struct {
 	// CachedRuns bounds the idle runs whose state and plan stay in memory. The cache saves a KV
 	// read per event; a stale entry is caught by the compare-and-swap and reloaded.
 	CachedRuns int
-	// OpTimeout bounds the handling of one event, KV writes and publishes included.
+	// OpTimeout bounds the handling of one event, KV writes and publishes included. A request in
+	// flight when the connection to NATS is lost does not wait for it: it is cancelled at once and
+	// the event retried after the reconnect (bus.OpContext), so OpTimeout only bounds a server
+	// that stays connected but does not answer.
 	OpTimeout time.Duration
 	// MaxLostAttempts bounds the lost attempts of one task that are re-dispatched without using
 	// up its retries.
@@ -224,6 +228,8 @@ func (s *Service) Run(ctx context.Context) error {
 func (s *Service) handle(ctx context.Context, m jetstream.Msg) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
+	ctx, stop := s.b.OpContext(ctx)
+	defer stop()
 	meta, err := m.Metadata()
 	if err != nil {
 		s.log.Error("reading message metadata", zap.Error(err))
@@ -240,8 +246,14 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) {
 	}
 	ev.Seq = seq
 	if err := s.process(ctx, &ev, meta.NumDelivered > 1); err != nil {
-		s.log.Error("handling event", logging.EventType(ev.Type), logging.RunID(ev.RunID), logging.Task(ev.Task),
-			logging.Attempt(ev.Attempt), logging.Seq(seq), zap.Uint64("delivered", meta.NumDelivered), zap.Error(err))
+		if errors.Is(context.Cause(ctx), bus.ErrConnectionLost) || errors.Is(err, nats.ErrDisconnected) {
+			// Expected during a NATS restart: the nak waits in the reconnect buffer.
+			s.log.Warn("connection lost while handling event, retrying it", logging.EventType(ev.Type), logging.RunID(ev.RunID),
+				logging.Seq(seq), zap.Error(err))
+		} else {
+			s.log.Error("handling event", logging.EventType(ev.Type), logging.RunID(ev.RunID), logging.Task(ev.Task),
+				logging.Attempt(ev.Attempt), logging.Seq(seq), zap.Uint64("delivered", meta.NumDelivered), zap.Error(err))
+		}
 		delay := min(time.Duration(meta.NumDelivered)*100*time.Millisecond, 5*time.Second)
 		if err := m.NakWithDelay(delay); err != nil {
 			s.log.Warn("nak failed", logging.Seq(seq), zap.Error(err))

@@ -1,0 +1,191 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/ork-go/ork/pkg/bus"
+	"github.com/ork-go/ork/pkg/bus/bustest"
+	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/workflow"
+)
+
+// restartRecovery bounds how long after a NATS restart the runs may take to finish. Their
+// remaining tasks take milliseconds; what the bound catches is a handler stuck on a request lost
+// with the old server until its OpTimeout (30 s in this test).
+const restartRecovery = 10 * time.Second
+
+// A scheduler busy with several runs when nats-server restarts on the same store resumes within a
+// few seconds of the restart: requests in flight at the crash are cancelled, not waited for.
+func TestServiceRecoversFromNATSRestart(t *testing.T) {
+	t.Parallel()
+	const runs, chain = 8, 40
+	dir := t.TempDir()
+	srv := bustest.StartDir(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	connect := func(name string) *bus.Bus {
+		b, err := bus.Connect(bus.Config{URL: srv.ClientURL(), Name: name}, zaptest.NewLogger(t).Named(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Close)
+		return b
+	}
+	sb, eb := connect("scheduler"), connect("executor")
+	if err := sb.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(sb, Config{OpTimeout: 30 * time.Second, ReconcileInterval: -1,
+		Backoff: Backoff{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond}}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcCtx, stopSvc := context.WithCancel(ctx)
+	svcDone := make(chan error, 1)
+	go func() { svcDone <- svc.Run(svcCtx) }()
+	var executed atomic.Int64
+	stopExecutor := startExecutor(t, ctx, eb, &executed)
+	// Stopped before the servers (the cleanups of Restart run first).
+	defer func() {
+		stopExecutor()
+		stopSvc()
+		if err := <-svcDone; err != nil {
+			t.Errorf("scheduler Run: %v", err)
+		}
+	}()
+
+	ids := make(map[string]bool, runs)
+	for i := range runs {
+		tasks := make([]workflow.Task, chain)
+		for j := range tasks {
+			tasks[j].Name = fmt.Sprintf("t%02d", j)
+			if j > 0 {
+				tasks[j].DependsOn = []string{tasks[j-1].Name}
+			}
+		}
+		id := fmt.Sprintf("restart-%d", i)
+		ids[id] = true
+		m, err := bus.EventMsg(new(submission(id, "", plan(id, tasks...))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sb.Publish(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Restart while every run is in the middle of its chain and the scheduler is busiest.
+	waitFor(t, ctx, func() bool { return executed.Load() >= runs*chain/4 }, "a quarter of the tasks executed")
+	srv = bustest.Restart(t, srv, dir)
+	restarted := time.Now().UTC()
+	t.Logf("nats-server restarted after %d of %d tasks", executed.Load(), runs*chain)
+
+	// Created after the restart, so it reads every run.finished without waiting to notice that
+	// the server it was created on is gone.
+	finished, err := eb.JS.OrderedConsumer(ctx, event.StreamEvents, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"ork.events." + event.TypeRunFinished + ".*"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, err := finished.Messages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Stop()
+	var last time.Duration
+	for len(ids) > 0 {
+		m, err := it.Next(jetstream.NextMaxWait(time.Until(deadlineOf(ctx))))
+		if err != nil {
+			t.Fatalf("runs %v did not finish: %v", ids, err)
+		}
+		ev, err := event.DecodeEvent(m.Data())
+		if err != nil || !ids[ev.RunID] {
+			continue
+		}
+		delete(ids, ev.RunID)
+		if ev.Status != event.RunSuccess {
+			t.Errorf("run %s finished %s: %s", ev.RunID, ev.Status, ev.Error)
+		}
+		late := ev.Time.Sub(restarted)
+		last = max(last, late)
+		if late > restartRecovery {
+			t.Errorf("run %s finished %s after the restart, want within %s", ev.RunID, late.Round(time.Millisecond), restartRecovery)
+		}
+	}
+	t.Logf("the last run finished %s after the restart, seen after %s", last.Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
+}
+
+// startExecutor plays a noop executor on b until stop is called: it reports every dispatch
+// succeeded and acknowledges it, retrying the publish until it is stored.
+func startExecutor(t *testing.T, ctx context.Context, b *bus.Bus, executed *atomic.Int64) (stop func()) {
+	t.Helper()
+	cons, err := b.Consumer(ctx, bus.ConsumerSpec{Stream: event.StreamTasks, Durable: "test-executor",
+		Filters: []string{event.SubjectTasks(workflow.ExecutorNoop)}, AckWait: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- bus.Work(wctx, cons, 16, func(m jetstream.Msg) {
+			d, err := event.DecodeDispatch(m.Data())
+			if err != nil {
+				_ = m.Term()
+				return
+			}
+			msg, err := bus.EventMsg(new(succeeded(d, "")))
+			if err != nil {
+				_ = m.Term()
+				return
+			}
+			for wctx.Err() == nil {
+				pctx, cancel := context.WithTimeout(wctx, time.Second)
+				err := b.Publish(pctx, msg)
+				cancel()
+				if err == nil {
+					executed.Add(1)
+					_ = m.Ack()
+					return
+				}
+				// Refused at once while the server restarts: retry a little later.
+				select {
+				case <-wctx.Done():
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		})
+	}()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("test executor: %v", err)
+		}
+	}
+}
+
+// waitFor waits until cond holds, checking every few milliseconds, or fails the test when ctx ends.
+func waitFor(t *testing.T, ctx context.Context, cond func() bool, what string) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", what, ctx.Err())
+		}
+	}
+}
+
+func deadlineOf(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
+}
