@@ -35,6 +35,8 @@ type options struct {
 	drainGrace  time.Duration
 	logMaxBytes int64
 	metricsAddr string
+	// bus holds the stream limits the executor provisions (its URL and name are set in run).
+	bus bus.Config
 }
 
 func main() {
@@ -95,6 +97,9 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	if err != nil {
 		return o, err
 	}
+	if err := o.bus.RegisterStreamFlags(fs, getenv); err != nil {
+		return o, err
+	}
 	fs.StringVar(&o.natsURL, "nats", env("ORK_NATS_URL", bus.URLDefault), "NATS server URL (ORK_NATS_URL)")
 	fs.StringVar(&o.types, "types", env("ORK_EXECUTOR_TYPES", strings.Join(executor.TypesDefault(), ",")),
 		"comma-separated executor types to serve: process, python, noop, sleep (ORK_EXECUTOR_TYPES)")
@@ -113,6 +118,9 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if err := o.bus.WithDefaults().Validate(); err != nil {
+		return o, err
 	}
 	return o, nil
 }
@@ -141,7 +149,9 @@ func run(ctx context.Context, o options, log *zap.Logger) (err error) {
 		}
 		defer func() { err = errors.Join(err, stop()) }()
 	}
-	b, err := bus.Connect(bus.Config{URL: o.natsURL, Name: "ork-executor " + cfg.Instance}, log.Named("bus"))
+	busCfg := o.bus
+	busCfg.URL, busCfg.Name = o.natsURL, "ork-executor "+cfg.Instance
+	b, err := bus.Connect(busCfg, log.Named("bus"))
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/services/executor"
 )
 
@@ -44,6 +45,16 @@ func TestFlagsOverrideEnvOverrideDefaults(t *testing.T) {
 	if o.natsURL != "nats://flag:1" || o.types != "sleep,noop" || o.concurrency != 5 || o.ackWait != time.Minute || o.instance != "i1" ||
 		o.killGrace != 100*time.Millisecond || o.drainGrace != time.Second || o.logMaxBytes != 1000 {
 		t.Errorf("flags: %+v", o)
+	}
+	o, err = parseFlags([]string{"--tasks-max-msgs", "50", "--max-age", "24h"}, func(k string) string {
+		return map[string]string{bus.EnvTasksMaxMsgs: "10", bus.EnvLogsMaxBytes: "1MiB"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.bus.TasksMaxMsgs != 50 || o.bus.LogsMaxBytes != 1<<20 || o.bus.MaxAge != 24*time.Hour ||
+		o.bus.EventsMaxBytes != bus.EventsMaxBytesDefault || o.bus.DuplicateWindow != bus.DuplicateWindowDefault {
+		t.Errorf("stream limits: %+v", o.bus)
 	}
 	if _, err := parseFlags(nil, func(k string) string {
 		if k == "ORK_EXECUTOR_CONCURRENCY" {

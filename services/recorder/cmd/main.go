@@ -27,7 +27,8 @@ import (
 
 // options is the command's configuration.
 type options struct {
-	natsURL   string
+	// bus holds the NATS URL and the stream limits the recorder provisions.
+	bus       bus.Config
 	dbURL     string
 	noMigrate bool
 	logLevel  string
@@ -85,7 +86,11 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 	}
 	fs := flag.NewFlagSet("ork-recorder", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.StringVar(&o.natsURL, "nats", env("ORK_NATS_URL", bus.URLDefault), "NATS server URL (env ORK_NATS_URL)")
+	o.bus.Name = "ork-recorder"
+	if err := o.bus.RegisterStreamFlags(fs, getenv); err != nil {
+		return o, err
+	}
+	fs.StringVar(&o.bus.URL, "nats", env("ORK_NATS_URL", bus.URLDefault), "NATS server URL (env ORK_NATS_URL)")
 	fs.StringVar(&o.dbURL, "db", env("ORK_DB_URL", storeopen.DefaultURL), "database URL: sqlite://PATH, postgres://..., file://DIR (env ORK_DB_URL)")
 	fs.BoolVar(&o.noMigrate, "no-migrate", noMigrate, "do not apply schema migrations at start (env ORK_NO_MIGRATE)")
 	fs.IntVar(&o.recorder.BatchSize, "batch-size", batchSize, "most messages written in one transaction (env ORK_RECORDER_BATCH_SIZE)")
@@ -102,13 +107,16 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 	if err := o.recorder.WithDefaults().Validate(); err != nil {
 		return o, err
 	}
+	if err := o.bus.WithDefaults().Validate(); err != nil {
+		return o, err
+	}
 	return o, nil
 }
 
 // run migrates and opens the database, connects to NATS and records until ctx is done. It stops in
 // order: the consumers drain (Run returns), the connection drains, the database closes last.
 func run(ctx context.Context, o options, log *zap.Logger) (err error) {
-	log.Info("recorder starting", zap.String("db", schema.Redact(o.dbURL)), zap.String("nats", schema.Redact(o.natsURL)),
+	log.Info("recorder starting", zap.String("db", schema.Redact(o.dbURL)), zap.String("nats", schema.Redact(o.bus.URL)),
 		zap.Bool("migrate", !o.noMigrate))
 	if o.metricsAddr != "" {
 		reg := metrics.NewRegistry()
@@ -134,7 +142,7 @@ func run(ctx context.Context, o options, log *zap.Logger) (err error) {
 			err = errors.Join(err, fmt.Errorf("closing database: %w", cerr))
 		}
 	}()
-	b, err := bus.Connect(bus.Config{URL: o.natsURL, Name: "ork-recorder"}, log.Named("bus"))
+	b, err := bus.Connect(o.bus, log.Named("bus"))
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
@@ -37,7 +38,7 @@ func TestParseOptions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if o.natsURL != bus.URLDefault || o.dbURL != storeopen.DefaultURL || o.noMigrate || o.logLevel != "info" ||
+		if o.bus.URL != bus.URLDefault || o.dbURL != storeopen.DefaultURL || o.noMigrate || o.logLevel != "info" ||
 			o.recorder.BatchSize != 1000 || o.recorder.BatchWait != 10*time.Millisecond {
 			t.Errorf("defaults %+v", o)
 		}
@@ -48,7 +49,7 @@ func TestParseOptions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if o.natsURL != "nats://env:4222" || o.dbURL != "postgres://env/db" || !o.noMigrate ||
+		if o.bus.URL != "nats://env:4222" || o.dbURL != "postgres://env/db" || !o.noMigrate ||
 			o.recorder.BatchSize != 500 || o.recorder.BatchWait != 20*time.Millisecond {
 			t.Errorf("from env %+v", o)
 		}
@@ -60,14 +61,15 @@ func TestParseOptions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if o.natsURL != "nats://flag:4222" || o.dbURL != "sqlite://x.db" || o.noMigrate || o.logLevel != "debug" ||
+		if o.bus.URL != "nats://flag:4222" || o.dbURL != "sqlite://x.db" || o.noMigrate || o.logLevel != "debug" ||
 			o.recorder.BatchSize != 7 || o.recorder.BatchWait != time.Millisecond {
 			t.Errorf("from flags %+v", o)
 		}
 	})
 	t.Run("bad values", func(t *testing.T) {
 		t.Parallel()
-		for _, args := range [][]string{{"--batch-size", "-1"}, {"--batch-size", "x"}, {"stray"}} {
+		for _, args := range [][]string{{"--batch-size", "-1"}, {"--batch-size", "x"}, {"stray"},
+			{"--logs-max-bytes", "-7"}, {"--max-age", "1m"}} {
 			if _, err := parseOptions(args, func(string) string { return "" }, io.Discard); err == nil {
 				t.Errorf("%v accepted", args)
 			}
@@ -79,6 +81,14 @@ func TestParseOptions(t *testing.T) {
 			return ""
 		}, io.Discard); err == nil {
 			t.Error("bad ORK_RECORDER_BATCH_WAIT accepted")
+		}
+		if _, err := parseOptions(nil, func(k string) string {
+			if k == bus.EnvTasksMaxMsgs {
+				return "many"
+			}
+			return ""
+		}, io.Discard); err == nil {
+			t.Error("bad " + bus.EnvTasksMaxMsgs + " accepted")
 		}
 		if _, err := parseOptions([]string{"-h"}, func(string) string { return "" }, io.Discard); !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("-h: %v", err)
@@ -110,10 +120,22 @@ func TestRun(t *testing.T) {
 	}
 	defer func() { _ = rec.Close() }()
 
+	// The stream limits given on the command line (and in the environment) reach the streams.
+	o, err := parseOptions([]string{"--nats", srv.ClientURL(), "--db", dbURL, "--log-level", "debug",
+		"--events-max-bytes", "64MiB", "--tasks-max-msgs", "1000"},
+		func(k string) string {
+			if k == bus.EnvDuplicateWindow {
+				return "90s"
+			}
+			return ""
+		}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(runCtx, options{natsURL: srv.ClientURL(), dbURL: dbURL, logLevel: "debug"}, zaptest.NewLogger(t))
+		done <- run(runCtx, o, zaptest.NewLogger(t))
 	}()
 
 	plan := &workflow.Plan{Name: "cmd", Dir: "/tmp", Hash: "h", Tasks: []workflow.Task{{Name: "a", Executor: workflow.ExecutorNoop}}}
@@ -135,6 +157,21 @@ func TestRun(t *testing.T) {
 	}
 	if status != event.RunCancelled {
 		t.Errorf("notice %q, want cancelled", status)
+	}
+	for name, check := range map[string]func(jetstream.StreamConfig) bool{
+		event.StreamEvents: func(c jetstream.StreamConfig) bool {
+			return c.MaxBytes == 64<<20 && c.Duplicates == 90*time.Second
+		},
+		event.StreamTasks: func(c jetstream.StreamConfig) bool { return c.MaxMsgs == 1000 },
+		event.StreamLogs:  func(c jetstream.StreamConfig) bool { return c.MaxBytes == bus.LogsMaxBytesDefault },
+	} {
+		js, err := b.JS.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := js.CachedInfo().Config; !check(c) {
+			t.Errorf("stream %s provisioned with %+v", name, c)
+		}
 	}
 	stop()
 	select {

@@ -33,7 +33,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(2)
 	}
-	natsURL := flag.String("nats", envOr("ORK_NATS_URL", natsURLDefault), "NATS server URL (env ORK_NATS_URL)")
+	busCfg := bus.Config{Name: "ork-scheduler"}
+	if err := busCfg.RegisterStreamFlags(flag.CommandLine, os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(2)
+	}
+	flag.StringVar(&busCfg.URL, "nats", envOr("ORK_NATS_URL", natsURLDefault), "NATS server URL (env ORK_NATS_URL)")
 	metricsAddr := flag.String("metrics-addr", os.Getenv(metrics.AddrEnv),
 		"serve /metrics and /debug/pprof/ on this address, e.g. "+metrics.SchedulerAddrSuggested+"; empty: off (env "+metrics.AddrEnv+")")
 	logLevel := flag.String("log-level", envOr("ORK_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env ORK_LOG_LEVEL)")
@@ -52,7 +57,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	cfg := scheduler.Config{Concurrency: concurrency, MaxLostAttempts: maxLost, ReconcileInterval: interval,
 		NoExecutorTimeout: noExecutor, LostGrace: lostGrace}
-	err = run(ctx, *natsURL, *metricsAddr, cfg, log)
+	err = run(ctx, busCfg, *metricsAddr, cfg, log)
 	stop()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("scheduler failed", zap.Error(err))
@@ -62,10 +67,10 @@ func main() {
 	_ = log.Sync()
 }
 
-// run connects, provisions and runs the scheduler until ctx is done. The service finishes the
-// events in hand before the connection is drained. With a metricsAddr it serves the scheduler's
-// metrics there until the service has stopped.
-func run(ctx context.Context, natsURL, metricsAddr string, cfg scheduler.Config, log *zap.Logger) (err error) {
+// run connects, provisions the streams with busCfg's limits and runs the scheduler until ctx is
+// done. The service finishes the events in hand before the connection is drained. With a
+// metricsAddr it serves the scheduler's metrics there until the service has stopped.
+func run(ctx context.Context, busCfg bus.Config, metricsAddr string, cfg scheduler.Config, log *zap.Logger) (err error) {
 	if metricsAddr != "" {
 		reg := metrics.NewRegistry()
 		cfg.Metrics = scheduler.NewMetrics(reg)
@@ -76,7 +81,7 @@ func run(ctx context.Context, natsURL, metricsAddr string, cfg scheduler.Config,
 		}
 		defer func() { err = errors.Join(err, stop()) }()
 	}
-	b, err := bus.Connect(bus.Config{URL: natsURL, Name: "ork-scheduler"}, log.Named("bus"))
+	b, err := bus.Connect(busCfg, log.Named("bus"))
 	if err != nil {
 		return err
 	}

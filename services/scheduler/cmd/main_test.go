@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/bus/bustest"
 	"github.com/ork-go/ork/pkg/metrics/metricstest"
 	"github.com/ork-go/ork/services/scheduler"
@@ -23,7 +24,7 @@ func TestMetricsAddrServesMetrics(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, srv.ClientURL(), "127.0.0.1:0", scheduler.Config{ReconcileInterval: -1}, log)
+		done <- run(ctx, bus.Config{URL: srv.ClientURL()}, "127.0.0.1:0", scheduler.Config{ReconcileInterval: -1}, log)
 	}()
 	addr := metricstest.WaitAddr(t, addrs)
 	body := metricstest.Scrape(t, addr)
