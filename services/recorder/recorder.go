@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -107,6 +108,11 @@ type item struct {
 	seq    uint64
 	// delivered counts deliveries of the message, this one included.
 	delivered uint64
+	// stored is when the stream stored the message.
+	stored time.Time
+	// dup marks a second delivery of the same message in one batch (its first, fetched before a
+	// redelivery, was still waiting): it is acknowledged but not written twice.
+	dup bool
 	ev        *event.Event
 	logs      *event.LogBatch
 	dead      *store.DeadLetter
@@ -121,8 +127,15 @@ func (s *Service) handle(ctx context.Context, stream string, msgs []jetstream.Ms
 	}
 	// Redelivered messages can arrive behind newer ones; the store applies events in order.
 	slices.SortStableFunc(items, func(a, b item) int { return cmp.Compare(a.seq, b.seq) })
-	res, ok := s.write(ctx, msgs, items)
+	for i := 1; i < len(items); i++ {
+		items[i].dup = items[i].seq != 0 && items[i].seq == items[i-1].seq
+	}
+	// Until they are acknowledged or released, the batch's messages stay in progress.
+	stopKeeping := s.keepInProgress(msgs)
+	defer stopKeeping()
+	res, ok := s.write(ctx, items)
 	if !ok {
+		stopKeeping()
 		s.release(msgs)
 		return
 	}
@@ -133,7 +146,8 @@ func (s *Service) handle(ctx context.Context, stream string, msgs []jetstream.Ms
 		var orphans []item
 		later, orphans = s.orphans(items, res.Orphans)
 		if len(orphans) > 0 {
-			if _, ok := s.write(ctx, msgs, orphans); !ok {
+			if _, ok := s.write(ctx, orphans); !ok {
+				stopKeeping()
 				s.release(msgs)
 				return
 			}
@@ -141,11 +155,12 @@ func (s *Service) handle(ctx context.Context, stream string, msgs []jetstream.Ms
 			dead += len(orphans)
 		}
 	}
+	stopKeeping()
 	acked := 0
 	for _, it := range items {
 		if later[it.seq] {
 			// Its run.submitted may be behind it (a redelivery, another recorder): try again later.
-			if err := it.msg.NakWithDelay(s.cfg.OrphanDelay); err != nil {
+			if err := it.msg.NakWithDelay(s.cfg.orphanDelay(it.delivered)); err != nil {
 				s.log.Warn("delaying orphan event failed", logging.Seq(it.seq), zap.Error(err))
 			}
 			continue
@@ -170,6 +185,36 @@ func (s *Service) handle(ctx context.Context, stream string, msgs []jetstream.Ms
 	}
 }
 
+// keepInProgress marks msgs in progress every third of AckWait until stop is called (stop may be
+// called more than once), so a batch is not redelivered while its writes or their retries take
+// long. A lost heartbeat only risks an early redelivery, which the commit makes harmless.
+func (s *Service) keepInProgress(msgs []jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(s.cfg.AckWait / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			<-finished
+		})
+	}
+}
+
 // release hands back the messages of a batch given up at shutdown, so another recorder gets them
 // now rather than after AckWait.
 func (s *Service) release(msgs []jetstream.Msg) {
@@ -185,6 +230,7 @@ func (s *Service) decode(stream string, m jetstream.Msg) item {
 	if meta, err := m.Metadata(); err == nil {
 		it.seq = meta.Sequence.Stream
 		it.delivered = meta.NumDelivered
+		it.stored = meta.Timestamp
 	}
 	var err error
 	class := deadUndecodable
@@ -259,7 +305,7 @@ func deadLetter(it item, class, reason string) item {
 }
 
 // orphans splits the events the store did not know into those to deliver again later (their run
-// may not be recorded yet) and, once delivered OrphanDeliveries times, dead letters.
+// may not be recorded yet) and, once older than OrphanMaxAge (Config.orphanExpired), dead letters.
 func (s *Service) orphans(items []item, orphans []event.Event) (later map[uint64]bool, dead []item) {
 	bySeq := make(map[uint64]item, len(items))
 	for _, it := range items {
@@ -277,7 +323,7 @@ func (s *Service) orphans(items []item, orphans []event.Event) (later map[uint64
 			s.log.Error("store returned an unknown orphan", logging.Seq(o.Seq), logging.RunID(o.RunID))
 			continue
 		}
-		if it.delivered < uint64(s.cfg.OrphanDeliveries) {
+		if !s.cfg.orphanExpired(it.delivered, time.Since(it.stored)) {
 			later[it.seq] = true
 			continue
 		}
@@ -305,6 +351,7 @@ func params(items []item) store.ApplyBatchParams {
 	var p store.ApplyBatchParams
 	for _, it := range items {
 		switch {
+		case it.dup:
 		case it.ev != nil:
 			p.Events = append(p.Events, *it.ev)
 		case it.logs != nil:
@@ -317,13 +364,13 @@ func params(items []item) store.ApplyBatchParams {
 }
 
 // write commits items, retrying with backoff until it succeeds; it returns false when ctx ended
-// first. msgs are the batch's messages, kept in progress while it retries.
-func (s *Service) write(ctx context.Context, msgs []jetstream.Msg, items []item) (store.ApplyBatchResult, bool) {
+// first.
+func (s *Service) write(ctx context.Context, items []item) (store.ApplyBatchResult, bool) {
 	bo := backoff{min: s.cfg.RetryMin, max: s.cfg.RetryMax}
-	return s.writeWith(ctx, msgs, items, &bo)
+	return s.writeWith(ctx, items, &bo)
 }
 
-func (s *Service) writeWith(ctx context.Context, msgs []jetstream.Msg, items []item, bo *backoff) (store.ApplyBatchResult, bool) {
+func (s *Service) writeWith(ctx context.Context, items []item, bo *backoff) (store.ApplyBatchResult, bool) {
 	for failures := 1; ; failures++ {
 		res, err := s.apply(ctx, items)
 		if err == nil {
@@ -333,7 +380,7 @@ func (s *Service) writeWith(ctx context.Context, msgs []jetstream.Msg, items []i
 		s.log.Warn("writing batch failed", logging.Count(len(items)), zap.Int("failures", failures), zap.Error(err))
 		if failures >= s.cfg.IsolateAfter {
 			if len(items) > 1 {
-				return s.writeEach(ctx, msgs, items, bo)
+				return s.writeEach(ctx, items, bo)
 			}
 			if it := items[0]; it.dead == nil {
 				// One message the store keeps refusing: if a dead letter of it commits, the store
@@ -347,18 +394,18 @@ func (s *Service) writeWith(ctx context.Context, msgs []jetstream.Msg, items []i
 				}
 			}
 		}
-		if !s.pause(ctx, msgs, bo) {
+		if !s.pause(ctx, bo) {
 			return store.ApplyBatchResult{}, false
 		}
 	}
 }
 
 // writeEach writes items one at a time, in order, merging their results.
-func (s *Service) writeEach(ctx context.Context, msgs []jetstream.Msg, items []item, bo *backoff) (store.ApplyBatchResult, bool) {
+func (s *Service) writeEach(ctx context.Context, items []item, bo *backoff) (store.ApplyBatchResult, bool) {
 	s.log.Warn("writing batch one message at a time", logging.Count(len(items)))
 	var all store.ApplyBatchResult
 	for i := range items {
-		res, ok := s.writeWith(ctx, msgs, items[i:i+1], bo)
+		res, ok := s.writeWith(ctx, items[i:i+1], bo)
 		if !ok {
 			return store.ApplyBatchResult{}, false
 		}
@@ -382,20 +429,11 @@ func (s *Service) apply(ctx context.Context, items []item) (store.ApplyBatchResu
 	return res, nil
 }
 
-// pause keeps the batch's messages in progress and waits for the next backoff step; it returns
+// pause waits for the next backoff step; it returns
 // false when ctx ends first.
-func (s *Service) pause(ctx context.Context, msgs []jetstream.Msg, bo *backoff) bool {
+func (s *Service) pause(ctx context.Context, bo *backoff) bool {
 	if ctx.Err() != nil {
 		return false
-	}
-	// Until the next pause come at most one backoff and one write: mark the messages in progress
-	// now if their ack timer could run out before then.
-	if time.Since(bo.touched)+s.cfg.RetryMax+s.cfg.WriteTimeout >= s.cfg.AckWait {
-		for _, m := range msgs {
-			// A failure here only risks an early redelivery, which a later commit makes harmless.
-			_ = m.InProgress()
-		}
-		bo.touched = time.Now()
 	}
 	t := time.NewTimer(bo.next())
 	defer t.Stop()
@@ -426,11 +464,9 @@ func (s *Service) notify(ctx context.Context, items []item, finished []string) {
 	s.publishNotices(s.notices.add(s.logsLastSeq(ctx), ns))
 }
 
-// backoff doubles a delay from min up to max. It also remembers when the batch's messages were
-// last marked in progress.
+// backoff doubles a delay from min up to max.
 type backoff struct {
 	min, max, cur time.Duration
-	touched       time.Time
 }
 
 func (b *backoff) next() time.Duration {

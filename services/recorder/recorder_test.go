@@ -26,7 +26,8 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // fastRetry makes failing writes retry, and orphans come back, in milliseconds.
-var fastRetry = recorder.Config{RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond, OrphanDelay: time.Millisecond}
+var fastRetry = recorder.Config{RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond,
+	OrphanDelay: time.Millisecond, OrphanDelayMax: 5 * time.Millisecond, OrphanMaxAge: 50 * time.Millisecond}
 
 type fixture struct {
 	t      testing.TB
@@ -438,6 +439,64 @@ func TestEventsAheadOfTheirSubmissionAreApplied(t *testing.T) {
 	})
 }
 
+// orphanCountingStore counts the writes that returned orphans.
+type orphanCountingStore struct {
+	store.Store
+	orphanWrites atomic.Int64
+	changed      chan struct{}
+}
+
+func (s *orphanCountingStore) ApplyBatch(ctx context.Context, p store.ApplyBatchParams) (store.ApplyBatchResult, error) {
+	res, err := s.Store.ApplyBatch(ctx, p)
+	if err == nil && len(res.Orphans) > 0 {
+		s.orphanWrites.Add(1)
+		select {
+		case s.changed <- struct{}{}:
+		default:
+		}
+	}
+	return res, err
+}
+
+// A run's events recorded long before its submission arrives, as when a recorder crashed holding
+// the submission and it comes back only after AckWait, wait for it: they are delivered again and
+// again, far more than a few times, and all applied once it is there; nothing is dead-lettered.
+func TestOrphansWaitForALateSubmission(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, open opener) {
+		f := setup(t)
+		st := &orphanCountingStore{Store: open(t), changed: make(chan struct{}, 1)}
+		run := event.NewID()
+		wait := f.watch(run)
+		evs := runEvents(run, testPlan("late", "a", "b"))
+		f.publish(eventMsgs(t, evs[1:]...)...)
+		f.start(st, recorder.Config{OrphanDelay: 5 * time.Millisecond, OrphanDelayMax: 20 * time.Millisecond,
+			OrphanMaxAge: time.Minute})
+		// The old rule dead-lettered an orphan at its third delivery.
+		for st.orphanWrites.Load() < 8 {
+			select {
+			case <-st.changed:
+			case <-f.ctx.Done():
+				t.Fatalf("orphans written %d times", st.orphanWrites.Load())
+			}
+		}
+		f.publish(eventMsgs(t, evs[0])...)
+
+		if status := wait(); status != event.RunSuccess {
+			t.Fatalf("notice status %q", status)
+		}
+		f.waitCommitted(event.StreamEvents, len(evs))
+		checkRunSucceeded(t, f.ctx, st, run, 2)
+		dls, err := st.DeadLetterList(f.ctx, store.DeadLetterListParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dls) != 0 {
+			t.Errorf("dead letters %+v", dls)
+		}
+	})
+}
+
 // failingStore fails its first `failures` writes, or every write while `always` is set.
 type failingStore struct {
 	store.Store
@@ -658,6 +717,13 @@ func TestConfig(t *testing.T) {
 		d.MaxAckPending != recorder.MaxAckPendingFactor*recorder.BatchSizeDefault {
 		t.Errorf("defaults %+v", d)
 	}
+	// An orphan waits for a submission a crashed recorder held, which comes back after AckWait.
+	if d.OrphanMaxAge != 2*d.AckWait+recorder.OrphanMaxAgeSlack {
+		t.Errorf("OrphanMaxAge %s with AckWait %s", d.OrphanMaxAge, d.AckWait)
+	}
+	if d := (recorder.Config{AckWait: time.Minute}).WithDefaults(); d.OrphanMaxAge != 2*time.Minute+recorder.OrphanMaxAgeSlack {
+		t.Errorf("OrphanMaxAge %s with AckWait %s", d.OrphanMaxAge, d.AckWait)
+	}
 	for _, tc := range []struct {
 		name  string
 		cfg   recorder.Config
@@ -666,11 +732,12 @@ func TestConfig(t *testing.T) {
 		{"batch size", recorder.Config{BatchSize: -1}, "BatchSize"},
 		{"batch wait", recorder.Config{BatchWait: -time.Second}, "BatchWait"},
 		{"retry order", recorder.Config{RetryMin: time.Second, RetryMax: time.Millisecond}, "RetryMax"},
-		{"ack wait", recorder.Config{AckWait: time.Second}, "AckWait"},
+		{"ack wait", recorder.Config{AckWait: time.Millisecond}, "AckWait"},
 		{"max ack pending", recorder.Config{BatchSize: 100, MaxAckPending: 10}, "MaxAckPending"},
 		{"isolate after", recorder.Config{IsolateAfter: -1}, "IsolateAfter"},
-		{"orphan deliveries", recorder.Config{OrphanDeliveries: -1}, "OrphanDeliveries"},
 		{"orphan delay", recorder.Config{OrphanDelay: -time.Second}, "OrphanDelay"},
+		{"orphan delay max", recorder.Config{OrphanDelay: time.Second, OrphanDelayMax: time.Millisecond}, "OrphanDelayMax"},
+		{"orphan max age", recorder.Config{OrphanMaxAge: -time.Second}, "OrphanMaxAge"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
