@@ -112,7 +112,7 @@ type item struct {
 	stored time.Time
 	// dup marks a second delivery of the same message in one batch (its first, fetched before a
 	// redelivery, was still waiting): it is acknowledged but not written twice.
-	dup bool
+	dup       bool
 	ev        *event.Event
 	logs      *event.LogBatch
 	dead      *store.DeadLetter
