@@ -497,6 +497,53 @@ func TestOrphansWaitForALateSubmission(t *testing.T) {
 	})
 }
 
+// slowStore takes `slow` over its first write of events, like a database under load.
+type slowStore struct {
+	store.Store
+	slow  time.Duration
+	first atomic.Bool
+}
+
+func (s *slowStore) ApplyBatch(ctx context.Context, p store.ApplyBatchParams) (store.ApplyBatchResult, error) {
+	if len(p.Events) > 0 && s.first.CompareAndSwap(false, true) {
+		select {
+		case <-time.After(s.slow):
+		case <-ctx.Done():
+			return store.ApplyBatchResult{}, ctx.Err()
+		}
+	}
+	return s.Store.ApplyBatch(ctx, p)
+}
+
+// A write that takes several times AckWait does not get its batch redelivered: the recorder
+// keeps the messages in progress.
+func TestSlowWriteIsNotRedelivered(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	st := &slowStore{Store: openSQLite(t), slow: 3500 * time.Millisecond}
+	run := event.NewID()
+	wait := f.watch(run)
+	evs := runEvents(run, testPlan("slow", "a"))
+	f.publish(eventMsgs(t, evs...)...)
+	f.start(st, recorder.Config{AckWait: time.Second, BatchWait: 100 * time.Millisecond})
+
+	if status := wait(); status != event.RunSuccess {
+		t.Fatalf("notice status %q", status)
+	}
+	f.waitCommitted(event.StreamEvents, len(evs))
+	cons, err := f.bus.JS.Consumer(f.ctx, event.StreamEvents, recorder.DurableEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 || info.Delivered.Stream != uint64(len(evs)) || info.Delivered.Consumer != uint64(len(evs)) {
+		t.Errorf("delivered %+v, %d redelivered; want %d messages delivered once", info.Delivered, info.NumRedelivered, len(evs))
+	}
+}
+
 // failingStore fails its first `failures` writes, or every write while `always` is set.
 type failingStore struct {
 	store.Store
