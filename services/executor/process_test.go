@@ -272,3 +272,24 @@ func TestLeftoverProcessesAreKilledAfterANormalExit(t *testing.T) {
 	}
 	waitGone(t, pid)
 }
+
+func TestProcessThatLeftTheGroupCannotHoldTheTask(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	h.start(t, testConfig(t))
+	// The setsid'ed sleep escapes the group kill and holds stdout and stderr open: the task still ends,
+	// KillGrace after its exit, with what it wrote before.
+	d := h.dispatch(t, event.Dispatch{Task: processTask("t", "sh", "-c", "setsid sleep 1000 & echo before; echo ORK_OUTPUT:$!")})
+	e := h.result(t, d)
+	pid, err := strconv.Atoi(string(e.Output))
+	if err == nil {
+		t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	}
+	wantSuccess(t, e)
+	if err != nil {
+		t.Fatalf("output %s: %v", e.Output, err)
+	}
+	if got := texts(h.lines(t, d)); len(got) != 2 || got[0] != "before" {
+		t.Errorf("lines = %q, want before and the output line", got)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -227,33 +228,52 @@ func (s *Service) runChild(ctx context.Context, d *event.Dispatch, spec childSpe
 	cmd := exec.Command(spec.argv[0], spec.argv[1:]...)
 	cmd.Dir = d.Dir
 	cmd.Env = spec.env
-	cmd.Stdout = stdout
-	cmd.Stderr = stderr
 	if spec.stdin != nil {
 		cmd.Stdin = bytes.NewReader(spec.stdin)
 	}
 	// Own process group, so the whole tree can be signalled; killed if the executor dies.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	// A leftover process holding stdout or stderr cannot make Wait hang.
+	// A leftover process holding stdin cannot make Wait hang.
 	cmd.WaitDelay = s.cfg.KillGrace
 
-	var resultR, resultW *os.File
-	if spec.result {
-		var err error
-		if resultR, resultW, err = os.Pipe(); err != nil {
-			sink.close()
-			return childResult{startErr: err}
+	// stdout and stderr are pipes of our own, read by copies of our own: exec.Cmd would close its
+	// pipes WaitDelay after the exit, throwing away what is still in them, while log shipping holds
+	// the writers back (a NATS outage).
+	var files []*os.File // every pipe end, closed on the way out
+	closeAll := func() {
+		for _, f := range files {
+			_ = f.Close()
 		}
+	}
+	pipe := func() (r, w *os.File, err error) {
+		if r, w, err = os.Pipe(); err == nil {
+			files = append(files, r, w)
+		}
+		return r, w, err
+	}
+	outR, outW, err := pipe()
+	var errR, errW, resultR, resultW *os.File
+	if err == nil {
+		errR, errW, err = pipe()
+	}
+	if err == nil && spec.result {
+		resultR, resultW, err = pipe()
 		cmd.ExtraFiles = []*os.File{resultW}
 	}
-	if err := startChild(cmd); err != nil {
-		if resultR != nil {
-			_ = resultR.Close()
-			_ = resultW.Close()
-		}
+	if err == nil {
+		cmd.Stdout, cmd.Stderr = outW, errW
+		err = startChild(cmd)
+	}
+	if err != nil {
+		closeAll()
 		sink.close()
 		return childResult{startErr: err}
 	}
+	defer closeAll()
+	// The child has its own copies of the write ends: EOF comes when it and its descendants are done.
+	_ = outW.Close()
+	_ = errW.Close()
+	copies := []*pipeCopy{startCopy(outR, stdout), startCopy(errR, stderr)}
 	var resultCh chan resultRead
 	if resultR != nil {
 		_ = resultW.Close()
@@ -288,6 +308,7 @@ func (s *Service) runChild(ctx context.Context, d *event.Dispatch, spec childSpe
 	// The task is over: nothing of its process group outlives it.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 
+	s.drainPipes(copies)
 	stdout.finish()
 	stderr.finish()
 	sink.close()
@@ -324,6 +345,72 @@ func (s *Service) terminate(pgid int, waitCh <-chan error) error {
 	}
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	return <-waitCh
+}
+
+// pipeCopy copies one output pipe of a child into a lineWriter, from a goroutine of its own.
+type pipeCopy struct {
+	r    *os.File
+	done chan struct{}
+	// Time spent in Write, held back by log shipping rather than waiting for the child: the time
+	// of the Writes that returned, and the start of the one in progress (0 when none is).
+	written atomic.Int64
+	writing atomic.Int64
+}
+
+func startCopy(r *os.File, w io.Writer) *pipeCopy {
+	c := &pipeCopy{r: r, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := r.Read(buf)
+			if n > 0 {
+				begin := time.Now()
+				c.writing.Store(begin.UnixNano())
+				_, _ = w.Write(buf[:n])
+				c.written.Add(int64(time.Since(begin)))
+				c.writing.Store(0)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return c
+}
+
+// held returns how long the copy has been held back by its writer.
+func (c *pipeCopy) held() time.Duration {
+	d := time.Duration(c.written.Load())
+	if since := c.writing.Load(); since != 0 {
+		d += time.Since(time.Unix(0, since))
+	}
+	return d
+}
+
+// drainPipes waits until the copies have read their pipes to the end. A process that left the task's
+// group and still holds a pipe gets KillGrace, plus however long log shipping held the copy back (a
+// NATS outage must not throw away what the task wrote), then the pipe is closed under it.
+func (s *Service) drainPipes(copies []*pipeCopy) {
+	begin := time.Now()
+	t := time.NewTimer(s.cfg.KillGrace)
+	defer t.Stop()
+	for _, c := range copies {
+		for open := true; open; {
+			left := s.cfg.KillGrace + c.held() - time.Since(begin)
+			if left <= 0 {
+				_ = c.r.Close()
+				<-c.done
+				break
+			}
+			t.Reset(left)
+			select {
+			case <-c.done:
+				open = false
+			case <-t.C:
+			}
+		}
+	}
 }
 
 type resultRead struct {
