@@ -118,6 +118,8 @@ type options struct {
 	types         string
 	// timeout bounds the whole test; default 5 minutes.
 	timeout time.Duration
+	// env is added to every service's environment.
+	env []string
 }
 
 // env is one test's running stack, its ledger and a client.
@@ -207,6 +209,7 @@ func setup(t *testing.T, o options) *env {
 		RecorderArgs:        o.recorderArgs,
 		SchedulerArgs:       o.schedulerArgs,
 		ExecutorArgs:        execArgs,
+		Env:                 o.env,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ork-go/ork/deploy/faults"
 	"github.com/ork-go/ork/deploy/stack"
+	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
 )
@@ -27,11 +28,12 @@ import (
 // ORK_EVENTS full, a submission fails with an explicit error and nothing is stored; once the limit
 // is raised, submissions are accepted again.
 //
-// The services' mains have no flags for the stream limits and provision the streams at start, so
-// the test lowers the limits on the running server after the services started.
+// Every service provisions the streams at start with the limits of its flags (here through their
+// environment, ORK_TASKS_MAX_MSGS); ORK_EVENTS is filled up on the running server instead, since a
+// full events stream cannot be emptied from outside.
 func TestStreamLimits(t *testing.T) {
 	t.Parallel()
-	e := setup(t, options{executors: 2, concurrency: 2})
+	e := setup(t, options{executors: 2, concurrency: 2, env: []string{bus.EnvTasksMaxMsgs + "=1"}})
 	update := func(name string, change func(*jetstream.StreamConfig)) {
 		t.Helper()
 		s, err := e.bus.JS.Stream(e.ctx, name)
@@ -44,7 +46,13 @@ func TestStreamLimits(t *testing.T) {
 			t.Fatalf("updating %s: %v", name, err)
 		}
 	}
-	update(event.StreamTasks, func(c *jetstream.StreamConfig) { c.MaxMsgs = 1 })
+	tasks, err := e.bus.JS.Stream(e.ctx, event.StreamTasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tasks.CachedInfo().Config.MaxMsgs; got != 1 {
+		t.Fatalf("ORK_TASKS MaxMsgs = %d, want 1 from %s", got, bus.EnvTasksMaxMsgs)
+	}
 	wide := e.wide("tiny-tasks-stream", 12, 0.2, 1)
 	runID := e.submit(wide)
 	e.check(faults.Params{WantStatus: map[string]string{runID: event.RunSuccess}, EveryTaskWritesLedger: true})
