@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,33 +17,42 @@ import (
 	"github.com/ork-go/ork/pkg/workflow"
 )
 
-// restartRecovery bounds how long after a NATS restart the runs may take to finish. Their
-// remaining tasks take milliseconds; what the bound catches is a handler stuck on a request lost
-// with the old server until its OpTimeout (30 s in this test).
-const restartRecovery = 10 * time.Second
+// Events delivered to the scheduler while the server was silent are lost in transit and come
+// back after restartAckWait; a handler stuck on a request lost with the old server would wait for
+// its OpTimeout, restartOpTimeout. restartRecovery, how long after the restart the runs may take
+// to finish, lies between: their remaining tasks take milliseconds.
+const (
+	restartAckWait   = 5 * time.Second
+	restartOpTimeout = 30 * time.Second
+	restartRecovery  = restartAckWait + 5*time.Second
+)
 
-// A scheduler busy with several runs when nats-server restarts on the same store resumes within a
-// few seconds of the restart: requests in flight at the crash are cancelled, not waited for.
+// A scheduler busy with several runs when nats-server crashes and restarts on the same store
+// resumes within a few seconds of the restart: a run-state write in flight at the crash, whose
+// reply never comes, is cancelled when the connection drops instead of waiting for OpTimeout.
 func TestServiceRecoversFromNATSRestart(t *testing.T) {
 	t.Parallel()
 	const runs, chain = 8, 40
 	dir := t.TempDir()
 	srv := bustest.StartDir(t, dir)
+	// The scheduler talks to the server through a proxy that can make it fall silent mid-request,
+	// as a crashed server does; the test's executor talks to it directly.
+	proxy := bustest.NewProxy(t, strings.TrimPrefix(srv.ClientURL(), "nats://"))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	connect := func(name string) *bus.Bus {
-		b, err := bus.Connect(bus.Config{URL: srv.ClientURL(), Name: name}, zaptest.NewLogger(t).Named(name))
+	connect := func(name, url string) *bus.Bus {
+		b, err := bus.Connect(bus.Config{URL: url, Name: name}, zaptest.NewLogger(t).Named(name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(b.Close)
 		return b
 	}
-	sb, eb := connect("scheduler"), connect("executor")
+	sb, eb := connect("scheduler", proxy.URL()), connect("executor", srv.ClientURL())
 	if err := sb.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(sb, Config{OpTimeout: 30 * time.Second, ReconcileInterval: -1,
+	svc, err := New(sb, Config{AckWait: restartAckWait, OpTimeout: restartOpTimeout, ReconcileInterval: -1,
 		Backoff: Backoff{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond}}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -81,8 +91,16 @@ func TestServiceRecoversFromNATSRestart(t *testing.T) {
 		}
 	}
 
-	// Restart while every run is in the middle of its chain and the scheduler is busiest.
+	// Crash while every run is in the middle of its chain: the server falls silent as soon as the
+	// scheduler sends a run-state write, which it applies but never answers; then the connections
+	// drop and the server restarts.
 	waitFor(t, ctx, func() bool { return executed.Load() >= runs*chain/4 }, "a quarter of the tasks executed")
+	select {
+	case <-proxy.SilenceAfter("PUB $KV." + event.BucketRuns + "." + stateKey("")):
+	case <-ctx.Done():
+		t.Fatal("the scheduler sent no run-state write")
+	}
+	proxy.Cut()
 	srv = bustest.Restart(t, srv, dir)
 	restarted := time.Now().UTC()
 	t.Logf("nats-server restarted after %d of %d tasks", executed.Load(), runs*chain)
