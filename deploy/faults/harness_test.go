@@ -373,6 +373,9 @@ func (e *env) check(p faults.Params) faults.Report {
 		e.t.Fatalf("checking the invariant: %v", err)
 	}
 	e.t.Logf("invariant: %s", rep)
+	if n := e.watch.Samples(); n < 2 {
+		e.t.Errorf("the status-order watcher took %d samples: the order check saw nothing", n)
+	}
 	if !rep.OK() {
 		e.t.Errorf("the invariant does not hold:\n%s", rep)
 		if why := e.tap.explain(e.executions()); why != "" {
