@@ -3,10 +3,10 @@ package bus
 import (
 	"errors"
 	"flag"
-	"fmt"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/ork-go/ork/pkg/envflag"
 )
 
 // Environment variables read by RegisterStreamFlags.
@@ -27,40 +27,19 @@ const (
 // same values (the environment variables are the easy way).
 func (c *Config) RegisterStreamFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	def := c.WithDefaults()
-	var errs []error
-	size := func(p *int64, name, env string, cur int64, usage string) {
-		*p = cur
-		if v := getenv(env); v != "" {
-			n, err := parseSize(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
-			}
-			*p = n
-		}
-		fs.Var((*sizeValue)(p), name, usage+" (env "+env+")")
-	}
-	duration := func(p *time.Duration, name, env string, cur time.Duration, usage string) {
-		*p = cur
-		if v := getenv(env); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: not a duration such as 10m", env, v))
-			}
-			*p = d
-		}
-		fs.DurationVar(p, name, *p, usage+" (env "+env+")")
-	}
-	size(&c.EventsMaxBytes, "events-max-bytes", EnvEventsMaxBytes, def.EventsMaxBytes,
+	c.EventsMaxBytes, c.LogsMaxBytes, c.TasksMaxMsgs = def.EventsMaxBytes, def.LogsMaxBytes, def.TasksMaxMsgs
+	s := envflag.New(fs, getenv)
+	s.Var((*sizeValue)(&c.EventsMaxBytes), "events-max-bytes", EnvEventsMaxBytes,
 		"most bytes ORK_EVENTS holds; publishes past it are refused; bytes or KiB/MiB/GiB/TiB, -1 unlimited")
-	size(&c.LogsMaxBytes, "logs-max-bytes", EnvLogsMaxBytes, def.LogsMaxBytes,
+	s.Var((*sizeValue)(&c.LogsMaxBytes), "logs-max-bytes", EnvLogsMaxBytes,
 		"most bytes ORK_LOGS holds; publishes past it are refused; bytes or KiB/MiB/GiB/TiB, -1 unlimited")
-	size(&c.TasksMaxMsgs, "tasks-max-msgs", EnvTasksMaxMsgs, def.TasksMaxMsgs,
+	s.Var((*sizeValue)(&c.TasksMaxMsgs), "tasks-max-msgs", EnvTasksMaxMsgs,
 		"most dispatches waiting in ORK_TASKS; dispatches past it are refused and retried; -1 unlimited")
-	duration(&c.MaxAge, "max-age", EnvStreamMaxAge, def.MaxAge,
+	s.DurationVar(&c.MaxAge, "max-age", EnvStreamMaxAge, def.MaxAge,
 		"how long ORK_EVENTS and ORK_LOGS keep messages, and the run-state bucket its entries")
-	duration(&c.DuplicateWindow, "duplicate-window", EnvDuplicateWindow, def.DuplicateWindow,
+	s.DurationVar(&c.DuplicateWindow, "duplicate-window", EnvDuplicateWindow, def.DuplicateWindow,
 		"how long the streams remember message ids; keep it well above the executors' ack wait")
-	return errors.Join(errs...)
+	return s.Err()
 }
 
 // sizeValue is a flag.Value of a byte or message count that accepts binary unit suffixes.

@@ -7,57 +7,46 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
-	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/ork-go/ork/pkg/bus"
+	"github.com/ork-go/ork/pkg/envflag"
 	"github.com/ork-go/ork/pkg/logging"
 	"github.com/ork-go/ork/pkg/metrics"
 	"github.com/ork-go/ork/services/scheduler"
 )
 
-const natsURLDefault = "nats://127.0.0.1:4222"
+// options are the command line, each flag defaulting to its ORK_* environment variable.
+type options struct {
+	// bus holds the NATS URL and the stream limits the scheduler provisions.
+	bus bus.Config
+	// metricsAddr is where /metrics and /debug/pprof/ are served; empty: off.
+	metricsAddr string
+	logLevel    string
+	scheduler   scheduler.Config
+}
 
 func main() {
-	concurrency, err := envInt("ORK_SCHEDULER_CONCURRENCY", scheduler.ConcurrencyDefault)
-	maxLost, err2 := envInt("ORK_SCHEDULER_MAX_LOST_ATTEMPTS", scheduler.MaxLostAttemptsDefault)
-	interval, err3 := envDuration("ORK_SCHEDULER_RECONCILE_INTERVAL", scheduler.ReconcileIntervalDefault)
-	noExecutor, err4 := envDuration("ORK_SCHEDULER_NO_EXECUTOR_TIMEOUT", scheduler.NoExecutorTimeoutDefault)
-	lostGrace, err5 := envDuration("ORK_SCHEDULER_LOST_GRACE", scheduler.LostGraceDefault)
-	if err := errors.Join(err, err2, err3, err4, err5); err != nil {
+	opts, err := parseFlags(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(2)
 	}
-	busCfg := bus.Config{Name: "ork-scheduler"}
-	if err := busCfg.RegisterStreamFlags(flag.CommandLine, os.Getenv); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(2)
-	}
-	flag.StringVar(&busCfg.URL, "nats", envOr("ORK_NATS_URL", natsURLDefault), "NATS server URL (env ORK_NATS_URL)")
-	metricsAddr := flag.String("metrics-addr", os.Getenv(metrics.AddrEnv),
-		"serve /metrics and /debug/pprof/ on this address, e.g. "+metrics.SchedulerAddrSuggested+"; empty: off (env "+metrics.AddrEnv+")")
-	logLevel := flag.String("log-level", envOr("ORK_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env ORK_LOG_LEVEL)")
-	flag.IntVar(&concurrency, "concurrency", concurrency, "events handled at once (env ORK_SCHEDULER_CONCURRENCY)")
-	flag.IntVar(&maxLost, "max-lost-attempts", maxLost, "lost attempts of a task re-dispatched without using up retries (env ORK_SCHEDULER_MAX_LOST_ATTEMPTS)")
-	flag.DurationVar(&interval, "reconcile-interval", interval, "period of the reconciler's sweep; negative disables it (env ORK_SCHEDULER_RECONCILE_INTERVAL)")
-	flag.DurationVar(&noExecutor, "no-executor-timeout", noExecutor, "how long a dispatch waits for an executor type with no instance online (env ORK_SCHEDULER_NO_EXECUTOR_TIMEOUT)")
-	flag.DurationVar(&lostGrace, "lost-grace", lostGrace, "added to a task's timeout before an attempt whose dispatch is gone is lost (env ORK_SCHEDULER_LOST_GRACE)")
-	flag.Parse()
-
-	log, err := logging.New(logging.Config{Level: *logLevel})
+	log, err := logging.New(logging.Config{Level: opts.logLevel})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	cfg := scheduler.Config{Concurrency: concurrency, MaxLostAttempts: maxLost, ReconcileInterval: interval,
-		NoExecutorTimeout: noExecutor, LostGrace: lostGrace}
-	err = run(ctx, busCfg, *metricsAddr, cfg, log)
+	err = run(ctx, opts.bus, opts.metricsAddr, opts.scheduler, log)
 	stop()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("scheduler failed", zap.Error(err))
@@ -65,6 +54,34 @@ func main() {
 		os.Exit(1)
 	}
 	_ = log.Sync()
+}
+
+// parseFlags reads the command line; getenv supplies the ORK_* defaults and out receives the
+// usage text.
+func parseFlags(args []string, getenv func(string) string, out io.Writer) (options, error) {
+	o := options{bus: bus.Config{Name: "ork-scheduler"}}
+	fs := flag.NewFlagSet("ork-scheduler", flag.ContinueOnError)
+	fs.SetOutput(out)
+	busErr := o.bus.RegisterStreamFlags(fs, getenv)
+	s := envflag.New(fs, getenv)
+	s.StringVar(&o.bus.URL, "nats", "ORK_NATS_URL", bus.URLDefault, "NATS server URL")
+	s.StringVar(&o.metricsAddr, "metrics-addr", metrics.AddrEnv, "",
+		"serve /metrics and /debug/pprof/ on this address, e.g. "+metrics.SchedulerAddrSuggested+"; empty: off")
+	s.StringVar(&o.logLevel, "log-level", "ORK_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	s.IntVar(&o.scheduler.Concurrency, "concurrency", "ORK_SCHEDULER_CONCURRENCY", scheduler.ConcurrencyDefault,
+		"events handled at once")
+	s.IntVar(&o.scheduler.MaxLostAttempts, "max-lost-attempts", "ORK_SCHEDULER_MAX_LOST_ATTEMPTS", scheduler.MaxLostAttemptsDefault,
+		"lost attempts of a task re-dispatched without using up retries")
+	s.DurationVar(&o.scheduler.ReconcileInterval, "reconcile-interval", "ORK_SCHEDULER_RECONCILE_INTERVAL", scheduler.ReconcileIntervalDefault,
+		"period of the reconciler's sweep; negative disables it")
+	s.DurationVar(&o.scheduler.NoExecutorTimeout, "no-executor-timeout", "ORK_SCHEDULER_NO_EXECUTOR_TIMEOUT", scheduler.NoExecutorTimeoutDefault,
+		"how long a dispatch waits for an executor type with no instance online")
+	s.DurationVar(&o.scheduler.LostGrace, "lost-grace", "ORK_SCHEDULER_LOST_GRACE", scheduler.LostGraceDefault,
+		"added to a task's timeout before an attempt whose dispatch is gone is lost")
+	if err := errors.Join(busErr, s.Err()); err != nil {
+		return o, err
+	}
+	return o, fs.Parse(args)
 }
 
 // run connects, provisions the streams with busCfg's limits and runs the scheduler until ctx is
@@ -94,35 +111,4 @@ func run(ctx context.Context, busCfg bus.Config, metricsAddr string, cfg schedul
 		return err
 	}
 	return svc.Run(ctx)
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
-func envInt(key string, def int) (int, error) {
-	v := os.Getenv(key)
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0, fmt.Errorf("%s=%q: not an integer", key, v)
-	}
-	return n, nil
-}
-
-func envDuration(key string, def time.Duration) (time.Duration, error) {
-	v := os.Getenv(key)
-	if v == "" {
-		return def, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		return 0, fmt.Errorf("%s=%q: not a duration (e.g. 10s)", key, v)
-	}
-	return d, nil
 }

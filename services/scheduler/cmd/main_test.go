@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,5 +47,93 @@ func TestMetricsAddrServesMetrics(t *testing.T) {
 	if c, err := net.DialTimeout("tcp", addr, 5*time.Second); err == nil {
 		_ = c.Close()
 		t.Error("the metrics endpoint is still up after run returned")
+	}
+}
+
+func TestFlagsOverrideEnvOverrideDefaults(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"ORK_NATS_URL": "nats://env:4222", "ORK_METRICS_ADDR": ":9101", "ORK_LOG_LEVEL": "warn",
+		"ORK_SCHEDULER_CONCURRENCY": "5", "ORK_SCHEDULER_MAX_LOST_ATTEMPTS": "2",
+		"ORK_SCHEDULER_RECONCILE_INTERVAL": "-1s", "ORK_SCHEDULER_NO_EXECUTOR_TIMEOUT": "2m",
+		"ORK_SCHEDULER_LOST_GRACE": "45s", bus.EnvTasksMaxMsgs: "10",
+	}
+	getenv := func(k string) string { return env[k] }
+	for _, tc := range []struct {
+		name   string
+		getenv func(string) string
+		args   []string
+		want   options
+	}{
+		{"defaults", func(string) string { return "" }, nil, options{
+			bus: bus.Config{Name: "ork-scheduler", URL: bus.URLDefault, EventsMaxBytes: bus.EventsMaxBytesDefault,
+				LogsMaxBytes: bus.LogsMaxBytesDefault, TasksMaxMsgs: bus.TasksMaxMsgsDefault, MaxAge: bus.MaxAgeDefault,
+				DuplicateWindow: bus.DuplicateWindowDefault},
+			logLevel: "info",
+			scheduler: scheduler.Config{Concurrency: scheduler.ConcurrencyDefault, MaxLostAttempts: scheduler.MaxLostAttemptsDefault,
+				ReconcileInterval: scheduler.ReconcileIntervalDefault, NoExecutorTimeout: scheduler.NoExecutorTimeoutDefault,
+				LostGrace: scheduler.LostGraceDefault},
+		}},
+		{"environment", getenv, nil, options{
+			bus: bus.Config{Name: "ork-scheduler", URL: "nats://env:4222", EventsMaxBytes: bus.EventsMaxBytesDefault,
+				LogsMaxBytes: bus.LogsMaxBytesDefault, TasksMaxMsgs: 10, MaxAge: bus.MaxAgeDefault,
+				DuplicateWindow: bus.DuplicateWindowDefault},
+			metricsAddr: ":9101", logLevel: "warn",
+			scheduler: scheduler.Config{Concurrency: 5, MaxLostAttempts: 2, ReconcileInterval: -time.Second,
+				NoExecutorTimeout: 2 * time.Minute, LostGrace: 45 * time.Second},
+		}},
+		{"flags", getenv, []string{"--nats", "nats://flag:1", "--metrics-addr", "", "--log-level", "debug",
+			"--concurrency", "7", "--max-lost-attempts", "0", "--reconcile-interval", "1s", "--no-executor-timeout", "3s",
+			"--lost-grace", "4s", "--tasks-max-msgs", "20"}, options{
+			bus: bus.Config{Name: "ork-scheduler", URL: "nats://flag:1", EventsMaxBytes: bus.EventsMaxBytesDefault,
+				LogsMaxBytes: bus.LogsMaxBytesDefault, TasksMaxMsgs: 20, MaxAge: bus.MaxAgeDefault,
+				DuplicateWindow: bus.DuplicateWindowDefault},
+			logLevel: "debug",
+			scheduler: scheduler.Config{Concurrency: 7, MaxLostAttempts: 0, ReconcileInterval: time.Second,
+				NoExecutorTimeout: 3 * time.Second, LostGrace: 4 * time.Second},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o, err := parseFlags(tc.args, tc.getenv, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o != tc.want {
+				t.Errorf("got %+v\nwant %+v", o, tc.want)
+			}
+		})
+	}
+}
+
+func TestFlagErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want []string
+	}{
+		{"bad int env", map[string]string{"ORK_SCHEDULER_CONCURRENCY": "many"}, nil,
+			[]string{`ORK_SCHEDULER_CONCURRENCY="many"`}},
+		{"bad duration env", map[string]string{"ORK_SCHEDULER_LOST_GRACE": "soon"}, nil,
+			[]string{`ORK_SCHEDULER_LOST_GRACE="soon"`}},
+		{"bad env of the scheduler and the streams", map[string]string{"ORK_SCHEDULER_MAX_LOST_ATTEMPTS": "x",
+			bus.EnvStreamMaxAge: "y"}, nil, []string{"ORK_SCHEDULER_MAX_LOST_ATTEMPTS", bus.EnvStreamMaxAge}},
+		{"bad flag", nil, []string{"--concurrency", "x"}, []string{"-concurrency"}},
+		{"help", nil, []string{"-h"}, []string{flag.ErrHelp.Error()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := parseFlags(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+			if err == nil {
+				t.Fatalf("no error, want one naming %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %v, want one naming %s", err, w)
+				}
+			}
+		})
 	}
 }
