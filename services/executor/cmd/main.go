@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ork-go/ork/pkg/bus"
+	"github.com/ork-go/ork/pkg/envflag"
 	"github.com/ork-go/ork/pkg/logging"
 	"github.com/ork-go/ork/pkg/metrics"
 	"github.com/ork-go/ork/services/executor"
@@ -70,49 +70,30 @@ func main() {
 // parseFlags reads the command line; getenv supplies the ORK_* defaults.
 func parseFlags(args []string, getenv func(string) string) (options, error) {
 	var o options
-	env := func(key, def string) string {
-		if v := getenv(key); v != "" {
-			return v
-		}
-		return def
-	}
 	fs := flag.NewFlagSet("executor", flag.ContinueOnError)
-	concurrency, err := envInt(env("ORK_EXECUTOR_CONCURRENCY", ""), "ORK_EXECUTOR_CONCURRENCY", executor.ConcurrencyDefault)
-	if err != nil {
+	busErr := o.bus.RegisterStreamFlags(fs, getenv)
+	s := envflag.New(fs, getenv)
+	s.StringVar(&o.natsURL, "nats", "ORK_NATS_URL", bus.URLDefault, "NATS server URL")
+	s.StringVar(&o.types, "types", "ORK_EXECUTOR_TYPES", strings.Join(executor.TypesDefault(), ","),
+		"comma-separated executor types to serve: process, python, noop, sleep")
+	s.IntVar(&o.concurrency, "concurrency", "ORK_EXECUTOR_CONCURRENCY", executor.ConcurrencyDefault,
+		"tasks run at once by this instance")
+	s.StringVar(&o.instance, "instance", "ORK_EXECUTOR_INSTANCE", "", "instance name; default hostname-pid-random")
+	s.StringVar(&o.logLevel, "log-level", "ORK_LOG_LEVEL", "info", "debug, info, warn or error")
+	s.StringVar(&o.logFormat, "log-format", "ORK_LOG_FORMAT", "json", "json or console")
+	s.DurationVar(&o.ackWait, "ack-wait", "ORK_EXECUTOR_ACK_WAIT", executor.AckWaitDefault,
+		"redelivery delay of an unacknowledged task; heartbeats every third of it")
+	s.DurationVar(&o.drainGrace, "drain-grace", "ORK_EXECUTOR_DRAIN_GRACE", executor.DrainGraceDefault,
+		"on stop, how long running tasks may finish before they are killed and reported lost")
+	s.DurationVar(&o.killGrace, "kill-grace", "ORK_EXECUTOR_KILL_GRACE", executor.KillGraceDefault,
+		"time between SIGTERM and SIGKILL of a task's process group")
+	s.Int64Var(&o.logMaxBytes, "log-max-bytes", "ORK_EXECUTOR_LOG_MAX_BYTES", executor.LogMaxBytesDefault,
+		"log bytes shipped per attempt; later lines are dropped but for a marker and the last lines")
+	s.StringVar(&o.metricsAddr, "metrics-addr", metrics.AddrEnv, "",
+		"serve /metrics and /debug/pprof/ on this address, e.g. "+metrics.ExecutorAddrSuggested+"; empty: off")
+	if err := errors.Join(busErr, s.Err()); err != nil {
 		return o, err
 	}
-	ackWait, err := envDuration(env("ORK_EXECUTOR_ACK_WAIT", ""), "ORK_EXECUTOR_ACK_WAIT", executor.AckWaitDefault)
-	if err != nil {
-		return o, err
-	}
-	drainGrace, err := envDuration(env("ORK_EXECUTOR_DRAIN_GRACE", ""), "ORK_EXECUTOR_DRAIN_GRACE", executor.DrainGraceDefault)
-	if err != nil {
-		return o, err
-	}
-	killGrace, err := envDuration(env("ORK_EXECUTOR_KILL_GRACE", ""), "ORK_EXECUTOR_KILL_GRACE", executor.KillGraceDefault)
-	if err != nil {
-		return o, err
-	}
-	logMaxBytes, err := envInt(env("ORK_EXECUTOR_LOG_MAX_BYTES", ""), "ORK_EXECUTOR_LOG_MAX_BYTES", executor.LogMaxBytesDefault)
-	if err != nil {
-		return o, err
-	}
-	if err := o.bus.RegisterStreamFlags(fs, getenv); err != nil {
-		return o, err
-	}
-	fs.StringVar(&o.natsURL, "nats", env("ORK_NATS_URL", bus.URLDefault), "NATS server URL (ORK_NATS_URL)")
-	fs.StringVar(&o.types, "types", env("ORK_EXECUTOR_TYPES", strings.Join(executor.TypesDefault(), ",")),
-		"comma-separated executor types to serve: process, python, noop, sleep (ORK_EXECUTOR_TYPES)")
-	fs.IntVar(&o.concurrency, "concurrency", concurrency, "tasks run at once by this instance (ORK_EXECUTOR_CONCURRENCY)")
-	fs.StringVar(&o.instance, "instance", env("ORK_EXECUTOR_INSTANCE", ""), "instance name; default hostname-pid-random (ORK_EXECUTOR_INSTANCE)")
-	fs.StringVar(&o.logLevel, "log-level", env("ORK_LOG_LEVEL", "info"), "debug, info, warn or error (ORK_LOG_LEVEL)")
-	fs.StringVar(&o.logFormat, "log-format", env("ORK_LOG_FORMAT", "json"), "json or console (ORK_LOG_FORMAT)")
-	fs.DurationVar(&o.ackWait, "ack-wait", ackWait, "redelivery delay of an unacknowledged task; heartbeats every third of it (ORK_EXECUTOR_ACK_WAIT)")
-	fs.DurationVar(&o.drainGrace, "drain-grace", drainGrace, "on stop, how long running tasks may finish before they are killed and reported lost (ORK_EXECUTOR_DRAIN_GRACE)")
-	fs.DurationVar(&o.killGrace, "kill-grace", killGrace, "time between SIGTERM and SIGKILL of a task's process group (ORK_EXECUTOR_KILL_GRACE)")
-	fs.Int64Var(&o.logMaxBytes, "log-max-bytes", int64(logMaxBytes), "log bytes shipped per attempt; later lines are dropped but for a marker and the last lines (ORK_EXECUTOR_LOG_MAX_BYTES)")
-	fs.StringVar(&o.metricsAddr, "metrics-addr", env(metrics.AddrEnv, ""),
-		"serve /metrics and /debug/pprof/ on this address, e.g. "+metrics.ExecutorAddrSuggested+"; empty: off ("+metrics.AddrEnv+")")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -170,26 +151,4 @@ func run(ctx context.Context, o options, log *zap.Logger) (err error) {
 	defer stopReaping()
 	go executor.ReapOrphans(reapCtx, log)
 	return svc.Run(ctx)
-}
-
-func envInt(v, key string, def int) (int, error) {
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %q is not a whole number", key, v)
-	}
-	return n, nil
-}
-
-func envDuration(v, key string, def time.Duration) (time.Duration, error) {
-	if v == "" {
-		return def, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %q is not a duration such as 30s", key, v)
-	}
-	return d, nil
 }

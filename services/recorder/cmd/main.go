@@ -11,13 +11,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
-	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/ork-go/ork/pkg/bus"
+	"github.com/ork-go/ork/pkg/envflag"
 	"github.com/ork-go/ork/pkg/logging"
 	"github.com/ork-go/ork/pkg/metrics"
 	"github.com/ork-go/ork/pkg/store/schema"
@@ -65,39 +64,25 @@ func main() {
 
 // parseOptions reads flags over environment variables over defaults.
 func parseOptions(args []string, getenv func(string) string, out io.Writer) (options, error) {
-	env := func(key, def string) string {
-		if v := getenv(key); v != "" {
-			return v
-		}
-		return def
-	}
 	var o options
-	batchSize, err := strconv.Atoi(env("ORK_RECORDER_BATCH_SIZE", strconv.Itoa(recorder.BatchSizeDefault)))
-	if err != nil {
-		return o, fmt.Errorf("ORK_RECORDER_BATCH_SIZE: %w", err)
-	}
-	batchWait, err := time.ParseDuration(env("ORK_RECORDER_BATCH_WAIT", recorder.BatchWaitDefault.String()))
-	if err != nil {
-		return o, fmt.Errorf("ORK_RECORDER_BATCH_WAIT: %w", err)
-	}
-	noMigrate, err := strconv.ParseBool(env("ORK_NO_MIGRATE", "false"))
-	if err != nil {
-		return o, fmt.Errorf("ORK_NO_MIGRATE: %w", err)
-	}
 	fs := flag.NewFlagSet("ork-recorder", flag.ContinueOnError)
 	fs.SetOutput(out)
 	o.bus.Name = "ork-recorder"
-	if err := o.bus.RegisterStreamFlags(fs, getenv); err != nil {
+	busErr := o.bus.RegisterStreamFlags(fs, getenv)
+	s := envflag.New(fs, getenv)
+	s.StringVar(&o.bus.URL, "nats", "ORK_NATS_URL", bus.URLDefault, "NATS server URL")
+	s.StringVar(&o.dbURL, "db", "ORK_DB_URL", storeopen.DefaultURL, "database URL: sqlite://PATH, postgres://..., file://DIR")
+	s.BoolVar(&o.noMigrate, "no-migrate", "ORK_NO_MIGRATE", false, "do not apply schema migrations at start")
+	s.IntVar(&o.recorder.BatchSize, "batch-size", "ORK_RECORDER_BATCH_SIZE", recorder.BatchSizeDefault,
+		"most messages written in one transaction")
+	s.DurationVar(&o.recorder.BatchWait, "batch-wait", "ORK_RECORDER_BATCH_WAIT", recorder.BatchWaitDefault,
+		"wait for more messages after a batch's first")
+	s.StringVar(&o.logLevel, "log-level", "ORK_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	s.StringVar(&o.metricsAddr, "metrics-addr", metrics.AddrEnv, "",
+		"serve /metrics and /debug/pprof/ on this address, e.g. "+metrics.RecorderAddrSuggested+"; empty: off")
+	if err := errors.Join(busErr, s.Err()); err != nil {
 		return o, err
 	}
-	fs.StringVar(&o.bus.URL, "nats", env("ORK_NATS_URL", bus.URLDefault), "NATS server URL (env ORK_NATS_URL)")
-	fs.StringVar(&o.dbURL, "db", env("ORK_DB_URL", storeopen.DefaultURL), "database URL: sqlite://PATH, postgres://..., file://DIR (env ORK_DB_URL)")
-	fs.BoolVar(&o.noMigrate, "no-migrate", noMigrate, "do not apply schema migrations at start (env ORK_NO_MIGRATE)")
-	fs.IntVar(&o.recorder.BatchSize, "batch-size", batchSize, "most messages written in one transaction (env ORK_RECORDER_BATCH_SIZE)")
-	fs.DurationVar(&o.recorder.BatchWait, "batch-wait", batchWait, "wait for more messages after a batch's first (env ORK_RECORDER_BATCH_WAIT)")
-	fs.StringVar(&o.logLevel, "log-level", env("ORK_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env ORK_LOG_LEVEL)")
-	fs.StringVar(&o.metricsAddr, "metrics-addr", env(metrics.AddrEnv, ""),
-		"serve /metrics and /debug/pprof/ on this address, e.g. "+metrics.RecorderAddrSuggested+"; empty: off (env "+metrics.AddrEnv+")")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
