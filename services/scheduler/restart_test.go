@@ -101,7 +101,7 @@ func TestServiceRecoversFromNATSRestart(t *testing.T) {
 		t.Fatal("the scheduler sent no run-state write")
 	}
 	proxy.Cut()
-	srv = bustest.Restart(t, srv, dir)
+	bustest.Restart(t, srv, dir)
 	restarted := time.Now().UTC()
 	t.Logf("nats-server restarted after %d of %d tasks", executed.Load(), runs*chain)
 
