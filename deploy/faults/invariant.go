@@ -723,7 +723,7 @@ func (w *Watcher) compare(runs map[string]string, tasks map[attemptKey]taskState
 		if ok && prev != s {
 			backwards := s.attempt < prev.attempt ||
 				(s.attempt == prev.attempt && store.TaskRank(s.status) < store.TaskRank(prev.status)) ||
-				(s.attempt == prev.attempt && event.IsTerminalTask(prev.status))
+				(s.attempt == prev.attempt && store.TaskRank(prev.status) == store.TaskRankFinal)
 			if backwards {
 				w.problems = append(w.problems, fmt.Sprintf("task %s/%s moved backwards: attempt %d %s -> attempt %d %s",
 					k.run, k.task, prev.attempt, prev.status, s.attempt, s.status))
@@ -733,7 +733,7 @@ func (w *Watcher) compare(runs map[string]string, tasks map[attemptKey]taskState
 	}
 	for k, s := range attempts {
 		prev, ok := w.attempts[k]
-		if ok && prev != s && (store.TaskRank(s) < store.TaskRank(prev) || event.IsTerminalTask(prev)) {
+		if ok && prev != s && (store.TaskRank(s) < store.TaskRank(prev) || store.TaskRank(prev) == store.TaskRankFinal) {
 			w.problems = append(w.problems, fmt.Sprintf("attempt %s moved backwards: %s -> %s", k, prev, s))
 		}
 		w.attempts[k] = s

@@ -88,7 +88,7 @@ func TestExecutorKilledMidTask(t *testing.T) {
 	if len(attempts) != 2 {
 		t.Fatalf("attempts of long = %+v, want 2", attempts)
 	}
-	if a := attempts[0]; a.status != event.TaskFailed || a.reason != event.ReasonLost || a.instance != victim.Name() {
+	if a := attempts[0]; a.status != event.TaskLost || a.reason != event.ReasonLost || a.instance != victim.Name() {
 		t.Errorf("attempt 1 = %+v, want failed (lost) on %s", a, victim.Name())
 	}
 	if a := attempts[1]; a.status != event.TaskSuccess || a.instance == victim.Name() {

@@ -96,6 +96,9 @@ const (
 	TaskSkipped    = "skipped"
 	TaskCancelled  = "cancelled"
 	TaskPaused     = "paused"
+	// TaskLost is an attempt whose executor stopped answering; a new attempt runs. A late result of
+	// the same attempt may still replace it in the database (its body did finish).
+	TaskLost = "lost"
 )
 
 // Failure reasons carried in Event.Reason.
@@ -302,7 +305,7 @@ func IsTerminalRun(s string) bool { return s == RunSuccess || s == RunFailed || 
 
 // IsTerminalTask reports whether a task status is final for its attempt.
 func IsTerminalTask(s string) bool {
-	return s == TaskSuccess || s == TaskFailed || s == TaskSkipped || s == TaskCancelled
+	return s == TaskSuccess || s == TaskFailed || s == TaskSkipped || s == TaskCancelled || s == TaskLost
 }
 
 // runIDNamespace seeds DeriveRunID.

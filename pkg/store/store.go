@@ -12,9 +12,10 @@
 //     (status pending) and one task row per plan task (status pending, attempt 0). A second
 //     submission of the same run id or idempotency key changes nothing.
 //   - A task row moves only forward in the order (attempt, rank(status)), compared lexicographically,
-//     where rank is pending 0 < dispatched 1 < running 2 < terminal 3. So an event of an older attempt
-//     never changes the task row (it is fenced), and a terminal status is never replaced within its
-//     attempt; a newer attempt (a retry) does move the row on.
+//     where rank is pending 0 < dispatched 1 < running 2 < lost 3 < final 4 (success, failed, skipped,
+//     cancelled). So an event of an older attempt never changes the task row (it is fenced), a final
+//     status is never replaced within its attempt, and a lost attempt's real result replaces the
+//     loss; a newer attempt (a retry) does move the row on. task.failed with reason lost is status lost.
 //   - Every task event of attempt N >= 1 is recorded in the task_attempts row (run, task, N), whether
 //     or not it was applied to the task row, with the same forward-only rule inside that row.
 //   - A run row moves only forward: pending < running|paused < success|failed|cancelled; running and
@@ -34,6 +35,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ork-go/ork/pkg/event"
@@ -214,18 +217,50 @@ type DeadLetter struct {
 	CreatedAt time.Time
 }
 
-// TaskRank orders task statuses within one attempt: pending 0 < dispatched 1 < running 2 < terminal 3.
+// taskRanks orders task statuses within one attempt; a status not listed is final (TaskRankFinal).
+// lost sits below the final statuses: when an executor is declared lost but its attempt did finish
+// (a stalled executor that resumes, redeliveries out of order after a server restart), the
+// attempt's real result replaces the loss, whichever arrives first, so every reader of the events
+// (the scheduler and the recorder) settles on the same outcome.
+var taskRanks = []struct {
+	status string
+	rank   int
+}{
+	{event.TaskPending, 0}, {event.TaskPaused, 0},
+	{event.TaskDispatched, 1},
+	{event.TaskRunning, 2},
+	{event.TaskLost, 3},
+}
+
+// TaskRankEnded is the lowest rank of an attempt that has ended: lost or final. Its end fields
+// (error, reason, exit code, duration, finish time) are recorded from this rank on.
+const TaskRankEnded = 3
+
+// TaskRankFinal is the rank of the statuses nothing replaces within an attempt: success, failed,
+// skipped, cancelled.
+const TaskRankFinal = 4
+
+// TaskRank orders task statuses within one attempt: pending 0 < dispatched 1 < running 2 < lost 3 <
+// success, failed, skipped, cancelled 4.
 func TaskRank(status string) int {
-	switch status {
-	case event.TaskPending, event.TaskPaused:
-		return 0
-	case event.TaskDispatched:
-		return 1
-	case event.TaskRunning:
-		return 2
-	default:
-		return 3
+	for _, r := range taskRanks {
+		if r.status == status {
+			return r.rank
+		}
 	}
+	return TaskRankFinal
+}
+
+// TaskRankSQL is TaskRank as an SQL CASE expression over a status column, so every SQL store
+// compares exactly as the Go code does.
+func TaskRankSQL(col string) string {
+	var b strings.Builder
+	b.WriteString("(CASE " + col)
+	for _, r := range taskRanks {
+		fmt.Fprintf(&b, " WHEN '%s' THEN %d", r.status, r.rank)
+	}
+	fmt.Fprintf(&b, " ELSE %d END)", TaskRankFinal)
+	return b.String()
 }
 
 // TaskAdvances reports whether a task at (toAttempt, toStatus) may replace one at (fromAttempt,
@@ -247,6 +282,12 @@ func RunRank(status string) int {
 	default:
 		return 2
 	}
+}
+
+// RunRankSQL is RunRank as an SQL CASE expression over a status column.
+func RunRankSQL(col string) string {
+	return "(CASE " + col + " WHEN '" + event.RunPending + "' THEN 0 WHEN '" + event.RunRunning + "' THEN 1" +
+		" WHEN '" + event.RunPaused + "' THEN 1 ELSE 2 END)"
 }
 
 // RunAdvances reports whether a run in status from may move to status to.
@@ -293,6 +334,9 @@ func TaskStatusOf(e *event.Event) (string, bool) {
 	case event.TypeTaskSucceeded:
 		return event.TaskSuccess, true
 	case event.TypeTaskFailed:
+		if e.Reason == event.ReasonLost {
+			return event.TaskLost, true
+		}
 		return event.TaskFailed, true
 	case event.TypeTaskSkipped:
 		return event.TaskSkipped, true

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -419,7 +420,7 @@ var sqlUpdateTasks = `UPDATE tasks AS t SET
 	attempt = i.attempt,
 	status = i.status,
 	started_at = CASE
-		WHEN i.started_at IS NOT NULL AND (i.attempt > t.attempt OR ` + taskRankSQL("t.status") + ` < 2) THEN i.started_at
+		WHEN i.started_at IS NOT NULL AND (i.attempt > t.attempt OR ` + store.TaskRankSQL("t.status") + ` < 2) THEN i.started_at
 		WHEN i.attempt > t.attempt THEN NULL
 		ELSE t.started_at END,
 	finished_at = i.finished_at,
@@ -430,7 +431,7 @@ FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::int[], $6::timest
 		$8::text[], $9::text[], $10::text[])
 	AS i(run_id, name, attempt, status, rank, started_at, finished_at, output, error, reason)
 WHERE t.run_id = i.run_id AND t.name = i.name
-	AND (i.attempt > t.attempt OR (i.attempt = t.attempt AND i.rank > ` + taskRankSQL("t.status") + `))`
+	AND (i.attempt > t.attempt OR (i.attempt = t.attempt AND i.rank > ` + store.TaskRankSQL("t.status") + `))`
 
 func (bp *batchPlan) queueTasks(b *pgx.Batch) {
 	if len(bp.tasks) == 0 {
@@ -460,8 +461,8 @@ func (bp *batchPlan) queueTasks(b *pgx.Batch) {
 // sqlUpsertAttempts records each folded attempt: the status and terminal fields move forward only,
 // timestamps and instance keep their first value.
 var sqlUpsertAttempts = func() string {
-	adv := taskRankSQL("excluded.status") + " > " + taskRankSQL("a.status")
-	term := adv + " AND " + taskRankSQL("excluded.status") + " = 3"
+	adv := store.TaskRankSQL("excluded.status") + " > " + store.TaskRankSQL("a.status")
+	term := adv + " AND " + store.TaskRankSQL("excluded.status") + " >= " + strconv.Itoa(store.TaskRankEnded)
 	return `INSERT INTO task_attempts AS a (run_id, task, attempt, status, instance, exit_code, error, reason,
 		duration_ms, dispatched_at, started_at, finished_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[],
@@ -518,7 +519,7 @@ var sqlUpdateRun = `UPDATE runs SET
 	started_at = CASE WHEN $2 = '` + event.RunRunning + `' THEN COALESCE(started_at, $3) ELSE started_at END,
 	finished_at = CASE WHEN $5 = 2 THEN $3 ELSE finished_at END,
 	error = CASE WHEN $5 = 2 THEN $4 ELSE error END
-WHERE id = $1 AND ($5 > ` + runRankSQL("status") + ` OR ($5 = 1 AND ` + runRankSQL("status") + ` = 1 AND status <> $2))`
+WHERE id = $1 AND ($5 > ` + store.RunRankSQL("status") + ` OR ($5 = 1 AND ` + store.RunRankSQL("status") + ` = 1 AND status <> $2))`
 
 func (bp *batchPlan) queueRunEvents(b *pgx.Batch) {
 	for _, rc := range bp.runEvents {

@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
 )
 
@@ -99,20 +98,6 @@ func retryable(err error) bool {
 		return pgErr.Code == "40P01" || pgErr.Code == "40001" // deadlock_detected, serialization_failure
 	}
 	return false
-}
-
-// taskRankSQL is store.TaskRank as an SQL expression over a status column or parameter.
-func taskRankSQL(col string) string {
-	return "(CASE " + col +
-		" WHEN '" + event.TaskPending + "' THEN 0 WHEN '" + event.TaskPaused + "' THEN 0" +
-		" WHEN '" + event.TaskDispatched + "' THEN 1 WHEN '" + event.TaskRunning + "' THEN 2 ELSE 3 END)"
-}
-
-// runRankSQL is store.RunRank as an SQL expression.
-func runRankSQL(col string) string {
-	return "(CASE " + col +
-		" WHEN '" + event.RunPending + "' THEN 0" +
-		" WHEN '" + event.RunRunning + "' THEN 1 WHEN '" + event.RunPaused + "' THEN 1 ELSE 2 END)"
 }
 
 const runColumns = `r.id, w.name, r.workflow_hash, r.status, r.triggered_by, COALESCE(r.idempotency_key, ''),

@@ -23,11 +23,11 @@ func TestRankSQL(t *testing.T) {
 	defer func() { _ = conn.Close(ctx) }()
 	statuses := []string{
 		event.TaskPending, event.TaskDispatched, event.TaskRunning, event.TaskSuccess, event.TaskFailed,
-		event.TaskSkipped, event.TaskCancelled, event.TaskPaused, event.RunRunning, event.RunPaused, "", "bogus",
+		event.TaskSkipped, event.TaskCancelled, event.TaskPaused, event.TaskLost, event.RunRunning, event.RunPaused, "", "bogus",
 	}
 	for _, st := range statuses {
 		var task, run int
-		if err := conn.QueryRow(ctx, "SELECT "+taskRankSQL("$1::text")+", "+runRankSQL("$1::text"), st).Scan(&task, &run); err != nil {
+		if err := conn.QueryRow(ctx, "SELECT "+store.TaskRankSQL("$1::text")+", "+store.RunRankSQL("$1::text"), st).Scan(&task, &run); err != nil {
 			t.Fatal(err)
 		}
 		if task != store.TaskRank(st) {

@@ -12,20 +12,6 @@ import (
 	"github.com/ork-go/ork/pkg/store"
 )
 
-// rankSQL is store.TaskRank as an SQL expression over a status column.
-func rankSQL(col string) string {
-	return "(CASE " + col +
-		" WHEN '" + event.TaskPending + "' THEN 0 WHEN '" + event.TaskPaused + "' THEN 0" +
-		" WHEN '" + event.TaskDispatched + "' THEN 1 WHEN '" + event.TaskRunning + "' THEN 2 ELSE 3 END)"
-}
-
-// runRankSQL is store.RunRank as an SQL expression over a status column.
-func runRankSQL(col string) string {
-	return "(CASE " + col +
-		" WHEN '" + event.RunPending + "' THEN 0 WHEN '" + event.RunRunning + "' THEN 1" +
-		" WHEN '" + event.RunPaused + "' THEN 1 ELSE 2 END)"
-}
-
 // The write statements. Parameters are numbered so each value is bound once.
 var (
 	sqlRunExists = `SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1 OR (?2 IS NOT NULL AND idempotency_key = ?2))`
@@ -65,7 +51,7 @@ ON CONFLICT (run_id, name) DO NOTHING`
   error       = ?7,
   reason      = ?8
 WHERE run_id = ?1 AND name = ?9
-  AND (?2 > attempt OR (?2 = attempt AND ?10 > ` + rankSQL("status") + `))`
+  AND (?2 > attempt OR (?2 = attempt AND ?10 > ` + store.TaskRankSQL("status") + `))`
 
 	sqlTaskExists = `SELECT EXISTS (SELECT 1 FROM tasks WHERE run_id = ?1 AND name = ?2)`
 
@@ -74,7 +60,7 @@ WHERE run_id = ?1 AND name = ?9
 	// late event still fills what was missing. Values an event does not carry (zero, NULL) never erase
 	// what an earlier event recorded.
 	sqlAttemptUpsert = func() string {
-		adv := rankSQL("excluded.status") + " > " + rankSQL("task_attempts.status")
+		adv := store.TaskRankSQL("excluded.status") + " > " + store.TaskRankSQL("task_attempts.status")
 		return `INSERT INTO task_attempts
   (run_id, task, attempt, status, instance, exit_code, error, reason, duration_ms, dispatched_at, started_at, finished_at)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
@@ -97,7 +83,7 @@ ON CONFLICT (run_id, task, attempt) DO UPDATE SET
   started_at  = coalesce(started_at, ?4),
   finished_at = coalesce(?5, finished_at)
 WHERE id = ?1
-  AND (?6 > ` + runRankSQL("status") + ` OR (?6 = 1 AND ` + runRankSQL("status") + ` = 1 AND status <> ?2))`
+  AND (?6 > ` + store.RunRankSQL("status") + ` OR (?6 = 1 AND ` + store.RunRankSQL("status") + ` = 1 AND status <> ?2))`
 
 	sqlRunKnown = `SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)`
 

@@ -258,7 +258,7 @@ func testLostAttempt(t *testing.T, f *fixture) {
 	if len(as) != 2 {
 		t.Fatalf("fetch attempts = %+v, want 2", as)
 	}
-	wantEq(t, "attempt 1 status", as[0].Status, event.TaskFailed)
+	wantEq(t, "attempt 1 status", as[0].Status, event.TaskLost)
 	wantEq(t, "attempt 1 reason", as[0].Reason, event.ReasonLost)
 	wantEq(t, "attempt 1 error", as[0].Error, l1.Error)
 	wantEq(t, "attempt 1 instance (from its start)", as[0].Instance, start1.Instance)
@@ -269,10 +269,12 @@ func testLostAttempt(t *testing.T, f *fixture) {
 	wantEq(t, "attempt 2 status", as[1].Status, event.TaskDispatched)
 	wantTime(t, "attempt 2 DispatchedAt", as[1].DispatchedAt, &d2.Time)
 
-	// The lost attempt's executor comes back and reports success: too late for either row.
+	// The lost attempt's executor comes back and reports success: its attempt row records what really
+	// happened, but the task row, already at attempt 2, is fenced.
 	f.events(f.ev(event.TypeTaskSucceeded, id, "fetch", 1))
-	wantEq(t, "attempt 1 after a late success", f.attempts(id, "fetch")[0].Reason, event.ReasonLost)
+	wantEq(t, "attempt 1 after a late success", f.attempts(id, "fetch")[0].Status, event.TaskSuccess)
 	wantEq(t, "fetch.Status after a late success", f.task(id, "fetch").Status, event.TaskDispatched)
+	wantEq(t, "fetch.Attempt after a late success", f.task(id, "fetch").Attempt, 2)
 
 	// The loss and the new dispatch in one batch, in either order.
 	for _, name := range []string{"left", "right"} {
@@ -288,9 +290,36 @@ func testLostAttempt(t *testing.T, f *fixture) {
 		wantEq(t, name+".Status", tk.Status, event.TaskDispatched)
 		wantEq(t, name+".Reason", tk.Reason, "")
 		as := f.attempts(id, name)
-		if len(as) != 2 || as[0].Reason != event.ReasonLost || as[0].Status != event.TaskFailed {
+		if len(as) != 2 || as[0].Reason != event.ReasonLost || as[0].Status != event.TaskLost {
 			t.Errorf("%s attempts = %+v, want a lost first attempt", name, as)
 		}
+	}
+
+	// A loss and the same attempt's own result, in either order (redeliveries after a server restart
+	// do not keep stream order): the result wins, as it does in the scheduler, so both agree.
+	for _, lossFirst := range []bool{true, false} {
+		name := "loss first"
+		if !lossFirst {
+			name = "result first"
+		}
+		rid := runID()
+		f.events(f.submit(rid, diamond("etl"), ""))
+		f.events(f.ev(event.TypeTaskDispatched, rid, "fetch", 1), f.ev(event.TypeTaskStarted, rid, "fetch", 1))
+		l, ok := lost("fetch", 1), f.ev(event.TypeTaskSucceeded, rid, "fetch", 1)
+		l.RunID = rid
+		if lossFirst {
+			f.events(l)
+			wantEq(t, name+": fetch.Status after the loss", f.task(rid, "fetch").Status, event.TaskLost)
+			f.events(ok)
+		} else {
+			f.events(ok)
+			f.events(l)
+		}
+		tk := f.task(rid, "fetch")
+		wantEq(t, name+": fetch.Status", tk.Status, event.TaskSuccess)
+		wantEq(t, name+": fetch.Attempt", tk.Attempt, 1)
+		wantEq(t, name+": fetch.Reason", tk.Reason, "")
+		wantEq(t, name+": attempt 1 status", f.attempts(rid, "fetch")[0].Status, event.TaskSuccess)
 	}
 
 	// A task no executor took fails for good without having started.

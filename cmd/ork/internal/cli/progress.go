@@ -63,7 +63,7 @@ func (p *progress) event(e event.Event) {
 			t.Attempts = max(t.Attempts, e.Attempt)
 		}
 		p.ended++
-		mark := map[string]string{event.TaskSuccess: "✓", event.TaskFailed: "✗", event.TaskSkipped: "–", event.TaskCancelled: "■"}[status]
+		mark := map[string]string{event.TaskSuccess: "✓", event.TaskFailed: "✗", event.TaskSkipped: "–", event.TaskCancelled: "■", event.TaskLost: "↻"}[status]
 		msg := fmt.Sprintf("%s %-*s %s", mark, p.width, e.Task, status)
 		if e.Type == event.TypeTaskSucceeded || e.Type == event.TypeTaskFailed {
 			msg += " in " + formatDuration(e.DurationMS)
