@@ -17,11 +17,11 @@ import (
 
 // benchOptions are the flags of ork bench.
 type benchOptions struct {
-	shape, taskType, mode, nats, db, out, cpuProfile, devstackDir string
-	tasks, depth, runs, concurrency                               int
-	sleepSeconds                                                  float64
-	idle                                                          time.Duration
-	json, verbose, memory                                         bool
+	configName, shape, taskType, mode, nats, db, out, cpuProfile, devstackDir string
+	tasks, depth, runs, concurrency                                           int
+	sleepSeconds                                                              float64
+	idle                                                                      time.Duration
+	json, verbose, memory                                                     bool
 }
 
 // Sizes of a custom scenario whose size flags are not given.
@@ -61,6 +61,7 @@ reads their CPU and memory through the pid files in --devstack-dir. See docs/ben
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&o.configName, "config", "", "a named configuration, as the argument: "+strings.Join(bench.Names(), ", "))
 	f.StringVar(&o.shape, "shape", "", "custom scenario: "+strings.Join(bench.Shapes(), ", "))
 	f.IntVar(&o.tasks, "tasks", 0, fmt.Sprintf("tasks of a wide run or of the middle of a fan-out (default %d)", benchTasksDefault))
 	f.IntVar(&o.depth, "depth", 0, fmt.Sprintf("length of a chain (default %d)", benchDepthDefault))
@@ -84,6 +85,12 @@ reads their CPU and memory through the pid files in --devstack-dir. See docs/ben
 // config builds the benchmark configuration from the arguments and flags.
 func (o *benchOptions) config(cmd *cobra.Command, args []string) (bench.Config, error) {
 	var cfg bench.Config
+	if o.configName != "" {
+		if len(args) == 1 && args[0] != o.configName {
+			return cfg, fmt.Errorf("--config %s and the argument %s name two configurations", o.configName, args[0])
+		}
+		args = []string{o.configName}
+	}
 	switch {
 	case len(args) == 1 && o.shape != "":
 		return cfg, fmt.Errorf("give a configuration name or --shape, not both")

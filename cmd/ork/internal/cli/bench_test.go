@@ -62,3 +62,13 @@ func TestBenchRejectsBadArguments(t *testing.T) {
 		})
 	}
 }
+
+func TestBenchConfigFlag(t *testing.T) {
+	t.Parallel()
+	if r := ork(t, t.TempDir(), "bench", "--config", "quick", "standard"); r.code != 2 || !strings.Contains(r.stderr, "name two configurations") {
+		t.Errorf("two names: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := ork(t, t.TempDir(), "bench", "--config", "nope"); r.code != 2 || !strings.Contains(r.stderr, "nope") {
+		t.Errorf("unknown name: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
