@@ -3,8 +3,6 @@ package faults_test
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -40,68 +38,22 @@ func TestMain(m *testing.M) {
 	}))
 }
 
-var (
-	buildOnce sync.Once
-	builtBins stack.Binaries
-	buildErr  error
-)
+// build builds the binaries once for the package.
+var build stack.BuildOnce
 
 // binaries builds nats-server, the services and the CLI once for the package, from the workspace
 // holding this package or from ORK_FAULTS_ROOT (another checkout, e.g. a `git archive` of a commit).
 func binaries(t *testing.T) stack.Binaries {
 	t.Helper()
-	buildOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		root := os.Getenv("ORK_FAULTS_ROOT")
-		if root == "" {
-			var err error
-			if root, err = stack.FindRoot("."); err != nil {
-				buildErr = err
-				return
-			}
-		}
-		builtBins, buildErr = stack.BuildBinaries(ctx, stack.BuildConfig{Root: root, Dir: binDir, CLI: true})
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtBins
+	return build.Binaries(t, stack.BuildConfig{Root: os.Getenv("ORK_FAULTS_ROOT"), Dir: binDir, CLI: true})
 }
 
 // adminURL returns TEST_DATABASE_URL, skipping the test when it is unset.
-func adminURL(t *testing.T) string {
-	t.Helper()
-	admin := os.Getenv("TEST_DATABASE_URL")
-	if admin == "" {
-		t.Skip("TEST_DATABASE_URL is not set: the fault tests need PostgreSQL " +
-			"(e.g. TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)")
-	}
-	return admin
-}
+func adminURL(t *testing.T) string { return stack.TestAdminURL(t) }
 
 // testDatabase creates a fresh database on the server of admin, dropped at cleanup.
 func testDatabase(t *testing.T, admin string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	suffix := make([]byte, 6)
-	if _, err := rand.Read(suffix); err != nil {
-		t.Fatal(err)
-	}
-	name := "ork_faults_" + hex.EncodeToString(suffix)
-	dbURL, err := stack.CreateDatabase(ctx, admin, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := stack.DropDatabase(ctx, admin, name); err != nil {
-			t.Errorf("dropping test database: %v", err)
-		}
-	})
-	return dbURL
+	return stack.TestDatabase(t, admin, "ork_faults")
 }
 
 // options shape one test's stack.

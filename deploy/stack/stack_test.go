@@ -2,16 +2,12 @@ package stack_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,58 +22,19 @@ import (
 	"github.com/ork-go/ork/pkg/workflow"
 )
 
-var (
-	servicesOnce sync.Once
-	servicesBins stack.Binaries
-	servicesErr  error
-)
+// build builds the binaries once for the package.
+var build stack.BuildOnce
 
 // services builds nats-server, the three services and the CLI once for the package.
 func services(t *testing.T) stack.Binaries {
 	t.Helper()
-	servicesOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		root, err := stack.FindRoot(".")
-		if err != nil {
-			servicesErr = err
-			return
-		}
-		servicesBins, servicesErr = stack.BuildBinaries(ctx, stack.BuildConfig{Root: root, Dir: binDir, CLI: true})
-	})
-	if servicesErr != nil {
-		t.Fatal(servicesErr)
-	}
-	return servicesBins
+	return build.Binaries(t, stack.BuildConfig{Dir: binDir, CLI: true})
 }
 
 // testDatabase creates a fresh database on TEST_DATABASE_URL's server, dropped at cleanup.
 func testDatabase(t *testing.T) string {
 	t.Helper()
-	admin := os.Getenv("TEST_DATABASE_URL")
-	if admin == "" {
-		t.Skip("TEST_DATABASE_URL is not set: the multi-process test needs PostgreSQL " +
-			"(e.g. TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	suffix := make([]byte, 6)
-	if _, err := rand.Read(suffix); err != nil {
-		t.Fatal(err)
-	}
-	name := "ork_deploy_" + hex.EncodeToString(suffix)
-	dbURL, err := stack.CreateDatabase(ctx, admin, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := stack.DropDatabase(ctx, admin, name); err != nil {
-			t.Errorf("dropping test database: %v", err)
-		}
-	})
-	return dbURL
+	return stack.TestDatabase(t, stack.TestAdminURL(t), "ork_deploy")
 }
 
 // wideWorkflowYAML returns a workflow of one root task, width tasks depending on it and one task

@@ -1,0 +1,77 @@
+package stack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"sync"
+	"testing"
+	"time"
+)
+
+// EnvTestDatabase names the PostgreSQL server the multi-process tests create their databases on.
+const EnvTestDatabase = "TEST_DATABASE_URL"
+
+// TestAdminURL returns TEST_DATABASE_URL, skipping tb with a message naming it when it is unset.
+func TestAdminURL(tb testing.TB) string {
+	tb.Helper()
+	admin := os.Getenv(EnvTestDatabase)
+	if admin == "" {
+		tb.Skip(EnvTestDatabase + " is not set: the multi-process tests need PostgreSQL " +
+			"(e.g. TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)")
+	}
+	return admin
+}
+
+// TestDatabase creates a fresh database named prefix_<random> on the server of admin for tb and
+// drops it when tb ends.
+func TestDatabase(tb testing.TB, admin, prefix string) string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	suffix := make([]byte, 6)
+	if _, err := rand.Read(suffix); err != nil {
+		tb.Fatal(err)
+	}
+	name := prefix + "_" + hex.EncodeToString(suffix)
+	dbURL, err := CreateDatabase(ctx, admin, name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := DropDatabase(ctx, admin, name); err != nil {
+			tb.Errorf("dropping test database: %v", err)
+		}
+	})
+	return dbURL
+}
+
+// BuildOnce builds the binaries of a test package once, however many tests ask for them.
+type BuildOnce struct {
+	once sync.Once
+	bins Binaries
+	err  error
+}
+
+// Binaries builds (the first time) and returns the binaries of cfg; cfg.Root empty means the
+// workspace holding the current directory.
+func (b *BuildOnce) Binaries(tb testing.TB, cfg BuildConfig) Binaries {
+	tb.Helper()
+	b.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		if cfg.Root == "" {
+			if cfg.Root, b.err = FindRoot("."); b.err != nil {
+				return
+			}
+		}
+		b.bins, b.err = BuildBinaries(ctx, cfg)
+	})
+	if b.err != nil {
+		tb.Fatal(b.err)
+	}
+	return b.bins
+}
