@@ -58,20 +58,29 @@ func (r *runRow) toRun() store.Run {
 
 // RunGet returns one run.
 func (s *Store) RunGet(ctx context.Context, p store.RunGetParams) (store.Run, error) {
-	unlock, err := s.lockRead(ctx)
+	r, err := getRow[runRow](ctx, s, s.runPath(p.ID), "run "+p.ID)
 	if err != nil {
 		return store.Run{}, err
-	}
-	defer unlock()
-	var r runRow
-	found, err := readJSON(s.runPath(p.ID), &r)
-	if err != nil {
-		return store.Run{}, err
-	}
-	if !found {
-		return store.Run{}, fmt.Errorf("run %s: %w", p.ID, store.ErrNotFound)
 	}
 	return r.toRun(), nil
+}
+
+// getRow reads one row file under the read lock; a missing file is store.ErrNotFound for what.
+func getRow[T any](ctx context.Context, s *Store, path, what string) (T, error) {
+	var row T
+	unlock, err := s.lockRead(ctx)
+	if err != nil {
+		return row, err
+	}
+	defer unlock()
+	found, err := readJSON(path, &row)
+	if err != nil {
+		return row, err
+	}
+	if !found {
+		return row, fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return row, nil
 }
 
 // RunList reads every run file and returns the newest first.
@@ -299,18 +308,9 @@ func (s *Store) WorkflowList(ctx context.Context, p store.WorkflowListParams) ([
 
 // WorkflowVersionGet returns a stored version by content hash.
 func (s *Store) WorkflowVersionGet(ctx context.Context, p store.WorkflowVersionGetParams) (store.WorkflowVersion, error) {
-	unlock, err := s.lockRead(ctx)
+	v, err := getRow[versionRow](ctx, s, s.versionPath(p.Hash), "workflow version "+p.Hash)
 	if err != nil {
 		return store.WorkflowVersion{}, err
-	}
-	defer unlock()
-	var v versionRow
-	found, err := readJSON(s.versionPath(p.Hash), &v)
-	if err != nil {
-		return store.WorkflowVersion{}, err
-	}
-	if !found {
-		return store.WorkflowVersion{}, fmt.Errorf("workflow version %s: %w", p.Hash, store.ErrNotFound)
 	}
 	return store.WorkflowVersion{Workflow: v.Workflow, Hash: v.Hash, Plan: v.Plan, CreatedAt: v.CreatedAt}, nil
 }
