@@ -170,6 +170,7 @@ func setup(t *testing.T, o options) *env {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("process logs:\n%s", s.Logs())
+			keepLogs(t, s)
 		}
 		if err := s.Kill(); err != nil {
 			t.Errorf("killing the stack: %v", err)
@@ -191,6 +192,22 @@ func setup(t *testing.T, o options) *env {
 	e.watch = faults.Watch(ctx, dbURL, 200*time.Millisecond)
 	t.Cleanup(func() { e.watch.Stop() })
 	return e
+}
+
+// keepLogs copies a failed test's whole process logs to $ORK_FAULTS_LOGS/<test name>, when set, so
+// that they can be read after the test's temporary directory is gone.
+func keepLogs(t *testing.T, s *stack.Stack) {
+	base := os.Getenv("ORK_FAULTS_LOGS")
+	if base == "" {
+		t.Logf("set ORK_FAULTS_LOGS=DIR to keep the whole logs of a failed test")
+		return
+	}
+	dir := filepath.Join(base, strings.ReplaceAll(t.Name(), "/", "_"))
+	kept, err := s.KeepLogs(dir)
+	if err != nil {
+		t.Errorf("keeping logs: %v", err)
+	}
+	t.Logf("whole logs kept in %s (%d files)", dir, len(kept))
 }
 
 // natsBase returns deploy/nats-server.conf.

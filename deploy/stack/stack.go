@@ -312,6 +312,37 @@ func (s *Stack) Kill() error {
 	return errors.Join(errs...)
 }
 
+// KeepLogs copies every process's whole log into dir (created if needed) and returns the paths
+// copied, so that a failed test's logs outlive its temporary directory.
+func (s *Stack) KeepLogs(dir string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	ps := s.Services()
+	if s.NATS != nil && s.NATS.Process != nil {
+		ps = append(ps, s.NATS.Process)
+	}
+	seen := make(map[string]bool)
+	var kept []string
+	for _, p := range ps {
+		src := p.LogPath()
+		if seen[src] {
+			continue
+		}
+		seen[src] = true
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return kept, err
+		}
+		dst := filepath.Join(dir, filepath.Base(src))
+		if err := os.WriteFile(dst, data, 0o644); err != nil {
+			return kept, err
+		}
+		kept = append(kept, dst)
+	}
+	return kept, nil
+}
+
 // Logs returns the end of every process's log, for a failing test's message.
 func (s *Stack) Logs() string {
 	var out string

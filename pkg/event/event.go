@@ -113,6 +113,7 @@ const (
 	ReasonNoExecutor     = "no_executor"     // no executor of the task's type came online in time
 	ReasonMaxDeliveries  = "max_deliveries"  // the dispatch was delivered too many times
 	ReasonCancelled      = "cancelled"       // the run was cancelled
+	ReasonStalled        = "stalled"         // the run had nothing in flight and could not be re-driven
 )
 
 // Event is the envelope of everything on ORK_EVENTS. Fields beyond the identity are set per type.

@@ -178,6 +178,13 @@ func Apply(g *Graph, st *RunState, ev *event.Event, now time.Time, p Policy) (Co
 		if c, ok := a.control(); !ok {
 			return c, nil
 		}
+	case typeRedrive:
+		if st.Status == RunNew {
+			return Commands{Outcome: Stale, Reason: "run not started"}, nil
+		}
+		if !a.redrive() {
+			return Commands{Outcome: Duplicate, Reason: "nothing to re-drive"}, nil
+		}
 	default:
 		return Commands{Outcome: Ignored, Reason: "not a scheduling event"}, nil
 	}
@@ -394,7 +401,15 @@ func (a *applier) fail(i int, p Policy) {
 		st.FailedTask = i + 1
 		st.Error = failureText(name, a.ev)
 	}
-	reason := fmt.Sprintf("upstream task %q failed", name)
+	a.skipBelow(i)
+}
+
+// skipBelow skips every pending task downstream of task i, which did not succeed, and reports
+// whether it skipped any.
+func (a *applier) skipBelow(i int) bool {
+	st := a.st
+	reason := fmt.Sprintf("upstream task %q failed", a.g.Task(i).Name)
+	skipped := false
 	stack := []int32{int32(i)}
 	for len(stack) > 0 {
 		x := stack[len(stack)-1]
@@ -409,8 +424,57 @@ func (a *applier) fail(i int, p Policy) {
 			e.Reason = event.ReasonUpstreamFailed
 			e.Error = reason
 			stack = append(stack, s)
+			skipped = true
 		}
 	}
+	return skipped
+}
+
+// typeRedrive is the type of the internal event by which the reconciler re-drives a stalled run
+// (reconcile.go). It never travels on the bus: the reconciler hands it to the run's queue.
+const typeRedrive = "ork.internal.redrive"
+
+// redrive re-derives what a run should be doing from its stored state alone, and reports whether
+// that changed anything: the count of tasks left is recounted, a pending task below one that did
+// not succeed is skipped, a pending task whose dependencies all succeeded is dispatched, a task held
+// in a run that is no longer paused is dispatched, and (in Apply) a run with nothing left finishes.
+// A state that only Apply ever wrote gives it nothing to do; it is the net for a defect that left a
+// run with nothing in flight, so that the run still ends.
+func (a *applier) redrive() bool {
+	st, g := a.st, a.g
+	changed := false
+	remaining := 0
+	for _, ts := range st.Tasks {
+		if !ts.Status.Terminal() {
+			remaining++
+		}
+	}
+	if remaining != st.Remaining {
+		st.Remaining, changed = remaining, true
+	}
+	for i, ts := range st.Tasks {
+		if ts.Status == TaskFailed || ts.Status == TaskSkipped || ts.Status == TaskCancelled {
+			if a.skipBelow(i) {
+				changed = true
+			}
+		}
+	}
+	st.waiting = nil
+	ensureWaiting(g, st)
+	for i, ts := range st.Tasks {
+		switch {
+		case ts.Status == TaskPending && st.waiting[i] == 0:
+			a.dispatch(i, 1, nil)
+			changed = true
+		case ts.Status == TaskHeld && st.Status == RunActive:
+			a.dispatch(i, ts.Attempt, nil)
+			changed = true
+		}
+	}
+	if remaining == 0 {
+		changed = true // finishIfDone ends it
+	}
+	return changed
 }
 
 // finishIfDone ends a run, running or paused, whose tasks are all over.

@@ -24,6 +24,8 @@ type Metrics struct {
 	readyBy         map[string]prometheus.Observer
 	runsFinished    *prometheus.CounterVec
 	reconciled      *prometheus.CounterVec
+	redriven        prometheus.Counter
+	appliedMissed   prometheus.Counter
 	consumers       *metrics.ConsumerCollector
 }
 
@@ -59,8 +61,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"status"}),
 		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "scheduler", Name: "reconciler_failed_attempts_total",
-			Help: "Attempts the reconciler failed, by reason (lost, no_executor, max_deliveries).",
+			Help: "Attempts (and, for stalled, runs) the reconciler failed, by reason (lost, no_executor, max_deliveries, stalled).",
 		}, []string{"reason"}),
+		redriven: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "scheduler", Name: "reconciler_redriven_runs_total",
+			Help: "Runs the reconciler re-drove because they had nothing in flight and had not changed for the stall timeout.",
+		}),
+		appliedMissed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "scheduler", Name: "reconciler_applied_results_total",
+			Help: "Task results the reconciler found on ORK_EVENTS for in-flight attempts whose dispatch was gone, and applied.",
+		}),
 		consumers:    metrics.NewConsumerCollector(),
 		eventsBy:     make(map[eventKey]prometheus.Counter),
 		dispatchedBy: make(map[string]prometheus.Counter),
@@ -79,10 +89,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, st := range []string{event.RunSuccess, event.RunFailed, event.RunCancelled} {
 		m.runsFinished.WithLabelValues(st)
 	}
-	for _, r := range []string{event.ReasonLost, event.ReasonNoExecutor, event.ReasonMaxDeliveries} {
+	for _, r := range []string{event.ReasonLost, event.ReasonNoExecutor, event.ReasonMaxDeliveries, event.ReasonStalled} {
 		m.reconciled.WithLabelValues(r)
 	}
-	reg.MustRegister(m.events, m.casConflicts, m.dispatched, m.readyToDispatch, m.runsFinished, m.reconciled, m.consumers)
+	reg.MustRegister(m.events, m.casConflicts, m.dispatched, m.readyToDispatch, m.runsFinished, m.reconciled, m.redriven,
+		m.appliedMissed, m.consumers)
 	return m
 }
 
@@ -145,6 +156,18 @@ func (m *Metrics) published(sent []sentDispatch, cmds []Commands) {
 func (m *Metrics) watch(js jetstream.JetStream, durable string) {
 	if m != nil {
 		m.consumers.Watch(js, event.StreamEvents, durable)
+	}
+}
+
+func (m *Metrics) reconcilerRedriven() {
+	if m != nil {
+		m.redriven.Inc()
+	}
+}
+
+func (m *Metrics) reconcilerApplied() {
+	if m != nil {
+		m.appliedMissed.Inc()
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,12 +49,18 @@ type attemptKey struct {
 // like any failure, so a replay or a second reconciler is harmless.
 type reconciler struct {
 	s      *Service
-	stream jetstream.Stream
+	stream jetstream.Stream // ORK_TASKS
+	events jetstream.Stream // ORK_EVENTS
 	// since is when this instance first saw each in-flight attempt. A new holder of the lease
 	// starts counting afresh, which only delays a verdict.
 	since  map[attemptKey]time.Time
 	graphs map[string]*Graph
-	now    func() time.Time
+	// progress tracks every active run seen by the last pass; idle is set when it saw none, and
+	// leaseRev is the revision of this instance's last lease write.
+	progress map[string]runProgress
+	idle     bool
+	leaseRev uint64
+	now      func() time.Time
 
 	advisories chan *nats.Msg
 	sub        *nats.Subscription
@@ -66,8 +73,12 @@ func (s *Service) newReconciler(ctx context.Context) (*reconciler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening stream %s: %w", event.StreamTasks, err)
 	}
-	r := &reconciler{s: s, stream: stream, since: make(map[attemptKey]time.Time), graphs: make(map[string]*Graph),
-		now: time.Now, advisories: make(chan *nats.Msg, 256)}
+	events, err := s.b.JS.Stream(ctx, event.StreamEvents)
+	if err != nil {
+		return nil, fmt.Errorf("opening stream %s: %w", event.StreamEvents, err)
+	}
+	r := &reconciler{s: s, stream: stream, events: events, since: make(map[attemptKey]time.Time), graphs: make(map[string]*Graph),
+		progress: make(map[string]runProgress), now: time.Now, advisories: make(chan *nats.Msg, 256)}
 	if r.sub, err = s.b.NC.ChanQueueSubscribe(AdvisoryMaxDeliveries, advisoryQueue, r.advisories); err != nil {
 		return nil, fmt.Errorf("subscribing to max-deliveries advisories: %w", err)
 	}
@@ -106,42 +117,44 @@ func (r *reconciler) run(ctx context.Context) {
 
 // sweep runs one pass if this instance holds (or takes) the lease.
 func (r *reconciler) sweep(ctx context.Context) error {
-	leader, err := r.holdLease(ctx)
-	if err != nil || !leader {
+	leaseRev, err := r.holdLease(ctx)
+	if err != nil || leaseRev == 0 {
 		return err
 	}
-	return errors.Join(r.noExecutor(ctx), r.lost(ctx))
+	return errors.Join(r.noExecutor(ctx), r.liveness(ctx, leaseRev))
 }
 
 // holdLease renews this instance's lease or takes an expired one, with compare-and-swap, and
-// reports whether this instance holds it for the next three intervals.
-func (r *reconciler) holdLease(ctx context.Context) (bool, error) {
+// returns the revision it wrote when this instance holds it for the next three intervals, 0 when
+// another instance does.
+func (r *reconciler) holdLease(ctx context.Context) (uint64, error) {
 	s := r.s
 	now := r.now()
 	data, err := json.Marshal(lease{Holder: s.cfg.Instance, Until: now.Add(3 * s.cfg.ReconcileInterval)})
 	if err != nil {
-		return false, fmt.Errorf("encoding lease: %w", err)
+		return 0, fmt.Errorf("encoding lease: %w", err)
 	}
+	var rev uint64
 	entry, err := s.kv.Get(ctx, leaseKey)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
-		_, err = s.kv.Create(ctx, leaseKey, data)
+		rev, err = s.kv.Create(ctx, leaseKey, data)
 	case err != nil:
-		return false, fmt.Errorf("reading lease: %w", err)
+		return 0, fmt.Errorf("reading lease: %w", err)
 	default:
 		var l lease
 		if json.Unmarshal(entry.Value(), &l) == nil && l.Holder != s.cfg.Instance && now.Before(l.Until) {
-			return false, nil
+			return 0, nil
 		}
-		_, err = s.kv.Update(ctx, leaseKey, data, entry.Revision())
+		rev, err = s.kv.Update(ctx, leaseKey, data, entry.Revision())
 	}
 	switch {
 	case err == nil:
-		return true, nil
+		return rev, nil
 	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
-		return false, nil // another instance took it first
+		return 0, nil // another instance took it first
 	}
-	return false, fmt.Errorf("writing lease: %w", err)
+	return 0, fmt.Errorf("writing lease: %w", err)
 }
 
 // noExecutor fails the dispatches that have waited longer than NoExecutorTimeout for an executor
@@ -259,15 +272,41 @@ func (r *reconciler) maxDeliveries(ctx context.Context, nm *nats.Msg) {
 	}
 }
 
-// lost fails (reason lost) the in-flight attempts whose dispatch message is gone from ORK_TASKS and
-// whose result has not come within the task's timeout plus LostGrace since this instance first saw
-// them in flight. An acknowledged dispatch had its terminal event published first, so a message
-// missing for that long was lost (purged, or acknowledged without a result).
+// runProgress is what the reconciler knows of one active run: the revision of its state and when
+// this instance first saw that revision.
+type runProgress struct {
+	rev   uint64
+	since time.Time
+}
+
+// stalledRun is an active run whose state has not changed for StallTimeout.
+type stalledRun struct {
+	id string
+	st RunState
+}
+
+// liveness is the run-level pass of a sweep. It reads every active run's state once and settles
+// what nothing else will:
 //
-// It reads the run states, not the event path: the scheduler's hot path keeps no dispatch times.
-// ORK_TASKS is only scanned when some attempt is overdue.
-func (r *reconciler) lost(ctx context.Context) error {
+//   - an in-flight attempt whose dispatch is gone from ORK_TASKS and which has been in flight for
+//     its task's timeout plus LostGrace (as seen by this instance) is settled: its result, if it is
+//     on ORK_EVENTS, is applied; otherwise the attempt is failed with reason lost;
+//   - a run that is running (not paused) and whose state has not changed for StallTimeout, and that
+//     has nothing in flight (every dispatched attempt's dispatch is gone from ORK_TASKS: no delivery
+//     pending, no executor heartbeating it, no retry waiting out its delay), is re-driven from its
+//     stored state: the missing attempts are settled as above at once, then typeRedrive dispatches
+//     what is ready and finishes what is finished. A run whose plan is gone is failed with the reason.
+//
+// ORK_TASKS and ORK_EVENTS are only read when some attempt is overdue or some run stalled, and at
+// most MaxRedrives runs are re-driven per sweep. When the previous pass found no active run and no
+// state was written since (the lease write is the only change in the bucket), nothing is read.
+func (r *reconciler) liveness(ctx context.Context, leaseRev uint64) error {
 	s := r.s
+	if r.idle && r.leaseRev != 0 && leaseRev == r.leaseRev+1 {
+		r.leaseRev = leaseRev
+		return nil
+	}
+	r.leaseRev = leaseRev
 	w, err := s.kv.Watch(ctx, "run.*", jetstream.IgnoreDeletes())
 	if err != nil {
 		return fmt.Errorf("watching run states: %w", err)
@@ -275,17 +314,29 @@ func (r *reconciler) lost(ctx context.Context) error {
 	defer func() { _ = w.Stop() }()
 	now := r.now()
 	seen := make(map[attemptKey]bool, len(r.since))
-	active := make(map[string]bool)
+	active := make(map[string]bool, len(r.progress))
 	var overdue []attemptKey
+	var stalled []stalledRun
 	for entry := range w.Updates() {
 		if entry == nil {
 			break // the current values are all read
 		}
 		var st RunState
-		if err := st.UnmarshalBinary(entry.Value()); err != nil || st.Compacted || !st.Status.Started() {
+		// A finished run that is not compacted yet is in flight too: its handler publishes its end
+		// and then compacts it.
+		if err := st.UnmarshalBinary(entry.Value()); err != nil || st.Compacted || st.Status == RunNew {
 			continue
 		}
 		runID := strings.TrimPrefix(entry.Key(), "run.")
+		active[runID] = true
+		p, ok := r.progress[runID]
+		if !ok || p.rev != entry.Revision() {
+			p = runProgress{rev: entry.Revision(), since: now}
+			r.progress[runID] = p
+		}
+		if st.Status != RunPaused && now.Sub(p.since) >= s.cfg.StallTimeout && len(stalled) < s.cfg.MaxRedrives {
+			stalled = append(stalled, stalledRun{id: runID, st: st})
+		}
 		for i, ts := range st.Tasks {
 			if ts.Status != TaskDispatched {
 				continue
@@ -299,13 +350,18 @@ func (r *reconciler) lost(ctx context.Context) error {
 			}
 			if now.Sub(first) >= s.cfg.LostGrace {
 				overdue = append(overdue, k)
-				active[runID] = true
 			}
 		}
 	}
+	r.idle = len(active) == 0
 	for k := range r.since {
 		if !seen[k] {
 			delete(r.since, k)
+		}
+	}
+	for run := range r.progress {
+		if !active[run] {
+			delete(r.progress, run)
 		}
 	}
 	for run := range r.graphs {
@@ -313,7 +369,7 @@ func (r *reconciler) lost(ctx context.Context) error {
 			delete(r.graphs, run)
 		}
 	}
-	// Keep only those past their task's timeout too.
+	// Keep only the overdue attempts past their task's timeout too.
 	due := overdue[:0]
 	for _, k := range overdue {
 		g, err := r.graph(ctx, k.run)
@@ -329,37 +385,207 @@ func (r *reconciler) lost(ctx context.Context) error {
 			due = append(due, k)
 		}
 	}
-	if len(due) == 0 {
+	if len(due) == 0 && len(stalled) == 0 {
 		return nil
 	}
 	queued, err := r.queuedAttempts(ctx)
 	if err != nil {
 		return err
 	}
-	var msgs []bus.Msg
+	missing := make(map[string][]attemptKey)
 	for _, k := range due {
-		name := r.graphs[k.run].Task(k.task).Name
-		if queued[k.run+"/"+name+"/"+fmt.Sprint(k.attempt)] {
+		if !queued[r.msgID(k)] {
+			missing[k.run] = append(missing[k.run], k)
+		}
+	}
+	var errs []error
+	for run, ks := range missing {
+		errs = append(errs, r.settle(ctx, run, ks))
+	}
+	for _, sr := range stalled {
+		errs = append(errs, r.redrive(ctx, sr, queued, missing[sr.id] != nil))
+	}
+	return errors.Join(errs...)
+}
+
+// msgID is the Nats-Msg-Id of the dispatch of attempt k (event.Dispatch.MsgID).
+func (r *reconciler) msgID(k attemptKey) string {
+	return k.run + "/" + r.graphs[k.run].Task(k.task).Name + "/" + strconv.Itoa(k.attempt)
+}
+
+// redrive re-drives a stalled run: unless it has a dispatch in ORK_TASKS (something is in flight,
+// it is only slow), its in-flight attempts are settled and typeRedrive is applied to it.
+func (r *reconciler) redrive(ctx context.Context, sr stalledRun, queued map[string]bool, settled bool) error {
+	s := r.s
+	g, err := r.graph(ctx, sr.id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return r.failStranded(ctx, sr.id, "the run stalled and its plan is gone from the "+event.BucketRuns+
+			" bucket, so it cannot be re-driven")
+	}
+	if err != nil {
+		return err
+	}
+	if len(sr.st.Tasks) != g.Len() {
+		return fmt.Errorf("run %s: state has %d tasks, plan %d", sr.id, len(sr.st.Tasks), g.Len())
+	}
+	var ks []attemptKey
+	for i, ts := range sr.st.Tasks {
+		if ts.Status != TaskDispatched {
 			continue
 		}
-		f := event.New(event.TypeTaskFailed, k.run, name, k.attempt)
+		k := attemptKey{run: sr.id, task: i, attempt: ts.Attempt}
+		if queued[r.msgID(k)] {
+			// In flight: waiting for an executor, running, or a retry waiting out its delay.
+			r.progress[sr.id] = runProgress{rev: r.progress[sr.id].rev, since: r.now()}
+			return nil
+		}
+		ks = append(ks, k)
+	}
+	s.log.Warn("re-driving a stalled run", logging.RunID(sr.id), logging.Count(len(ks)),
+		zap.Duration("unchanged_for", r.now().Sub(r.progress[sr.id].since)))
+	s.cfg.Metrics.reconcilerRedriven()
+	if !settled && len(ks) > 0 {
+		if err := r.settle(ctx, sr.id, ks); err != nil {
+			return err
+		}
+	}
+	// As a redelivery: a finished run whose end was never published gets it published (Replay).
+	ev := event.New(typeRedrive, sr.id, "", 0)
+	if err := s.process(ctx, &ev, true); err != nil {
+		return fmt.Errorf("re-driving run %s: %w", sr.id, err)
+	}
+	r.progress[sr.id] = runProgress{rev: r.progress[sr.id].rev, since: r.now()}
+	return nil
+}
+
+// settle decides the in-flight attempts ks of one run whose dispatch is gone from ORK_TASKS. An
+// executor acknowledges a dispatch only after publishing its terminal event, so the result of such
+// an attempt is on ORK_EVENTS unless a message was lost: a result found there is applied (the
+// scheduler missed it), and an attempt without one is failed with reason lost. ORK_TASKS was read
+// before ORK_EVENTS, so a result published just before its dispatch was acknowledged is found.
+func (r *reconciler) settle(ctx context.Context, runID string, ks []attemptKey) error {
+	s := r.s
+	found, err := r.results(ctx, runID, ks)
+	if err != nil {
+		return err
+	}
+	var lost []event.Event
+	for _, k := range ks {
+		if ev, ok := found[k]; ok {
+			s.log.Warn("applying a result the scheduler missed", logging.RunID(runID), logging.Task(ev.Task),
+				logging.Attempt(ev.Attempt), logging.EventType(ev.Type), logging.Seq(ev.Seq))
+			if err := s.process(ctx, &ev, false); err != nil {
+				return fmt.Errorf("applying %s of %s/%s: %w", ev.Type, runID, ev.Task, err)
+			}
+			s.cfg.Metrics.reconcilerApplied()
+			continue
+		}
+		name := r.graphs[runID].Task(k.task).Name
+		f := event.New(event.TypeTaskFailed, runID, name, k.attempt)
 		f.Reason = event.ReasonLost
 		f.Error = fmt.Sprintf("attempt %d was lost: its dispatch is gone and no result came", k.attempt)
-		m, err := bus.EventMsg(&f)
+		lost = append(lost, f)
+		s.log.Warn("attempt lost", logging.RunID(runID), logging.Task(name), logging.Attempt(k.attempt))
+	}
+	if len(lost) == 0 {
+		return nil
+	}
+	msgs := make([]bus.Msg, 0, len(lost))
+	for i := range lost {
+		m, err := bus.EventMsg(&lost[i])
 		if err != nil {
 			return err
 		}
 		msgs = append(msgs, m)
-		s.log.Warn("attempt lost", logging.RunID(k.run), logging.Task(name), logging.Attempt(k.attempt))
 	}
-	if len(msgs) == 0 {
-		return nil
-	}
+	// Published for the recorder, and applied here at once: if the scheduler's consumer is what
+	// stalls, the loss still moves the run on. Whichever comes second is a duplicate.
 	if err := s.b.Publish(ctx, msgs...); err != nil {
 		return fmt.Errorf("publishing lost attempts: %w", err)
 	}
 	s.cfg.Metrics.reconcilerFailed(event.ReasonLost, len(msgs))
+	for i := range lost {
+		if err := s.process(ctx, &lost[i], false); err != nil {
+			return fmt.Errorf("applying the loss of %s/%s: %w", runID, lost[i].Task, err)
+		}
+	}
 	return nil
+}
+
+// results returns the first terminal event (task.succeeded or task.failed) on ORK_EVENTS of each
+// attempt in ks of one run.
+func (r *reconciler) results(ctx context.Context, runID string, ks []attemptKey) (map[attemptKey]event.Event, error) {
+	want := make(map[attemptKey]bool, len(ks))
+	for _, k := range ks {
+		want[k] = true
+	}
+	g := r.graphs[runID]
+	found := make(map[attemptKey]event.Event)
+	info, err := r.events.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s info: %w", event.StreamEvents, err)
+	}
+	for _, typ := range []string{event.TypeTaskSucceeded, event.TypeTaskFailed} {
+		subject := "ork.events." + typ + "." + runID
+		for seq := info.State.FirstSeq; ; {
+			m, err := r.events.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("reading %s: %w", subject, err)
+			}
+			seq = m.Sequence + 1
+			ev, err := event.DecodeEvent(m.Data)
+			if err != nil {
+				continue // the recorder dead-letters it
+			}
+			i, ok := g.Index(ev.Task)
+			if !ok {
+				continue
+			}
+			k := attemptKey{run: runID, task: i, attempt: ev.Attempt}
+			if prev, dup := found[k]; !want[k] || dup && prev.Seq < m.Sequence {
+				continue
+			}
+			ev.Seq = m.Sequence
+			found[k] = ev
+		}
+	}
+	return found, nil
+}
+
+// failStranded ends a run that cannot be re-driven: its state becomes a failed tombstone (with
+// compare-and-swap, so a run that moved on meanwhile is left alone) and run.finished says why.
+func (r *reconciler) failStranded(ctx context.Context, runID, reason string) error {
+	s := r.s
+	entry, err := s.kv.Get(ctx, stateKey(runID))
+	if err != nil {
+		return fmt.Errorf("reading run state: %w", err)
+	}
+	st := RunState{Status: RunFailed, Error: reason, Compacted: true}
+	data, err := st.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("encoding run state: %w", err)
+	}
+	if entry.Revision() != r.progress[runID].rev {
+		return nil // it moved on since the pass read it
+	}
+	if _, err := s.kv.Update(ctx, stateKey(runID), data, entry.Revision()); err != nil {
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+			return nil
+		}
+		return fmt.Errorf("writing run state: %w", err)
+	}
+	s.log.Error("stalled run failed", logging.RunID(runID), zap.String("reason", reason))
+	f := event.New(event.TypeRunFinished, runID, "", 0)
+	f.Status, f.Error = event.RunFailed, reason
+	m, err := bus.EventMsg(&f)
+	if err != nil {
+		return err
+	}
+	s.cfg.Metrics.reconcilerFailed(event.ReasonStalled, 1)
+	return s.b.Publish(ctx, m)
 }
 
 // graph returns the plan of a run, read once per run while it has overdue attempts.

@@ -341,11 +341,11 @@ func TestReconcilerLease(t *testing.T) {
 	one, two := newRec("one"), newRec("two")
 	hold := func(r *reconciler) bool {
 		t.Helper()
-		ok, err := r.holdLease(context.Background())
+		rev, err := r.holdLease(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		return ok
+		return rev != 0
 	}
 	if !hold(one) || hold(two) || !hold(one) {
 		t.Fatal("the first holder must keep the lease while it renews it")

@@ -32,6 +32,8 @@ const (
 	ReconcileIntervalDefault = 10 * time.Second
 	NoExecutorTimeoutDefault = time.Minute
 	LostGraceDefault         = 30 * time.Second
+	StallTimeoutDefault      = time.Minute
+	MaxRedrivesDefault       = 1000
 )
 
 // Config configures a scheduler Service.
@@ -66,6 +68,11 @@ type Config struct {
 	// LostGrace is added to a task's timeout before an in-flight attempt whose dispatch message is
 	// gone, with no terminal event, is declared lost.
 	LostGrace time.Duration
+	// StallTimeout is how long a running run may go without a change of its state, with nothing
+	// in flight, before the reconciler re-drives it from its stored state.
+	StallTimeout time.Duration
+	// MaxRedrives bounds the stalled runs re-driven by one sweep; the rest wait for the next.
+	MaxRedrives int
 	// Instance names this instance in the reconciler lease; a random id when empty.
 	Instance string
 	// Metrics, when set, records the scheduler's metrics (NewMetrics); nil records nothing.
@@ -105,6 +112,12 @@ func (c Config) WithDefaults() Config {
 	if c.LostGrace == 0 {
 		c.LostGrace = LostGraceDefault
 	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = StallTimeoutDefault
+	}
+	if c.MaxRedrives == 0 {
+		c.MaxRedrives = MaxRedrivesDefault
+	}
 	if c.Instance == "" {
 		c.Instance = event.NewID()
 	}
@@ -132,6 +145,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("scheduler: NoExecutorTimeout must be positive, got %s", c.NoExecutorTimeout)
 	case c.LostGrace <= 0:
 		return fmt.Errorf("scheduler: LostGrace must be positive, got %s", c.LostGrace)
+	case c.StallTimeout <= 0:
+		return fmt.Errorf("scheduler: StallTimeout must be positive, got %s", c.StallTimeout)
+	case c.MaxRedrives < 1:
+		return fmt.Errorf("scheduler: MaxRedrives must be positive, got %d", c.MaxRedrives)
 	}
 	if err := c.Backoff.Validate(); err != nil {
 		return fmt.Errorf("scheduler: %w", err)
@@ -491,7 +508,10 @@ func (s *Service) apply(ctx context.Context, e *runEntry, part []*pending) ([]Co
 			continue
 		}
 		for i, p := range part {
-			if cmds[i].Outcome == Duplicate && p.redelivered {
+			// A redelivered event may be the one whose handling wrote this state and died before
+			// publishing what it caused, run.finished included: an event of a finished run is Stale,
+			// not Duplicate, yet it must re-publish the end too, or the run never ends downstream.
+			if p.redelivered && (cmds[i].Outcome == Duplicate || cmds[i].Outcome == Stale && e.state.Status.Terminal()) {
 				reason := cmds[i].Reason
 				cmds[i] = Replay(e.graph, e.state, p.ev, now, s.policy())
 				cmds[i].Reason = reason

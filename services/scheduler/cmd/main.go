@@ -78,6 +78,8 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 		"how long a dispatch waits for an executor type with no instance online")
 	s.DurationVar(&o.scheduler.LostGrace, "lost-grace", "ORK_SCHEDULER_LOST_GRACE", scheduler.LostGraceDefault,
 		"added to a task's timeout before an attempt whose dispatch is gone is lost")
+	s.DurationVar(&o.scheduler.StallTimeout, "stall-timeout", "ORK_SCHEDULER_STALL_TIMEOUT", scheduler.StallTimeoutDefault,
+		"how long a running run may go unchanged with nothing in flight before the reconciler re-drives it")
 	if err := errors.Join(busErr, s.Err()); err != nil {
 		return o, err
 	}
