@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/ork-go/ork/deploy/stack"
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/client"
+	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/workflow"
 )
 
@@ -132,7 +134,7 @@ func setup(t *testing.T, o options) *env {
 		dbURL = testDatabase(t, admin)
 	}
 	if o.timeout == 0 {
-		o.timeout = 5 * time.Minute
+		o.timeout = stack.Scaled(5 * time.Minute)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	t.Cleanup(cancel)
@@ -143,7 +145,7 @@ func setup(t *testing.T, o options) *env {
 	}
 	if o.schedulerArgs == nil {
 		// The reconciler finds lost attempts; sweep often so the scenarios end in seconds.
-		o.schedulerArgs = []string{"--reconcile-interval", "1s"}
+		o.schedulerArgs = []string{"--reconcile-interval", "1s", "--stall-timeout", "10s"}
 	}
 	execArgs := o.executorArgs
 	if o.ackWait > 0 {
@@ -330,6 +332,9 @@ func (e *env) check(p faults.Params) faults.Report {
 		p.NATSURL = e.s.NATS.URL
 	}
 	p.RunIDs = e.accepted()
+	if p.Deadline == 0 {
+		p.Deadline = stack.Scaled(faults.CheckDeadlineDefault)
+	}
 	if p.Ledger == "" {
 		p.Ledger = e.ledger
 	}
@@ -350,8 +355,80 @@ func (e *env) check(p faults.Params) faults.Report {
 		if why := e.tap.explain(e.executions()); why != "" {
 			e.t.Logf("deliveries of the attempts executed more than once:\n%s", why)
 		}
+		e.t.Logf("where the pipeline stands:\n%s", e.standing())
 	}
 	return rep
+}
+
+// standing describes, for a failed check, every durable consumer's position and, for the runs that
+// did not end in the database, whether the scheduler ended them on ORK_EVENTS: a run.finished on the
+// stream points at the recorder, its absence at the scheduler or the executors.
+func (e *env) standing() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var b strings.Builder
+	for _, stream := range []string{event.StreamEvents, event.StreamTasks, event.StreamLogs} {
+		st, err := e.bus.JS.Stream(ctx, stream)
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", stream, err)
+			continue
+		}
+		info, err := st.Info(ctx)
+		if err == nil {
+			fmt.Fprintf(&b, "%s: %d messages, first %d, last %d\n", stream, info.State.Msgs, info.State.FirstSeq, info.State.LastSeq)
+		}
+		list := st.ListConsumers(ctx)
+		for ci := range list.Info() {
+			if ci.Config.Durable == "" {
+				continue
+			}
+			last := "never"
+			if ci.Delivered.Last != nil {
+				last = time.Since(*ci.Delivered.Last).Round(time.Millisecond).String() + " ago"
+			}
+			fmt.Fprintf(&b, "  consumer %s: pending %d, ack pending %d, waiting pulls %d, redelivered %d, delivered up to %d (last %s), ack floor %d\n",
+				ci.Name, ci.NumPending, ci.NumAckPending, ci.NumWaiting, ci.NumRedelivered, ci.Delivered.Stream, last, ci.AckFloor.Stream)
+		}
+		if err := list.Err(); err != nil {
+			fmt.Fprintf(&b, "  listing consumers: %v\n", err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, e.dbURL)
+	if err != nil {
+		return b.String() + "database: " + err.Error()
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT id, status FROM runs WHERE id = ANY($1) AND status NOT IN ('success', 'failed', 'cancelled') ORDER BY created_at`, e.accepted())
+	if err != nil {
+		return b.String() + "database: " + err.Error()
+	}
+	type open struct{ id, status string }
+	var runs []open
+	for rows.Next() {
+		var o open
+		if err := rows.Scan(&o.id, &o.status); err != nil {
+			return b.String() + "database: " + err.Error()
+		}
+		runs = append(runs, o)
+	}
+	rows.Close()
+	events, err := e.bus.JS.Stream(ctx, event.StreamEvents)
+	if err != nil {
+		return b.String() + err.Error()
+	}
+	onStream := 0
+	for i, o := range runs {
+		_, err := events.GetLastMsgForSubject(ctx, "ork.events."+event.TypeRunFinished+"."+o.id)
+		finished := err == nil
+		if finished {
+			onStream++
+		}
+		if i < 10 {
+			fmt.Fprintf(&b, "run %s: %s in the database, run.finished on %s: %v\n", o.id, o.status, event.StreamEvents, finished)
+		}
+	}
+	fmt.Fprintf(&b, "%d runs not ended in the database, %d of them ended on %s\n", len(runs), onStream, event.StreamEvents)
+	return b.String()
 }
 
 // executions returns the ledger.

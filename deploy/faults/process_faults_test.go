@@ -2,6 +2,7 @@ package faults_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/ork-go/ork/deploy/stack"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/workflow"
 )
 
 // attemptRow is one task_attempts row.
@@ -255,5 +257,51 @@ func TestNATSRestarted(t *testing.T) {
 	e.check(faults.Params{WantStatus: want, EveryTaskWritesLedger: true})
 	if exited := e.s.Exited(); len(exited) > 0 {
 		t.Errorf("%s exited after the NATS restart: %v", exited[0].Name(), exited[0].Err())
+	}
+}
+
+// TestStalledRunRedriven deletes the one message that would move a run on, its first task's
+// dispatch, while no executor is up to take it, and checks that the schedulers' run-level sweep
+// (--stall-timeout) notices the run has nothing in flight, fails the vanished attempt as lost and
+// runs a second one, so the run ends.
+func TestStalledRunRedriven(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{executors: 1, concurrency: 1})
+	execs := slices.Clone(e.s.Executors)
+	for _, x := range execs {
+		if err := x.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plan := e.workflow("stalled", []taskSpec{{name: "first", lines: 1}, {name: "second", deps: []string{"first"}, lines: 1}})
+	runID := e.submit(plan)
+	tasks, err := e.bus.JS.Stream(e.ctx, event.StreamTasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seq uint64
+	e.waitUntil("the first dispatch on "+event.StreamTasks, func() bool {
+		m, err := tasks.GetLastMsgForSubject(e.ctx, event.SubjectTasks(workflow.ExecutorProcess))
+		if err != nil {
+			return false
+		}
+		seq = m.Sequence
+		return true
+	})
+	if err := tasks.DeleteMsg(e.ctx, seq); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range execs {
+		if _, err := e.s.Restart(x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.check(faults.Params{WantStatus: map[string]string{runID: event.RunSuccess}, EveryTaskWritesLedger: true})
+	attempts := e.attemptsOf(runID, "first")
+	if len(attempts) != 2 || attempts[0].status != event.TaskLost || attempts[1].status != event.TaskSuccess {
+		t.Errorf("attempts of first = %+v, want 1 lost (its dispatch deleted), 2 success", attempts)
+	}
+	if n := len(e.executionsOf(runID, "first")); n != 1 {
+		t.Errorf("first ran %d times, want once (attempt 2)", n)
 	}
 }

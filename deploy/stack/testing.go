@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -75,3 +76,20 @@ func (b *BuildOnce) Binaries(tb testing.TB, cfg BuildConfig) Binaries {
 	}
 	return b.bins
 }
+
+// EnvTimeScale names the factor by which the multi-process tests stretch their deadlines (not their
+// fault timings): ORK_TEST_TIME_SCALE=3 on a machine three times slower or busier than the 2-core
+// reference. Unset, empty or unparsable means 1; values below 1 are raised to 1.
+const EnvTimeScale = "ORK_TEST_TIME_SCALE"
+
+// TimeScale returns the factor of EnvTimeScale.
+func TimeScale() float64 {
+	f, err := strconv.ParseFloat(os.Getenv(EnvTimeScale), 64)
+	if err != nil || f < 1 {
+		return 1
+	}
+	return f
+}
+
+// Scaled stretches a test deadline by TimeScale.
+func Scaled(d time.Duration) time.Duration { return time.Duration(float64(d) * TimeScale()) }
