@@ -62,6 +62,7 @@ func testDatabase(t *testing.T, admin string) string {
 type options struct {
 	executors   int
 	schedulers  int
+	recorders   int
 	concurrency int
 	ackWait     time.Duration
 	// dbURL replaces the fresh database on TEST_DATABASE_URL's server.
@@ -160,6 +161,7 @@ func setup(t *testing.T, o options) *env {
 		ExecutorTypes:       o.types,
 		ExecutorConcurrency: o.concurrency,
 		Schedulers:          o.schedulers,
+		Recorders:           o.recorders,
 		RecorderArgs:        o.recorderArgs,
 		SchedulerArgs:       o.schedulerArgs,
 		ExecutorArgs:        execArgs,

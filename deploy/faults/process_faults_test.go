@@ -2,7 +2,9 @@ package faults_test
 
 import (
 	"context"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -303,5 +305,42 @@ func TestStalledRunRedriven(t *testing.T) {
 	}
 	if n := len(e.executionsOf(runID, "first")); n != 1 {
 		t.Errorf("first ran %d times, want once (attempt 2)", n)
+	}
+}
+
+// TestRecordersShareTheWork: three recorders share the durable consumers of ORK_EVENTS and ORK_LOGS,
+// each writing its batches in its own transactions, while one of them is killed with SIGKILL twice
+// as batches are written; the database equals the streams. No property of the recorder needs a
+// single writer: every write is an idempotent upsert that never moves a status backwards, whatever
+// the order in which two transactions commit (see docs/reliability.md).
+func TestRecordersShareTheWork(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{executors: 2, concurrency: 4, recorders: 3,
+		recorderArgs: []string{"--batch-wait", "20ms", "--log-level", "debug"}})
+	e.submit(e.wide("recorders-wide", 60, 0.05, 5))
+	e.submit(e.workflow("recorders-chain", []taskSpec{
+		{name: "a", lines: 3}, {name: "b", deps: []string{"a"}, lines: 3}, {name: "c", deps: []string{"b"}, lines: 3},
+	}))
+	e.submit(e.wide("recorders-wide-2", 30, 0.05, 5))
+	for _, at := range []int{15, 50} {
+		e.waitExecutions(at)
+		victim := e.s.Recorders[1]
+		if err := victim.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s killed after %d executions", victim.Name(), at)
+		if _, err := e.s.Restart(victim); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.check(faults.Params{EveryTaskWritesLedger: true})
+	for _, r := range e.s.Recorders {
+		data, err := os.ReadFile(r.LogPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(data), "batch committed"); n == 0 {
+			t.Errorf("%s committed no batch: the recorders did not share the work", r.Name())
+		}
 	}
 }

@@ -43,6 +43,9 @@ type Config struct {
 	// Schedulers is the number of scheduler processes (scheduler, scheduler-2, ...), racing on the
 	// same runs; default 1.
 	Schedulers int
+	// Recorders is the number of recorder processes (recorder, recorder-2, ...), sharing the
+	// recorder's durable consumers; default 1.
+	Recorders int
 	// RecorderArgs, SchedulerArgs and ExecutorArgs are added to each process's command line, for
 	// short timings in fault tests (--ack-wait, --reconcile-interval, ...).
 	RecorderArgs  []string
@@ -66,6 +69,9 @@ func (c Config) WithDefaults() Config {
 	if c.Schedulers == 0 {
 		c.Schedulers = 1
 	}
+	if c.Recorders == 0 {
+		c.Recorders = 1
+	}
 	return c
 }
 
@@ -88,14 +94,18 @@ func (c Config) Validate() error {
 		return fmt.Errorf("stack: ExecutorConcurrency must be positive, got %d", c.ExecutorConcurrency)
 	case c.Schedulers < 1:
 		return fmt.Errorf("stack: Schedulers must be positive, got %d", c.Schedulers)
+	case c.Recorders < 1:
+		return fmt.Errorf("stack: Recorders must be positive, got %d", c.Recorders)
 	}
 	return nil
 }
 
 // Stack is a running set of processes: nats-server, recorder, scheduler and executors.
 type Stack struct {
-	NATS     *NATS
-	Recorder *Process
+	NATS *NATS
+	// Recorder is the first recorder; Recorders holds all of them (Config.Recorders).
+	Recorder  *Process
+	Recorders []*Process
 	// Scheduler is the first scheduler; Schedulers holds all of them (Config.Schedulers).
 	Scheduler  *Process
 	Schedulers []*Process
@@ -131,9 +141,14 @@ func StartStack(ctx context.Context, cfg Config) (*Stack, error) {
 			return nil, errors.Join(err, s.Kill())
 		}
 	}
-	if s.Recorder, err = StartProcess(s.RecorderSpec()); err != nil {
-		return nil, errors.Join(err, s.Kill())
+	for i := 1; i <= cfg.Recorders; i++ {
+		p, err := StartProcess(s.recorderSpec(i))
+		if err != nil {
+			return nil, errors.Join(err, s.Kill())
+		}
+		s.Recorders = append(s.Recorders, p)
 	}
+	s.Recorder = s.Recorders[0]
 	for i := 1; i <= cfg.Schedulers; i++ {
 		p, err := StartProcess(s.schedulerSpec(i))
 		if err != nil {
@@ -172,17 +187,24 @@ func (s *Stack) migrate(ctx context.Context) error {
 
 // RecorderSpec returns how the stack starts its recorder: it applies the migrations at start,
 // unless the stack ran them first.
-func (s *Stack) RecorderSpec() ProcessSpec {
+func (s *Stack) RecorderSpec() ProcessSpec { return s.recorderSpec(1) }
+
+// recorderSpec returns how the stack starts recorder i (1-based): "recorder", "recorder-2", ...
+func (s *Stack) recorderSpec(i int) ProcessSpec {
 	args := []string{"--nats", s.NATS.URL, "--db", s.cfg.DBURL}
 	if s.cfg.MigrateFirst {
 		args = append(args, "--no-migrate")
 	}
+	name := "recorder"
+	if i > 1 {
+		name += "-" + strconv.Itoa(i)
+	}
 	return ProcessSpec{
-		Name:    "recorder",
+		Name:    name,
 		Path:    s.cfg.Binaries.Recorder,
 		Args:    append(args, s.cfg.RecorderArgs...),
 		Env:     s.cfg.Env,
-		LogPath: filepath.Join(s.cfg.Dir, "recorder.log"),
+		LogPath: filepath.Join(s.cfg.Dir, name+".log"),
 	}
 }
 
@@ -245,8 +267,9 @@ func (s *Stack) Restart(p *Process) (*Process, error) {
 		return nil, err
 	}
 	switch {
-	case s.Recorder == p:
-		s.Recorder = np
+	case slices.Contains(s.Recorders, p):
+		s.Recorders[slices.Index(s.Recorders, p)] = np
+		s.Recorder = s.Recorders[0]
 	case slices.Contains(s.Schedulers, p):
 		s.Schedulers[slices.Index(s.Schedulers, p)] = np
 		s.Scheduler = s.Schedulers[0]
@@ -263,10 +286,7 @@ func (s *Stack) Restart(p *Process) (*Process, error) {
 
 // Services returns the service processes in start order: recorder, schedulers, executors.
 func (s *Stack) Services() []*Process {
-	var ps []*Process
-	if s.Recorder != nil {
-		ps = append(ps, s.Recorder)
-	}
+	ps := slices.Clone(s.Recorders)
 	ps = append(ps, s.Schedulers...)
 	return append(ps, s.Executors...)
 }

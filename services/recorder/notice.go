@@ -3,7 +3,9 @@ package recorder
 import (
 	"context"
 	"sync"
+	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/ork-go/ork/pkg/event"
@@ -24,6 +26,26 @@ type notices struct {
 	mu        sync.Mutex
 	committed uint64 // highest ORK_LOGS sequence committed
 	pending   []notice
+	// held is signalled when a notice is queued: with more than one recorder, the log lines it
+	// waits for may be committed by another instance, which only the consumer's ack floor tells.
+	held chan struct{}
+}
+
+// heldSignal returns the channel signalled when notices are queued.
+func (n *notices) heldSignal() chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.held == nil {
+		n.held = make(chan struct{}, 1)
+	}
+	return n.held
+}
+
+// waiting reports whether notices are queued.
+func (n *notices) waiting() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.pending) > 0
 }
 
 // logsCommitted records a committed log batch and returns the notices it releases.
@@ -55,7 +77,44 @@ func (n *notices) add(logSeq uint64, ns []notice) []notice {
 		ns[i].logSeq = logSeq
 	}
 	n.pending = append(n.pending, ns...)
+	if n.held != nil {
+		select {
+		case n.held <- struct{}{}:
+		default:
+		}
+	}
 	return nil
+}
+
+// ackFloorPoll is how often a recorder holding notices reads the log consumer's ack floor.
+const ackFloorPoll = 50 * time.Millisecond
+
+// releaseByAckFloor releases held notices once the log consumer's ack floor (every line up to it
+// acknowledged, so committed, by any recorder instance) reaches them. It reads the floor only while
+// notices are held, so an idle recorder sends nothing.
+func (s *Service) releaseByAckFloor(ctx context.Context, logs jetstream.Consumer) {
+	held := s.notices.heldSignal()
+	tick := time.NewTicker(ackFloorPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-held:
+		}
+		for s.notices.waiting() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			info, err := logs.Info(ctx)
+			if err != nil {
+				continue
+			}
+			s.publishNotices(s.notices.logsCommitted(info.AckFloor.Stream))
+		}
+	}
 }
 
 // logsLastSeq returns the last sequence in ORK_LOGS, or 0 when it cannot be read (the notice is

@@ -75,6 +75,10 @@ func (s *Service) Run(ctx context.Context) error {
 	s.cfg.Metrics.watch(s.bus.JS)
 	s.log.Info("recorder started", zap.Int("batch_size", s.cfg.BatchSize), zap.Duration("batch_wait", s.cfg.BatchWait))
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		s.releaseByAckFloor(gctx, logs)
+		return nil
+	})
 	for _, c := range []struct {
 		stream string
 		cons   jetstream.Consumer
