@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,8 +99,12 @@ func chaos(t *testing.T, seed uint64) {
 		}
 	})
 
+	// Executors are killed or stopped past their 2 s AckWait every few seconds, so the 3 s task can
+	// lose attempt after attempt; the default cap of 3 lost attempts would fail it by design. The
+	// test asks every run to succeed, so the cap is raised.
 	e := setup(t, options{executors: 3, concurrency: 2, schedulers: 2, ackWait: 2 * time.Second,
-		timeout: *chaosDuration + stack.Scaled(6*time.Minute)})
+		schedulerArgs: append(slices.Clone(schedulerTestArgs), "--max-lost-attempts", "50"),
+		timeout:       *chaosDuration + stack.Scaled(6*time.Minute)})
 	tl := &timeline{start: time.Now()}
 	plans := []*workflow.Plan{
 		e.workflow("chaos-chain", []taskSpec{

@@ -63,6 +63,9 @@ type options struct {
 	executors   int
 	schedulers  int
 	recorders   int
+	// natsCluster, above 1, runs that many clustered nats-servers, every stream and the bucket at
+	// that many replicas.
+	natsCluster int
 	concurrency int
 	ackWait     time.Duration
 	// dbURL replaces the fresh database on TEST_DATABASE_URL's server.
@@ -115,6 +118,10 @@ out = {"task": os.environ["ORK_TASK_NAME"], "attempt": int(os.environ["ORK_ATTEM
 print("ORK_OUTPUT:" + json.dumps(out), flush=True)
 `
 
+// schedulerTestArgs are the schedulers' flags unless a test gives its own: the reconciler finds lost
+// attempts and stalled runs; sweep often so the scenarios end in seconds.
+var schedulerTestArgs = []string{"--reconcile-interval", "1s", "--stall-timeout", "10s"}
+
 // setup starts a stack for one test: a fresh database, nats-server (file store), the recorder,
 // the schedulers and the executors, and a watcher of status order.
 func setup(t *testing.T, o options) *env {
@@ -137,6 +144,9 @@ func setup(t *testing.T, o options) *env {
 	if o.timeout == 0 {
 		o.timeout = stack.Scaled(5 * time.Minute)
 	}
+	if o.natsCluster > 1 {
+		o.env = append(o.env, bus.EnvReplicas+"="+strconv.Itoa(o.natsCluster))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	t.Cleanup(cancel)
 	dir := t.TempDir()
@@ -145,8 +155,7 @@ func setup(t *testing.T, o options) *env {
 		t.Fatal(err)
 	}
 	if o.schedulerArgs == nil {
-		// The reconciler finds lost attempts; sweep often so the scenarios end in seconds.
-		o.schedulerArgs = []string{"--reconcile-interval", "1s", "--stall-timeout", "10s"}
+		o.schedulerArgs = schedulerTestArgs
 	}
 	execArgs := o.executorArgs
 	if o.ackWait > 0 {
@@ -162,6 +171,7 @@ func setup(t *testing.T, o options) *env {
 		ExecutorConcurrency: o.concurrency,
 		Schedulers:          o.schedulers,
 		Recorders:           o.recorders,
+		NATSCluster:         o.natsCluster,
 		RecorderArgs:        o.recorderArgs,
 		SchedulerArgs:       o.schedulerArgs,
 		ExecutorArgs:        execArgs,
@@ -183,7 +193,7 @@ func setup(t *testing.T, o options) *env {
 	if err := s.WaitExecutors(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b, err := bus.Connect(bus.Config{URL: s.NATS.URL, Name: "faults-test"}, zap.NewNop())
+	b, err := bus.Connect(bus.Config{URL: s.NATSURL(), Name: "faults-test"}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +341,7 @@ func (e *env) check(p faults.Params) faults.Report {
 	e.t.Helper()
 	p.DBURL = e.dbURL
 	if p.NATSURL == "" {
-		p.NATSURL = e.s.NATS.URL
+		p.NATSURL = e.s.NATSURL()
 	}
 	p.RunIDs = e.accepted()
 	if p.Deadline == 0 {

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -37,6 +39,8 @@ type NATSConfig struct {
 	SyncInterval string
 	// StartTimeout bounds the wait for the server to become healthy.
 	StartTimeout time.Duration
+	// Cluster, when set, makes the server one node of a cluster.
+	Cluster *NATSClusterNode
 }
 
 // WithDefaults returns the config with zero fields set to their defaults.
@@ -150,6 +154,9 @@ func (n *NATS) start(ctx context.Context) error {
 			return fmt.Errorf("creating nats directory: %w", err)
 		}
 	}
+	if cfg.Cluster != nil {
+		conf = cfg.Cluster.apply(conf)
+	}
 	confPath := filepath.Join(cfg.Dir, "nats-server.conf")
 	if err := os.WriteFile(confPath, conf, 0o644); err != nil {
 		return fmt.Errorf("writing nats config: %w", err)
@@ -162,7 +169,7 @@ func (n *NATS) start(ctx context.Context) error {
 		monitorPort = -1
 	}
 	p, err := StartProcess(ProcessSpec{
-		Name: "nats-server",
+		Name: n.name(),
 		Path: cfg.Binary,
 		Args: []string{
 			"--config", confPath,
@@ -237,4 +244,103 @@ func portOf(raw string) int {
 		return 0
 	}
 	return p
+}
+
+// NATSClusterNode is one node's part of a cluster: its server name, its route port and the routes
+// to every node.
+type NATSClusterNode struct {
+	Name       string // cluster name
+	ServerName string
+	RoutePort  int
+	Routes     []string // nats-route://127.0.0.1:PORT of every node, this one included
+}
+
+var reServerName = regexp.MustCompile(`(?m)^(\s*server_name\s*:\s*).*$`)
+
+// apply gives the configuration the node's server name and a cluster block.
+func (c *NATSClusterNode) apply(conf []byte) []byte {
+	conf = reServerName.ReplaceAll(conf, []byte("${1}"+c.ServerName))
+	block := fmt.Sprintf("\ncluster {\n    name: %s\n    listen: %s:%d\n    routes: [\n", c.Name, NATSHostDefault, c.RoutePort)
+	for _, r := range c.Routes {
+		block += "        " + r + "\n"
+	}
+	return append(conf, block+"    ]\n}\n"...)
+}
+
+// name is the process name: nats-server, or the server name of a cluster node.
+func (n *NATS) name() string {
+	if n.cfg.Cluster != nil {
+		return n.cfg.Cluster.ServerName
+	}
+	return "nats-server"
+}
+
+// ServerName is the name the server reports (as a stream's leader, for example).
+func (n *NATS) ServerName() string {
+	if n.cfg.Cluster != nil {
+		return n.cfg.Cluster.ServerName
+	}
+	return "ork-nats"
+}
+
+// StartNATSCluster starts nodes nats-servers clustered over loopback (routes between fixed ports),
+// each with its own store under cfg.Dir/nats-<i>, and waits until each reports JetStream enabled.
+// cfg.Port and cfg.Cluster are ignored: every node gets free client and route ports, kept across
+// restarts.
+func StartNATSCluster(ctx context.Context, cfg NATSConfig, nodes int) ([]*NATS, error) {
+	if nodes < 2 {
+		return nil, fmt.Errorf("nats cluster: at least 2 nodes, got %d", nodes)
+	}
+	ports, err := freePorts(3 * nodes)
+	if err != nil {
+		return nil, err
+	}
+	routes := make([]string, nodes)
+	for i := range nodes {
+		routes[i] = fmt.Sprintf("nats-route://%s:%d", NATSHostDefault, ports[nodes+i])
+	}
+	servers := make([]*NATS, nodes)
+	errs := make([]error, nodes)
+	var wg sync.WaitGroup
+	for i := range nodes {
+		c := cfg
+		c.Dir = filepath.Join(cfg.Dir, "nats-"+strconv.Itoa(i+1))
+		c.Port, c.MonitorPort = ports[i], ports[2*nodes+i]
+		c.Cluster = &NATSClusterNode{Name: "ork", ServerName: "nats-" + strconv.Itoa(i+1), RoutePort: ports[nodes+i], Routes: routes}
+		wg.Add(1)
+		go func() { // a node's JetStream waits for its peers: start them together
+			defer wg.Done()
+			servers[i], errs[i] = StartNATS(ctx, c)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, n := range servers {
+			if n != nil {
+				_ = n.Kill()
+			}
+		}
+		return nil, err
+	}
+	return servers, nil
+}
+
+// freePorts returns n distinct free TCP ports on the loopback address.
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", NATSHostDefault+":0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -53,6 +54,9 @@ type Config struct {
 	ExecutorArgs  []string
 	// Env is added to the environment of every service.
 	Env []string
+	// NATSCluster, when above 1, starts that many nats-servers clustered over loopback instead of
+	// one; the services get every node's URL. Give the services ORK_NATS_REPLICAS in Env.
+	NATSCluster int
 }
 
 // WithDefaults returns the config with zero fields set to their defaults.
@@ -102,7 +106,9 @@ func (c Config) Validate() error {
 
 // Stack is a running set of processes: nats-server, recorder, scheduler and executors.
 type Stack struct {
-	NATS *NATS
+	// NATS is the (first) nats-server; NATSNodes holds every node of a cluster (Config.NATSCluster).
+	NATS      *NATS
+	NATSNodes []*NATS
 	// Recorder is the first recorder; Recorders holds all of them (Config.Recorders).
 	Recorder  *Process
 	Recorders []*Process
@@ -125,17 +131,26 @@ func StartStack(ctx context.Context, cfg Config) (*Stack, error) {
 		return nil, fmt.Errorf("creating stack directory: %w", err)
 	}
 	s := &Stack{cfg: cfg}
-	n, err := StartNATS(ctx, NATSConfig{
+	nc := NATSConfig{
 		Binary:       cfg.Binaries.NATSServer,
 		Dir:          filepath.Join(cfg.Dir, "nats"),
 		Base:         cfg.NATSBase,
 		Port:         cfg.NATSPort,
 		SyncInterval: cfg.NATSSyncInterval,
-	})
-	if err != nil {
-		return nil, err
 	}
-	s.NATS = n
+	if cfg.NATSCluster > 1 {
+		nodes, err := StartNATSCluster(ctx, nc, cfg.NATSCluster)
+		if err != nil {
+			return nil, err
+		}
+		s.NATS, s.NATSNodes = nodes[0], nodes
+	} else {
+		n, err := StartNATS(ctx, nc)
+		if err != nil {
+			return nil, err
+		}
+		s.NATS, s.NATSNodes = n, []*NATS{n}
+	}
 	if cfg.MigrateFirst {
 		if err := s.migrate(ctx); err != nil {
 			return nil, errors.Join(err, s.Kill())
@@ -167,6 +182,15 @@ func StartStack(ctx context.Context, cfg Config) (*Stack, error) {
 	return s, nil
 }
 
+// NATSURL is the URL the services connect to: the server's, or every node's, comma-separated.
+func (s *Stack) NATSURL() string {
+	urls := make([]string, len(s.NATSNodes))
+	for i, n := range s.NATSNodes {
+		urls[i] = n.URL
+	}
+	return strings.Join(urls, ",")
+}
+
 // migrate runs `ork migrate up` to completion.
 func (s *Stack) migrate(ctx context.Context) error {
 	p, err := StartProcess(ProcessSpec{
@@ -191,7 +215,7 @@ func (s *Stack) RecorderSpec() ProcessSpec { return s.recorderSpec(1) }
 
 // recorderSpec returns how the stack starts recorder i (1-based): "recorder", "recorder-2", ...
 func (s *Stack) recorderSpec(i int) ProcessSpec {
-	args := []string{"--nats", s.NATS.URL, "--db", s.cfg.DBURL}
+	args := []string{"--nats", s.NATSURL(), "--db", s.cfg.DBURL}
 	if s.cfg.MigrateFirst {
 		args = append(args, "--no-migrate")
 	}
@@ -220,7 +244,7 @@ func (s *Stack) schedulerSpec(i int) ProcessSpec {
 	return ProcessSpec{
 		Name:    name,
 		Path:    s.cfg.Binaries.Scheduler,
-		Args:    append([]string{"--nats", s.NATS.URL}, s.cfg.SchedulerArgs...),
+		Args:    append([]string{"--nats", s.NATSURL()}, s.cfg.SchedulerArgs...),
 		Env:     s.cfg.Env,
 		LogPath: filepath.Join(s.cfg.Dir, name+".log"),
 	}
@@ -233,7 +257,7 @@ func (s *Stack) ExecutorSpec(instance string) ProcessSpec {
 		Name: instance,
 		Path: s.cfg.Binaries.Executor,
 		Args: append([]string{
-			"--nats", s.NATS.URL,
+			"--nats", s.NATSURL(),
 			"--types", s.cfg.ExecutorTypes,
 			"--concurrency", strconv.Itoa(s.cfg.ExecutorConcurrency),
 			"--instance", instance,
@@ -312,9 +336,12 @@ func (s *Stack) Stop(timeout time.Duration) error {
 			errs = append(errs, fmt.Errorf("%s: %w", ps[i].Name(), err))
 		}
 	}
-	if s.NATS != nil && s.NATS.Process != nil {
-		if err := s.NATS.Stop(timeout); err != nil {
-			errs = append(errs, fmt.Errorf("nats-server: %w", err))
+	for _, n := range s.NATSNodes {
+		if n.Process == nil {
+			continue
+		}
+		if err := n.Stop(timeout); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", n.Name(), err))
 		}
 	}
 	return errors.Join(errs...)
@@ -326,8 +353,10 @@ func (s *Stack) Kill() error {
 	for _, p := range s.Services() {
 		errs = append(errs, p.Kill())
 	}
-	if s.NATS != nil && s.NATS.Process != nil {
-		errs = append(errs, s.NATS.Kill())
+	for _, n := range s.NATSNodes {
+		if n.Process != nil {
+			errs = append(errs, n.Kill())
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -339,8 +368,10 @@ func (s *Stack) KeepLogs(dir string) ([]string, error) {
 		return nil, err
 	}
 	ps := s.Services()
-	if s.NATS != nil && s.NATS.Process != nil {
-		ps = append(ps, s.NATS.Process)
+	for _, n := range s.NATSNodes {
+		if n.Process != nil {
+			ps = append(ps, n.Process)
+		}
 	}
 	seen := make(map[string]bool)
 	var kept []string
@@ -354,7 +385,7 @@ func (s *Stack) KeepLogs(dir string) ([]string, error) {
 		if err != nil {
 			return kept, err
 		}
-		dst := filepath.Join(dir, filepath.Base(src))
+		dst := filepath.Join(dir, p.Name()+".log")
 		if err := os.WriteFile(dst, data, 0o644); err != nil {
 			return kept, err
 		}
@@ -367,8 +398,10 @@ func (s *Stack) KeepLogs(dir string) ([]string, error) {
 func (s *Stack) Logs() string {
 	var out string
 	ps := s.Services()
-	if s.NATS != nil && s.NATS.Process != nil {
-		ps = append(ps, s.NATS.Process)
+	for _, n := range s.NATSNodes {
+		if n.Process != nil {
+			ps = append(ps, n.Process)
+		}
 	}
 	for _, p := range ps {
 		out += "----- " + p.Name() + " (" + p.LogPath() + ")\n" + p.LogTail() + "\n"

@@ -16,11 +16,12 @@ const (
 	EnvTasksMaxMsgs    = "ORK_TASKS_MAX_MSGS"
 	EnvStreamMaxAge    = "ORK_STREAM_MAX_AGE"
 	EnvDuplicateWindow = "ORK_DUPLICATE_WINDOW"
+	EnvReplicas        = "ORK_NATS_REPLICAS"
 )
 
 // RegisterStreamFlags defines on fs the flags of the stream limits and the duplicate window that
 // every service applies when it provisions the streams: --events-max-bytes, --logs-max-bytes,
-// --tasks-max-msgs, --max-age and --duplicate-window. A flag overrides its ORK_* environment
+// --tasks-max-msgs, --max-age, --duplicate-window and --replicas. A flag overrides its ORK_* environment
 // variable (read through getenv), which overrides the value already in c, which overrides the
 // package default. It returns an error naming a variable that does not parse. Every service
 // provisions the streams at start, and the last one to start sets the limits: give them all the
@@ -39,6 +40,8 @@ func (c *Config) RegisterStreamFlags(fs *flag.FlagSet, getenv func(string) strin
 		"how long ORK_EVENTS and ORK_LOGS keep messages, and the run-state bucket its entries")
 	s.DurationVar(&c.DuplicateWindow, "duplicate-window", EnvDuplicateWindow, def.DuplicateWindow,
 		"how long the streams remember message ids; keep it well above the executors' ack wait")
+	s.IntVar(&c.Replicas, "replicas", EnvReplicas, def.Replicas,
+		"copies of every stream and of the run-state bucket: 1 on a single server, 3 on a three-node cluster")
 	return s.Err()
 }
 
