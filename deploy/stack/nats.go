@@ -314,7 +314,11 @@ func StartNATSCluster(ctx context.Context, cfg NATSConfig, nodes int) ([]*NATS, 
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err = errors.Join(errs...)
+	if err == nil {
+		err = WaitClusterReady(ctx, servers)
+	}
+	if err != nil {
 		for _, n := range servers {
 			if n != nil {
 				_ = n.Kill()
@@ -323,6 +327,58 @@ func StartNATSCluster(ctx context.Context, cfg NATSConfig, nodes int) ([]*NATS, 
 		return nil, err
 	}
 	return servers, nil
+}
+
+// WaitClusterReady waits until the JetStream meta group of the running nodes has a leader that sees
+// every other running node as current, so that streams can be placed on all of them.
+func WaitClusterReady(ctx context.Context, nodes []*NATS) error {
+	var up []*NATS
+	for _, n := range nodes {
+		if n.Process != nil && !n.Exited() {
+			up = append(up, n)
+		}
+	}
+	client := &http.Client{Timeout: time.Second}
+	ctx, cancel := context.WithTimeout(ctx, NATSStartTimeoutDefault)
+	defer cancel()
+	err := waitFor(ctx, 50*time.Millisecond, nil, func() (bool, error) {
+		for _, n := range up {
+			var jsz struct {
+				Meta *struct {
+					Leader   string `json:"leader"`
+					Replicas []struct {
+						Current bool `json:"current"`
+						Offline bool `json:"offline"`
+					} `json:"replicas"`
+				} `json:"meta_cluster"`
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.MonitorURL+"/jsz", nil)
+			if err != nil {
+				return false, err
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				return false, nil
+			}
+			err = json.NewDecoder(resp.Body).Decode(&jsz)
+			_ = resp.Body.Close()
+			if err != nil || jsz.Meta == nil || jsz.Meta.Leader != n.ServerName() {
+				continue
+			}
+			current := 0
+			for _, r := range jsz.Meta.Replicas {
+				if r.Current && !r.Offline {
+					current++
+				}
+			}
+			return current >= len(up)-1, nil
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for the nats cluster's meta leader and peers: %w", err)
+	}
+	return nil
 }
 
 // freePorts returns n distinct free TCP ports on the loopback address.

@@ -248,14 +248,69 @@ func (b *Bus) StreamConfigs() []jetstream.StreamConfig {
 // Provision creates or updates the streams and the run-state bucket. Running it twice changes nothing.
 func (b *Bus) Provision(ctx context.Context) error {
 	for _, sc := range b.StreamConfigs() {
-		if _, err := b.JS.CreateOrUpdateStream(ctx, sc); err != nil {
+		err := retryTransient(ctx, func(ctx context.Context) error {
+			_, err := b.JS.CreateOrUpdateStream(ctx, sc)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("provisioning stream %s: %w", sc.Name, err)
 		}
 	}
-	if _, err := b.Runs(ctx); err != nil {
+	return retryTransient(ctx, func(ctx context.Context) error {
+		_, err := b.Runs(ctx)
 		return err
+	})
+}
+
+// Bounds of retryTransient.
+const (
+	provisionAttemptTimeout = 5 * time.Second
+	provisionTimeout        = 30 * time.Second
+	provisionRetryDelay     = 250 * time.Millisecond
+)
+
+// retryTransient calls fn until it succeeds, fails for a reason that waiting does not cure, or
+// provisionTimeout has passed. A cluster that is still electing its leaders or placing replicas
+// (several services provisioning at once as a stack starts) answers late or refuses for a moment.
+func retryTransient(ctx context.Context, fn func(context.Context) error) error {
+	deadline := time.Now().Add(provisionTimeout)
+	for {
+		actx, cancel := context.WithTimeout(ctx, provisionAttemptTimeout)
+		err := fn(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !transient(err) || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(provisionRetryDelay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
 	}
-	return nil
+}
+
+// JetStream API error codes that mean "not now" rather than "no".
+const (
+	jsClusterNoPeers     = 10005 // no suitable peers for placement
+	jsClusterUnavailable = 10008 // JetStream system temporarily unavailable
+	jsClusterNotLeader   = 10009 // not the leader (yet)
+)
+
+func transient(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case jsClusterNoPeers, jsClusterUnavailable, jsClusterNotLeader:
+			return true
+		}
+		return apiErr.Code == 503
+	}
+	return false
 }
 
 // Runs returns the run-state KV bucket, creating it when missing.
