@@ -3,6 +3,9 @@
 #
 #   deploy/devstack.sh up       build, create the database, start nats-server, recorder, scheduler
 #                               and two executors (starts only what is not already running)
+#   deploy/devstack.sh up --nats-cluster 3
+#                               the same on three nats-servers (nats-1..nats-3) clustered over
+#                               loopback, every stream and the run-state bucket at three replicas
 #   deploy/devstack.sh down     stop everything `up` started (data and logs stay in .ork/devstack)
 #   deploy/devstack.sh status   show what runs and the URLs to use
 #
@@ -11,7 +14,9 @@
 #                               recorder at start (default
 #                               postgres://postgres@127.0.0.1:5432/ork_dev?sslmode=disable)
 #   ORK_DEVSTACK_NATS_PORT      client port (default 4223, or a free port when 4223 is taken;
-#                               4222 is usually someone else's NATS)
+#                               4222 is usually someone else's NATS); with a cluster, the first
+#                               node's (the others take the next ones, or free ones)
+#   ORK_DEVSTACK_MONITOR_PORT   monitoring port (default 8223, or a free port when it is taken)
 #   ORK_DEVSTACK_EXECUTORS      number of executors (default 2)
 #   ORK_EXECUTOR_TYPES          executor types (default process,python,noop,sleep)
 #   ORK_EXECUTOR_CONCURRENCY    tasks in flight per executor (default 4)
@@ -22,8 +27,9 @@
 #   ORK_DEVSTACK_BIN            bin directory (default ./bin)
 #   ORK_DEVSTACK_STATE          state directory (default ./.ork/devstack)
 #
-# The state directory holds <name>.log, <name>.pid, nats-server.conf, the NATS store in nats/, and
-# env (the URLs chosen by `up`, reused by the next `up`). Each process runs in its own session and
+# The state directory holds <name>.log, <name>.pid, nats-server.conf (nats-N.conf), the NATS store in
+# nats/ (nats-N/), and env (the URLs and node count chosen by `up`, reused by the next `up`, `status`
+# and `down`). Each process runs in its own session and
 # process group; `down` signals the whole group (executors stop their running tasks themselves).
 set -euo pipefail
 
@@ -44,15 +50,28 @@ METRICS_BASE="${ORK_DEVSTACK_METRICS_PORT:-9103}"
 log() { printf 'devstack: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# NODES is the number of nats-servers: 1, or the cluster size of `up --nats-cluster N`.
+NODES=1
+
+# nats_names lists the nats-server components.
+nats_names() {
+	if ((NODES == 1)); then
+		echo nats-server
+	else
+		for ((i = 1; i <= NODES; i++)); do echo "nats-$i"; done
+	fi
+}
+
 # components lists the processes in start order.
 components() {
-	echo nats-server recorder scheduler
+	nats_names
+	echo recorder scheduler
 	for ((i = 1; i <= EXECUTORS; i++)); do echo "executor-$i"; done
 }
 
 binary_of() {
 	case "$1" in
-	nats-server) echo "$BIN/nats-server" ;;
+	nats-server | nats-[0-9]*) echo "$BIN/nats-server" ;;
 	recorder) echo "$BIN/ork-recorder" ;;
 	scheduler) echo "$BIN/ork-scheduler" ;;
 	executor-*) echo "$BIN/ork-executor" ;;
@@ -78,31 +97,48 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # choose_urls reuses the URLs of the last `up` while its NATS server runs, else picks ports.
 choose_urls() {
-	if [[ -f $ENV_FILE ]] && pid_of nats-server >/dev/null; then
+	if [[ -f $ENV_FILE ]] && pid_of "$(nats_names | head -n 1)" >/dev/null; then
 		# shellcheck source=/dev/null
 		source "$ENV_FILE"
 		return
 	fi
-	local port="${ORK_DEVSTACK_NATS_PORT:-4223}" mport=8223
+	local port="${ORK_DEVSTACK_NATS_PORT:-4223}" mport="${ORK_DEVSTACK_MONITOR_PORT:-8223}" i p
 	if ! port_free "$port"; then
 		[[ -z ${ORK_DEVSTACK_NATS_PORT:-} ]] || die "port $port is taken (ORK_DEVSTACK_NATS_PORT)"
 		port=$(free_port)
 	fi
-	port_free "$mport" || mport=$(free_port)
-	NATS_URL="nats://127.0.0.1:$port"
-	NATS_PORT=$port
+	if ! port_free "$mport"; then
+		[[ -z ${ORK_DEVSTACK_MONITOR_PORT:-} ]] || die "port $mport is taken (ORK_DEVSTACK_MONITOR_PORT)"
+		mport=$(free_port)
+	fi
+	NATS_PORTS="$port" MONITOR_PORTS="$mport" ROUTE_PORTS=""
+	for ((i = 2; i <= NODES; i++)); do
+		p=$((port + i - 1))
+		port_free "$p" || p=$(free_port)
+		NATS_PORTS+=" $p"
+		MONITOR_PORTS+=" $(free_port)"
+	done
+	if ((NODES > 1)); then
+		for ((i = 1; i <= NODES; i++)); do ROUTE_PORTS+="$(free_port) "; done
+	fi
+	NATS_URL=""
+	for p in $NATS_PORTS; do NATS_URL+="${NATS_URL:+,}nats://127.0.0.1:$p"; done
 	MONITOR_URL="http://127.0.0.1:$mport"
-	MONITOR_PORT=$mport
 	DB_URL="${ORK_DB_URL:-$DB_URL_DEFAULT}"
 	mkdir -p "$STATE"
 	cat >"$ENV_FILE" <<EOF
+NODES='$NODES'
 NATS_URL='$NATS_URL'
-NATS_PORT='$NATS_PORT'
+NATS_PORTS='$NATS_PORTS'
 MONITOR_URL='$MONITOR_URL'
-MONITOR_PORT='$MONITOR_PORT'
+MONITOR_PORTS='$MONITOR_PORTS'
+ROUTE_PORTS='$ROUTE_PORTS'
 DB_URL='$DB_URL'
 EOF
 }
+
+# nth prints the n-th (1-based) word of a list.
+nth() { echo "$2" | awk -v n="$1" '{ print $n }'; }
 
 build() {
 	if [[ ${ORK_DEVSTACK_NO_BUILD:-} == 1 ]]; then
@@ -136,23 +172,40 @@ create_database() {
 	fi
 }
 
+# nats_config writes the configuration of one nats-server component (nats-server, or nats-N of a
+# cluster) from deploy/nats-server.conf.
 nats_config() {
-	local sync_line=()
+	local name=$1 i=1 p sync_line=()
+	[[ $name == nats-server ]] || i=${name#nats-}
 	if [[ -n ${ORK_DEVSTACK_SYNC_INTERVAL:-} ]]; then
 		sync_line=(-e "s#^\([[:space:]]*sync_interval[[:space:]]*:\).*#\1 \"$ORK_DEVSTACK_SYNC_INTERVAL\"#")
 	fi
-	mkdir -p "$STATE/nats"
-	sed -e "s#^\([[:space:]]*listen[[:space:]]*:\).*#\1 127.0.0.1:$NATS_PORT#" \
-		-e "s#^\([[:space:]]*http[[:space:]]*:\).*#\1 127.0.0.1:$MONITOR_PORT#" \
-		-e "s#^\([[:space:]]*store_dir[[:space:]]*:\).*#\1 \"$STATE/nats\"#" \
+	local store="$STATE/nats" conf="$STATE/nats-server.conf"
+	if ((NODES > 1)); then
+		store="$STATE/$name" conf="$STATE/$name.conf"
+		sync_line+=(-e "s#^\([[:space:]]*server_name[[:space:]]*:\).*#\1 $name#")
+	fi
+	mkdir -p "$store"
+	sed -e "s#^\([[:space:]]*listen[[:space:]]*:\).*#\1 127.0.0.1:$(nth "$i" "$NATS_PORTS")#" \
+		-e "s#^\([[:space:]]*http[[:space:]]*:\).*#\1 127.0.0.1:$(nth "$i" "$MONITOR_PORTS")#" \
+		-e "s#^\([[:space:]]*store_dir[[:space:]]*:\).*#\1 \"$store\"#" \
 		"${sync_line[@]}" \
-		deploy/nats-server.conf >"$STATE/nats-server.conf"
+		deploy/nats-server.conf >"$conf"
+	if ((NODES > 1)); then
+		{
+			printf '\n# Added by devstack.sh --nats-cluster: this node of the cluster (see deploy/README.md).\n'
+			printf 'cluster {\n    name: ork\n    listen: 127.0.0.1:%s\n    routes: [\n' "$(nth "$i" "$ROUTE_PORTS")"
+			for p in $ROUTE_PORTS; do printf '        nats-route://127.0.0.1:%s\n' "$p"; done
+			printf '    ]\n}\n'
+		} >>"$conf"
+	fi
 }
 
 # set_args sets ARGS to a component's command-line arguments.
 set_args() {
 	case "$1" in
 	nats-server) ARGS=(--config "$STATE/nats-server.conf") ;;
+	nats-[0-9]*) ARGS=(--config "$STATE/$1.conf") ;;
 	recorder) ARGS=(--nats "$NATS_URL" --db "$DB_URL" --metrics-addr "127.0.0.1:$METRICS_BASE") ;;
 	scheduler) ARGS=(--nats "$NATS_URL" --metrics-addr "127.0.0.1:$((METRICS_BASE + 1))") ;;
 	executor-*) ARGS=(--nats "$NATS_URL" --types "$EXECUTOR_TYPES" --concurrency "$EXECUTOR_CONCURRENCY" --instance "$1"
@@ -169,21 +222,29 @@ start() {
 	local ARGS=()
 	set_args "$name"
 	printf '\n==== %s start %s\n' "$(date -u +%FT%TZ)" "$name" >>"$STATE/$name.log"
-	setsid "$bin" "${ARGS[@]}" </dev/null >>"$STATE/$name.log" 2>&1 &
+	# Every service provisions the streams at start: with a cluster, one replica per node.
+	ORK_NATS_REPLICAS=$NODES setsid "$bin" "${ARGS[@]}" </dev/null >>"$STATE/$name.log" 2>&1 &
 	echo $! >"$STATE/$name.pid"
 }
 
+# wait_nats waits until every nats-server reports JetStream enabled and, for a cluster, until the
+# JetStream meta group is ready (the full /healthz).
 wait_nats() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		if curl -fsS -o /dev/null "$MONITOR_URL/healthz?js-enabled-only=true" 2>/dev/null; then
-			return
-		fi
-		pid_of nats-server >/dev/null || break
-		sleep 0.1
+	local i n name url
+	for ((n = 1; n <= NODES; n++)); do
+		name=$(nats_names | sed -n "${n}p")
+		url="http://127.0.0.1:$(nth "$n" "$MONITOR_PORTS")/healthz?js-enabled-only=true"
+		((NODES == 1)) || url="http://127.0.0.1:$(nth "$n" "$MONITOR_PORTS")/healthz"
+		for ((i = 0; i < 300; i++)); do
+			if curl -fsS -o /dev/null "$url" 2>/dev/null; then
+				continue 2
+			fi
+			pid_of "$name" >/dev/null || break
+			sleep 0.1
+		done
+		tail -n 20 "$STATE/$name.log" >&2 || true
+		die "$name did not become healthy"
 	done
-	tail -n 20 "$STATE/nats-server.log" >&2 || true
-	die "nats-server did not become healthy"
 }
 
 # check_alive fails, showing its log, when a component exits within its first second.
@@ -203,7 +264,7 @@ check_alive() {
 print_urls() {
 	cat <<EOF
 
-  NATS:        $NATS_URL   (monitoring $MONITOR_URL)
+  NATS:        $NATS_URL   (monitoring $MONITOR_URL; $NODES node(s))
   PostgreSQL:  $DB_URL
   Logs:        $STATE/<name>.log
   Metrics:     http://127.0.0.1:$METRICS_BASE/metrics (recorder), :$((METRICS_BASE + 1)) (scheduler),
@@ -215,8 +276,20 @@ EOF
 }
 
 cmd_up() {
+	while (($# > 0)); do
+		case "$1" in
+		--nats-cluster)
+			[[ ${2:-} =~ ^[0-9]+$ ]] && (($2 >= 1)) || die "--nats-cluster needs a node count, got '${2:-}'"
+			NODES=$2
+			shift 2
+			;;
+		*) die "unknown option $1 (usage: $0 up [--nats-cluster N])" ;;
+		esac
+	done
 	mkdir -p "$STATE"
+	load_nodes_if_running
 	choose_urls
+	local nats_waited=0
 	build
 	create_database
 	local started=() name
@@ -224,11 +297,11 @@ cmd_up() {
 		if pid_of "$name" >/dev/null; then
 			continue
 		fi
-		if [[ $name == nats-server ]]; then
-			nats_config
-			start nats-server
-			wait_nats
+		if [[ $name == nats-* ]]; then
+			nats_config "$name"
+			start "$name"
 		else
+			((nats_waited)) || { wait_nats; nats_waited=1; }
 			start "$name"
 		fi
 		started+=("$name")
@@ -259,7 +332,27 @@ stop() {
 	log "stopped $name"
 }
 
+# saved_nodes prints the node count of the last `up`, 1 when unknown.
+saved_nodes() {
+	local n=""
+	[[ -f $ENV_FILE ]] && n=$(sed -n "s/^NODES='\([0-9]*\)'$/\1/p" "$ENV_FILE")
+	echo "${n:-1}"
+}
+
+# load_nodes_if_running takes NODES from the last `up` while its stack still runs, so that a second
+# `up` sees the same components; asking for another node count then is an error.
+load_nodes_if_running() {
+	local want=$NODES
+	NODES=$(saved_nodes)
+	if pid_of "$(nats_names | head -n 1)" >/dev/null; then
+		((want == 1 || want == NODES)) || die "a stack with $NODES nats-server(s) runs: run down first"
+		return 0
+	fi
+	NODES=$want
+}
+
 cmd_down() {
+	NODES=$(saved_nodes)
 	local names
 	# Reverse start order: executors and scheduler first, NATS last. Executors of an earlier `up`
 	# with more of them are stopped too.
@@ -273,6 +366,7 @@ cmd_down() {
 }
 
 cmd_status() {
+	NODES=$(saved_nodes)
 	local name pid
 	for name in $(components); do
 		if pid=$(pid_of "$name"); then
@@ -289,11 +383,14 @@ cmd_status() {
 }
 
 case "${1:-up}" in
-up) cmd_up ;;
+up)
+	shift
+	cmd_up "$@"
+	;;
 down) cmd_down ;;
 status) cmd_status ;;
 *)
-	echo "usage: $0 up|down|status" >&2
+	echo "usage: $0 up [--nats-cluster N]|down|status" >&2
 	exit 2
 	;;
 esac

@@ -45,6 +45,7 @@ func TestDevstackScript(t *testing.T) {
 		"ORK_DB_URL=" + dbURL,
 		// Not 4223: a developer's own dev stack may be running.
 		"ORK_DEVSTACK_NATS_PORT=" + strconv.Itoa(natsPort),
+		"ORK_DEVSTACK_MONITOR_PORT=" + strconv.Itoa(freePort(t)),
 	}
 	metricsBase := freePorts(t, 4, natsPort, natsPort+1000)
 	env = append(env, "ORK_DEVSTACK_METRICS_PORT="+strconv.Itoa(metricsBase))

@@ -262,6 +262,28 @@ func (b *Bus) Provision(ctx context.Context) error {
 	})
 }
 
+// Ensure creates the streams and the run-state bucket that do not exist yet, and leaves the others as
+// they are: for clients such as `ork run --nats`, which must not reset the limits or the replica
+// count the services provisioned (a three-replica stream updated to one replica would lose two).
+func (b *Bus) Ensure(ctx context.Context) error {
+	for _, sc := range b.StreamConfigs() {
+		err := retryTransient(ctx, func(ctx context.Context) error {
+			_, err := b.JS.CreateStream(ctx, sc)
+			return err
+		})
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("provisioning stream %s: %w", sc.Name, err)
+		}
+	}
+	return retryTransient(ctx, func(ctx context.Context) error {
+		_, err := b.JS.KeyValue(ctx, event.BucketRuns)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			_, err = b.Runs(ctx)
+		}
+		return err
+	})
+}
+
 // Bounds of retryTransient.
 const (
 	provisionAttemptTimeout = 5 * time.Second

@@ -94,7 +94,8 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 			return err
 		}
 		defer b.Close()
-		if err := b.Provision(ctx); err != nil {
+		// Create what is missing, change nothing the services provisioned.
+		if err := b.Ensure(ctx); err != nil {
 			return err
 		}
 	}
