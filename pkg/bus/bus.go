@@ -256,10 +256,8 @@ func (b *Bus) Provision(ctx context.Context) error {
 			return fmt.Errorf("provisioning stream %s: %w", sc.Name, err)
 		}
 	}
-	return retryTransient(ctx, func(ctx context.Context) error {
-		_, err := b.Runs(ctx)
-		return err
-	})
+	_, err := b.Runs(ctx)
+	return err
 }
 
 // Ensure creates the streams and the run-state bucket that do not exist yet, and leaves the others as
@@ -278,7 +276,7 @@ func (b *Bus) Ensure(ctx context.Context) error {
 	return retryTransient(ctx, func(ctx context.Context) error {
 		_, err := b.JS.KeyValue(ctx, event.BucketRuns)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			_, err = b.Runs(ctx)
+			_, err = b.createRuns(ctx)
 		}
 		return err
 	})
@@ -318,6 +316,8 @@ const (
 	jsClusterNoPeers     = 10005 // no suitable peers for placement
 	jsClusterUnavailable = 10008 // JetStream system temporarily unavailable
 	jsClusterNotLeader   = 10009 // not the leader (yet)
+	// 10023, insufficient resources, comes with status 503 and is retried with the other 503s: a
+	// consumer asked for while its stream is still placing or moving its replicas gets it.
 )
 
 func transient(err error) bool {
@@ -335,8 +335,19 @@ func transient(err error) bool {
 	return false
 }
 
-// Runs returns the run-state KV bucket, creating it when missing.
+// Runs returns the run-state KV bucket, creating or updating it, and retries what a cluster refuses
+// for a moment (see retryTransient).
 func (b *Bus) Runs(ctx context.Context) (jetstream.KeyValue, error) {
+	var kv jetstream.KeyValue
+	err := retryTransient(ctx, func(ctx context.Context) error {
+		var err error
+		kv, err = b.createRuns(ctx)
+		return err
+	})
+	return kv, err
+}
+
+func (b *Bus) createRuns(ctx context.Context) (jetstream.KeyValue, error) {
 	kv, err := b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: event.BucketRuns, History: 1, Storage: b.storage(), Replicas: b.cfg.Replicas,
 		TTL: b.cfg.MaxAge,

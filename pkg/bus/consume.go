@@ -33,7 +33,8 @@ type ConsumerSpec struct {
 }
 
 // Consumer creates or updates a durable pull consumer. Instances that name the same durable share it,
-// which is how executors and schedulers scale out.
+// which is how executors and schedulers scale out. What a cluster refuses for a moment (a stream
+// still placing its replicas answers "insufficient resources") is retried, as in Provision.
 func (b *Bus) Consumer(ctx context.Context, spec ConsumerSpec) (jetstream.Consumer, error) {
 	cfg := jetstream.ConsumerConfig{
 		Durable:       spec.Durable,
@@ -53,7 +54,12 @@ func (b *Bus) Consumer(ctx context.Context, spec ConsumerSpec) (jetstream.Consum
 	default:
 		cfg.FilterSubjects = spec.Filters
 	}
-	c, err := b.JS.CreateOrUpdateConsumer(ctx, spec.Stream, cfg)
+	var c jetstream.Consumer
+	err := retryTransient(ctx, func(ctx context.Context) error {
+		var err error
+		c, err = b.JS.CreateOrUpdateConsumer(ctx, spec.Stream, cfg)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("provisioning consumer %s on %s: %w", spec.Durable, spec.Stream, err)
 	}
