@@ -60,9 +60,9 @@ func testDatabase(t *testing.T, admin string) string {
 
 // options shape one test's stack.
 type options struct {
-	executors   int
-	schedulers  int
-	recorders   int
+	executors  int
+	schedulers int
+	recorders  int
 	// natsCluster, above 1, runs that many clustered nats-servers, every stream and the bucket at
 	// that many replicas.
 	natsCluster int
