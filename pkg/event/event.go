@@ -110,6 +110,7 @@ const (
 	ReasonUpstreamFailed = "upstream_failed" // skipped because a dependency failed for good
 	ReasonInput          = "input"           // an input could not be resolved
 	ReasonLost           = "lost"            // the attempt's executor stopped responding; a new attempt runs
+	ReasonMaxLost        = "max_lost"        // the task's attempts were lost more often than the scheduler's cap; it gave up
 	ReasonNoExecutor     = "no_executor"     // no executor of the task's type came online in time
 	ReasonMaxDeliveries  = "max_deliveries"  // the dispatch was delivered too many times
 	ReasonCancelled      = "cancelled"       // the run was cancelled

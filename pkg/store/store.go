@@ -11,11 +11,13 @@
 //     version (by content hash, with the plan JSON), the workflow_tasks of that version, the run
 //     (status pending) and one task row per plan task (status pending, attempt 0). A second
 //     submission of the same run id or idempotency key changes nothing.
-//   - A task row moves only forward in the order (attempt, rank(status)), compared lexicographically,
-//     where rank is pending 0 < dispatched 1 < running 2 < lost 3 < final 4 (success, failed, skipped,
-//     cancelled). So an event of an older attempt never changes the task row (it is fenced), a final
-//     status is never replaced within its attempt, and a lost attempt's real result replaces the
-//     loss; a newer attempt (a retry) does move the row on. task.failed with reason lost is status lost.
+//   - A task row moves only forward in the order (attempt, rank), compared lexicographically, where
+//     rank is pending 0 < dispatched 1 < running 2 < lost 3 < final 4 (success, failed, skipped,
+//     cancelled) < given up 5 (failed with reason max_lost). So an event of an older attempt never
+//     changes the task row (it is fenced), a final status is never replaced within its attempt, a
+//     lost attempt's real result replaces the loss, and the scheduler's verdict on a task whose
+//     attempts were lost too often replaces even a real result that came late; a newer attempt (a
+//     retry) does move the row on. task.failed with reason lost is status lost.
 //   - Every task event of attempt N >= 1 is recorded in the task_attempts row (run, task, N), whether
 //     or not it was applied to the task row, with the same forward-only rule inside that row.
 //   - A run row moves only forward: pending < running|paused < success|failed|cancelled; running and
@@ -220,8 +222,8 @@ type DeadLetter struct {
 // taskRanks orders task statuses within one attempt; a status not listed is final (TaskRankFinal).
 // lost sits below the final statuses: when an executor is declared lost but its attempt did finish
 // (a stalled executor that resumes, redeliveries out of order after a server restart), the
-// attempt's real result replaces the loss, whichever arrives first, so every reader of the events
-// (the scheduler and the recorder) settles on the same outcome.
+// attempt's real result replaces the loss, whichever arrives first. The scheduler agrees: a loss
+// below its cap starts a new attempt, which moves the row on whatever the old attempt reports.
 var taskRanks = []struct {
 	status string
 	rank   int
@@ -236,13 +238,24 @@ var taskRanks = []struct {
 // (error, reason, exit code, duration, finish time) are recorded from this rank on.
 const TaskRankEnded = 3
 
-// TaskRankFinal is the rank of the statuses nothing replaces within an attempt: success, failed,
+// TaskRankFinal is the rank of the statuses no result replaces within an attempt: success, failed,
 // skipped, cancelled.
 const TaskRankFinal = 4
 
+// TaskRankGivenUp is the rank of the scheduler's verdict on a task whose attempts were lost more
+// often than its cap allows (task.failed, reason max_lost, at the last lost attempt). The scheduler
+// has then failed the task and skipped what depends on it, and ignores whatever that attempt still
+// reports; the verdict outranks a real result of the same attempt, so the database ends the same
+// whichever of the two arrives first.
+const TaskRankGivenUp = 5
+
 // TaskRank orders task statuses within one attempt: pending 0 < dispatched 1 < running 2 < lost 3 <
-// success, failed, skipped, cancelled 4.
-func TaskRank(status string) int {
+// success, failed, skipped, cancelled 4 < failed with reason max_lost 5. reason is the reason of the
+// event (or row) that brought the status.
+func TaskRank(status, reason string) int {
+	if status == event.TaskFailed && reason == event.ReasonMaxLost {
+		return TaskRankGivenUp
+	}
 	for _, r := range taskRanks {
 		if r.status == status {
 			return r.rank
@@ -251,25 +264,25 @@ func TaskRank(status string) int {
 	return TaskRankFinal
 }
 
-// TaskRankSQL is TaskRank as an SQL CASE expression over a status column, so every SQL store
-// compares exactly as the Go code does.
-func TaskRankSQL(col string) string {
+// TaskRankSQL is TaskRank as an SQL CASE expression over a status and a reason column, so every SQL
+// store compares exactly as the Go code does.
+func TaskRankSQL(statusCol, reasonCol string) string {
 	var b strings.Builder
-	b.WriteString("(CASE " + col)
+	fmt.Fprintf(&b, "(CASE WHEN %s = '%s' AND %s = '%s' THEN %d", statusCol, event.TaskFailed, reasonCol, event.ReasonMaxLost, TaskRankGivenUp)
 	for _, r := range taskRanks {
-		fmt.Fprintf(&b, " WHEN '%s' THEN %d", r.status, r.rank)
+		fmt.Fprintf(&b, " WHEN %s = '%s' THEN %d", statusCol, r.status, r.rank)
 	}
 	fmt.Fprintf(&b, " ELSE %d END)", TaskRankFinal)
 	return b.String()
 }
 
-// TaskAdvances reports whether a task at (toAttempt, toStatus) may replace one at (fromAttempt,
-// fromStatus): the pair must be strictly greater in (attempt, rank) order.
-func TaskAdvances(fromAttempt int, fromStatus string, toAttempt int, toStatus string) bool {
+// TaskAdvances reports whether a task at (toAttempt, toRank) may replace one at (fromAttempt,
+// fromRank): the pair must be strictly greater in (attempt, rank) order.
+func TaskAdvances(fromAttempt, fromRank, toAttempt, toRank int) bool {
 	if toAttempt != fromAttempt {
 		return toAttempt > fromAttempt
 	}
-	return TaskRank(toStatus) > TaskRank(fromStatus)
+	return toRank > fromRank
 }
 
 // RunRank orders run statuses: pending 0 < running, paused 1 < terminal 2.

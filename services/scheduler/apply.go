@@ -259,7 +259,8 @@ func (a *applier) answerCurrent() {
 var answerNamespace = uuid.MustParse("6f726b2d-676f-4000-8000-616e73776572")
 
 // AnswerID returns the event id of the answer of type typ to the control request with id reqID: a
-// name-based UUID, so a replayed request re-publishes the same answer.
+// name-based UUID, so a replayed request re-publishes the same answer. The verdict on a task lost
+// too often derives its id from the loss's the same way (typ max_lost).
 func AnswerID(reqID, typ string) string {
 	return uuid.NewSHA1(answerNamespace, []byte(typ+"/"+reqID)).String()
 }
@@ -394,14 +395,43 @@ func (a *applier) fail(i int, p Policy) {
 		return
 	}
 	attempt := ts.Attempt
+	cause := a.ev
+	if lost {
+		// The failed state counts this lost attempt too: a task failed with more lost attempts than
+		// the cap is one the scheduler gave up on (Replay re-publishes the verdict).
+		ts.Lost++
+		cause = a.giveUp(i, p)
+	}
 	st.set(i, TaskState{Status: TaskFailed, Attempt: attempt, Lost: ts.Lost})
 	st.Remaining--
 	name := a.g.Task(i).Name
 	if st.FailedTask == 0 {
 		st.FailedTask = i + 1
-		st.Error = failureText(name, a.ev)
+		st.Error = failureText(name, cause)
 	}
 	a.skipBelow(i)
+}
+
+// giveUp publishes the verdict on task i, whose current attempt was lost after MaxLostAttempts
+// lost attempts were already run again: task.failed with reason max_lost at that attempt. The task
+// is failed for good and a late result of the attempt is ignored (fence); the stores rank the
+// verdict above any result of its attempt (store.TaskRankGivenUp), so they end the same whichever
+// arrives first. Its id derives from the loss's, so a replay re-publishes the same message.
+func (a *applier) giveUp(i int, p Policy) *event.Event {
+	attempt := a.st.Tasks[i].Attempt
+	e := a.event(event.TypeTaskFailed, a.g.Task(i).Name, attempt)
+	e.ID = AnswerID(a.ev.ID, event.ReasonMaxLost)
+	e.Reason = event.ReasonMaxLost
+	detail := a.ev.Error
+	if detail == "" {
+		detail = "its executor stopped responding"
+	}
+	e.Error = fmt.Sprintf("attempt %d was lost (%s) after %d lost attempts were run again, the most allowed: giving up",
+		attempt, detail, p.MaxLostAttempts)
+	if len(e.Error) > maxErrorLen {
+		e.Error = e.Error[:maxErrorLen]
+	}
+	return e
 }
 
 // skipBelow skips every pending task downstream of task i, which did not succeed, and reports
@@ -586,6 +616,9 @@ func Replay(g *Graph, st *RunState, ev *event.Event, now time.Time, p Policy) Co
 			nb := now.Add(p.Backoff.Delay(ev.Attempt-ts.Lost, Seed(ev)))
 			redispatch(i, &nb)
 		case ts.Status == TaskFailed && ts.Attempt == ev.Attempt:
+			if ev.Reason == event.ReasonLost && ts.Lost > p.MaxLostAttempts {
+				a.giveUp(i, p)
+			}
 			stack := []int32{int32(i)}
 			reason := fmt.Sprintf("upstream task %q failed", ev.Task)
 			seen := make(map[int32]bool)

@@ -103,6 +103,8 @@ func describe(g *Graph, c Commands) (disp, evs, outs []string) {
 				s += ":" + e.Error
 			}
 		case event.TypeRunStarted, event.TypeRunPaused, event.TypeRunResumed:
+		case event.TypeTaskFailed:
+			s += " " + e.Task + "/" + fmt.Sprint(e.Attempt) + ":" + e.Reason
 		default:
 			s += " " + e.Task + "/" + fmt.Sprint(e.Attempt)
 		}
@@ -433,8 +435,42 @@ func TestApply(t *testing.T) {
 				{ev: "submit", out: Applied, disp: []string{"a/1"}},
 				{ev: "lost a 1", out: Applied, disp: []string{"a/2"}},
 				{ev: "lost a 2", out: Applied, disp: []string{"a/3"}},
-				{ev: "lost a 3", out: Applied, evs: []string{"task.skipped b/0", `run.finished:failed:task "a" failed: executor gone`},
-					state: "failed a=failed/3~2 b=skipped/0"},
+				{ev: "lost a 3", out: Applied, evs: []string{"task.failed a/3:max_lost", "task.skipped b/0", `run.finished:failed:task "a" failed: ` + gaveUp},
+					state: "failed a=failed/3~3 b=skipped/0"},
+			},
+		},
+		{
+			// The one rule for a lost attempt's late result, whichever comes first (the stores rank
+			// the max_lost verdict above any result of its attempt, storetest LostAttemptAtTheCap).
+			name: "at the cap, the loss then the attempt's real result: the task stays failed",
+			plan: []string{"a", "b:a"},
+			steps: []step{
+				{ev: "submit", out: Applied, disp: []string{"a/1"}},
+				{ev: "lost a 1", out: Applied, disp: []string{"a/2"}},
+				{ev: "lost a 2", out: Applied, disp: []string{"a/3"}},
+				{ev: "lost a 3", out: Applied, evs: []string{"task.failed a/3:max_lost", "task.skipped b/0", `run.finished:failed:task "a" failed: ` + gaveUp}},
+				{ev: "ok a 3", out: Stale, state: "failed a=failed/3~3 b=skipped/0"},
+			},
+		},
+		{
+			name: "at the cap, the attempt's real result then the loss: the task succeeds",
+			plan: []string{"a", "b:a"},
+			steps: []step{
+				{ev: "submit", out: Applied, disp: []string{"a/1"}},
+				{ev: "lost a 1", out: Applied, disp: []string{"a/2"}},
+				{ev: "lost a 2", out: Applied, disp: []string{"a/3"}},
+				{ev: "ok a 3", out: Applied, disp: []string{"b/1"}, evs: []string{"task.dispatched b/1"}},
+				{ev: "lost a 3", out: Duplicate, state: "running a=success/3~2 b=dispatched/1"},
+			},
+		},
+		{
+			name: "a real failure after lost attempts is no verdict",
+			plan: []string{"a"},
+			steps: []step{
+				{ev: "submit", out: Applied, disp: []string{"a/1"}},
+				{ev: "lost a 1", out: Applied, disp: []string{"a/2"}},
+				{ev: "lost a 2", out: Applied, disp: []string{"a/3"}},
+				{ev: "fail a 3", out: Applied, evs: []string{`run.finished:failed:task "a" failed: boom`}, state: "failed a=failed/3~2"},
 			},
 		},
 		{
@@ -513,6 +549,57 @@ func TestApply(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// gaveUp is the error of the verdict on a task whose third attempt was lost (testPolicy's cap is 2).
+const gaveUp = "attempt 3 was lost (executor gone) after 2 lost attempts were run again, the most allowed: giving up"
+
+// TestVerdictIsReplayed: a scheduler that died after giving up on a task, before publishing the
+// verdict, publishes the same verdict (same id) when the loss is delivered again; a real failure
+// delivered again publishes none.
+func TestVerdictIsReplayed(t *testing.T) {
+	t.Parallel()
+	g, err := NewGraph(spec(t, "a", "b:a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := NewRunState(g)
+	var last Commands
+	var loss *event.Event
+	for _, s := range []string{"submit", "lost a 1", "lost a 2", "lost a 3"} {
+		loss = ev(t, s)
+		if last, err = Apply(g, st, loss, t0, testPolicy); err != nil || last.Outcome != Applied {
+			t.Fatalf("%s: %v %+v", s, err, last)
+		}
+	}
+	replayed := Replay(g, st, loss, t0, testPolicy)
+	verdict := func(c Commands) *event.Event {
+		for i := range c.Events {
+			if c.Events[i].Reason == event.ReasonMaxLost {
+				return &c.Events[i]
+			}
+		}
+		return nil
+	}
+	a, b := verdict(last), verdict(replayed)
+	if a == nil || b == nil || a.ID != b.ID || a.ID == loss.ID || a.Attempt != 3 {
+		t.Fatalf("verdict %+v, replayed %+v: want one id, derived from the loss's, at attempt 3", a, b)
+	}
+
+	st = NewRunState(g)
+	var failure *event.Event
+	for _, s := range []string{"submit", "lost a 1", "lost a 2", "fail a 3"} {
+		failure = ev(t, s)
+		if _, err := Apply(g, st, failure, t0, testPolicy); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v := verdict(Replay(g, st, failure, t0, testPolicy)); v != nil {
+		t.Fatalf("a real failure replayed publishes a verdict: %+v", v)
+	}
+	if v := verdict(Replay(g, st, ev(t, "lost a 3"), t0, testPolicy)); v != nil {
+		t.Fatalf("a loss after a real failure replayed publishes a verdict: %+v", v)
 	}
 }
 

@@ -196,7 +196,7 @@ func (b *batch) taskEvent(e *event.Event, status string) (bool, error) {
 	if err != nil || t == nil {
 		return false, err
 	}
-	if store.TaskAdvances(t.Attempt, t.Status, e.Attempt, status) {
+	if store.TaskAdvances(t.Attempt, store.TaskRank(t.Status, t.Reason), e.Attempt, store.TaskRank(status, e.Reason)) {
 		if e.Attempt > t.Attempt {
 			t.StartedAt = nil
 		}
@@ -223,7 +223,7 @@ func (b *batch) taskEvent(e *event.Event, status string) (bool, error) {
 	if a == nil {
 		a = &attemptRow{RunID: e.RunID, Task: e.Task, Attempt: e.Attempt}
 	}
-	if a.Status == "" || store.TaskRank(status) > store.TaskRank(a.Status) {
+	if a.Status == "" || store.TaskRank(status, e.Reason) > store.TaskRank(a.Status, a.Reason) {
 		a.Status = status
 		if event.IsTerminalTask(status) {
 			a.ExitCode, a.Error, a.Reason, a.DurationMS, a.FinishedAt = e.ExitCode, e.Error, e.Reason, e.DurationMS, timePtr(e.Time)

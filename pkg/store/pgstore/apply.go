@@ -171,7 +171,7 @@ type taskFold struct {
 }
 
 func (f *taskFold) add(e *event.Event, status string) {
-	if f.final != nil && !store.TaskAdvances(f.final.Attempt, f.status, e.Attempt, status) {
+	if f.final != nil && !store.TaskAdvances(f.final.Attempt, store.TaskRank(f.status, f.final.Reason), e.Attempt, store.TaskRank(status, e.Reason)) {
 		return
 	}
 	f.final, f.status = e, status
@@ -191,7 +191,7 @@ type attemptFold struct {
 }
 
 func (f *attemptFold) add(e *event.Event, status string) {
-	if f.final == nil || store.TaskRank(status) > store.TaskRank(f.status) {
+	if f.final == nil || store.TaskRank(status, e.Reason) > store.TaskRank(f.status, f.final.Reason) {
 		f.final, f.status = e, status
 	}
 	switch {
@@ -420,7 +420,7 @@ var sqlUpdateTasks = `UPDATE tasks AS t SET
 	attempt = i.attempt,
 	status = i.status,
 	started_at = CASE
-		WHEN i.started_at IS NOT NULL AND (i.attempt > t.attempt OR ` + store.TaskRankSQL("t.status") + ` < 2) THEN i.started_at
+		WHEN i.started_at IS NOT NULL AND (i.attempt > t.attempt OR ` + store.TaskRankSQL("t.status", "t.reason") + ` < 2) THEN i.started_at
 		WHEN i.attempt > t.attempt THEN NULL
 		ELSE t.started_at END,
 	finished_at = i.finished_at,
@@ -431,7 +431,7 @@ FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::int[], $6::timest
 		$8::text[], $9::text[], $10::text[])
 	AS i(run_id, name, attempt, status, rank, started_at, finished_at, output, error, reason)
 WHERE t.run_id = i.run_id AND t.name = i.name
-	AND (i.attempt > t.attempt OR (i.attempt = t.attempt AND i.rank > ` + store.TaskRankSQL("t.status") + `))`
+	AND (i.attempt > t.attempt OR (i.attempt = t.attempt AND i.rank > ` + store.TaskRankSQL("t.status", "t.reason") + `))`
 
 func (bp *batchPlan) queueTasks(b *pgx.Batch) {
 	if len(bp.tasks) == 0 {
@@ -446,7 +446,7 @@ func (bp *batchPlan) queueTasks(b *pgx.Batch) {
 		f := bp.tasks[k]
 		e := f.final
 		runs[i], names[i], statuses[i] = pgText(k.run), pgText(k.task), f.status
-		attempts[i], ranks[i] = int32(e.Attempt), int32(store.TaskRank(f.status)) //nolint:gosec // small
+		attempts[i], ranks[i] = int32(e.Attempt), int32(store.TaskRank(f.status, e.Reason)) //nolint:gosec // small
 		if f.start != nil && f.start.Attempt == e.Attempt {
 			started[i] = &f.start.Time
 		}
@@ -461,8 +461,8 @@ func (bp *batchPlan) queueTasks(b *pgx.Batch) {
 // sqlUpsertAttempts records each folded attempt: the status and terminal fields move forward only,
 // timestamps and instance keep their first value.
 var sqlUpsertAttempts = func() string {
-	adv := store.TaskRankSQL("excluded.status") + " > " + store.TaskRankSQL("a.status")
-	term := adv + " AND " + store.TaskRankSQL("excluded.status") + " >= " + strconv.Itoa(store.TaskRankEnded)
+	adv := store.TaskRankSQL("excluded.status", "excluded.reason") + " > " + store.TaskRankSQL("a.status", "a.reason")
+	term := adv + " AND " + store.TaskRankSQL("excluded.status", "excluded.reason") + " >= " + strconv.Itoa(store.TaskRankEnded)
 	return `INSERT INTO task_attempts AS a (run_id, task, attempt, status, instance, exit_code, error, reason,
 		duration_ms, dispatched_at, started_at, finished_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[],

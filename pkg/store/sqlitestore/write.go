@@ -51,7 +51,7 @@ ON CONFLICT (run_id, name) DO NOTHING`
   error       = ?7,
   reason      = ?8
 WHERE run_id = ?1 AND name = ?9
-  AND (?2 > attempt OR (?2 = attempt AND ?10 > ` + store.TaskRankSQL("status") + `))`
+  AND (?2 > attempt OR (?2 = attempt AND ?10 > ` + store.TaskRankSQL("status", "reason") + `))`
 
 	sqlTaskExists = `SELECT EXISTS (SELECT 1 FROM tasks WHERE run_id = ?1 AND name = ?2)`
 
@@ -60,7 +60,7 @@ WHERE run_id = ?1 AND name = ?9
 	// late event still fills what was missing. Values an event does not carry (zero, NULL) never erase
 	// what an earlier event recorded.
 	sqlAttemptUpsert = func() string {
-		adv := store.TaskRankSQL("excluded.status") + " > " + store.TaskRankSQL("task_attempts.status")
+		adv := store.TaskRankSQL("excluded.status", "excluded.reason") + " > " + store.TaskRankSQL("task_attempts.status", "task_attempts.reason")
 		return `INSERT INTO task_attempts
   (run_id, task, attempt, status, instance, exit_code, error, reason, duration_ms, dispatched_at, started_at, finished_at)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
@@ -367,7 +367,7 @@ func (b *batch) taskEvent(e *event.Event, status string) error {
 			output = string(e.Output)
 		}
 	}
-	n, err := b.exec(b.st.taskAdvance, e.RunID, e.Attempt, status, started, finished, output, e.Error, e.Reason, e.Task, store.TaskRank(status))
+	n, err := b.exec(b.st.taskAdvance, e.RunID, e.Attempt, status, started, finished, output, e.Error, e.Reason, e.Task, store.TaskRank(status, e.Reason))
 	if err != nil {
 		return fmt.Errorf("updating task %s: %w", e.Task, err)
 	}

@@ -7,6 +7,9 @@
 //   - a terminal run has no task left unfinished (pending, paused, dispatched or running), and no
 //     attempt row left unfinished;
 //   - every task of a successful run succeeded;
+//   - a failed run has at least one task that failed (or was lost, if the scheduler's verdict on a
+//     task lost too often has not reached the store);
+//   - a task is skipped only when a task it depends on did not succeed;
 //   - a task's Attempt is its highest attempt row (0 when it has none);
 //   - no log line is stored twice for one (run, task, attempt, seq);
 //   - optionally (Params.LogSeqs), each attempt's log seqs are 1..n without holes, unless the attempt

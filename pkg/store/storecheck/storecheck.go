@@ -57,14 +57,16 @@ type Rule string
 
 // The invariants Check verifies.
 const (
-	RuleRunMissing         Rule = "run_missing"          // a listed run does not exist
-	RuleRunNotTerminal     Rule = "run_not_terminal"     // a run is not success, failed or cancelled
-	RuleTaskNotTerminal    Rule = "task_not_terminal"    // a terminal run has an unfinished task
-	RuleTaskNotSuccess     Rule = "task_not_success"     // a successful run has a task that did not succeed
-	RuleTaskAttempt        Rule = "task_attempt"         // a task's Attempt is not its highest attempt row
-	RuleAttemptNotTerminal Rule = "attempt_not_terminal" // a terminal run has an unfinished attempt row
-	RuleLogDuplicate       Rule = "log_duplicate"        // a log line is stored twice
-	RuleLogSeq             Rule = "log_seq"              // an attempt's log seqs are not 1..n
+	RuleRunMissing         Rule = "run_missing"           // a listed run does not exist
+	RuleRunNotTerminal     Rule = "run_not_terminal"      // a run is not success, failed or cancelled
+	RuleTaskNotTerminal    Rule = "task_not_terminal"     // a terminal run has an unfinished task
+	RuleTaskNotSuccess     Rule = "task_not_success"      // a successful run has a task that did not succeed
+	RuleRunFailedNoTask    Rule = "run_failed_no_task"    // a failed run has no failed (or lost) task
+	RuleTaskSkippedNoCause Rule = "task_skipped_no_cause" // a skipped task has no upstream that did not succeed
+	RuleTaskAttempt        Rule = "task_attempt"          // a task's Attempt is not its highest attempt row
+	RuleAttemptNotTerminal Rule = "attempt_not_terminal"  // a terminal run has an unfinished attempt row
+	RuleLogDuplicate       Rule = "log_duplicate"         // a log line is stored twice
+	RuleLogSeq             Rule = "log_seq"               // an attempt's log seqs are not 1..n
 )
 
 // Violation is one broken invariant.
@@ -194,7 +196,21 @@ func checkRun(ctx context.Context, st store.Store, p Params, r *store.Run, rep *
 				a.Attempt, a.Task, r.Status, r.ID, a.Status)
 		}
 	}
+	status := make(map[string]string, len(tasks))
+	failed := false
 	for _, t := range tasks {
+		status[t.Name] = t.Status
+		failed = failed || t.Status == event.TaskFailed || t.Status == event.TaskLost
+	}
+	if r.Status == event.RunFailed && !failed {
+		rep.add(RuleRunFailedNoTask, r.ID, "", 0, "run %s (workflow %s) failed (%s) but none of its %d tasks failed",
+			r.ID, r.Workflow, r.Error, len(tasks))
+	}
+	for _, t := range tasks {
+		if t.Status == event.TaskSkipped && !slices.ContainsFunc(t.DependsOn, func(d string) bool { return status[d] != event.TaskSuccess }) {
+			rep.add(RuleTaskSkippedNoCause, r.ID, t.Name, t.Attempt, "task %s of run %s was skipped but every task it depends on (%s) succeeded",
+				t.Name, r.ID, strings.Join(t.DependsOn, ", "))
+		}
 		switch {
 		case terminal && !event.IsTerminalTask(t.Status):
 			rep.add(RuleTaskNotTerminal, r.ID, t.Name, t.Attempt, "task %s of %s run %s is still %s (attempt %d)",

@@ -281,6 +281,61 @@ func TestTaskNotSuccess(t *testing.T) {
 	})
 }
 
+func TestRunFailedNoTask(t *testing.T) {
+	eachStore(t, func(t *testing.T, w *world) {
+		w.clean()
+		// The defect this rule was written for: the scheduler failed a after its third attempt was
+		// lost, skipped b and failed the run; a late success of that attempt then moved a's row to
+		// success, which no store does any more (the max_lost verdict outranks it).
+		id := w.submit("a", "b")
+		w.attempt(id, "a", 1, event.TypeTaskSucceeded)
+		w.events(w.ev(event.TypeTaskSkipped, id, "b", 0))
+		w.finish(id, event.RunFailed)
+		rep := w.check(storecheck.Params{})
+		if rep.Count(storecheck.RuleRunFailedNoTask) != 1 || rep.Count(storecheck.RuleTaskSkippedNoCause) != 1 || len(rep.Violations) != 2 {
+			t.Fatalf("violations = %+v, want one %s and one %s", rep.Violations, storecheck.RuleRunFailedNoTask, storecheck.RuleTaskSkippedNoCause)
+		}
+		if v := rep.Violations[0]; v.RunID != id || !strings.Contains(v.Message, "none of its 2 tasks failed") {
+			t.Errorf("violation = %+v", v)
+		}
+
+		// The same sequence with the verdict: a clean store.
+		ok := w.submit("a", "b")
+		w.attempt(ok, "a", 1, event.TypeTaskSucceeded)
+		v := w.ev(event.TypeTaskFailed, ok, "a", 1)
+		v.Reason, v.Error = event.ReasonMaxLost, "lost too often"
+		w.events(v, w.ev(event.TypeTaskSkipped, ok, "b", 0))
+		w.finish(ok, event.RunFailed)
+		if rep := w.check(storecheck.Params{RunIDs: []string{ok}}); !rep.OK() {
+			t.Fatalf("violations with the verdict: %s", rep.String())
+		}
+	})
+}
+
+func TestTaskSkippedNoCause(t *testing.T) {
+	eachStore(t, func(t *testing.T, w *world) {
+		w.clean()
+		id := w.submit("a", "b", "c")
+		w.attempt(id, "a", 1, event.TypeTaskSucceeded)
+		w.attempt(id, "b", 1, event.TypeTaskFailed)
+		w.events(w.ev(event.TypeTaskSkipped, id, "c", 0))
+		w.finish(id, event.RunFailed)
+		if rep := w.check(storecheck.Params{}); !rep.OK() {
+			t.Fatalf("violations: %s", rep.String())
+		}
+		bad := w.submit("a", "b", "c")
+		w.attempt(bad, "a", 1, event.TypeTaskFailed)
+		w.attempt(bad, "b", 1, event.TypeTaskSucceeded)
+		w.events(w.ev(event.TypeTaskSkipped, bad, "c", 0))
+		w.finish(bad, event.RunFailed)
+		rep := w.check(storecheck.Params{})
+		wantOnly(t, rep, storecheck.RuleTaskSkippedNoCause, 1, bad)
+		if v := rep.Violations[0]; v.Task != "c" || !strings.Contains(v.Message, "(b) succeeded") {
+			t.Errorf("violation = %+v, want task c", v)
+		}
+	})
+}
+
 // lying wraps a store and alters what it reads, for the invariants no store lets ApplyBatch break.
 type lying struct {
 	store.Store

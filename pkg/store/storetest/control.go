@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -336,4 +337,63 @@ func testLostAttempt(t *testing.T, f *fixture) {
 	wantEq(t, "report attempt reason", as[0].Reason, event.ReasonNoExecutor)
 	wantEq(t, "report attempt instance", as[0].Instance, "")
 	wantTime(t, "report attempt StartedAt", as[0].StartedAt, nil)
+}
+
+// testLostAttemptAtTheCap: the scheduler gave up on fetch when its third attempt was lost too (its
+// cap re-runs two lost attempts) and published its verdict (task.failed, reason max_lost), failing
+// the run; the third attempt's executor then reported success anyway. The scheduler ignores that
+// result; the store must end the same way in every order of the loss, the late result and the
+// verdict, applied one batch each or in a single batch.
+func testLostAttemptAtTheCap(t *testing.T, f *fixture) {
+	lost := func(id string, attempt int) event.Event {
+		e := f.ev(event.TypeTaskFailed, id, "fetch", attempt)
+		e.Reason, e.Error, e.ExitCode, e.Instance, e.DurationMS = event.ReasonLost, "executor stopped responding", nil, "", 0
+		return e
+	}
+	orders := [][3]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}
+	names := [3]string{"loss", "result", "verdict"}
+	for _, oneBatch := range []bool{false, true} {
+		for _, order := range orders {
+			name := fmt.Sprintf("%s, %s, %s", names[order[0]], names[order[1]], names[order[2]])
+			if oneBatch {
+				name += " (one batch)"
+			}
+			id := runID()
+			f.events(f.submit(id, diamond("etl"), ""))
+			for a := 1; a <= 2; a++ {
+				f.events(f.ev(event.TypeTaskDispatched, id, "fetch", a), f.ev(event.TypeTaskStarted, id, "fetch", a), lost(id, a))
+			}
+			f.events(f.ev(event.TypeTaskDispatched, id, "fetch", 3), f.ev(event.TypeTaskStarted, id, "fetch", 3))
+			verdict := f.ev(event.TypeTaskFailed, id, "fetch", 3)
+			verdict.Reason, verdict.Error, verdict.ExitCode, verdict.Instance, verdict.DurationMS = event.ReasonMaxLost,
+				"attempt 3 was lost after 2 lost attempts were run again: giving up", nil, "", 0
+			three := [3]event.Event{lost(id, 3), f.ev(event.TypeTaskSucceeded, id, "fetch", 3), verdict}
+			var batch []event.Event
+			for _, k := range order {
+				if oneBatch {
+					batch = append(batch, three[k])
+				} else {
+					f.events(three[k])
+				}
+			}
+			if oneBatch {
+				f.events(batch...)
+			}
+			tk := f.task(id, "fetch")
+			wantEq(t, name+": fetch.Status", tk.Status, event.TaskFailed)
+			wantEq(t, name+": fetch.Reason", tk.Reason, event.ReasonMaxLost)
+			wantEq(t, name+": fetch.Error", tk.Error, verdict.Error)
+			wantEq(t, name+": fetch.Attempt", tk.Attempt, 3)
+			if tk.Output != nil {
+				t.Errorf("%s: fetch.Output = %s, want none (the late result is not the task's)", name, tk.Output)
+			}
+			as := f.attempts(id, "fetch")
+			if len(as) != 3 {
+				t.Fatalf("%s: fetch attempts = %+v, want 3", name, as)
+			}
+			wantEq(t, name+": attempt 3 status", as[2].Status, event.TaskFailed)
+			wantEq(t, name+": attempt 3 reason", as[2].Reason, event.ReasonMaxLost)
+			wantEq(t, name+": attempt 2 status", as[1].Status, event.TaskLost)
+		}
+	}
 }

@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"ControlRequests", testControlRequests},
 		{"CancelRun", testCancelRun},
 		{"LostAttempt", testLostAttempt},
+		{"LostAttemptAtTheCap", testLostAttemptAtTheCap},
 		{"RunFinishedWithError", testRunFinishedError},
 		{"FinishedRuns", testFinishedRuns},
 		{"Orphans", testOrphans},
