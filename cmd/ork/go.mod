@@ -10,6 +10,7 @@ require (
 	github.com/ork-go/ork/services/executor v0.0.0
 	github.com/ork-go/ork/services/recorder v0.0.0
 	github.com/ork-go/ork/services/scheduler v0.0.0
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	github.com/spf13/cobra v1.10.2
 	go.uber.org/goleak v1.3.0
 	go.uber.org/zap v1.28.0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -132,6 +133,37 @@ func (c *Client) Wait(ctx context.Context, runID string, fn func(event.Event)) (
 		return event.Event{}, err
 	}
 	return final, nil
+}
+
+// pollInterval is how often Known looks again while it waits.
+const pollInterval = 50 * time.Millisecond
+
+// Known reports whether the cluster's scheduler knows run runID: whether its state is in the
+// event.BucketRuns bucket, where it stays from the run's first event until the bucket's MaxAge after
+// its last change. A run submitted a moment ago may not be there yet, so Known looks again until
+// within ends (or ctx does) before it says no.
+func (c *Client) Known(ctx context.Context, runID string, within time.Duration) (bool, error) {
+	kv, err := c.bus.JS.KeyValue(ctx, event.BucketRuns)
+	if err != nil {
+		return false, fmt.Errorf("opening the %s bucket: %w", event.BucketRuns, err)
+	}
+	deadline := time.Now().Add(within)
+	for {
+		_, err := kv.Get(ctx, event.RunStateKey(runID))
+		switch {
+		case err == nil:
+			return true, nil
+		case !errors.Is(err, jetstream.ErrKeyNotFound):
+			return false, fmt.Errorf("looking up run %s: %w", runID, err)
+		case time.Now().After(deadline):
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(pollInterval):
+		}
+	}
 }
 
 // Recorded waits for the recorder's notice that a run's final state is committed to the database.

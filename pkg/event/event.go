@@ -36,7 +36,8 @@ const (
 	// clients can publish to one fixed subject.
 	SubjectRunSubmitted = "ork.events.run.submitted"
 
-	// BucketRuns is the JetStream KV bucket holding the scheduler's per-run state.
+	// BucketRuns is the JetStream KV bucket holding the scheduler's per-run state, under the key
+	// RunStateKey(run id) from the run's first event until MaxAge after its last change.
 	BucketRuns = "ork_runs"
 
 	// SubjectRecordedPrefix + run id is a core NATS (not JetStream) notice the recorder publishes after
@@ -331,3 +332,6 @@ func SubmissionRunID(e *Event, seq uint64) string {
 		return DeriveRunID("seq:" + strconv.FormatUint(seq, 10))
 	}
 }
+
+// RunStateKey is the key of a run's state in BucketRuns.
+func RunStateKey(runID string) string { return "run." + runID }

@@ -448,7 +448,7 @@ func (s *Service) claimIdempotencyKey(ctx context.Context, ev *event.Event) (boo
 	return true, nil
 }
 
-func stateKey(runID string) string { return "run." + runID }
+func stateKey(runID string) string { return event.RunStateKey(runID) }
 func planKey(runID string) string  { return "plan." + runID }
 
 // outKey is "out.<run>.<task>"; a task name that is not a valid key token is hex encoded.

@@ -51,7 +51,7 @@ reads their CPU and memory through the pid files in --devstack-dir. See docs/ben
   ork bench standard --json --out bench.json
   ork bench --shape chain --depth 1000 --cpuprofile chain.prof
   ork bench standard --nats nats://127.0.0.1:4223 --db postgres://postgres@127.0.0.1:5432/ork_dev`,
-		Args: cobra.MaximumNArgs(1),
+		Args: rangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := o.config(cmd, args)
 			if err != nil {

@@ -20,6 +20,10 @@ import (
 // controlTimeoutDefault bounds the wait for the scheduler's answer to a control request.
 const controlTimeoutDefault = time.Minute
 
+// knownWaitDefault is how long a control command looks for a run the scheduler may not have
+// written yet (submitted a moment ago) before it answers that there is no such run.
+const knownWaitDefault = time.Second
+
 // controlSpec describes one control command.
 type controlSpec struct {
 	use, short, long, example string
@@ -106,9 +110,14 @@ func newControlCmd(spec controlSpec) *cobra.Command {
 // runControl publishes one control request and, with --wait, follows the run until the answer.
 func runControl(ctx context.Context, stdout io.Writer, spec controlSpec, runID string, o controlOptions) error {
 	natsURL := resolve(o.nats, envNATSURL, "")
+	if natsURL != "" {
+		if err := checkNATSURL(natsURL); err != nil {
+			return usageError(err)
+		}
+	}
 	if natsURL == "" {
 		name, _, _ := strings.Cut(spec.use, " ")
-		return usageError(fmt.Errorf("ork %s acts on a run of a cluster (or of `ork serve`): pass --nats URL or set %s; "+
+		return usageError(fmt.Errorf("ork %s acts on a run of a cluster: pass --nats URL or set %s; "+
 			"a run started by `ork run` without --nats lives only as long as that command", name, envNATSURL))
 	}
 	if o.timeout <= 0 {
@@ -121,6 +130,15 @@ func runControl(ctx context.Context, stdout io.Writer, spec controlSpec, runID s
 		return err
 	}
 	defer b.Close()
+
+	// A run the scheduler does not know would get no answer: say so at once instead of waiting.
+	known, err := client.New(b).Known(ctx, runID, knownWaitDefault)
+	if err != nil {
+		return err
+	}
+	if !known {
+		return fmt.Errorf("no run %s on the cluster at %s (its scheduler keeps runs for a week after their last change)", runID, natsURL)
+	}
 
 	req := event.New(spec.request, runID, "", 0)
 	req.TriggeredBy = "cli"

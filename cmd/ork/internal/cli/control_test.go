@@ -78,7 +78,7 @@ func TestControlCommands(t *testing.T) {
 		{[]string{"cancel", runID, "--nats", url, "--reason", "not needed"}, 0, "run " + runID + " cancelled\n"},
 		{[]string{"cancel", runID, "--nats", url}, 0, "run " + runID + " cancelled\n"},
 		{[]string{"resume", runID, "--nats", url, "--wait"}, 1, "error: run " + runID + " has already finished: cancelled"},
-		{[]string{"pause", "no-such-run", "--nats", url, "--wait", "--timeout", "300ms"}, 1, "no answer to run.pause_requested within 300ms"},
+		{[]string{"pause", "no-such-run", "--nats", url, "--wait", "--timeout", "300ms"}, 1, "no run no-such-run on the cluster"},
 		{[]string{"cancel", runID}, 2, "ork cancel acts on a run of a cluster"},
 		{[]string{"pause", "--nats", url}, 2, "accepts 1 arg"},
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ork-go/ork/pkg/logging"
 	"github.com/ork-go/ork/pkg/store"
+	"github.com/ork-go/ork/pkg/store/schema"
 	"github.com/ork-go/ork/pkg/store/storeopen"
 )
 
@@ -49,6 +50,9 @@ func resolve(flag, env, def string) string {
 // default SQLite file is reported as such instead of silently creating an empty database.
 func openStoreForReading(ctx context.Context, flag string) (store.Store, error) {
 	url := resolve(flag, envDBURL, dbURLDefault)
+	if _, err := schema.ParseURL(url); err != nil {
+		return nil, usageError(err)
+	}
 	if path, ok := sqlitePath(url); ok {
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("no database at %s: run a workflow first (ork run FILE) or pass --db", path)

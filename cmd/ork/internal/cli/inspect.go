@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ork-go/ork/pkg/store"
+	"github.com/ork-go/ork/pkg/view"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -24,15 +26,21 @@ func newStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status [RUN_ID]",
 		Short: "Show one run, or the most recent runs (newest first)",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `Show one run, or list the most recent runs, newest first. With --json, one run is printed as the
+JSON object of docs/run.schema.json (its tasks included), a list as an array of them.`,
+		Args: rangeArgs(0, 1),
 		RunE: withStore(&db, func(ctx context.Context, st store.Store, out io.Writer, args []string) error {
 			if len(args) == 1 {
+				if asJSON {
+					v, err := readRun(ctx, st, args[0])
+					if err != nil {
+						return err
+					}
+					return writeJSON(out, v)
+				}
 				run, err := st.RunGet(ctx, store.RunGetParams{ID: args[0]})
 				if err != nil {
 					return runNotFound(args[0], err)
-				}
-				if asJSON {
-					return writeJSON(out, runJSON(run))
 				}
 				printRun(out, run)
 				return nil
@@ -42,9 +50,13 @@ func newStatusCmd() *cobra.Command {
 				return err
 			}
 			if asJSON {
-				list := make([]map[string]any, 0, len(runs))
+				list := make([]*view.Run, 0, len(runs))
 				for _, r := range runs {
-					list = append(list, runJSON(r))
+					tasks, err := st.TaskList(ctx, store.TaskListParams{RunID: r.ID})
+					if err != nil {
+						return fmt.Errorf("reading the tasks of run %s: %w", r.ID, err)
+					}
+					list = append(list, view.FromStore(r, tasks))
 				}
 				return writeJSON(out, list)
 			}
@@ -90,21 +102,6 @@ func printRun(w io.Writer, r store.Run) {
 	_ = tw.Flush()
 }
 
-func runJSON(r store.Run) map[string]any {
-	m := map[string]any{
-		"run_id": r.ID, "workflow": r.Workflow, "workflow_hash": r.WorkflowHash, "status": r.Status,
-		"triggered_by": r.TriggeredBy, "tasks": r.TaskCount, "created_at": r.CreatedAt,
-		"started_at": r.StartedAt, "finished_at": r.FinishedAt,
-	}
-	if r.Error != "" {
-		m["error"] = r.Error
-	}
-	if r.IdempotencyKey != "" {
-		m["idempotency_key"] = r.IdempotencyKey
-	}
-	return m
-}
-
 func runDuration(r store.Run) string {
 	if r.StartedAt == nil {
 		return "-"
@@ -113,7 +110,7 @@ func runDuration(r store.Run) string {
 	if r.FinishedAt != nil {
 		end = *r.FinishedAt
 	}
-	return end.Sub(*r.StartedAt).Round(time.Millisecond).String()
+	return formatDuration(end.Sub(*r.StartedAt))
 }
 
 func shortHash(h string) string {
@@ -131,8 +128,17 @@ func newTasksCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "tasks RUN_ID",
 		Short: "Show the tasks of a run with their status, attempts and errors",
-		Args:  exactArgs(1),
+		Long: `Show the tasks of a run with their status, attempts, duration and output or error. With --json, the
+run is printed as the JSON object of docs/run.schema.json, its tasks keyed by name.`,
+		Args: exactArgs(1),
 		RunE: withStore(&db, func(ctx context.Context, st store.Store, out io.Writer, args []string) error {
+			if asJSON {
+				v, err := readRun(ctx, st, args[0])
+				if err != nil {
+					return err
+				}
+				return writeJSON(out, v)
+			}
 			if _, err := st.RunGet(ctx, store.RunGetParams{ID: args[0]}); err != nil {
 				return runNotFound(args[0], err)
 			}
@@ -140,23 +146,12 @@ func newTasksCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				list := make([]map[string]any, 0, len(tasks))
-				for _, t := range tasks {
-					list = append(list, map[string]any{
-						"name": t.Name, "executor": t.Executor, "status": t.Status, "attempts": t.Attempt,
-						"depends_on": t.DependsOn, "output": t.Output, "error": t.Error, "reason": t.Reason,
-						"started_at": t.StartedAt, "finished_at": t.FinishedAt,
-					})
-				}
-				return writeJSON(out, list)
-			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "TASK\tEXECUTOR\tSTATUS\tATTEMPTS\tDURATION\tOUTPUT / ERROR")
 			for _, t := range tasks {
 				dur := "-"
 				if t.StartedAt != nil && t.FinishedAt != nil {
-					dur = t.FinishedAt.Sub(*t.StartedAt).Round(time.Millisecond).String()
+					dur = formatDuration(t.FinishedAt.Sub(*t.StartedAt))
 				}
 				detail := string(t.Output)
 				if t.Error != "" {
@@ -176,22 +171,44 @@ func newLogsCmd() *cobra.Command {
 	var (
 		db      string
 		attempt int
+		asJSON  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "logs RUN_ID [TASK]",
 		Short: "Print the stdout and stderr lines of a run's tasks",
-		Args:  cobra.RangeArgs(1, 2),
+		Long: `Print the stdout and stderr lines of a run's tasks, in order: "task | line", "task#2 | line" for
+attempt 2, "task! | line" for stderr. With --json, one JSON object per line:
+{"run_id", "task", "attempt", "seq", "stream", "line", "time"}.`,
+		Args: rangeArgs(1, 2),
 		RunE: withStore(&db, func(ctx context.Context, st store.Store, out io.Writer, args []string) error {
+			if _, err := st.RunGet(ctx, store.RunGetParams{ID: args[0]}); err != nil {
+				return runNotFound(args[0], err)
+			}
 			p := store.LogListParams{RunID: args[0]}
 			if len(args) == 2 {
 				p.Task = args[1]
+				tasks, err := st.TaskList(ctx, store.TaskListParams{RunID: args[0]})
+				if err != nil {
+					return err
+				}
+				if !slices.ContainsFunc(tasks, func(t store.Task) bool { return t.Name == p.Task }) {
+					return fmt.Errorf("run %s has no task %s (ork tasks %s lists them)", args[0], p.Task, args[0])
+				}
 			}
 			lines, err := st.LogList(ctx, p)
 			if err != nil {
 				return err
 			}
+			enc := json.NewEncoder(out)
 			for _, l := range lines {
 				if attempt > 0 && l.Attempt != attempt {
+					continue
+				}
+				if asJSON {
+					err := enc.Encode(logJSON{RunID: l.RunID, Task: l.Task, Attempt: l.Attempt, Seq: l.Seq, Stream: l.Stream, Line: l.Line, Time: l.Time.UTC()})
+					if err != nil {
+						return err
+					}
 					continue
 				}
 				prefix := l.Task
@@ -208,7 +225,19 @@ func newLogsCmd() *cobra.Command {
 	}
 	addDBFlag(cmd, &db)
 	cmd.Flags().IntVar(&attempt, "attempt", 0, "only this attempt (default: all)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per line")
 	return cmd
+}
+
+// logJSON is one line of `ork logs --json`.
+type logJSON struct {
+	RunID   string    `json:"run_id"`
+	Task    string    `json:"task"`
+	Attempt int       `json:"attempt"`
+	Seq     int64     `json:"seq"`
+	Stream  string    `json:"stream"`
+	Line    string    `json:"line"`
+	Time    time.Time `json:"time"`
 }
 
 func newWorkflowsCmd() *cobra.Command {
@@ -219,7 +248,7 @@ func newWorkflowsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "workflows",
 		Short: "List the workflows that have been run",
-		Args:  cobra.NoArgs,
+		Args:  exactArgs(0),
 		RunE: withStore(&db, func(ctx context.Context, st store.Store, out io.Writer, _ []string) error {
 			wfs, err := st.WorkflowList(ctx, store.WorkflowListParams{})
 			if err != nil {

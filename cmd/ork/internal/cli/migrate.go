@@ -16,7 +16,7 @@ func newInitCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create the database and apply every migration",
-		Args:  cobra.NoArgs,
+		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			url := resolve(db, envDBURL, dbURLDefault)
 			if path, ok := sqlitePath(url); ok {

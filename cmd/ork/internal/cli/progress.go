@@ -1,16 +1,17 @@
 package cli
 
 import (
-	"context"
-	"encoding/json"
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
+	"github.com/ork-go/ork/pkg/view"
 	"github.com/ork-go/ork/pkg/workflow"
 )
 
@@ -18,147 +19,203 @@ import (
 // task event.
 const barThreshold = 20
 
-// progress follows a run's events: a line per task start and finish, or a bar for wide workflows on
-// a terminal. It also accumulates what the final table shows when no database is at hand.
+// summaryThreshold is the task count above which the final table is summarised (counts by status,
+// the failed tasks, the slowest few) unless --all.
+const summaryThreshold = 50
+
+// summaryFailedMax and summarySlowest bound the rows of a summarised table.
+const (
+	summaryFailedMax = 20
+	summarySlowest   = 5
+)
+
+// progress shows a run's events as they come: a line per task start and end, or, for wide workflows
+// on a terminal, one bar line (finished, running, failed, elapsed) with each failure printed above
+// it as it happens.
 type progress struct {
-	w     io.Writer
-	bar   bool
-	total int
-	order []string
-	tasks map[string]*taskResult
-	ended int
-	width int
+	w       io.Writer
+	bar     bool
+	total   int
+	width   int
+	start   time.Time
+	ended   int
+	failed  int
+	running map[string]bool
+	drawn   time.Time
 }
 
-func newProgress(w io.Writer, plan *workflow.Plan, terminal bool) *progress {
-	p := &progress{w: w, bar: terminal && len(plan.Tasks) >= barThreshold, total: len(plan.Tasks), tasks: map[string]*taskResult{}}
-	byIndex := make([]string, len(plan.Tasks))
+func newProgress(w io.Writer, plan *workflow.Plan, terminal bool, start time.Time) *progress {
+	p := &progress{w: w, bar: terminal && len(plan.Tasks) >= barThreshold, total: len(plan.Tasks), start: start,
+		running: map[string]bool{}}
 	for _, t := range plan.Tasks {
-		if t.Index >= 0 && t.Index < len(byIndex) {
-			byIndex[t.Index] = t.Name
-		}
-		p.tasks[t.Name] = &taskResult{Status: event.TaskPending}
 		p.width = max(p.width, len(t.Name))
 	}
-	p.order = byIndex
 	return p
 }
 
 func (p *progress) event(e event.Event) {
-	t := p.tasks[e.Task]
-	if t == nil {
-		return
-	}
 	switch e.Type {
-	case event.TypeTaskDispatched:
-		t.Attempts = max(t.Attempts, e.Attempt)
 	case event.TypeTaskStarted:
-		t.Attempts = max(t.Attempts, e.Attempt)
-		t.Status = event.TaskRunning
-		p.line("▶ %-*s started (attempt %d)", p.width, e.Task, e.Attempt)
+		p.running[e.Task] = true
+		if !p.bar {
+			fmt.Fprintf(p.w, "▶ %-*s started (attempt %d)\n", p.width, e.Task, e.Attempt)
+		}
 	case event.TypeTaskSucceeded, event.TypeTaskFailed, event.TypeTaskSkipped, event.TypeTaskCancelled:
 		status, _ := store.TaskStatusOf(&e)
-		t.Status, t.Output, t.Error, t.durationMS = status, e.Output, e.Error, e.DurationMS
-		if e.Attempt > 0 {
-			t.Attempts = max(t.Attempts, e.Attempt)
+		delete(p.running, e.Task)
+		if status != event.TaskLost {
+			p.ended++
 		}
-		p.ended++
-		mark := map[string]string{event.TaskSuccess: "✓", event.TaskFailed: "✗", event.TaskSkipped: "–", event.TaskCancelled: "■", event.TaskLost: "↻"}[status]
-		msg := fmt.Sprintf("%s %-*s %s", mark, p.width, e.Task, status)
-		if e.Type == event.TypeTaskSucceeded || e.Type == event.TypeTaskFailed {
-			msg += " in " + formatDuration(e.DurationMS)
+		if status == event.TaskFailed {
+			p.failed++
 		}
-		if e.Error != "" {
-			msg += ": " + firstLine(e.Error)
+		msg := taskEndLine(e, status, p.width)
+		switch {
+		case !p.bar:
+			fmt.Fprintln(p.w, msg)
+		case status == event.TaskFailed || status == event.TaskLost:
+			// A failure is printed as it happens, above the bar.
+			fmt.Fprintf(p.w, "\r\033[K%s\n", msg)
+			p.draw(true)
 		}
-		p.line("%s", msg)
+	}
+	if p.bar {
+		p.draw(false)
 	}
 }
 
-func (p *progress) line(format string, args ...any) {
-	if p.bar {
-		done := p.ended
-		const width = 40
-		filled := done * width / max(p.total, 1)
-		fmt.Fprintf(p.w, "\r[%s%s] %d/%d tasks", strings.Repeat("█", filled), strings.Repeat("░", width-filled), done, p.total)
+// taskEndLine is the line that says how a task's attempt ended.
+func taskEndLine(e event.Event, status string, width int) string {
+	mark := map[string]string{event.TaskSuccess: "✓", event.TaskFailed: "✗", event.TaskSkipped: "–", event.TaskCancelled: "■", event.TaskLost: "↻"}[status]
+	msg := fmt.Sprintf("%s %-*s %s", mark, width, e.Task, status)
+	if (e.Type == event.TypeTaskSucceeded || e.Type == event.TypeTaskFailed) && e.DurationMS > 0 {
+		msg += " in " + formatDuration(time.Duration(e.DurationMS)*time.Millisecond)
+	}
+	if e.Error != "" {
+		msg += ": " + firstLine(e.Error)
+	}
+	return msg
+}
+
+// draw redraws the bar, at most ten times a second unless forced.
+func (p *progress) draw(force bool) {
+	now := time.Now()
+	if !force && now.Sub(p.drawn) < 100*time.Millisecond && p.ended < p.total {
 		return
 	}
-	fmt.Fprintf(p.w, format+"\n", args...)
+	p.drawn = now
+	const width = 30
+	filled := p.ended * width / max(p.total, 1)
+	fmt.Fprintf(p.w, "\r\033[K[%s%s] %d/%d finished · %d running · %d failed · %s",
+		strings.Repeat("█", filled), strings.Repeat("░", width-filled), p.ended, p.total, len(p.running), p.failed,
+		formatDuration(now.Sub(p.start)))
 }
 
 func (p *progress) done() {
 	if p.bar {
+		p.draw(true)
 		fmt.Fprintln(p.w)
 	}
 }
 
-// runResult is what `ork run` prints at the end, as a table or as JSON.
-type runResult struct {
-	RunID    string                 `json:"run_id"`
-	Workflow string                 `json:"workflow"`
-	Status   string                 `json:"status"`
-	Error    string                 `json:"error,omitempty"`
-	Tasks    map[string]*taskResult `json:"tasks"`
-	order    []string
-}
-
-type taskResult struct {
-	Status     string          `json:"status"`
-	Attempts   int             `json:"attempts"`
-	Output     json.RawMessage `json:"output"`
-	Error      string          `json:"error,omitempty"`
-	durationMS int64
-}
-
-func (p *progress) result(final event.Event) *runResult {
-	return &runResult{RunID: final.RunID, Workflow: final.Workflow, Status: final.Status, Error: final.Error, Tasks: p.tasks, order: p.order}
-}
-
-// fromStore replaces what the events said with what the database holds, so the table shows the
-// recorded truth.
-func (r *runResult) fromStore(ctx context.Context, st store.Store) error {
-	tasks, err := st.TaskList(ctx, store.TaskListParams{RunID: r.RunID})
-	if err != nil {
-		return fmt.Errorf("reading the run's tasks: %w", err)
+// printResult prints the final table of a run: every task, in plan order, or for more than
+// summaryThreshold tasks (unless all) the counts by status, the failed tasks and the slowest few.
+func printResult(w io.Writer, plan *workflow.Plan, r *view.Run, all bool) {
+	names := make([]string, 0, len(plan.Tasks))
+	byIndex := slices.Clone(plan.Tasks)
+	slices.SortStableFunc(byIndex, func(a, b workflow.Task) int { return cmp.Compare(a.Index, b.Index) })
+	for _, t := range byIndex {
+		names = append(names, t.Name)
 	}
-	for _, t := range tasks {
-		res := &taskResult{Status: t.Status, Attempts: t.Attempt, Output: t.Output, Error: t.Error}
-		if t.StartedAt != nil && t.FinishedAt != nil {
-			res.durationMS = t.FinishedAt.Sub(*t.StartedAt).Milliseconds()
-		}
-		if t.Workflow != "" {
-			r.Workflow = t.Workflow
-		}
-		r.Tasks[t.Name] = res
-	}
-	return nil
-}
-
-func (r *runResult) printTable(w io.Writer) {
 	fmt.Fprintln(w)
+	if len(names) > summaryThreshold && !all {
+		printSummary(w, names, r)
+	} else {
+		printTasks(w, names, r)
+	}
+	line := fmt.Sprintf("run %s %s", r.RunID, r.Status)
+	if r.DurationMS != nil {
+		line += " in " + formatDuration(time.Duration(*r.DurationMS)*time.Millisecond)
+	}
+	fmt.Fprintf(w, "\n%s\n", line)
+}
+
+func printTasks(w io.Writer, names []string, r *view.Run) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TASK\tSTATUS\tDURATION\tATTEMPTS\tERROR")
-	for _, name := range r.order {
+	for _, name := range names {
 		t := r.Tasks[name]
 		if t == nil {
 			continue
 		}
-		dur := "-"
-		if t.Status == event.TaskSuccess || t.Status == event.TaskFailed {
-			dur = formatDuration(t.durationMS)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", name, t.Status, dur, t.Attempts, firstLine(t.Error))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", name, t.Status, taskDuration(t), t.Attempts, firstLine(deref(t.Error)))
 	}
 	_ = tw.Flush()
-	fmt.Fprintf(w, "\nrun %s %s\n", r.RunID, r.Status)
 }
 
-func formatDuration(ms int64) string {
-	d := time.Duration(ms) * time.Millisecond
-	if d < time.Second {
-		return fmt.Sprintf("%dms", ms)
+func printSummary(w io.Writer, names []string, r *view.Run) {
+	counts := map[string]int{}
+	var failed, timed []string
+	for _, name := range names {
+		t := r.Tasks[name]
+		if t == nil {
+			continue
+		}
+		counts[t.Status]++
+		if t.Status == event.TaskFailed || t.Status == event.TaskLost {
+			failed = append(failed, name)
+		}
+		if t.DurationMS != nil {
+			timed = append(timed, name)
+		}
 	}
-	return d.Round(10 * time.Millisecond).String()
+	var parts []string
+	for _, s := range []string{event.TaskSuccess, event.TaskFailed, event.TaskLost, event.TaskSkipped, event.TaskCancelled,
+		event.TaskRunning, event.TaskDispatched, event.TaskPending, event.TaskPaused} {
+		if counts[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+		}
+	}
+	fmt.Fprintf(w, "%s: %s (--all lists every task)\n", plural(len(names), "task"), strings.Join(parts, ", "))
+	if len(failed) > 0 {
+		fmt.Fprintln(w, "\nfailed:")
+		printTasks(w, failed[:min(len(failed), summaryFailedMax)], r)
+		if len(failed) > summaryFailedMax {
+			fmt.Fprintf(w, "... and %d more failed (ork tasks %s lists them)\n", len(failed)-summaryFailedMax, r.RunID)
+		}
+	}
+	slices.SortStableFunc(timed, func(a, b string) int { return cmp.Compare(*r.Tasks[b].DurationMS, *r.Tasks[a].DurationMS) })
+	if len(timed) > 0 {
+		fmt.Fprintln(w, "\nslowest:")
+		printTasks(w, timed[:min(len(timed), summarySlowest)], r)
+	}
+}
+
+func taskDuration(t *view.Task) string {
+	if t.DurationMS == nil {
+		return "-"
+	}
+	return formatDuration(time.Duration(*t.DurationMS) * time.Millisecond)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// formatDuration is the one way the CLI writes a duration: 850ms, 1.25s, 2m5s, 1h2m3s.
+func formatDuration(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0ms"
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+	return d.Round(time.Second).String()
 }
 
 func firstLine(s string) string {

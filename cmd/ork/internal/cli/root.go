@@ -30,7 +30,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		printError(stderr, err)
 	}
-	return exitCode(err)
+	return exitCode(err, ctx.Err() != nil)
 }
 
 // newRootCmd builds the ork command and its subcommands.

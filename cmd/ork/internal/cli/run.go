@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
 	"github.com/ork-go/ork/pkg/store/schema"
+	"github.com/ork-go/ork/pkg/view"
 	"github.com/ork-go/ork/pkg/workflow"
 )
 
@@ -27,7 +27,7 @@ const recordedWaitDefault = 60 * time.Second
 
 type runOptions struct {
 	db, nats, key, triggeredBy string
-	json, verbose              bool
+	json, verbose, all         bool
 	concurrency                int
 }
 
@@ -40,10 +40,15 @@ func newRunCmd() *cobra.Command {
 
 By default everything runs in this process: an embedded NATS server (store under ./.ork/nats), the
 scheduler, the executors and the recorder, writing to SQLite at ./.ork/ork.db. Nothing else needs to be
-running. With --nats, the run is submitted to a running cluster instead and followed until it ends.
+running. With --nats, the run is submitted to a running cluster instead and followed until it ends;
+with --db as well, the result is read back from that database once the cluster's recorder has
+written it.
 
-Exit status: 0 when the run succeeded, 1 when it failed or was cancelled, 2 for usage or validation
-errors (then nothing is stored).`,
+The result is a table of the tasks (for more than 50 tasks a summary: counts by status, the failed
+tasks, the slowest; --all lists every task) or, with --json, one JSON object (docs/run.schema.json).
+
+Exit status: 0 when the run succeeded, 1 when it failed or was cancelled or the workflow is invalid
+(then nothing is stored), 2 for usage errors, 130 when interrupted (Ctrl-C cancels an in-process run).`,
 		Example: `  ork run examples/hello.yaml
   ork run flow.yaml --db postgres://localhost/ork
   ork run flow.yaml --nats nats://127.0.0.1:4222 --json`,
@@ -54,7 +59,8 @@ errors (then nothing is stored).`,
 	}
 	addDBFlag(cmd, &o.db)
 	addNATSFlag(cmd, &o.nats, "submit to a running cluster at this NATS URL instead of running in-process")
-	cmd.Flags().BoolVar(&o.json, "json", false, "print one JSON object with the result instead of the table")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print one JSON object with the result instead of the table (docs/run.schema.json)")
+	cmd.Flags().BoolVar(&o.all, "all", false, "list every task in the final table, however many")
 	cmd.Flags().StringVar(&o.key, "idempotency-key", "", "submitting twice with one key starts one run")
 	cmd.Flags().StringVar(&o.triggeredBy, "triggered-by", "cli", "who started the run, stored with it")
 	cmd.Flags().IntVar(&o.concurrency, "concurrency", stack.ConcurrencyDefault, "tasks in flight at once (in-process mode)")
@@ -63,15 +69,29 @@ errors (then nothing is stored).`,
 }
 
 func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o runOptions) error {
+	begin := time.Now()
 	plan, err := workflow.Load(file)
 	if err != nil {
-		return &ExitError{Code: ExitCodeUsage, Err: err}
+		return err
 	}
 	dbURL := resolve(o.db, envDBURL, "")
 	if dbURL != "" {
 		if _, err := schema.ParseURL(dbURL); err != nil {
 			return usageError(err)
 		}
+	}
+	natsURL := resolve(o.nats, envNATSURL, "")
+	if natsURL != "" {
+		if err := checkNATSURL(natsURL); err != nil {
+			return usageError(err)
+		}
+	}
+	params := client.SubmitParams{Plan: plan, IdempotencyKey: o.key, TriggeredBy: o.triggeredBy}
+	// With a key the run id derives from it, so submitting again follows the run it started.
+	runID := client.SubmitRunID(params)
+	params.RunID = runID
+	if !o.json {
+		fmt.Fprintf(stdout, "run %s of workflow %q (%s)\n", runID, plan.Name, plural(len(plan.Tasks), "task"))
 	}
 	log := quietLogger(o.verbose)
 	defer func() { _ = log.Sync() }()
@@ -80,7 +100,6 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 		b  *bus.Bus
 		st store.Store
 	)
-	natsURL := resolve(o.nats, envNATSURL, "")
 	if natsURL == "" {
 		stk, err := stack.Start(ctx, stack.Config{DBURL: dbURL, Concurrency: o.concurrency}, log)
 		if err != nil {
@@ -89,6 +108,14 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 		defer func() { _ = stk.Stop() }()
 		b, st = stk.Bus, stk.Store
 	} else {
+		if dbURL != "" {
+			// The cluster's database, to read the result back from: opened first, so that a wrong
+			// --db is said before anything is submitted.
+			if st, err = openStoreForReading(ctx, dbURL); err != nil {
+				return err
+			}
+			defer st.Close()
+		}
 		b, err = bus.Connect(bus.Config{URL: natsURL, Name: "ork-cli"}, log.Named("bus"))
 		if err != nil {
 			return err
@@ -101,32 +128,28 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 	}
 
 	cl := client.New(b)
-	params := client.SubmitParams{Plan: plan, IdempotencyKey: o.key, TriggeredBy: o.triggeredBy}
-	// With a key the run id derives from it, so submitting again follows the run it started.
-	runID := client.SubmitRunID(params)
-	params.RunID = runID
 	recorded, err := cl.WatchRecorded(runID)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = recorded.Close() }()
 
-	progress := newProgress(stdout, plan, !o.json && isTerminal(stdout))
-	if !o.json {
-		fmt.Fprintf(stdout, "run %s of workflow %q (%d tasks)\n", runID, plan.Name, len(plan.Tasks))
-	}
+	progress := newProgress(stdout, plan, !o.json && isTerminal(stdout), begin)
+	follower := view.NewFollower(plan, runID, time.Now())
 	if _, err := cl.Submit(ctx, params); err != nil {
 		return err
 	}
 	onEvent := func(e event.Event) {
+		follower.Event(&e)
 		if !o.json {
 			progress.event(e)
 		}
 	}
 	final, err := cl.Wait(ctx, runID, onEvent)
-	if err != nil && ctx.Err() != nil {
+	interrupted := err != nil && ctx.Err() != nil
+	if interrupted {
 		if natsURL != "" {
-			return &ExitError{Code: ExitCodeFailure, Err: fmt.Errorf("interrupted; run %s goes on in the cluster (ork cancel %s --nats %s stops it)", runID, runID, natsURL)}
+			return &ExitError{Code: ExitCodeInterrupted, Err: fmt.Errorf("interrupted; run %s goes on in the cluster (ork cancel %s --nats %s stops it)", runID, runID, natsURL)}
 		}
 		// In-process, the run would die with this command: cancel it so the database says so.
 		fmt.Fprintf(stderr, "\ninterrupted: cancelling run %s\n", runID)
@@ -138,33 +161,48 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 	}
 	progress.done()
 
-	if !alreadyRecorded(ctx, st, runID) {
-		waitCtx, cancel := context.WithTimeout(ctx, recordedWaitDefault)
-		defer cancel()
-		if _, err := recorded.Wait(waitCtx); err != nil {
-			fmt.Fprintf(stderr, "warning: the run finished but no recorder confirmed it within %s: %v\n", recordedWaitDefault, err)
-		}
-	}
-
-	res := progress.result(final)
+	res := follower.Run()
 	if st != nil {
-		if err := res.fromStore(ctx, st); err != nil {
+		if !alreadyRecorded(ctx, st, runID) {
+			waitCtx, cancel := context.WithTimeout(ctx, recordedWaitDefault)
+			defer cancel()
+			if _, err := recorded.Wait(waitCtx); err != nil {
+				return fmt.Errorf("run %s finished %s, but no recorder wrote it to the database within %s: %w",
+					runID, final.Status, recordedWaitDefault, err)
+			}
+		}
+		if res, err = readRun(ctx, st, runID); err != nil {
 			return err
 		}
 	}
 	if o.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		if err := writeJSON(stdout, res); err != nil {
 			return err
 		}
 	} else {
-		res.printTable(stdout)
+		printResult(stdout, plan, res, o.all)
 	}
 	if final.Status != event.RunSuccess {
-		return &ExitError{Code: ExitCodeFailure, Err: errRunNotSuccessful{status: final.Status, msg: final.Error}}
+		code := ExitCodeFailure
+		if interrupted {
+			code = ExitCodeInterrupted
+		}
+		return &ExitError{Code: code, Err: errRunNotSuccessful{status: final.Status, msg: final.Error}}
 	}
 	return nil
+}
+
+// readRun reads one run and its tasks from the database as the JSON view.
+func readRun(ctx context.Context, st store.Store, runID string) (*view.Run, error) {
+	run, err := st.RunGet(ctx, store.RunGetParams{ID: runID})
+	if err != nil {
+		return nil, runNotFound(runID, err)
+	}
+	tasks, err := st.TaskList(ctx, store.TaskListParams{RunID: runID})
+	if err != nil {
+		return nil, fmt.Errorf("reading the tasks of run %s: %w", runID, err)
+	}
+	return view.FromStore(run, tasks), nil
 }
 
 // interruptGraceDefault bounds how long an interrupted in-process run may take to cancel.
@@ -215,14 +253,4 @@ func (e errRunNotSuccessful) Error() string {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-// exactArgs is cobra.ExactArgs with a usage exit code.
-func exactArgs(n int) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
-			return usageError(fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath()))
-		}
-		return nil
-	}
 }

@@ -123,14 +123,14 @@ func TestRunRejectsBadInputAndStoresNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := ork(t, dir, "run", "bad.yaml")
-	if r.code != 2 || !strings.Contains(r.stderr, `bad.yaml:4:15: task "a": unknown executor "pyton"`) {
+	if r.code != 1 || !strings.Contains(r.stderr, `bad.yaml:4:15: task "a": unknown executor "pyton"`) {
 		t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".ork")); !os.IsNotExist(err) {
 		t.Errorf("an invalid workflow left %s behind (err %v)", filepath.Join(dir, ".ork"), err)
 	}
-	if r := ork(t, dir, "run", "missing.yaml"); r.code != 2 {
-		t.Errorf("missing file: exit %d, want 2", r.code)
+	if r := ork(t, dir, "run", "missing.yaml"); r.code != 1 || !strings.Contains(r.stderr, "missing.yaml") {
+		t.Errorf("missing file: exit %d, want 1 naming it; stderr %q", r.code, r.stderr)
 	}
 	if r := ork(t, dir, "status"); r.code != 1 || !strings.Contains(r.stderr, "no database at") {
 		t.Errorf("status without a database: exit %d, stderr %q", r.code, r.stderr)

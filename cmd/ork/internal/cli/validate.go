@@ -96,13 +96,3 @@ func validateFiles(stdout, stderr io.Writer, files []string, asJSON bool) error 
 	return &ExitError{Code: ExitCodeFailure, Err: fmt.Errorf("%s in %d of %s",
 		plural(len(res.Errors), "error"), invalid, plural(len(files), "file"))}
 }
-
-// minimumArgs is cobra.MinimumNArgs with the usage exit status.
-func minimumArgs(n int) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.MinimumNArgs(n)(cmd, args); err != nil {
-			return usageError(fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath()))
-		}
-		return nil
-	}
-}
