@@ -80,7 +80,7 @@ func (s *Service) runPython(ctx context.Context, d *event.Dispatch) outcome {
 	}
 	inputs := inputJSON(d)
 	spec := childSpec{
-		argv:   []string{s.python, "-u", s.runner, kind, target, function},
+		argv:   []string{s.pythonPath(), "-u", s.runner, kind, target, function},
 		env:    taskEnv(d, inputs, len(inputs) <= inputEnvMax),
 		result: true,
 	}
@@ -119,6 +119,12 @@ func (s *Service) runPython(ctx context.Context, d *event.Dispatch) outcome {
 			formatBytes(int64(s.cfg.OutputMaxBytes))+" limit", r.exitCode)
 	}
 	return s.succeeded(t, res.Output, r.exitCode)
+}
+
+// pythonPath returns the interpreter of python tasks, resolved once, on first use.
+func (s *Service) pythonPath() string {
+	s.pythonOnce.Do(func() { s.python = resolvePython(s.cfg.Python, s.log) })
+	return s.python
 }
 
 // resolvePythonTimeout bounds asking the interpreter for its path.

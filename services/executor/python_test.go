@@ -1,7 +1,9 @@
 package executor
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -175,6 +177,42 @@ func TestPythonInterpreterMissing(t *testing.T) {
 	writeFile(t, filepath.Join(h.dir, "t.py"), "def main():\n    return 1\n", 0o644)
 	e := h.result(t, h.dispatch(t, event.Dispatch{Task: pythonTask("t", "t.py", "")}))
 	wantFailure(t, e, event.ReasonStart, "could not start python")
+}
+
+// TestPythonProbedOnFirstPythonTask: the interpreter is asked for its path on the first python task,
+// once, not when the executor starts: a run without python tasks does not pay for a version
+// manager's shim.
+func TestPythonProbedOnFirstPythonTask(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	cfg := testConfig(t)
+	real, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatalf("python3: %v", err)
+	}
+	probes := filepath.Join(h.dir, "probes")
+	shim := filepath.Join(h.dir, "python-shim")
+	writeFile(t, shim, "#!/bin/sh\necho probe >> "+probes+"\nexec "+real+" \"$@\"\n", 0o755)
+	cfg.Python = shim
+	h.start(t, cfg)
+	e := h.result(t, h.dispatch(t, event.Dispatch{Task: workflow.Task{Name: "n", Executor: workflow.ExecutorNoop}}))
+	if e.Type != event.TypeTaskSucceeded {
+		t.Fatalf("noop: %+v", e)
+	}
+	if _, err := os.Stat(probes); !os.IsNotExist(err) {
+		t.Fatalf("the interpreter ran before any python task (%v)", err)
+	}
+	writeFile(t, filepath.Join(h.dir, "t.py"), "def main():\n    return 1\n", 0o644)
+	for i := range 2 {
+		e := h.result(t, h.dispatch(t, event.Dispatch{Task: pythonTask(fmt.Sprint("t", i), "t.py", "")}))
+		if e.Type != event.TypeTaskSucceeded {
+			t.Fatalf("python task %d: %+v", i, e)
+		}
+	}
+	// One probe through the shim; the tasks then ran with the interpreter's real path.
+	if got, _ := os.ReadFile(probes); string(got) != "probe\n" {
+		t.Fatalf("the shim ran %q, want one probe", got)
+	}
 }
 
 func TestRunnerInstalledOnceAtomically(t *testing.T) {

@@ -36,10 +36,14 @@ type Service struct {
 	cfg    Config
 	log    *zap.Logger
 	runner string // path of the python runner, when python is served
-	python string // the interpreter python tasks run with
-	slots  *slots
-	tasks  sync.WaitGroup // dispatches being handled
-	ready  chan struct{}  // closed once the consumers exist
+	// python is the interpreter python tasks run with, resolved on the first python task
+	// (pythonPath): asking a version manager's shim costs hundreds of milliseconds, which a run
+	// without python tasks should not pay.
+	python     string
+	pythonOnce sync.Once
+	slots      *slots
+	tasks      sync.WaitGroup // dispatches being handled
+	ready      chan struct{}  // closed once the consumers exist
 
 	runningMu sync.Mutex
 	running   map[attemptKey]context.CancelCauseFunc // attempts being executed
@@ -78,7 +82,6 @@ func New(b *bus.Bus, cfg Config, log *zap.Logger) (*Service, error) {
 			return nil, fmt.Errorf("executor: %w", err)
 		}
 		s.runner = path
-		s.python = resolvePython(cfg.Python, s.log)
 	}
 	return s, nil
 }

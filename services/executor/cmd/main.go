@@ -26,6 +26,7 @@ import (
 type options struct {
 	natsURL     string
 	types       string
+	python      string
 	concurrency int
 	instance    string
 	logLevel    string
@@ -76,6 +77,8 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	s.StringVar(&o.natsURL, "nats", "ORK_NATS_URL", bus.URLDefault, "NATS server URL")
 	s.StringVar(&o.types, "types", "ORK_EXECUTOR_TYPES", strings.Join(executor.TypesDefault(), ","),
 		"comma-separated executor types to serve: process, python, noop, sleep")
+	s.StringVar(&o.python, "python", executor.PythonEnv, executor.PythonDefault,
+		"the interpreter of python tasks (a path, or a name on PATH); asked for its real path on the first python task")
 	s.IntVar(&o.concurrency, "concurrency", "ORK_EXECUTOR_CONCURRENCY", executor.ConcurrencyDefault,
 		"tasks run at once by this instance")
 	s.StringVar(&o.instance, "instance", "ORK_EXECUTOR_INSTANCE", "", "instance name; default hostname-pid-random")
@@ -115,7 +118,7 @@ func run(ctx context.Context, o options, log *zap.Logger) (err error) {
 			types = append(types, t)
 		}
 	}
-	cfg := executor.Config{Types: types, Concurrency: o.concurrency, Instance: o.instance, AckWait: o.ackWait,
+	cfg := executor.Config{Types: types, Concurrency: o.concurrency, Instance: o.instance, AckWait: o.ackWait, Python: o.python,
 		KillGrace: o.killGrace, DrainGrace: o.drainGrace, LogMaxBytes: o.logMaxBytes}.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err

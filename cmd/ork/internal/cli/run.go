@@ -19,6 +19,7 @@ import (
 	"github.com/ork-go/ork/pkg/store/schema"
 	"github.com/ork-go/ork/pkg/view"
 	"github.com/ork-go/ork/pkg/workflow"
+	"github.com/ork-go/ork/services/executor"
 )
 
 // recordedWaitDefault bounds how long `ork run --nats` waits for the cluster's recorder to commit a
@@ -27,6 +28,7 @@ const recordedWaitDefault = 60 * time.Second
 
 type runOptions struct {
 	db, nats, key, triggeredBy string
+	python                     string
 	json, verbose, all         bool
 	concurrency                int
 }
@@ -64,6 +66,7 @@ Exit status: 0 when the run succeeded, 1 when it failed or was cancelled or the 
 	cmd.Flags().StringVar(&o.key, "idempotency-key", "", "submitting twice with one key starts one run")
 	cmd.Flags().StringVar(&o.triggeredBy, "triggered-by", "cli", "who started the run, stored with it")
 	cmd.Flags().IntVar(&o.concurrency, "concurrency", stack.ConcurrencyDefault, "tasks in flight at once (in-process mode)")
+	cmd.Flags().StringVar(&o.python, "python", "", "interpreter of python tasks in-process (env "+executor.PythonEnv+", default "+executor.PythonDefault+")")
 	cmd.Flags().BoolVarP(&o.verbose, "verbose", "v", false, "show the services' debug logs")
 	return cmd
 }
@@ -101,7 +104,8 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 		st store.Store
 	)
 	if natsURL == "" {
-		stk, err := stack.Start(ctx, stack.Config{DBURL: dbURL, Concurrency: o.concurrency}, log)
+		stk, err := stack.Start(ctx, stack.Config{DBURL: dbURL, Concurrency: o.concurrency,
+			Executor: executor.Config{Python: o.python}}, log)
 		if err != nil {
 			return err
 		}
