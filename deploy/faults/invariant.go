@@ -574,6 +574,7 @@ func ReadLedger(path string) ([]Execution, error) {
 type taskState struct {
 	attempt int
 	status  string
+	rank    int // store.TaskRank of status and reason
 }
 
 // Watcher samples run, task and attempt statuses while a test runs and notes every move
@@ -588,7 +589,7 @@ type Watcher struct {
 	samples  int
 	runs     map[string]string
 	tasks    map[attemptKey]taskState
-	attempts map[attemptKey]string
+	attempts map[attemptKey]taskState
 }
 
 // Watch starts a Watcher sampling the database every interval until Stop.
@@ -596,7 +597,7 @@ func Watch(ctx context.Context, dbURL string, interval time.Duration) *Watcher {
 	ctx, cancel := context.WithCancel(ctx)
 	w := &Watcher{
 		dbURL: dbURL, interval: interval, cancel: cancel, done: make(chan struct{}),
-		runs: map[string]string{}, tasks: map[attemptKey]taskState{}, attempts: map[attemptKey]string{},
+		runs: map[string]string{}, tasks: map[attemptKey]taskState{}, attempts: map[attemptKey]taskState{},
 	}
 	go w.run(ctx)
 	return w
@@ -673,14 +674,14 @@ func (w *Watcher) sample(ctx context.Context, conn *pgx.Conn) error {
 		return err
 	}
 	tasks := map[attemptKey]taskState{}
-	rows, err = tx.Query(ctx, `SELECT run_id, name, attempt, status FROM tasks`)
+	rows, err = tx.Query(ctx, `SELECT run_id, name, attempt, status, `+store.TaskRankSQL("status", "reason")+` FROM tasks`)
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
 		var k attemptKey
 		var s taskState
-		if err := rows.Scan(&k.run, &k.task, &s.attempt, &s.status); err != nil {
+		if err := rows.Scan(&k.run, &k.task, &s.attempt, &s.status, &s.rank); err != nil {
 			return err
 		}
 		tasks[k] = s
@@ -688,15 +689,15 @@ func (w *Watcher) sample(ctx context.Context, conn *pgx.Conn) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	attempts := map[attemptKey]string{}
-	rows, err = tx.Query(ctx, `SELECT run_id, task, attempt, status FROM task_attempts`)
+	attempts := map[attemptKey]taskState{}
+	rows, err = tx.Query(ctx, `SELECT run_id, task, attempt, status, `+store.TaskRankSQL("status", "reason")+` FROM task_attempts`)
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
 		var k attemptKey
-		var s string
-		if err := rows.Scan(&k.run, &k.task, &k.attempt, &s); err != nil {
+		var s taskState
+		if err := rows.Scan(&k.run, &k.task, &k.attempt, &s.status, &s.rank); err != nil {
 			return err
 		}
 		attempts[k] = s
@@ -709,7 +710,7 @@ func (w *Watcher) sample(ctx context.Context, conn *pgx.Conn) error {
 }
 
 // compare notes the moves backwards between the previous sample and this one.
-func (w *Watcher) compare(runs map[string]string, tasks map[attemptKey]taskState, attempts map[attemptKey]string) {
+func (w *Watcher) compare(runs map[string]string, tasks map[attemptKey]taskState, attempts map[attemptKey]taskState) {
 	w.samples++
 	for id, s := range runs {
 		prev, ok := w.runs[id]
@@ -721,9 +722,11 @@ func (w *Watcher) compare(runs map[string]string, tasks map[attemptKey]taskState
 	for k, s := range tasks {
 		prev, ok := w.tasks[k]
 		if ok && prev != s {
+			// Within an attempt the rank only grows, and a final status is replaced only by the
+			// scheduler's verdict on a task lost too often.
 			backwards := s.attempt < prev.attempt ||
-				(s.attempt == prev.attempt && store.TaskRank(s.status) < store.TaskRank(prev.status)) ||
-				(s.attempt == prev.attempt && store.TaskRank(prev.status) == store.TaskRankFinal)
+				(s.attempt == prev.attempt && s.rank < prev.rank) ||
+				(s.attempt == prev.attempt && prev.rank >= store.TaskRankFinal && s.rank != store.TaskRankGivenUp)
 			if backwards {
 				w.problems = append(w.problems, fmt.Sprintf("task %s/%s moved backwards: attempt %d %s -> attempt %d %s",
 					k.run, k.task, prev.attempt, prev.status, s.attempt, s.status))
@@ -733,8 +736,8 @@ func (w *Watcher) compare(runs map[string]string, tasks map[attemptKey]taskState
 	}
 	for k, s := range attempts {
 		prev, ok := w.attempts[k]
-		if ok && prev != s && (store.TaskRank(s) < store.TaskRank(prev) || store.TaskRank(prev) == store.TaskRankFinal) {
-			w.problems = append(w.problems, fmt.Sprintf("attempt %s moved backwards: %s -> %s", k, prev, s))
+		if ok && prev != s && (s.rank < prev.rank || prev.rank >= store.TaskRankFinal && s.rank != store.TaskRankGivenUp) {
+			w.problems = append(w.problems, fmt.Sprintf("attempt %s moved backwards: %s -> %s", k, prev.status, s.status))
 		}
 		w.attempts[k] = s
 	}
