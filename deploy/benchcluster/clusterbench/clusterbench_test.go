@@ -68,6 +68,10 @@ const report = `{"config":"custom","mode":"cluster","scenarios":[{"tasks":1000,"
 
 func TestPointFromReport(t *testing.T) {
 	t.Parallel()
+	failed := strings.Replace(report, `"tasks_recorded_success":1000`, `"tasks_recorded_success":990,"tasks_recorded_failed":10`, 1)
+	if _, err := pointFromReport([]byte(failed)); err == nil || !strings.Contains(err.Error(), "990 of 1000 tasks") {
+		t.Errorf("a report with failed tasks: %v, want it refused", err)
+	}
 	p, err := pointFromReport([]byte(report))
 	if err != nil {
 		t.Fatal(err)

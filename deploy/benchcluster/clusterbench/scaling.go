@@ -76,6 +76,8 @@ type benchReport struct {
 		DurationSeconds      float64 `json:"duration_s"`
 		TasksPerSecond       float64 `json:"tasks_per_s"`
 		TasksRecordedSuccess int     `json:"tasks_recorded_success"`
+		TasksRecordedFailed  int     `json:"tasks_recorded_failed"`
+		TasksRecordedSkipped int     `json:"tasks_recorded_skipped"`
 		Recorder             struct {
 			EventsPerSec float64 `json:"events_per_s"`
 			MeanBatch    float64 `json:"mean_batch"`
@@ -219,6 +221,11 @@ func pointFromReport(data []byte) (ScalePoint, error) {
 	sc := rep.Scenarios[0]
 	if sc.Tasks < 1 || sc.DurationSeconds <= 0 {
 		return ScalePoint{}, fmt.Errorf("ork bench report: %d tasks in %g s", sc.Tasks, sc.DurationSeconds)
+	}
+	// The figures count only what succeeded; a point with failures is no measurement of the stack.
+	if sc.TasksRecordedSuccess != sc.Tasks {
+		return ScalePoint{}, fmt.Errorf("ork bench report: %d of %d tasks recorded as succeeded (%d failed, %d skipped)",
+			sc.TasksRecordedSuccess, sc.Tasks, sc.TasksRecordedFailed, sc.TasksRecordedSkipped)
 	}
 	p := ScalePoint{
 		Tasks: sc.Tasks, Seconds: sc.DurationSeconds, TasksPerSec: sc.TasksPerSecond,

@@ -19,6 +19,7 @@ var observedSubjects = []string{
 	"ork.events." + event.TypeTaskStarted + ".*",
 	"ork.events." + event.TypeTaskSucceeded + ".*",
 	"ork.events." + event.TypeTaskFailed + ".*",
+	"ork.events." + event.TypeTaskSkipped + ".*",
 	"ork.events." + event.TypeRunFinished + ".*",
 }
 
@@ -27,7 +28,8 @@ type runTrace struct {
 	submitted time.Time
 	started   map[string]time.Time // latest attempt's task.started
 	succeeded map[string]time.Time
-	failed    int
+	failed    int // task.failed events, retried attempts included
+	skipped   int
 	status    string // run.finished status, "" until then
 	recorded  time.Time
 }
@@ -70,6 +72,8 @@ func (c *collector) event(e *event.Event) {
 		r.succeeded[e.Task] = e.Time
 	case event.TypeTaskFailed:
 		r.failed++
+	case event.TypeTaskSkipped:
+		r.skipped++
 	case event.TypeRunFinished:
 		if r.status == "" {
 			r.status = e.Status

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -39,18 +40,23 @@ type ScenarioResult struct {
 	Runs        int      `json:"runs"`
 	TasksPerRun int      `json:"tasks_per_run"`
 	Tasks       int      `json:"tasks"`
-	// Counts seen in the events.
+	// Counts seen in the events. TasksFailed counts failed attempts, retried ones included.
 	RunsSucceeded  int `json:"runs_succeeded"`
 	TasksStarted   int `json:"tasks_started"`
 	TasksSucceeded int `json:"tasks_succeeded"`
 	TasksFailed    int `json:"tasks_failed"`
+	TasksSkipped   int `json:"tasks_skipped"`
 	// Counts read back from the database after the measurement (-1 when no database was given).
 	RunsRecordedSuccess  int `json:"runs_recorded_success"`
 	TasksRecordedSuccess int `json:"tasks_recorded_success"`
+	TasksRecordedFailed  int `json:"tasks_recorded_failed"`
+	TasksRecordedSkipped int `json:"tasks_recorded_skipped"`
 	// Seconds from the first submission to the last run's recorder notice.
 	DurationSeconds float64 `json:"duration_s"`
-	TasksPerSecond  float64 `json:"tasks_per_s"`
-	RunsPerSecond   float64 `json:"runs_per_s"`
+	// TasksPerSecond and RunsPerSecond count only what succeeded: tasks and runs recorded as
+	// success in the database (seen succeeding in the events when no database was given).
+	TasksPerSecond float64 `json:"tasks_per_s"`
+	RunsPerSecond  float64 `json:"runs_per_s"`
 	// DepToStart: for each task with dependencies, its task.started time minus the latest
 	// task.succeeded time of its dependencies.
 	DepToStart Latency `json:"dep_to_start"`
@@ -133,13 +139,38 @@ func summarize(ds []time.Duration) Latency {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// Succeeded returns the tasks and runs of the scenario that succeeded: as recorded in the
+// database when it was read back, else as seen in the events.
+func (s *ScenarioResult) Succeeded() (tasks, runs int) {
+	if s.TasksRecordedSuccess >= 0 {
+		return s.TasksRecordedSuccess, s.RunsRecordedSuccess
+	}
+	return s.TasksSucceeded, s.RunsSucceeded
+}
+
+// Failures says what went wrong in the report's scenarios, or nil: every benchmark scenario's
+// tasks are meant to succeed, so a task that failed or was skipped, or a run that did not succeed,
+// makes the figures meaningless and the command fail.
+func (r *Report) Failures() error {
+	var errs []error
+	for i := range r.Scenarios {
+		s := &r.Scenarios[i]
+		tasks, runs := s.Succeeded()
+		if tasks != s.Tasks || runs != s.Runs || s.TasksFailed > 0 || s.TasksSkipped > 0 {
+			errs = append(errs, fmt.Errorf("scenario %s: %d of %d tasks and %d of %d runs succeeded (%d failed attempts, %d tasks skipped)",
+				s.Scenario.Name, tasks, s.Tasks, runs, s.Runs, s.TasksFailed, s.TasksSkipped))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // WriteTable prints r for a person.
 func (r *Report) WriteTable(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "ork bench %s: mode %s, store %s\n", r.Config, r.Mode, r.Store)
 	fmt.Fprintf(&b, "machine: %d CPUs, %s, %s, %s\n\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.Machine.OS)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	_, _ = fmt.Fprintln(tw, "scenario\truns\ttasks\tseconds\ttasks/s\truns/s\tdep→start p50\tp95\tp99\tmax ms\tsubmit→1st p50\tp99 ms\trec ev/s\tbatch\tCPU s\tCPU ms/task\tpeak RSS MB\t")
+	_, _ = fmt.Fprintln(tw, "scenario\truns\ttasks\tfailed\tskipped\tseconds\ttasks/s\truns/s\tdep→start p50\tp95\tp99\tmax ms\tsubmit→1st p50\tp99 ms\trec ev/s\tbatch\tCPU s\tCPU ms/task\tpeak RSS MB\t")
 	for _, s := range r.Scenarios {
 		var cpu, peak float64
 		for _, res := range s.Resources {
@@ -150,8 +181,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if !s.Recorder.Unavailable {
 			recRate, batch = fmt.Sprintf("%.0f", s.Recorder.EventsPerSec), fmt.Sprintf("%.1f", s.Recorder.MeanBatch)
 		}
-		_, _ = fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.0f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.3f\t%.0f\t\n",
-			s.Scenario.Name, s.Runs, s.Tasks, s.DurationSeconds, s.TasksPerSecond, s.RunsPerSecond,
+		failed, skipped := s.TasksFailed, s.TasksSkipped
+		if s.TasksRecordedSuccess >= 0 {
+			failed, skipped = s.TasksRecordedFailed, s.TasksRecordedSkipped
+		}
+		_, _ = fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%.0f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.3f\t%.0f\t\n",
+			s.Scenario.Name, s.Runs, s.Tasks, failed, skipped, s.DurationSeconds, s.TasksPerSecond, s.RunsPerSecond,
 			latencyCell(s.DepToStart, s.DepToStart.P50), latencyCell(s.DepToStart, s.DepToStart.P95),
 			latencyCell(s.DepToStart, s.DepToStart.P99), latencyCell(s.DepToStart, s.DepToStart.Max),
 			latencyCell(s.SubmitToFirstTask, s.SubmitToFirstTask.P50), latencyCell(s.SubmitToFirstTask, s.SubmitToFirstTask.P99),

@@ -197,10 +197,6 @@ func (e *env) scenario(ctx context.Context, sc Scenario) (ScenarioResult, error)
 	end := col.last
 	col.mu.Unlock()
 	res.DurationSeconds = end.Sub(start).Seconds()
-	if res.DurationSeconds > 0 {
-		res.TasksPerSecond = float64(res.Tasks) / res.DurationSeconds
-		res.RunsPerSecond = float64(res.Runs) / res.DurationSeconds
-	}
 	// Every run commits at least run.submitted, run.started and run.finished, and every task
 	// task.dispatched, task.started and a terminal event.
 	res.Recorder = e.recorderStats(start, end, res.DurationSeconds, 3*res.Runs+3*res.Tasks)
@@ -212,6 +208,11 @@ func (e *env) scenario(ctx context.Context, sc Scenario) (ScenarioResult, error)
 		if err := e.readBack(ctx, &res, runIDs); err != nil {
 			return res, err
 		}
+	}
+	if res.DurationSeconds > 0 {
+		tasks, runs := res.Succeeded()
+		res.TasksPerSecond = float64(tasks) / res.DurationSeconds
+		res.RunsPerSecond = float64(runs) / res.DurationSeconds
 	}
 	return res, nil
 }
@@ -278,6 +279,7 @@ func (c *collector) fill(res *ScenarioResult, plan *workflow.Plan) {
 		res.TasksStarted += len(r.started)
 		res.TasksSucceeded += len(r.succeeded)
 		res.TasksFailed += r.failed
+		res.TasksSkipped += r.skipped
 		var earliest time.Time
 		for _, t := range r.started {
 			if earliest.IsZero() || t.Before(earliest) {
@@ -319,7 +321,7 @@ func (c *collector) fill(res *ScenarioResult, plan *workflow.Plan) {
 
 // readBack counts the successful runs and tasks the database holds for runIDs.
 func (e *env) readBack(ctx context.Context, res *ScenarioResult, runIDs []string) error {
-	res.RunsRecordedSuccess, res.TasksRecordedSuccess = 0, 0
+	res.RunsRecordedSuccess, res.TasksRecordedSuccess, res.TasksRecordedFailed, res.TasksRecordedSkipped = 0, 0, 0, 0
 	for _, id := range runIDs {
 		run, err := e.store.RunGet(ctx, store.RunGetParams{ID: id})
 		if err != nil {
@@ -333,8 +335,13 @@ func (e *env) readBack(ctx context.Context, res *ScenarioResult, runIDs []string
 			return fmt.Errorf("reading tasks of run %s back: %w", id, err)
 		}
 		for _, t := range tasks {
-			if t.Status == event.TaskSuccess {
+			switch t.Status {
+			case event.TaskSuccess:
 				res.TasksRecordedSuccess++
+			case event.TaskFailed, event.TaskLost:
+				res.TasksRecordedFailed++
+			case event.TaskSkipped:
+				res.TasksRecordedSkipped++
 			}
 		}
 	}

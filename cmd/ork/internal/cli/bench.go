@@ -194,5 +194,11 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, cfg bench.Config, o
 	} else if err := rep.WriteTable(stdout); err != nil {
 		return err
 	}
-	return runErr
+	if runErr != nil {
+		return runErr
+	}
+	if err := rep.Failures(); err != nil {
+		return fmt.Errorf("the figures count only what succeeded, and some tasks did not: %w", err)
+	}
+	return nil
 }

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -70,5 +72,44 @@ func TestBenchConfigFlag(t *testing.T) {
 	}
 	if r := ork(t, t.TempDir(), "bench", "--config", "nope"); r.code != 2 || !strings.Contains(r.stderr, "nope") {
 		t.Errorf("unknown name: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestBenchCountsOnlySuccesses: a scenario whose tasks fail (here every process task: `true` on the
+// executor's PATH exits 1) shows the failures, counts no task in tasks/s and fails the command.
+func TestBenchCountsOnlySuccesses(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "true"), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "bench.json")
+	cmd := exec.CommandContext(t.Context(), orkBin, "bench", "--shape", "wide", "--tasks", "8", "--task-type", "process",
+		"--idle", "0", "--out", out)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+	output, err := cmd.CombinedOutput()
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != ExitCodeFailure {
+		t.Fatalf("ork bench of failing tasks: %v, want exit 1\n%s", err, output)
+	}
+	if !strings.Contains(string(output), "0 of 8 tasks and 0 of 1 runs succeeded (8 failed attempts, 0 tasks skipped)") {
+		t.Errorf("output does not say what failed:\n%s", output)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	s := rep.Scenarios[0]
+	if s.Tasks != 8 || s.TasksPerSecond != 0 || s.RunsPerSecond != 0 || s.TasksRecordedFailed != 8 || s.TasksRecordedSuccess != 0 {
+		t.Errorf("scenario %+v: want 8 planned tasks, 8 recorded failed, 0 tasks/s", s)
 	}
 }
