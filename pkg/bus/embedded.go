@@ -8,8 +8,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// EmbeddedConfig configures an in-process NATS server with JetStream, as used by `ork run`,
-// `ork serve` and `ork bench`.
+// EmbeddedConfig configures an in-process NATS server with JetStream, as used by `ork run` and
+// `ork bench`.
 type EmbeddedConfig struct {
 	// StoreDir holds the JetStream file store.
 	StoreDir string

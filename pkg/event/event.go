@@ -57,7 +57,7 @@ const (
 	TypeTaskSkipped    = "task.skipped"
 	TypeTaskCancelled  = "task.cancelled"
 
-	// Control requests, published by the CLI, the API or any client. The scheduler answers a pause
+	// Control requests, published by the CLI or any NATS client. The scheduler answers a pause
 	// with run.paused, a resume with run.resumed, and a cancel with task.cancelled for every
 	// unfinished task and run.finished (status cancelled).
 	TypeRunCancelRequested = "run.cancel_requested"

@@ -1,5 +1,5 @@
 // Package store defines how Ork's state is persisted: the Store interface, its domain types and its
-// sentinel errors. The recorder is the only writer; the CLI and the API only read.
+// sentinel errors. The recorder is the only writer; the CLI only reads.
 //
 // Three implementations live in sub-packages (pgstore, sqlitestore, filestore) and all pass the one
 // conformance suite in storetest.

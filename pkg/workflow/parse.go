@@ -23,7 +23,7 @@ import (
 // Fields a workflow and a task may have, in the order the documentation lists them.
 var (
 	workflowFields = []string{"name", "description", "schedule", "types", "tasks"}
-	taskFields     = []string{"executor", "file", "module", "function", "command", "depends_on", "timeout",
+	taskFields     = []string{"executor", "file", "module", "function", "command", "shell", "depends_on", "timeout",
 		"retries", "input_type", "output_type", "inputs"}
 	bindingFields = []string{"const", "ref"}
 )
@@ -468,6 +468,9 @@ func (p *parser) parseTask(e entry, path string) *ptask {
 	}
 	var shape taskShape
 	fieldNodes := map[string]*yaml.Node{}
+	var commandNode *yaml.Node
+	var commandPath string
+	shellFlag := false
 	for _, f := range p.entries(body, path, who, taskFields) {
 		fpath := path + "." + f.key
 		fieldNodes[f.key] = f.kNode
@@ -506,8 +509,17 @@ func (p *parser) parseTask(e entry, path string) *ptask {
 				shape.function = true
 			}
 		case "command":
-			t.Command = p.parseCommand(f.value, fpath, who)
+			commandNode, commandPath = f.value, fpath
 			shape.command = true
+		case "shell":
+			n := p.resolve(f.value)
+			if n == nil {
+				break
+			}
+			if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&shellFlag) != nil {
+				p.errorf(n, fpath, "%sshell must be true or false, not %s", who, describeNode(n))
+			}
+			shape.shell = true
 		case "depends_on":
 			p.parseDependsOn(t, f.value, fpath, who)
 		case "timeout":
@@ -534,6 +546,25 @@ func (p *parser) parseTask(e entry, path string) *ptask {
 	}
 	if _, ok := fieldNodes["executor"]; !ok {
 		p.errorf(e.kNode, path+".executor", "%smissing executor (python, process, shell, noop or sleep)", who)
+	}
+	// A shell task (executor shell, or a process task with shell: true) runs its command string with
+	// /bin/sh -c, so pipes, $VAR and globs work; the compiled argv says so.
+	t.Shell = t.executor == "shell" || shellFlag
+	shape.shellTask = t.Shell
+	if commandNode != nil {
+		if t.Shell {
+			if n := p.resolve(commandNode); n != nil && n.Kind == yaml.SequenceNode {
+				p.errorf(n, commandPath, "%sthe command of a shell task is one string, run with %s -c, not a list: "+
+					"write it as a string, or use executor: process to run a list as it is", who, ShellPath)
+			} else if script, ok := p.str(commandNode, commandPath, who, "the command of a shell task"); ok {
+				if strings.TrimSpace(script) == "" {
+					p.errorf(p.resolve(commandNode), commandPath, "%scommand is empty", who)
+				}
+				t.Command = []string{ShellPath, "-c", script}
+			}
+		} else {
+			t.Command = p.parseCommand(commandNode, commandPath, who)
+		}
 	}
 	if t.Executor != "" {
 		shape.executor = t.Executor

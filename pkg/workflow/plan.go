@@ -5,13 +5,17 @@ import "encoding/json"
 // DefaultTimeoutSeconds is the timeout of a task that does not declare one.
 const DefaultTimeoutSeconds = 300
 
-// Executor types a task may name. "shell" is accepted in YAML as an alias of process.
+// Executor types a task may name. "shell" in YAML is a process task whose command string runs with
+// ShellPath -c (Task.Shell).
 const (
 	ExecutorPython  = "python"
 	ExecutorProcess = "process"
 	ExecutorNoop    = "noop"
 	ExecutorSleep   = "sleep"
 )
+
+// ShellPath is the shell a shell task's command runs with: ShellPath -c COMMAND.
+const ShellPath = "/bin/sh"
 
 // Plan is a validated, compiled workflow: what gets stored and submitted. It is self-contained, so a
 // scheduler or executor never re-reads the YAML.
@@ -38,9 +42,13 @@ type Task struct {
 	File     string `json:"file,omitempty"`
 	Module   string `json:"module,omitempty"`
 	Function string `json:"function,omitempty"` // python only; "main" when not given
-	// Command is the argv of a process task. A YAML string is split into words without a shell.
-	// When only File is given for a process task, Command is empty and the executor runs the file.
-	Command        []string           `json:"command,omitempty"`
+	// Command is the argv of a process task. A YAML string is split into words without a shell;
+	// a shell task's string becomes [ShellPath, "-c", string]. When only File is given for a
+	// process task, Command is empty and the executor runs the file.
+	Command []string `json:"command,omitempty"`
+	// Shell marks a shell task (executor shell, or shell: true): Command runs its string with
+	// ShellPath -c. It is there for display; the argv already says it.
+	Shell          bool               `json:"shell,omitempty"`
 	DependsOn      []string           `json:"depends_on,omitempty"`
 	TimeoutSeconds int                `json:"timeout_s"` // 0 means no timeout
 	Retries        int                `json:"retries"`

@@ -63,6 +63,8 @@ var executorNames = []string{ExecutorPython, ExecutorProcess, "shell", ExecutorN
 type taskShape struct {
 	executor                        string // normalized
 	file, module, function, command bool
+	shell                           bool // the shell field is present
+	shellTask                       bool // executor shell, or shell: true
 }
 
 // fieldProblem is a rule violation about one field of a task ("" field = the task as a whole).
@@ -88,7 +90,12 @@ func executorProblems(s taskShape) []fieldProblem {
 		}
 		notUsed(s.command, "command")
 	case ExecutorProcess:
-		if !s.file && !s.command {
+		switch {
+		case s.shellTask && !s.command:
+			out = append(out, fieldProblem{"executor", "shell tasks need command, a string run with " + ShellPath + " -c"})
+		case s.shellTask && s.file:
+			out = append(out, fieldProblem{"file", "file is not used by shell tasks: run it from the command (command: ./" + "script.sh args)"})
+		case !s.file && !s.command:
 			out = append(out, fieldProblem{"executor", "process tasks need command or file"})
 		}
 		notUsed(s.module, "module")
@@ -98,6 +105,9 @@ func executorProblems(s taskShape) []fieldProblem {
 		notUsed(s.module, "module")
 		notUsed(s.function, "function")
 		notUsed(s.command, "command")
+	}
+	if s.executor != ExecutorProcess {
+		notUsed(s.shell, "shell")
 	}
 	return out
 }

@@ -82,5 +82,5 @@ func splitCommand(s string) ([]string, error) {
 }
 
 func shellOnly(c byte) error {
-	return fmt.Errorf("uses %q, which only a shell understands, and no shell runs: quote it, or write the command as a list such as [sh, -c, \"...\"]", string(c))
+	return fmt.Errorf("uses %q, which only a shell understands, and no shell runs: quote it, or make it a shell task (executor: shell, or shell: true) to run it with /bin/sh -c", string(c))
 }

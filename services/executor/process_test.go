@@ -121,6 +121,54 @@ func TestProcessRunsFileInDir(t *testing.T) {
 	jsonEqual(t, e.Output, `"from file"`)
 }
 
+// TestWorkflowFolderChecked: a task whose workflow folder is not on this executor (a compose user
+// who submits from the host) is told which folder is missing where, and a task file that leads out
+// of the folder (a path that climbs out, a symbolic link to elsewhere) is refused, for process and
+// python tasks alike. Dir and File come from the network.
+func TestWorkflowFolderChecked(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	cfg := testConfig(t)
+	h.start(t, cfg)
+	outside := t.TempDir()
+	writeFile(t, filepath.Join(outside, "evil.sh"), "#!/bin/sh\necho pwned\n", 0o755)
+	writeFile(t, filepath.Join(outside, "evil.py"), "def main():\n    return 'pwned'\n", 0o644)
+	if err := os.Symlink(filepath.Join(outside, "evil.sh"), filepath.Join(h.dir, "link.sh")); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(h.dir, "not", "here")
+	cases := []struct {
+		name string
+		d    event.Dispatch
+		msg  string
+	}{
+		{"missing folder, command", event.Dispatch{Dir: missing, Task: processTask("echo", "echo", "hi")},
+			"the workflow folder " + missing + " does not exist on executor " + cfg.Instance},
+		{"missing folder, python", event.Dispatch{Dir: missing, Task: pythonTask("py", "t.py", "")},
+			"the workflow folder " + missing + " does not exist on executor " + cfg.Instance},
+		{"relative folder", event.Dispatch{Dir: "work", Task: processTask("rel", "echo", "hi")}, `the workflow folder "work" is not an absolute path`},
+		{"file climbs out", event.Dispatch{Task: workflow.Task{Name: "up", Executor: workflow.ExecutorProcess,
+			File: "../" + filepath.Base(outside) + "/evil.sh"}}, "must be inside the workflow folder"},
+		{"python file climbs out", event.Dispatch{Task: pythonTask("pyup", "../"+filepath.Base(outside)+"/evil.py", "")},
+			"must be inside the workflow folder"},
+		{"symlink leads out", event.Dispatch{Task: workflow.Task{Name: "link", Executor: workflow.ExecutorProcess, File: "link.sh"}},
+			"must be inside the workflow folder"},
+		{"missing file", event.Dispatch{Task: workflow.Task{Name: "nofile", Executor: workflow.ExecutorProcess, File: "absent.sh"}},
+			"the task file absent.sh does not exist in the workflow folder " + h.dir},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			d := h.dispatch(t, c.d)
+			e := h.result(t, d)
+			wantFailure(t, e, event.ReasonStart, c.msg)
+			if lines := texts(h.lines(t, d)); len(lines) != 0 {
+				t.Errorf("the refused task ran: %q", lines)
+			}
+		})
+	}
+}
+
 func TestProcessFailures(t *testing.T) {
 	t.Parallel()
 	h := setup(t)

@@ -69,10 +69,14 @@ func (s *Service) runPython(ctx context.Context, d *event.Dispatch) outcome {
 	if function == "" {
 		function = "main"
 	}
+	file, bad := s.checkFolder(d)
+	if bad != nil {
+		return *bad
+	}
 	var kind, target string
 	switch {
 	case t.File != "":
-		kind, target = "file", filepath.Join(d.Dir, t.File)
+		kind, target = "file", file
 	case t.Module != "":
 		kind, target = "module", t.Module
 	default:

@@ -157,7 +157,7 @@ func TestPython(t *testing.T) {
 	t.Run("missing file", func(t *testing.T) {
 		t.Parallel()
 		e := h.result(t, h.dispatch(t, event.Dispatch{Task: pythonTask("nofile", "absent.py", "")}))
-		wantFailure(t, e, event.ReasonExit, "FileNotFoundError")
+		wantFailure(t, e, event.ReasonStart, "the task file absent.py does not exist in the workflow folder "+h.dir+" on executor ")
 	})
 	t.Run("output type", func(t *testing.T) {
 		t.Parallel()

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -103,15 +105,60 @@ func (s *Service) runSleep(ctx context.Context, d *event.Dispatch) outcome {
 	}
 }
 
+// checkFolder makes sure a task that runs a child can run here: the workflow folder (the dispatch's
+// Dir, where its child runs) exists on this executor, and the task's file, when it names one, is
+// inside that folder, opened through an os.Root rooted there (Dir and File come from the network:
+// a path that climbs out of the folder, or a symbolic link that leads out of it, is refused). It
+// returns the file's path to run, or the outcome that explains what is wrong and what to do.
+func (s *Service) checkFolder(d *event.Dispatch) (string, *outcome) {
+	where := "executor " + s.cfg.Instance
+	if !filepath.IsAbs(d.Dir) {
+		o := failed(event.ReasonStart, fmt.Sprintf("the workflow folder %q is not an absolute path; submit the workflow with ork run or ork's client, which send the folder of the workflow file", d.Dir), nil)
+		return "", &o
+	}
+	root, err := os.OpenRoot(d.Dir)
+	if err != nil {
+		msg := fmt.Sprintf("the workflow folder %s does not exist on %s: tasks run in the folder of the workflow file, "+
+			"so the executor must see the workflow's files at the same path as the machine that submitted it "+
+			"(mount that folder there, e.g. a volume in docker-compose.yml, or submit the workflow from a path the executor has)", d.Dir, where)
+		if !errors.Is(err, fs.ErrNotExist) {
+			msg = fmt.Sprintf("the workflow folder %s cannot be opened on %s: %v", d.Dir, where, err)
+		}
+		o := failed(event.ReasonStart, msg, nil)
+		return "", &o
+	}
+	defer func() { _ = root.Close() }()
+	if d.Task.File == "" {
+		return "", nil
+	}
+	info, err := root.Stat(d.Task.File)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		o := failed(event.ReasonStart, fmt.Sprintf("the task file %s does not exist in the workflow folder %s on %s", d.Task.File, d.Dir, where), nil)
+		return "", &o
+	case err != nil:
+		o := failed(event.ReasonStart, fmt.Sprintf("the task file %s is refused: it must be inside the workflow folder %s (%v)", d.Task.File, d.Dir, err), nil)
+		return "", &o
+	case info.IsDir():
+		o := failed(event.ReasonStart, fmt.Sprintf("the task file %s in %s is a folder", d.Task.File, d.Dir), nil)
+		return "", &o
+	}
+	return filepath.Join(d.Dir, filepath.Clean(d.Task.File)), nil
+}
+
 // runProcess runs a process task: its argv as given, never through a shell.
 func (s *Service) runProcess(ctx context.Context, d *event.Dispatch) outcome {
 	t := &d.Task
+	file, bad := s.checkFolder(d)
+	if bad != nil {
+		return *bad
+	}
 	argv := t.Command
 	if len(argv) == 0 {
 		if t.File == "" {
 			return failed(event.ReasonStart, "the process task has neither a command nor a file", nil)
 		}
-		argv = []string{filepath.Join(d.Dir, t.File)}
+		argv = []string{file}
 	}
 	inputs := inputJSON(d)
 	if len(inputs) > inputEnvMax {

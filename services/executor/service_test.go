@@ -296,7 +296,11 @@ func TestDrainLetsRunningTasksFinish(t *testing.T) {
 	d := h.dispatch(t, event.Dispatch{Task: tk, Inputs: in})
 	h.events.wait(t, "started", func(evs []event.Event) bool { return len(started(evs, d)) == 1 })
 	stop() // returns only after the drain
-	evs := h.events.wait(t, "", func([]event.Event) bool { return true })
+	// The drain published the result before stop returned; this test's follower may see it a moment
+	// later, so it waits for the result itself (and fails on any other end).
+	evs := h.events.wait(t, "the task's end", func(evs []event.Event) bool {
+		return slices.ContainsFunc(evs, func(e event.Event) bool { return isTerminal(e, d) })
+	})
 	if !slices.ContainsFunc(evs, func(e event.Event) bool { return isTerminal(e, d) && e.Type == event.TypeTaskSucceeded }) {
 		t.Fatal("the running task did not finish during the drain")
 	}

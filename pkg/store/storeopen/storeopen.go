@@ -11,7 +11,7 @@ import (
 	"github.com/ork-go/ork/pkg/store/sqlitestore"
 )
 
-// DefaultURL is the store of `ork run` and `ork serve` when none is given: SQLite in ./.ork.
+// DefaultURL is the store of `ork run` when none is given: SQLite in ./.ork.
 const DefaultURL = "sqlite://.ork/ork.db"
 
 // Open opens the store a URL names. An SQLite database is created and migrated if needed; a

@@ -40,7 +40,7 @@ func newRootCmd() *cobra.Command {
 		Short: "Ork runs workflows of tasks in dependency order",
 		Long: `Ork is a workflow orchestrator. A workflow is a YAML file naming tasks (Python functions or any
 program), their dependencies, typed inputs and outputs passed between them, retries, timeouts and an
-optional cron schedule. Ork runs the tasks in dependency order, in parallel where it can, and keeps
+optional cron schedule (validated and stored; nothing fires schedules yet). Ork runs the tasks in dependency order, in parallel where it can, and keeps
 every run, task, attempt and log line.
 
 On a laptop everything runs in one process with SQLite under ./.ork; on a cluster the same roles run

@@ -139,3 +139,67 @@ func TestRunRejectsBadInputAndStoresNothing(t *testing.T) {
 		t.Errorf("tasks of an unknown run: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestShellTasks: a shell task's command runs with /bin/sh -c (pipes, $VAR from the task's
+// environment, globs), with the same timeout and process-group kill as a process task; a process
+// task with the same string is refused before anything runs.
+func TestShellTasks(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, f := range []string{"a.csv", "b.csv", "notes.txt"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flow := `name: shell_flow
+tasks:
+  count:
+    executor: shell
+    command: 'echo "ORK_OUTPUT:{\"csv\": $(ls *.csv | wc -l), \"task\": \"$ORK_TASK_NAME\"}"'
+  flagged:
+    executor: process
+    shell: true
+    command: 'test "$(echo hi | tr a-z A-Z)" = HI && echo ok'
+  slow:
+    executor: shell
+    command: sleep 30 | cat
+    timeout: 1
+`
+	if err := os.WriteFile(filepath.Join(dir, "flow.yaml"), []byte(flow), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := ork(t, dir, "run", "flow.yaml", "--json")
+	r.expect(t, 1)
+	var res struct {
+		Tasks map[string]struct {
+			Status string          `json:"status"`
+			Output json.RawMessage `json:"output"`
+			Error  *string         `json:"error"`
+		} `json:"tasks"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("%v\n%s", err, r.stdout)
+	}
+	var counted struct {
+		CSV  int    `json:"csv"`
+		Task string `json:"task"`
+	}
+	if c := res.Tasks["count"]; c.Status != "success" || json.Unmarshal(c.Output, &counted) != nil || counted.CSV != 2 || counted.Task != "count" {
+		t.Errorf("count = %s (output %s), want 2 csv files counted by a pipe, its name from $ORK_TASK_NAME", c.Status, c.Output)
+	}
+	if f := res.Tasks["flagged"]; f.Status != "success" {
+		t.Errorf("flagged = %+v", f)
+	}
+	if s := res.Tasks["slow"]; s.Status != "failed" || s.Error == nil || !strings.Contains(*s.Error, "timed out") {
+		t.Errorf("slow = %+v, want it killed at its timeout", s)
+	}
+
+	process := strings.Replace(flow, "executor: shell\n    command: 'echo", "executor: process\n    command: 'echo", 1)
+	if err := os.WriteFile(filepath.Join(dir, "process.yaml"), []byte(process), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = ork(t, dir, "validate", "process.yaml")
+	if r.code != 1 || !strings.Contains(r.stderr, "which only a shell understands") {
+		t.Errorf("a process task with shell syntax: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

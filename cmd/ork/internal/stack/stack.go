@@ -1,5 +1,5 @@
 // Package stack composes Ork's services in one process: an embedded NATS server with JetStream, the
-// recorder, the scheduler and the executors, over one store. `ork run`, `ork serve` and `ork bench`
+// recorder, the scheduler and the executors, over one store. `ork run` and `ork bench`
 // use it; on a cluster the same services run as separate processes instead.
 package stack
 
