@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -85,8 +86,17 @@ func TestComposeNATS(t *testing.T) {
 	p := loadCompose(t)
 	root := repoRoot(t)
 	nats := service(t, p, "nats")
-	if !strings.HasPrefix(nats.Image, "nats:2.12") {
-		t.Errorf("nats: image = %q, want nats:2.12*", nats.Image)
+	// The image runs the nats-server the tests run: the minor version of the module in go.mod.
+	mod, err := os.ReadFile(filepath.Join(root, "deploy", "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`github.com/nats-io/nats-server/v2 v(\d+\.\d+)\.`).FindSubmatch(mod)
+	if m == nil {
+		t.Fatal("deploy/go.mod names no nats-server version")
+	}
+	if want := "nats:" + string(m[1]) + "-"; !strings.HasPrefix(nats.Image, want) {
+		t.Errorf("nats: image = %q, want %s* (the nats-server the tests run)", nats.Image, want)
 	}
 	checkHealthcheck(t, nats, "8222/healthz")
 	conf := findVolume(t, nats, "/etc/nats/nats-server.conf")

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -201,5 +202,31 @@ tasks:
 	r = ork(t, dir, "validate", "process.yaml")
 	if r.code != 1 || !strings.Contains(r.stderr, "which only a shell understands") {
 		t.Errorf("a process task with shell syntax: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestReadmeWorkflowsRun: every YAML workflow shown in README.md runs, from the examples folder,
+// against the task files shipped there.
+func TestReadmeWorkflowsRun(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := copyExamples(t)
+	blocks := strings.Split(string(readme), "```yaml\n")[1:]
+	if len(blocks) == 0 {
+		t.Fatal("README.md shows no workflow")
+	}
+	for i, b := range blocks {
+		body, _, _ := strings.Cut(b, "```")
+		file := filepath.Join("examples", fmt.Sprintf("readme_%d.yaml", i))
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := ork(t, dir, "run", file)
+		if r.code != 0 {
+			t.Errorf("README workflow %d does not run (exit %d):\n%s\n%s%s", i, r.code, body, r.stdout, r.stderr)
+		}
 	}
 }
