@@ -18,12 +18,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// The in-process server keeps a few process-wide goroutines after shutdown.
-		goleak.IgnoreAnyFunction("github.com/nats-io/nats-server/v2/server.(*Server).startGoRoutine"),
-		goleak.IgnoreTopFunction("time.Sleep"),
-		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*Server).removeRoute.func1"),
-	)
+	goleak.VerifyTestMain(m, append(bustest.ServerLeftovers(), goleak.IgnoreTopFunction("time.Sleep"))...)
 }
 
 func setup(t *testing.T, cfg bus.Config) *bus.Bus {

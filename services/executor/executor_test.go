@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 		// This test binary was started by startChild as an executor process.
 		os.Exit(runChild(url, os.Getenv(childConfigEnv)))
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, bustest.ServerLeftovers()...)
 }
 
 // waitDeadline bounds every wait of these tests.

@@ -23,7 +23,7 @@ import (
 	"github.com/ork-go/ork/services/recorder"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, bustest.ServerLeftovers()...) }
 
 // fastRetry makes failing writes retry, and orphans come back, in milliseconds.
 var fastRetry = recorder.Config{RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond,

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -174,9 +175,16 @@ func TestReconcilerRedrivesStalledRuns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := tasks.GetLastMsgForSubject(h.ctx, event.SubjectTasks(workflow.ExecutorSleep))
-		if err != nil {
-			t.Fatal(err)
+		// run.started is published before the dispatch: wait for the dispatch itself.
+		var m *jetstream.RawStreamMsg
+		for deadline := time.Now().Add(waitLimit); ; time.Sleep(5 * time.Millisecond) {
+			m, err = tasks.GetLastMsgForSubject(h.ctx, event.SubjectTasks(workflow.ExecutorSleep))
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, jetstream.ErrMsgNotFound) || time.Now().After(deadline) {
+				t.Fatalf("waiting for the dispatch of x: %v", err)
+			}
 		}
 		if err := tasks.DeleteMsg(h.ctx, m.Sequence); err != nil {
 			t.Fatal(err)

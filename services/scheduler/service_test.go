@@ -297,9 +297,14 @@ func TestServiceRetriesAndSkips(t *testing.T) {
 	if retry.Task.Name != "a" || retry.Attempt != 2 || retry.NotBefore == nil {
 		t.Fatalf("retry %+v", retry)
 	}
-	// Base 20ms with jitter 0.5: between 10ms and 20ms after the failure was handled.
-	if delay := retry.NotBefore.Sub(retry.DispatchedAt); delay < 9*time.Millisecond || delay > 21*time.Millisecond {
-		t.Fatalf("retry delay %s (not before %s, dispatched %s)", delay, retry.NotBefore, retry.DispatchedAt)
+	// Base 20ms with jitter 0.5: NotBefore is 10ms to 20ms after the failure was handled, which
+	// happened after failedAt and before the retry was published (DispatchedAt). Only those two
+	// clocks are known here; a busy machine may put any time between them.
+	if early := retry.NotBefore.Sub(failedAt); early < 10*time.Millisecond {
+		t.Fatalf("retry not before %s, only %s after the failure was published (want at least 10ms)", retry.NotBefore, early)
+	}
+	if late := retry.NotBefore.Sub(retry.DispatchedAt); late > 20*time.Millisecond {
+		t.Fatalf("retry not before %s, %s after it was dispatched (want at most 20ms)", retry.NotBefore, late)
 	}
 	if retry.NotBefore.Before(failedAt) {
 		t.Fatal("retry not before the failure")
@@ -337,6 +342,9 @@ func TestServiceIdempotentSubmission(t *testing.T) {
 	h.publish(first)
 	runID := event.DeriveRunID("nightly-2026-01-01")
 	h.waitEvent(event.TypeRunStarted, runID, "")
+	if d := h.nextDispatch(); d.RunID != runID {
+		t.Fatalf("dispatch of %s, want %s", d.RunID, runID)
+	}
 	// The same key again, past the stream's deduplication window (another Nats-Msg-Id), and under
 	// another explicit run id.
 	again := submission("other-run", "nightly-2026-01-01", p)
@@ -357,8 +365,9 @@ func TestServiceIdempotentSubmission(t *testing.T) {
 	if err := h.b.Publish(h.ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	h.publish(submission("marker", "", plan("marker", workflow.Task{Name: "m"})))
-	h.waitEvent(event.TypeRunStarted, "marker", "")
+	// The marker's own dispatch, waited for itself (its run.started is published before it), is
+	// the next one: the duplicates dispatched nothing in between.
+	h.marker("marker")
 	if n := h.dispatchCount(); n != 2 {
 		t.Fatalf("%d dispatches, want 2 (one per run)", n)
 	}
@@ -430,8 +439,7 @@ func TestServiceCompactsFinishedRuns(t *testing.T) {
 	}
 	h.publish(succeeded(d, `2`))
 	h.waitEvent(event.TypeRunFinished, "run-small", "")
-	h.publish(submission("marker", "", plan("marker", workflow.Task{Name: "m"})))
-	h.waitEvent(event.TypeRunStarted, "marker", "")
+	h.marker("marker")
 	entry, err := h.kv.Get(h.ctx, stateKey("run-small"))
 	if err != nil {
 		t.Fatal(err)
@@ -452,8 +460,8 @@ func TestServiceCompactsFinishedRuns(t *testing.T) {
 	if err := h.b.Publish(h.ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	h.publish(submission("marker2", "", plan("marker", workflow.Task{Name: "m"})))
-	h.waitEvent(event.TypeRunStarted, "marker2", "")
+	// Waiting for marker2's run.started is not enough: its dispatch is published after it.
+	h.marker("marker2")
 	if n := h.dispatchCount(); n != 4 {
 		t.Fatalf("%d dispatches, want 4", n)
 	}

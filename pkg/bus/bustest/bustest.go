@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"go.uber.org/goleak"
 
 	"github.com/ork-go/ork/pkg/bus"
 )
@@ -54,4 +55,18 @@ func start(t testing.TB, dir string, port int) *server.Server {
 		s.WaitForShutdown()
 	})
 	return s
+}
+
+// ServerLeftovers are goleak options for the goroutines an in-process nats-server can leave behind
+// after Shutdown returns: a few process-wide helpers, and the store goroutines of a stream whose
+// creation raced the shutdown (nats-server stops only the streams it had finished creating). They
+// belong to nats-server, not to the code under test; a TestMain that starts servers passes these to
+// goleak.VerifyTestMain so that only our own goroutines count as leaks.
+func ServerLeftovers() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreAnyFunction("github.com/nats-io/nats-server/v2/server.(*Server).startGoRoutine"),
+		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*Server).removeRoute.func1"),
+		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*fileStore).flushStreamStateLoop"),
+		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server/ats.Register.func1"),
+	}
 }

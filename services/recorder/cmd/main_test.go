@@ -22,7 +22,7 @@ import (
 	"github.com/ork-go/ork/pkg/workflow"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, bustest.ServerLeftovers()...) }
 
 func TestParseOptions(t *testing.T) {
 	t.Parallel()

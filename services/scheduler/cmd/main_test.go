@@ -18,7 +18,7 @@ import (
 	"github.com/ork-go/ork/services/scheduler"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, bustest.ServerLeftovers()...) }
 
 func TestMetricsAddrServesMetrics(t *testing.T) {
 	t.Parallel()
