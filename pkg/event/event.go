@@ -175,6 +175,13 @@ func (e *Event) MsgID() string {
 		return e.RunID + "/" + e.Type
 	case TypeRunCancelRequested, TypeRunPauseRequested, TypeRunResumeRequested, TypeRunPaused, TypeRunResumed:
 		return e.RunID + "/" + e.Type + "/" + e.ID
+	case TypeTaskFailed:
+		id := e.RunID + "/" + e.Task + "/" + strconv.Itoa(e.Attempt) + "/" + e.Type
+		if e.Reason == ReasonMaxLost {
+			// The scheduler's verdict follows the loss of the same attempt, which holds the plain id.
+			id += "/" + ReasonMaxLost
+		}
+		return id
 	default:
 		return e.RunID + "/" + e.Task + "/" + strconv.Itoa(e.Attempt) + "/" + e.Type
 	}

@@ -219,7 +219,12 @@ func TestServiceLostSparesQueuedDispatchesAndIsCapped(t *testing.T) {
 			t.Fatalf("task.failed %+v", e)
 		}
 	}
-	// Two lost attempts were re-dispatched; the third fails the task for good, retries or not.
+	// Two lost attempts were re-dispatched; the third fails the task for good, retries or not, and
+	// the scheduler's verdict reaches the stream beside the loss (its own Nats-Msg-Id), for the
+	// recorder to rank above a late result of that attempt.
+	if e := h.waitEvent(event.TypeTaskFailed, "run-gone", "x"); e.Reason != event.ReasonMaxLost || e.Attempt != 3 {
+		t.Fatalf("task.failed %+v, want the max_lost verdict on attempt 3", e)
+	}
 	if e := h.waitEvent(event.TypeRunFinished, "run-gone", ""); e.Status != event.RunFailed || !strings.Contains(e.Error, "lost") {
 		t.Fatalf("run.finished %+v", e)
 	}
