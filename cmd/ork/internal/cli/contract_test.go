@@ -20,6 +20,22 @@ import (
 	"github.com/ork-go/ork/cmd/ork/internal/stack"
 )
 
+// startCluster starts an in-process stack whose NATS server listens on a random port, with its data
+// in dataDir, for commands that talk to a cluster (--nats); it stops when the test ends.
+func startCluster(t *testing.T, dataDir string) *stack.Stack {
+	t.Helper()
+	stk, err := stack.Start(context.Background(), stack.Config{DataDir: dataDir, Port: -1}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := stk.Stop(); err != nil {
+			t.Errorf("stopping the stack: %v", err)
+		}
+	})
+	return stk
+}
+
 // runSchema is docs/run.schema.json, compiled, with formats asserted.
 func runSchema(t *testing.T) *jsonschema.Schema {
 	t.Helper()
@@ -142,15 +158,7 @@ func TestRunOverNATS(t *testing.T) {
 	sch := runSchema(t)
 	dir := copyExamples(t)
 	data := filepath.Join(dir, "cluster")
-	stk, err := stack.Start(context.Background(), stack.Config{DataDir: data, Port: -1}, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := stk.Stop(); err != nil {
-			t.Errorf("stopping the stack: %v", err)
-		}
-	})
+	stk := startCluster(t, data)
 	url := stk.Server.ClientURL()
 	db := "sqlite://" + filepath.Join(data, "ork.db")
 
@@ -205,15 +213,7 @@ func TestExitCodes(t *testing.T) {
 	t.Parallel()
 	dir := copyExamples(t)
 	data := filepath.Join(dir, "cluster")
-	stk, err := stack.Start(context.Background(), stack.Config{DataDir: data, Port: -1}, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := stk.Stop(); err != nil {
-			t.Errorf("stopping the stack: %v", err)
-		}
-	})
+	stk := startCluster(t, data)
 	url := stk.Server.ClientURL()
 	r := ork(t, dir, "run", "examples/hello.yaml", "--json")
 	r.expect(t, 0)

@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
-
-	"github.com/ork-go/ork/cmd/ork/internal/stack"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/workflow"
@@ -42,15 +39,7 @@ func TestControlCommands(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	ctx := context.Background()
-	stk, err := stack.Start(ctx, stack.Config{DataDir: filepath.Join(dir, "data"), Port: -1}, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := stk.Stop(); err != nil {
-			t.Errorf("stopping the stack: %v", err)
-		}
-	})
+	stk := startCluster(t, filepath.Join(dir, "data"))
 	url := stk.Server.ClientURL()
 	file := filepath.Join(dir, "flow.yaml")
 	if err := os.WriteFile(file, []byte(controlFlow), 0o600); err != nil {
