@@ -36,35 +36,20 @@ func (e *ExitError) Error() string {
 // Unwrap returns the wrapped error.
 func (e *ExitError) Unwrap() error { return e.Err }
 
-// exactArgs is cobra.ExactArgs with a usage exit code.
-func exactArgs(n int) cobra.PositionalArgs {
+// usageArgs gives an argument check the usage exit code and a pointer to --help.
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+		if err := check(cmd, args); err != nil {
 			return usageError(fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath()))
 		}
 		return nil
 	}
 }
 
-// minimumArgs is cobra.MinimumNArgs with a usage exit code.
-func minimumArgs(n int) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.MinimumNArgs(n)(cmd, args); err != nil {
-			return usageError(fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath()))
-		}
-		return nil
-	}
-}
-
-// rangeArgs is cobra.RangeArgs with a usage exit code.
-func rangeArgs(lo, hi int) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.RangeArgs(lo, hi)(cmd, args); err != nil {
-			return usageError(fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath()))
-		}
-		return nil
-	}
-}
+// exactArgs, minimumArgs and rangeArgs are cobra's checks with the usage exit code.
+func exactArgs(n int) cobra.PositionalArgs      { return usageArgs(cobra.ExactArgs(n)) }
+func minimumArgs(n int) cobra.PositionalArgs    { return usageArgs(cobra.MinimumNArgs(n)) }
+func rangeArgs(lo, hi int) cobra.PositionalArgs { return usageArgs(cobra.RangeArgs(lo, hi)) }
 
 // checkNATSURL rejects what is not a NATS URL (or a comma-separated list of them) before any
 // connection is tried.
