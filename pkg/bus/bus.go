@@ -53,6 +53,8 @@ type Config struct {
 	MaxAge time.Duration
 	// PublishWindow bounds asynchronous publishes awaiting their ack.
 	PublishWindow int
+	// PublishTryTimeout bounds one try of PublishUntilStored; it tries again after it.
+	PublishTryTimeout time.Duration
 	// InProcess, when set, connects to an in-process server without a socket.
 	InProcess nats.InProcessConnProvider
 }
@@ -83,6 +85,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxAge == 0 {
 		c.MaxAge = MaxAgeDefault
 	}
+	if c.PublishTryTimeout == 0 {
+		c.PublishTryTimeout = PublishTryTimeoutDefault
+	}
 	if c.PublishWindow == 0 {
 		c.PublishWindow = PublishWindowDefault
 	}
@@ -98,6 +103,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("bus: Replicas must be 1..5, got %d", c.Replicas)
 	case c.DuplicateWindow < time.Second:
 		return fmt.Errorf("bus: DuplicateWindow must be at least 1s, got %s", c.DuplicateWindow)
+	case c.PublishTryTimeout < 0:
+		return fmt.Errorf("bus: PublishTryTimeout must not be negative, got %s", c.PublishTryTimeout)
 	case c.PublishWindow < 1:
 		return fmt.Errorf("bus: PublishWindow must be positive, got %d", c.PublishWindow)
 	case c.EventsMaxBytes < 1 && c.EventsMaxBytes != Unlimited:

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
@@ -240,5 +241,71 @@ func TestPublishAckReportsDuplicates(t *testing.T) {
 	}
 	if first.Duplicate || !again.Duplicate || again.Sequence != first.Sequence {
 		t.Errorf("first %+v, again %+v: want the second one a duplicate of the first", first, again)
+	}
+}
+
+// A publish whose ack never comes (here a subscriber takes the message and never answers, as when a
+// server restarts between storing and acknowledging) is tried again with the same id until stored.
+func TestPublishUntilStoredOutlivesALostAck(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bus.Config{PublishTryTimeout: 200 * time.Millisecond})
+	const subject = "ork-test.lost-ack"
+	tries := make(chan struct{}, 16)
+	sub, err := b.NC.Subscribe(subject, func(*nats.Msg) { tries <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- b.PublishUntilStored(ctx, bus.Msg{Subject: subject, MsgID: "only-once", Data: []byte("{}")}) }()
+	select {
+	case <-tries:
+	case err := <-done:
+		t.Fatalf("PublishUntilStored returned %v before anything took the message", err)
+	}
+	// The swallower leaves and a stream takes the subject: the next try is stored.
+	if err := sub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "LOSTACK", Subjects: []string{subject}, Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("PublishUntilStored: %v", err)
+	}
+	// Tried again, stored once.
+	if err := b.PublishUntilStored(ctx, bus.Msg{Subject: subject, MsgID: "only-once", Data: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Fatalf("the stream holds %d messages, want 1", info.State.Msgs)
+	}
+}
+
+// A stream that refuses a message for good (full, discarding new ones) gets no retries: the caller
+// hears it at once.
+func TestPublishUntilStoredStopsAtARefusal(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bus.Config{TasksMaxMsgs: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.PublishUntilStored(ctx, bus.Msg{Subject: event.SubjectTasks("noop"), MsgID: "1", Data: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	err := b.PublishUntilStored(ctx, bus.Msg{Subject: event.SubjectTasks("noop"), MsgID: "2", Data: []byte("{}")})
+	if err == nil || !bus.RefusedForGood(err) {
+		t.Fatalf("publishing to a full stream: %v; want the stream's refusal", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the refusal was retried until the deadline")
+	}
+	if err := b.PublishUntilStored(ctx, bus.Msg{Subject: event.SubjectTasks("noop"), Data: []byte("{}")}); err == nil {
+		t.Fatal("a retried publish without a deduplication id was accepted")
 	}
 }

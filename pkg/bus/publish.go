@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 
 	"github.com/ork-go/ork/pkg/event"
 )
@@ -126,3 +129,84 @@ func (b *Bus) PublishAck(ctx context.Context, m Msg) (*jetstream.PubAck, error) 
 	}
 	return ack, nil
 }
+
+// PublishTryTimeoutDefault bounds one try of PublishUntilStored.
+const PublishTryTimeoutDefault = 5 * time.Second
+
+// Backoff of PublishUntilStored.
+const (
+	publishRetryMin   = 100 * time.Millisecond
+	publishRetryMax   = 2 * time.Second
+)
+
+// PublishUntilStored publishes m and waits for the stream's ack, trying again (with the same
+// deduplication id, so a retry never stores it twice) until it is stored, the stream refuses it
+// for good, or ctx ends. Each try is bounded and ends at once when the connection is lost: a
+// publish sent just before a server crash or restart never gets its ack, and waiting for ctx's
+// deadline would leave a client hanging for as long. It is for clients (a submission, a control
+// request); the services retry through redelivery instead.
+func (b *Bus) PublishUntilStored(ctx context.Context, m Msg) error {
+	if m.MsgID == "" {
+		return fmt.Errorf("publishing %s: a retried publish needs a deduplication id", m.Subject)
+	}
+	wait := publishRetryMin
+	for {
+		tctx, cancel := b.OpContext(ctx)
+		tctx, cancelTry := context.WithTimeout(tctx, b.cfg.PublishTryTimeout)
+		_, err := b.JS.PublishMsg(tctx, natsMsg(m))
+		cancelTry()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("publishing %s (%s): %w (last try: %v)", m.Subject, m.MsgID, ctx.Err(), err)
+		}
+		if !retryable(err) {
+			return fmt.Errorf("publishing %s (%s): %w", m.Subject, m.MsgID, err)
+		}
+		b.log.Debug("publish not acknowledged; trying again", zap.String("subject", m.Subject), zap.Error(err))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("publishing %s (%s): %w (last try: %v)", m.Subject, m.MsgID, ctx.Err(), err)
+		case <-t.C:
+		}
+		wait = min(2*wait, publishRetryMax)
+	}
+}
+
+// retryable tells whether a failed publish may succeed when tried again (ctx being still alive):
+// the try timed out or was cut by a lost connection, nobody answered (a stream between leaders, a
+// server restarting), or the cluster said "not now".
+func retryable(err error) bool {
+	if RefusedForGood(err) {
+		return false
+	}
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrDisconnected) ||
+		errors.Is(err, nats.ErrTimeout) || transient(err)
+}
+
+// RefusedForGood tells whether a stream answered that it will not store a message however often it
+// is sent: the stream is full (it discards new messages) or the message is over its size limit.
+func RefusedForGood(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case jetstream.JSErrCodeStreamMessageExceedsMaximum:
+		return true
+	case jsErrCodeStreamStoreFailed:
+		// The same code also carries transient store errors ("store closed" while the server stops).
+		return strings.HasPrefix(apiErr.Description, "maximum ") || strings.Contains(apiErr.Description, "too large")
+	}
+	return false
+}
+
+// jsErrCodeStreamStoreFailed is the server's code for a message the stream did not store, with the
+// reason as the description ("maximum bytes exceeded" when a stream that discards new messages is
+// full); nats.go has no constant for it.
+const jsErrCodeStreamStoreFailed jetstream.ErrorCode = 10077

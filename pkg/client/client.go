@@ -52,6 +52,9 @@ func SubmitRunID(p SubmitParams) string {
 }
 
 // Submit publishes one run.submitted event and returns the run id once the stream has stored it.
+// A publish whose acknowledgement is lost (the server restarted, the connection dropped) is sent
+// again with the same deduplication id until ctx ends, so Submit never hangs on a lost reply and
+// never starts the run twice.
 func (c *Client) Submit(ctx context.Context, p SubmitParams) (string, error) {
 	if p.Plan == nil {
 		return "", errors.New("submitting run: plan is required")
@@ -66,7 +69,7 @@ func (c *Client) Submit(ctx context.Context, p SubmitParams) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("submitting run %s: %w", runID, err)
 	}
-	if err := c.bus.Publish(ctx, msg); err != nil {
+	if err := c.bus.PublishUntilStored(ctx, msg); err != nil {
 		return "", fmt.Errorf("submitting run %s: %w", runID, err)
 	}
 	return runID, nil

@@ -326,6 +326,17 @@ var runIDNamespace = uuid.MustParse("6f726b2d-676f-4000-8000-72756e696473")
 // submission always maps to the same run.
 func DeriveRunID(key string) string { return uuid.NewSHA1(runIDNamespace, []byte(key)).String() }
 
+// answerNamespace seeds AnswerID.
+var answerNamespace = uuid.MustParse("6f726b2d-676f-4000-8000-616e73776572")
+
+// AnswerID returns the event id of the answer of type typ to the control request with id reqID: a
+// name-based UUID, so a replayed request re-publishes the same answer and a client can tell the
+// answer to its own request from another's. The scheduler's verdict on a task lost too often
+// derives its id from the loss's the same way (typ ReasonMaxLost).
+func AnswerID(reqID, typ string) string {
+	return uuid.NewSHA1(answerNamespace, []byte(typ+"/"+reqID)).String()
+}
+
 // SubmissionRunID returns the run id of a run.submitted event read at stream sequence seq: its run_id
 // when set, else DeriveRunID of its idempotency key, else DeriveRunID("seq:<seq>"). Every consumer
 // (scheduler, recorder) uses it, so a submission without run_id maps to one run everywhere.

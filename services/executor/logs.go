@@ -3,15 +3,12 @@ package executor
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/ork-go/ork/pkg/bus"
@@ -196,7 +193,8 @@ func (s *logSink) flush() {
 }
 
 // ship publishes one batch, trying again with backoff until the stream stores it. It returns false
-// when the executor was hard-stopped first. A batch the stream refuses for good is reported lost.
+// when the executor was hard-stopped first. A batch the stream refuses for good is reported lost and
+// dropped: waiting for an operator would stall every running attempt.
 func (s *logSink) ship(lines []event.LogLine) bool {
 	lb := s.hdr
 	lb.Lines = lines
@@ -222,7 +220,7 @@ func (s *logSink) ship(lines []event.LogLine) bool {
 			return true
 		case s.stop.Err() != nil:
 			return false
-		case refusedForGood(err):
+		case bus.RefusedForGood(err):
 			s.lost(len(lines), err)
 			return true
 		case try == 1:
@@ -245,29 +243,6 @@ func (s *logSink) lost(n int, err error) {
 func (s *logSink) fields(n int, extra ...zap.Field) []zap.Field {
 	return append([]zap.Field{logging.RunID(s.hdr.RunID), logging.Task(s.hdr.Task), logging.Attempt(s.hdr.Attempt), logging.Count(n)}, extra...)
 }
-
-// refusedForGood tells whether the logs stream answered that it will not store a batch however often
-// it is sent: it is full (it discards new messages) or the message is over its size limit. Waiting
-// for an operator would stall every running attempt, so such lines are dropped with a warning.
-func refusedForGood(err error) bool {
-	var apiErr *jetstream.APIError
-	if !errors.As(err, &apiErr) {
-		return false
-	}
-	switch apiErr.ErrorCode {
-	case jetstream.JSErrCodeStreamMessageExceedsMaximum:
-		return true
-	case jsErrCodeStreamStoreFailed:
-		// The same code also carries transient store errors ("store closed" while the server stops).
-		return strings.HasPrefix(apiErr.Description, "maximum ") || strings.Contains(apiErr.Description, "too large")
-	}
-	return false
-}
-
-// jsErrCodeStreamStoreFailed is the server's code for a message the stream did not store, with the
-// reason as the description ("maximum bytes exceeded" when a stream that discards new messages is
-// full); nats.go has no constant for it.
-const jsErrCodeStreamStoreFailed jetstream.ErrorCode = 10077
 
 // close ships what is left, the truncation marker and the tail, and waits until the stream has
 // stored them, or until the hard stop.

@@ -6,7 +6,6 @@ import (
 	"hash/fnv"
 	"time"
 
-	"github.com/google/uuid"
 
 	"github.com/ork-go/ork/pkg/event"
 )
@@ -240,7 +239,7 @@ func (a *applier) control() (Commands, bool) {
 // request's, so that answering the same request again publishes the same message.
 func (a *applier) answer(typ string) {
 	e := a.event(typ, "", 0)
-	e.ID = AnswerID(a.ev.ID, typ)
+	e.ID = event.AnswerID(a.ev.ID, typ)
 	e.Workflow = a.g.Plan.Name
 }
 
@@ -253,16 +252,6 @@ func (a *applier) answerCurrent() {
 	case a.ev.Type == event.TypeRunResumeRequested && a.st.Status == RunActive:
 		a.answer(event.TypeRunResumed)
 	}
-}
-
-// answerNamespace seeds AnswerID.
-var answerNamespace = uuid.MustParse("6f726b2d-676f-4000-8000-616e73776572")
-
-// AnswerID returns the event id of the answer of type typ to the control request with id reqID: a
-// name-based UUID, so a replayed request re-publishes the same answer. The verdict on a task lost
-// too often derives its id from the loss's the same way (typ max_lost).
-func AnswerID(reqID, typ string) string {
-	return uuid.NewSHA1(answerNamespace, []byte(typ+"/"+reqID)).String()
 }
 
 // cancel ends the run: every task that is not over is cancelled at its last dispatched attempt (0
@@ -420,7 +409,7 @@ func (a *applier) fail(i int, p Policy) {
 func (a *applier) giveUp(i int, p Policy) *event.Event {
 	attempt := a.st.Tasks[i].Attempt
 	e := a.event(event.TypeTaskFailed, a.g.Task(i).Name, attempt)
-	e.ID = AnswerID(a.ev.ID, event.ReasonMaxLost)
+	e.ID = event.AnswerID(a.ev.ID, event.ReasonMaxLost)
 	e.Reason = event.ReasonMaxLost
 	detail := a.ev.Error
 	if detail == "" {

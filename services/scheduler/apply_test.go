@@ -639,7 +639,7 @@ func TestAnswerIsDeterministic(t *testing.T) {
 	if a.ID == "" || a.ID != b.ID || a.MsgID() != b.MsgID() || a.ID == pause.ID {
 		t.Fatalf("answer ids %q and %q (request %q): want one id, derived from the request", a.ID, b.ID, pause.ID)
 	}
-	if other := AnswerID(pause.ID, event.TypeRunResumed); other == a.ID {
+	if other := event.AnswerID(pause.ID, event.TypeRunResumed); other == a.ID {
 		t.Fatal("answers of different types share an id")
 	}
 }

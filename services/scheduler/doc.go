@@ -18,7 +18,7 @@
 //     that become ready (or are due for a retry) are held, not dispatched; results of running tasks
 //     are applied. run.resume_requested answers run.resumed and dispatches the held tasks at once.
 //     A paused run with held tasks stays paused; one whose every task has ended finishes. The
-//     answer's event id derives from the request's (AnswerID), so a replay re-publishes the same
+//     answer's event id derives from the request's (event.AnswerID), so a replay re-publishes the same
 //     message, and a request for a state the run is already in is answered again. The stream
 //     sequence of the last applied control request is kept in the state, so a redelivered pause
 //     cannot undo a later resume.

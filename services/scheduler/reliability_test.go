@@ -87,7 +87,7 @@ func TestServicePauseResumeCancel(t *testing.T) {
 
 	pause := control(event.TypeRunPauseRequested, "run-ctl")
 	h.publish(pause)
-	if e := h.waitEvent(event.TypeRunPaused, "run-ctl", ""); e.ID != AnswerID(pause.ID, event.TypeRunPaused) || e.Workflow != "ctl" {
+	if e := h.waitEvent(event.TypeRunPaused, "run-ctl", ""); e.ID != event.AnswerID(pause.ID, event.TypeRunPaused) || e.Workflow != "ctl" {
 		t.Fatalf("run.paused %+v", e)
 	}
 	// a's result is applied while paused, but b is held.
@@ -102,13 +102,13 @@ func TestServicePauseResumeCancel(t *testing.T) {
 	// Pausing again is answered again.
 	again := control(event.TypeRunPauseRequested, "run-ctl")
 	h.publish(again)
-	if e := h.waitEvent(event.TypeRunPaused, "run-ctl", ""); e.ID != AnswerID(again.ID, event.TypeRunPaused) {
+	if e := h.waitEvent(event.TypeRunPaused, "run-ctl", ""); e.ID != event.AnswerID(again.ID, event.TypeRunPaused) {
 		t.Fatalf("second run.paused %+v", e)
 	}
 
 	resume := control(event.TypeRunResumeRequested, "run-ctl")
 	h.publish(resume)
-	if e := h.waitEvent(event.TypeRunResumed, "run-ctl", ""); e.ID != AnswerID(resume.ID, event.TypeRunResumed) {
+	if e := h.waitEvent(event.TypeRunResumed, "run-ctl", ""); e.ID != event.AnswerID(resume.ID, event.TypeRunResumed) {
 		t.Fatalf("run.resumed %+v", e)
 	}
 	b := h.nextDispatch()

@@ -14,15 +14,10 @@ import (
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
-	"github.com/ork-go/ork/services/scheduler"
 )
 
 // controlTimeoutDefault bounds the wait for the scheduler's answer to a control request.
 const controlTimeoutDefault = time.Minute
-
-// knownWaitDefault is how long a control command looks for a run the scheduler may not have
-// written yet (submitted a moment ago) before it answers that there is no such run.
-const knownWaitDefault = time.Second
 
 // controlSpec describes one control command.
 type controlSpec struct {
@@ -131,24 +126,22 @@ func runControl(ctx context.Context, stdout io.Writer, spec controlSpec, runID s
 	}
 	defer b.Close()
 
-	// A run the scheduler does not know would get no answer: say so at once instead of waiting.
-	known, err := client.New(b).Known(ctx, runID, knownWaitDefault)
-	if err != nil {
-		return err
+	cl := client.New(b)
+	params := client.ControlParams{RunID: runID, Reason: o.reason, TriggeredBy: "cli"}
+	var req event.Event
+	switch spec.request {
+	case event.TypeRunCancelRequested:
+		req, err = cl.Cancel(ctx, params)
+	case event.TypeRunPauseRequested:
+		req, err = cl.Pause(ctx, params)
+	default:
+		req, err = cl.Resume(ctx, params)
 	}
-	if !known {
+	if errors.Is(err, client.ErrUnknownRun) {
 		return fmt.Errorf("no run %s on the cluster at %s (its scheduler keeps runs for a week after their last change)", runID, natsURL)
 	}
-
-	req := event.New(spec.request, runID, "", 0)
-	req.TriggeredBy = "cli"
-	req.Error = o.reason
-	msg, err := bus.EventMsg(&req)
 	if err != nil {
 		return err
-	}
-	if err := b.Publish(ctx, msg); err != nil {
-		return fmt.Errorf("sending %s: %w", spec.request, err)
 	}
 	if !o.wait {
 		if o.json {
@@ -160,15 +153,7 @@ func runControl(ctx context.Context, stdout io.Writer, spec controlSpec, runID s
 
 	wctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	want := scheduler.AnswerID(req.ID, spec.answer)
-	var answer event.Event
-	err = client.New(b).Follow(wctx, runID, func(e event.Event) error {
-		if e.Type == event.TypeRunFinished || (e.Type == spec.answer && e.ID == want) {
-			answer = e
-			return client.ErrStop
-		}
-		return nil
-	})
+	answer, err := cl.AwaitAnswer(wctx, req)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 		return fmt.Errorf("no answer to %s within %s: is a scheduler running, and does run %s exist?", spec.request, o.timeout, runID)

@@ -157,7 +157,7 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 		}
 		// In-process, the run would die with this command: cancel it so the database says so.
 		fmt.Fprintf(stderr, "\ninterrupted: cancelling run %s\n", runID)
-		final, err = cancelRun(b, cl, runID, onEvent)
+		final, err = cancelRun(cl, runID, onEvent)
 		ctx = context.Background()
 	}
 	if err != nil {
@@ -213,16 +213,10 @@ func readRun(ctx context.Context, st store.Store, runID string) (*view.Run, erro
 const interruptGraceDefault = 15 * time.Second
 
 // cancelRun asks the scheduler to cancel a run and waits until it has finished.
-func cancelRun(b *bus.Bus, cl *client.Client, runID string, onEvent func(event.Event)) (event.Event, error) {
+func cancelRun(cl *client.Client, runID string, onEvent func(event.Event)) (event.Event, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), interruptGraceDefault)
 	defer cancel()
-	req := event.New(event.TypeRunCancelRequested, runID, "", 0)
-	req.TriggeredBy, req.Error = "cli", "interrupted"
-	msg, err := bus.EventMsg(&req)
-	if err != nil {
-		return event.Event{}, err
-	}
-	if err := b.Publish(ctx, msg); err != nil {
+	if _, err := cl.Cancel(ctx, client.ControlParams{RunID: runID, Reason: "interrupted", TriggeredBy: "cli", KnownWithin: interruptGraceDefault / 3}); err != nil {
 		return event.Event{}, fmt.Errorf("cancelling run %s: %w", runID, err)
 	}
 	final, err := cl.Wait(ctx, runID, onEvent)
