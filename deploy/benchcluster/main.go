@@ -15,7 +15,7 @@ import (
 	"syscall"
 
 	"github.com/ork-go/ork/deploy/benchcluster/clusterbench"
-	"github.com/ork-go/ork/deploy/stack"
+	"github.com/ork-go/ork/deploy/processes"
 )
 
 func main() {
@@ -70,7 +70,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if cfg.Root, err = stack.FindRoot(wd); err != nil {
+	if cfg.Root, err = processes.FindRoot(wd); err != nil {
 		return err
 	}
 	if cfg.Dir == "" {

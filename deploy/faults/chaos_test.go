@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ork-go/ork/deploy/faults"
-	"github.com/ork-go/ork/deploy/stack"
+	"github.com/ork-go/ork/deploy/processes"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/workflow"
@@ -92,7 +92,7 @@ func chaos(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	replay := fmt.Sprintf("cd deploy && TEST_DATABASE_URL=%q go test -count=1 -v -run '^TestChaos$' ./faults -chaos.seed=%d -chaos.duration=%s",
 		adminURL(t), seed, *chaosDuration)
-	t.Logf("chaos: duration %s, seed %d, time scale %g; replay with:\n  %s", *chaosDuration, seed, stack.TimeScale(), replay)
+	t.Logf("chaos: duration %s, seed %d, time scale %g; replay with:\n  %s", *chaosDuration, seed, processes.TimeScale(), replay)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("chaos seed %d failed; replay with:\n  %s", seed, replay)
@@ -104,7 +104,7 @@ func chaos(t *testing.T, seed uint64) {
 	// test asks every run to succeed, so the cap is raised.
 	e := setup(t, options{executors: 3, concurrency: 2, schedulers: 2, ackWait: 2 * time.Second,
 		schedulerArgs: append(slices.Clone(schedulerTestArgs), "--max-lost-attempts", "50"),
-		timeout:       *chaosDuration + stack.Scaled(6*time.Minute)})
+		timeout:       *chaosDuration + processes.Scaled(6*time.Minute)})
 	tl := &timeline{start: time.Now()}
 	plans := []*workflow.Plan{
 		e.workflow("chaos-chain", []taskSpec{
@@ -203,7 +203,7 @@ func chaos(t *testing.T, seed uint64) {
 	}
 	tl.add("faults and submissions stopped: %d runs accepted, %d refused; waiting for every run to end", len(e.accepted()), refused)
 
-	rep := e.check(faults.Params{EveryTaskWritesLedger: true, Deadline: stack.Scaled(3 * time.Minute)})
+	rep := e.check(faults.Params{EveryTaskWritesLedger: true, Deadline: processes.Scaled(3 * time.Minute)})
 	tl.add("check: %s", rep)
 	if rep.RunStatus[event.RunSuccess] != rep.Runs {
 		t.Errorf("not every run succeeded: %v (every fault here is recoverable)", rep.RunStatus)

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/ork-go/ork/deploy/faults"
-	"github.com/ork-go/ork/deploy/stack"
+	"github.com/ork-go/ork/deploy/processes"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
 )
@@ -21,13 +21,13 @@ func TestNATSClusterFailover(t *testing.T) {
 	t.Parallel()
 	e := setup(t, options{natsCluster: 3, executors: 2, concurrency: 3, ackWait: 2 * time.Second})
 	nodes := e.s.NATSNodes
-	byName := make(map[string]*stack.NATS, len(nodes))
+	byName := make(map[string]*processes.NATS, len(nodes))
 	for _, n := range nodes {
 		byName[n.ServerName()] = n
 	}
-	leaderOf := func(stream string) *stack.NATS {
+	leaderOf := func(stream string) *processes.NATS {
 		t.Helper()
-		var leader *stack.NATS
+		var leader *processes.NATS
 		e.waitUntil("a leader of "+stream, func() bool {
 			ctx, cancel := context.WithTimeout(e.ctx, 2*time.Second)
 			defer cancel()
@@ -77,7 +77,7 @@ func TestNATSClusterFailover(t *testing.T) {
 	e.waitExecutions(30)
 
 	// A second node down: no quorum, so no run is accepted, until a node returns.
-	var third *stack.NATS
+	var third *processes.NATS
 	for _, n := range nodes {
 		if n != other && third == nil {
 			third = n

@@ -1,5 +1,5 @@
 // Package faults holds Ork's fault tests and the invariant they check. The tests run the services
-// as real processes (package deploy/stack), kill or stop them (SIGKILL, SIGSTOP/SIGCONT), restart
+// as real processes (package deploy/processes), kill or stop them (SIGKILL, SIGSTOP/SIGCONT), restart
 // NATS and PostgreSQL, feed poison to the streams, and end with Check:
 //
 //   - every accepted run is terminal in the database within its deadline, and the store's own

@@ -18,7 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ork-go/ork/deploy/faults"
-	"github.com/ork-go/ork/deploy/stack"
+	"github.com/ork-go/ork/deploy/processes"
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
@@ -41,21 +41,21 @@ func TestMain(m *testing.M) {
 }
 
 // build builds the binaries once for the package.
-var build stack.BuildOnce
+var build processes.BuildOnce
 
 // binaries builds nats-server, the services and the CLI once for the package, from the workspace
 // holding this package or from ORK_FAULTS_ROOT (another checkout, e.g. a `git archive` of a commit).
-func binaries(t *testing.T) stack.Binaries {
+func binaries(t *testing.T) processes.Binaries {
 	t.Helper()
-	return build.Binaries(t, stack.BuildConfig{Root: os.Getenv("ORK_FAULTS_ROOT"), Dir: binDir, CLI: true})
+	return build.Binaries(t, processes.BuildConfig{Root: os.Getenv("ORK_FAULTS_ROOT"), Dir: binDir, CLI: true})
 }
 
 // adminURL returns TEST_DATABASE_URL, skipping the test when it is unset.
-func adminURL(t *testing.T) string { return stack.TestAdminURL(t) }
+func adminURL(t *testing.T) string { return processes.TestAdminURL(t) }
 
 // testDatabase creates a fresh database on the server of admin, dropped at cleanup.
 func testDatabase(t *testing.T, admin string) string {
-	return stack.TestDatabase(t, admin, "ork_faults")
+	return processes.TestDatabase(t, admin, "ork_faults")
 }
 
 // options shape one test's stack.
@@ -88,7 +88,7 @@ type env struct {
 	ledger string
 	body   string
 	dbURL  string
-	s      *stack.Stack
+	s      *processes.Stack
 	bus    *bus.Bus
 	client *client.Client
 	watch  *faults.Watcher
@@ -142,7 +142,7 @@ func setup(t *testing.T, o options) *env {
 		dbURL = testDatabase(t, admin)
 	}
 	if o.timeout == 0 {
-		o.timeout = stack.Scaled(5 * time.Minute)
+		o.timeout = processes.Scaled(5 * time.Minute)
 	}
 	if o.natsCluster > 1 {
 		o.env = append(o.env, bus.EnvReplicas+"="+strconv.Itoa(o.natsCluster))
@@ -161,7 +161,7 @@ func setup(t *testing.T, o options) *env {
 	if o.ackWait > 0 {
 		execArgs = append(execArgs, "--ack-wait", o.ackWait.String())
 	}
-	s, err := stack.StartStack(ctx, stack.Config{
+	s, err := processes.StartStack(ctx, processes.Config{
 		Binaries:            bins,
 		Dir:                 filepath.Join(dir, "stack"),
 		NATSBase:            natsBase(t),
@@ -210,7 +210,7 @@ func setup(t *testing.T, o options) *env {
 
 // keepLogs copies a failed test's whole process logs to $ORK_FAULTS_LOGS/<test name>, when set, so
 // that they can be read after the test's temporary directory is gone.
-func keepLogs(t *testing.T, s *stack.Stack) {
+func keepLogs(t *testing.T, s *processes.Stack) {
 	base := os.Getenv("ORK_FAULTS_LOGS")
 	if base == "" {
 		t.Logf("set ORK_FAULTS_LOGS=DIR to keep the whole logs of a failed test")
@@ -345,7 +345,7 @@ func (e *env) check(p faults.Params) faults.Report {
 	}
 	p.RunIDs = e.accepted()
 	if p.Deadline == 0 {
-		p.Deadline = stack.Scaled(faults.CheckDeadlineDefault)
+		p.Deadline = processes.Scaled(faults.CheckDeadlineDefault)
 	}
 	if p.Ledger == "" {
 		p.Ledger = e.ledger
@@ -430,7 +430,7 @@ func (e *env) standing() string {
 	}
 	onStream := 0
 	for i, o := range runs {
-		_, err := events.GetLastMsgForSubject(ctx, "ork.events."+event.TypeRunFinished+"."+o.id)
+		_, err := events.GetLastMsgForSubject(ctx, event.SubjectEvent(event.TypeRunFinished, o.id))
 		finished := err == nil
 		if finished {
 			onStream++
@@ -510,7 +510,7 @@ func (e *env) waitUntil(what string, cond func() bool) {
 }
 
 // executorOf returns the executor process that is the parent of pid.
-func (e *env) executorOf(pid int) *stack.Process {
+func (e *env) executorOf(pid int) *processes.Process {
 	e.t.Helper()
 	ppid, err := parentPid(pid)
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ork-go/ork/deploy/faults"
-	"github.com/ork-go/ork/deploy/stack"
+	"github.com/ork-go/ork/deploy/processes"
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
@@ -239,7 +239,7 @@ func TestPostgresOutage(t *testing.T) {
 	pg := startPGCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dbURL, err := stack.CreateDatabase(ctx, pg.url("postgres"), "ork")
+	dbURL, err := processes.CreateDatabase(ctx, pg.url("postgres"), "ork")
 	if err != nil {
 		t.Fatal(err)
 	}

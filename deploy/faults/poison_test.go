@@ -87,7 +87,7 @@ func TestPoisonEvents(t *testing.T) {
 	unknownRun := event.NewID()
 	poison := map[string]uint64{}
 	var err error
-	if poison["undecodable"], err = e.publishRaw("ork.events.task.started."+unknownRun, []byte("\x00\xffnot json{")); err != nil {
+	if poison["undecodable"], err = e.publishRaw(event.SubjectEvent("task.started", unknownRun), []byte("\x00\xffnot json{")); err != nil {
 		t.Fatal(err)
 	}
 	v99 := event.New(event.TypeTaskStarted, first, "a", 1)
@@ -98,11 +98,11 @@ func TestPoisonEvents(t *testing.T) {
 	huge := event.New(event.TypeTaskSucceeded, unknownRun, "a", 1)
 	huge.Output = json.RawMessage(`"` + strings.Repeat("x", 6<<20) + `"`)
 	poison["oversized event"] = e.publishEvent(huge)
-	if poison["oversized garbage"], err = e.publishRaw("ork.events.task.failed."+unknownRun, bytes.Repeat([]byte{0xfe}, 6<<20)); err != nil {
+	if poison["oversized garbage"], err = e.publishRaw(event.SubjectEvent("task.failed", unknownRun), bytes.Repeat([]byte{0xfe}, 6<<20)); err != nil {
 		t.Fatal(err)
 	}
 	// Over max_payload (8 MB): the publisher gets an explicit error, nothing is stored.
-	if _, err := e.publishRaw("ork.events.task.failed."+unknownRun, make([]byte, 9<<20)); err == nil {
+	if _, err := e.publishRaw(event.SubjectEvent("task.failed", unknownRun), make([]byte, 9<<20)); err == nil {
 		t.Error("publishing 9 MB on ORK_EVENTS succeeded, want the server's max payload error")
 	} else {
 		t.Logf("9 MB publish refused: %v", err)

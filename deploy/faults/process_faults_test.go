@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ork-go/ork/deploy/faults"
-	"github.com/ork-go/ork/deploy/stack"
+	"github.com/ork-go/ork/deploy/processes"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/workflow"
@@ -81,7 +81,7 @@ func TestExecutorKilledMidTask(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The task was in its own process group: only Pdeathsig can have stopped it.
-	e.waitUntil("the killed executor's task process to die", func() bool { return !stack.ProcAlive(first.Pid) })
+	e.waitUntil("the killed executor's task process to die", func() bool { return !processes.ProcAlive(first.Pid) })
 
 	e.check(faults.Params{WantStatus: map[string]string{runID: event.RunSuccess}, EveryTaskWritesLedger: true})
 	execs := e.executionsOf(runID, "long")

@@ -258,7 +258,9 @@ func TestPublishUntilStoredOutlivesALostAck(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- b.PublishUntilStored(ctx, bus.Msg{Subject: subject, MsgID: "only-once", Data: []byte("{}")}) }()
+	go func() {
+		done <- b.PublishUntilStored(ctx, bus.Msg{Subject: subject, MsgID: "only-once", Data: []byte("{}")})
+	}()
 	select {
 	case <-tries:
 	case err := <-done:

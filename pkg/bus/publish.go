@@ -135,8 +135,8 @@ const PublishTryTimeoutDefault = 5 * time.Second
 
 // Backoff of PublishUntilStored.
 const (
-	publishRetryMin   = 100 * time.Millisecond
-	publishRetryMax   = 2 * time.Second
+	publishRetryMin = 100 * time.Millisecond
+	publishRetryMax = 2 * time.Second
 )
 
 // PublishUntilStored publishes m and waits for the stream's ack, trying again (with the same

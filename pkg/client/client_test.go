@@ -176,7 +176,7 @@ func TestFollow(t *testing.T) {
 			event.New(event.TypeTaskSucceeded, run, "a", 1),
 		)
 		// Garbage on the run's subjects is skipped, not fatal.
-		if err := f.bus.Publish(f.ctx, bus.Msg{Subject: "ork.events.task.failed." + run, Data: []byte("{not json")}); err != nil {
+		if err := f.bus.Publish(f.ctx, bus.Msg{Subject: event.SubjectEvent("task.failed", run), Data: []byte("{not json")}); err != nil {
 			t.Fatal(err)
 		}
 		f.publish(t, event.New(event.TypeRunFinished, run, "", 0))

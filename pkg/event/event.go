@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -159,7 +160,42 @@ func (e *Event) Subject() string {
 	if e.Type == TypeRunSubmitted {
 		return SubjectRunSubmitted
 	}
-	return "ork.events." + e.Type + "." + e.RunID
+	return SubjectEvent(e.Type, e.RunID)
+}
+
+// Subject prefixes; the constructors below build every subject from them.
+const (
+	subjectEventsPrefix = "ork.events."
+	subjectTasksPrefix  = "ork.tasks."
+	subjectLogsPrefix   = "ork.logs."
+)
+
+// SubjectEvent returns the subject of the event of type typ of run runID (not run.submitted,
+// which has one fixed subject).
+func SubjectEvent(typ, runID string) string { return subjectEventsPrefix + typ + "." + runID }
+
+// SubjectEventsOfType returns the filter matching every event of type typ, of any run.
+func SubjectEventsOfType(typ string) string { return subjectEventsPrefix + typ + ".*" }
+
+// SubjectsEventsOfTypes returns SubjectEventsOfType of each type.
+func SubjectsEventsOfTypes(types ...string) []string {
+	out := make([]string, len(types))
+	for i, t := range types {
+		out[i] = SubjectEventsOfType(t)
+	}
+	return out
+}
+
+// IsEventSubject tells whether subject is on ORK_EVENTS.
+func IsEventSubject(subject string) bool { return strings.HasPrefix(subject, subjectEventsPrefix) }
+
+// IsLogSubject tells whether subject is on ORK_LOGS.
+func IsLogSubject(subject string) bool { return strings.HasPrefix(subject, subjectLogsPrefix) }
+
+// ExecutorTypeOfSubject returns the executor type of dispatch subject "ork.tasks.<type>", and
+// false for another subject.
+func ExecutorTypeOfSubject(subject string) (string, bool) {
+	return strings.CutPrefix(subject, subjectTasksPrefix)
 }
 
 // MsgID returns the Nats-Msg-Id that makes publishing the event twice harmless.
@@ -188,7 +224,7 @@ func (e *Event) MsgID() string {
 }
 
 // SubjectRunEvents returns the filter matching every event of one run except its submission.
-func SubjectRunEvents(runID string) string { return "ork.events.*.*." + runID }
+func SubjectRunEvents(runID string) string { return subjectEventsPrefix + "*.*." + runID }
 
 // Dispatch is a ready task on ORK_TASKS, subject "ork.tasks.<executor type>".
 type Dispatch struct {
@@ -214,7 +250,20 @@ func (d *Dispatch) MsgID() string {
 }
 
 // SubjectTasks returns the dispatch subject of an executor type.
-func SubjectTasks(executorType string) string { return "ork.tasks." + executorType }
+func SubjectTasks(executorType string) string { return subjectTasksPrefix + executorType }
+
+// Durable consumer names: the one every instance of a service shares.
+const (
+	// ConsumerScheduler is the schedulers' consumer on ORK_EVENTS.
+	ConsumerScheduler = "scheduler"
+	// ConsumerRecorderEvents and ConsumerRecorderLogs are the recorders' consumers on ORK_EVENTS
+	// and ORK_LOGS.
+	ConsumerRecorderEvents = "recorder"
+	ConsumerRecorderLogs   = "recorder-logs"
+)
+
+// ConsumerExecutor returns the consumer on ORK_TASKS shared by every executor of a type.
+func ConsumerExecutor(executorType string) string { return "exec-" + executorType }
 
 // Log streams.
 const (
@@ -240,7 +289,7 @@ type LogBatch struct {
 }
 
 // Subject returns "ork.logs.<run>.<task>".
-func (b *LogBatch) Subject() string { return "ork.logs." + b.RunID + "." + b.Task }
+func (b *LogBatch) Subject() string { return subjectLogsPrefix + b.RunID + "." + b.Task }
 
 // MsgID returns "run/task/attempt/first seq", so a re-sent batch is dropped by the stream.
 func (b *LogBatch) MsgID() string {

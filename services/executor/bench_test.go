@@ -88,7 +88,7 @@ func BenchmarkDispatchNoop(b *testing.B) {
 		b.Fatal(err)
 	}
 	done := make(chan struct{}, 1024)
-	sub, err := bb.NC.Subscribe("ork.events."+event.TypeTaskSucceeded+".*", func(*nats.Msg) { done <- struct{}{} })
+	sub, err := bb.NC.Subscribe(event.SubjectEventsOfType(event.TypeTaskSucceeded), func(*nats.Msg) { done <- struct{}{} })
 	if err != nil {
 		b.Fatal(err)
 	}

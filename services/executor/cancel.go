@@ -21,8 +21,8 @@ var errCancelled = errors.New("cancelled")
 // killed and its dispatch acknowledged without a terminal event, since the run's state already says
 // how the attempt ended.
 var cancelSubjects = []string{
-	"ork.events." + event.TypeTaskCancelled + ".*",
-	"ork.events." + event.TypeRunFinished + ".*",
+	event.SubjectEventsOfType(event.TypeTaskCancelled),
+	event.SubjectEventsOfType(event.TypeRunFinished),
 }
 
 // cancelledMemory bounds how many recent cancellations are remembered, so that a dispatch received

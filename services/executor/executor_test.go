@@ -101,14 +101,14 @@ func setupAt(t *testing.T, url string) *harness {
 	// One subscription for events and logs, so they are seen in the order they were published.
 	sub, err := b.NC.Subscribe("ork.>", func(m *nats.Msg) {
 		switch {
-		case strings.HasPrefix(m.Subject, "ork.events."):
+		case event.IsEventSubject(m.Subject):
 			e, err := event.DecodeEvent(m.Data)
 			if err != nil {
 				t.Errorf("undecodable event on %s: %v", m.Subject, err)
 				return
 			}
 			h.events.add(e)
-		case strings.HasPrefix(m.Subject, "ork.logs."):
+		case event.IsLogSubject(m.Subject):
 			lb, err := event.DecodeLogBatch(m.Data)
 			if err != nil {
 				t.Errorf("undecodable log batch on %s: %v", m.Subject, err)

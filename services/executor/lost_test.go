@@ -233,7 +233,7 @@ type againMsg struct {
 }
 
 func (m *againMsg) Data() []byte    { return m.data }
-func (m *againMsg) Subject() string { return "ork.tasks.process" }
+func (m *againMsg) Subject() string { return event.SubjectTasks(workflow.ExecutorProcess) }
 func (m *againMsg) Metadata() (*jetstream.MsgMetadata, error) {
 	return &jetstream.MsgMetadata{NumDelivered: 1, Timestamp: time.Now()}, nil
 }

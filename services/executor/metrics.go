@@ -151,6 +151,6 @@ func (m *Metrics) lostAttempt(typ string) {
 // watch adds the consumer of an executor type to the backlog collector.
 func (m *Metrics) watch(js jetstream.JetStream, typ string) {
 	if m != nil {
-		m.consumers.Watch(js, event.StreamTasks, ConsumerName(typ))
+		m.consumers.Watch(js, event.StreamTasks, event.ConsumerExecutor(typ))
 	}
 }

@@ -27,9 +27,6 @@ const (
 	fetchMax = 256
 )
 
-// ConsumerName returns the durable consumer shared by every instance serving an executor type.
-func ConsumerName(executorType string) string { return "exec-" + executorType }
-
 // Service pulls dispatches of its executor types and runs them.
 type Service struct {
 	bus    *bus.Bus
@@ -156,7 +153,7 @@ func (s *Service) Run(ctx context.Context) error {
 func (s *Service) consumer(ctx context.Context, typ string) (jetstream.Consumer, error) {
 	c, err := s.bus.Consumer(ctx, bus.ConsumerSpec{
 		Stream:        event.StreamTasks,
-		Durable:       ConsumerName(typ),
+		Durable:       event.ConsumerExecutor(typ),
 		Filters:       []string{event.SubjectTasks(typ)},
 		AckWait:       s.cfg.AckWait,
 		MaxAckPending: s.cfg.MaxAckPending,

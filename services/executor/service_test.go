@@ -119,7 +119,7 @@ func waitConsumer(t *testing.T, ctx context.Context, h *harness, typ string, ok 
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		c, err := h.bus.JS.Consumer(ctx, event.StreamTasks, ConsumerName(typ))
+		c, err := h.bus.JS.Consumer(ctx, event.StreamTasks, event.ConsumerExecutor(typ))
 		if err != nil {
 			t.Fatalf("consumer: %v", err)
 		}

@@ -29,12 +29,6 @@ const (
 	MaxAckPendingFactor = 4
 )
 
-// Durable consumer names.
-const (
-	DurableEvents = "recorder"
-	DurableLogs   = "recorder-logs"
-)
-
 // Config configures the recorder.
 type Config struct {
 	// BatchSize is the most messages written in one transaction.

@@ -133,7 +133,7 @@ func (m *Metrics) deadLetters(items []item) {
 // watch adds the recorder's consumers to the backlog collector.
 func (m *Metrics) watch(js jetstream.JetStream) {
 	if m != nil {
-		m.consumers.Watch(js, event.StreamEvents, DurableEvents)
-		m.consumers.Watch(js, event.StreamLogs, DurableLogs)
+		m.consumers.Watch(js, event.StreamEvents, event.ConsumerRecorderEvents)
+		m.consumers.Watch(js, event.StreamLogs, event.ConsumerRecorderLogs)
 	}
 }

@@ -33,8 +33,8 @@ func TestMetricsAreServed(t *testing.T) {
 
 	unknown := event.NewID()
 	bad := []bus.Msg{
-		{Subject: "ork.events.task.started." + unknown, Data: []byte("\x00garbage")},
-		{Subject: "ork.events.task.exploded." + unknown, Data: []byte(`{"v":1,"id":"y","type":"task.exploded","run_id":"` + unknown + `"}`)},
+		{Subject: event.SubjectEvent("task.started", unknown), Data: []byte("\x00garbage")},
+		{Subject: event.SubjectEvent("task.exploded", unknown), Data: []byte(`{"v":1,"id":"y","type":"task.exploded","run_id":"` + unknown + `"}`)},
 		eventMsgs(t, event.New(event.TypeTaskStarted, unknown, "a", 1))[0], // an orphan
 	}
 	f.publish(bad...)
@@ -43,7 +43,7 @@ func TestMetricsAreServed(t *testing.T) {
 	good := runEvents(run, testPlan("metered", "a"))
 	good = append(good[:len(good)-1], event.New(event.TypeTaskStarted, run, "poison", 1), good[len(good)-1])
 	f.publish(eventMsgs(t, good...)...)
-	f.publish(logMsg(t, run, "a", 1, "one", "two"), bus.Msg{Subject: "ork.logs." + run + ".a", Data: []byte("[1,2")})
+	f.publish(logMsg(t, run, "a", 1, "one", "two"), bus.Msg{Subject: (&event.LogBatch{RunID: run, Task: "a"}).Subject(), Data: []byte("[1,2")})
 
 	cfg := fastRetry
 	cfg.Metrics = recorder.NewMetrics(reg)

@@ -60,11 +60,11 @@ func New(b *bus.Bus, st store.Store, cfg Config, log *zap.Logger) (*Service, err
 // Run consumes both streams until ctx ends, then finishes the batches already pulled (a batch
 // whose write fails after ctx ended is left unacknowledged for redelivery) and returns nil.
 func (s *Service) Run(ctx context.Context) error {
-	events, err := s.bus.Consumer(ctx, s.spec(event.StreamEvents, DurableEvents))
+	events, err := s.bus.Consumer(ctx, s.spec(event.StreamEvents, event.ConsumerRecorderEvents))
 	if err != nil {
 		return fmt.Errorf("recorder: %w", err)
 	}
-	logs, err := s.bus.Consumer(ctx, s.spec(event.StreamLogs, DurableLogs))
+	logs, err := s.bus.Consumer(ctx, s.spec(event.StreamLogs, event.ConsumerRecorderLogs))
 	if err != nil {
 		return fmt.Errorf("recorder: %w", err)
 	}

@@ -312,12 +312,12 @@ func TestDeadLetters(t *testing.T) {
 			msg    bus.Msg
 			reason string
 		}{
-			{bus.Msg{Subject: "ork.events.task.started." + unknown, Data: []byte("\x00garbage")}, "decoding event"},
-			{bus.Msg{Subject: "ork.events.run.started." + unknown, Data: []byte(`{"v":99,"id":"x","type":"run.started","run_id":"` + unknown + `"}`)}, "unknown schema version"},
-			{bus.Msg{Subject: "ork.events.task.exploded." + unknown, Data: []byte(`{"v":1,"id":"y","type":"task.exploded","run_id":"` + unknown + `"}`)}, "unknown event type"},
+			{bus.Msg{Subject: event.SubjectEvent("task.started", unknown), Data: []byte("\x00garbage")}, "decoding event"},
+			{bus.Msg{Subject: event.SubjectEvent("run.started", unknown), Data: []byte(`{"v":99,"id":"x","type":"run.started","run_id":"` + unknown + `"}`)}, "unknown schema version"},
+			{bus.Msg{Subject: event.SubjectEvent("task.exploded", unknown), Data: []byte(`{"v":1,"id":"y","type":"task.exploded","run_id":"` + unknown + `"}`)}, "unknown event type"},
 			{bus.Msg{Subject: noAttemptMsg.Subject, Data: noAttemptMsg.Data}, "without task or attempt"},
 			{orphanMsg, "orphan"},
-			{bus.Msg{Subject: "ork.logs." + unknown + ".a", Data: []byte("[1,2")}, "decoding log batch"},
+			{bus.Msg{Subject: (&event.LogBatch{RunID: unknown, Task: "a"}).Subject(), Data: []byte("[1,2")}, "decoding log batch"},
 		}
 		for _, b := range bad {
 			f.publish(b.msg)
@@ -354,7 +354,7 @@ func TestDeadLetters(t *testing.T) {
 				continue
 			}
 			wantStream := event.StreamEvents
-			if strings.HasPrefix(b.msg.Subject, "ork.logs.") {
+			if event.IsLogSubject(b.msg.Subject) {
 				wantStream = event.StreamLogs
 			}
 			if found.Stream != wantStream || found.Subject != b.msg.Subject || found.Seq == 0 || !strings.Contains(found.Reason, b.reason) {
@@ -531,7 +531,7 @@ func TestSlowWriteIsNotRedelivered(t *testing.T) {
 		t.Fatalf("notice status %q", status)
 	}
 	f.waitCommitted(event.StreamEvents, len(evs))
-	cons, err := f.bus.JS.Consumer(f.ctx, event.StreamEvents, recorder.DurableEvents)
+	cons, err := f.bus.JS.Consumer(f.ctx, event.StreamEvents, event.ConsumerRecorderEvents)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -632,7 +632,7 @@ func TestUncommittedBatchIsRedelivered(t *testing.T) {
 		if _, err := inner.RunGet(f.ctx, store.RunGetParams{ID: run}); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("run stored during the outage: %v", err)
 		}
-		cons, err := f.bus.JS.Consumer(f.ctx, event.StreamEvents, recorder.DurableEvents)
+		cons, err := f.bus.JS.Consumer(f.ctx, event.StreamEvents, event.ConsumerRecorderEvents)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,6 @@ import (
 	"hash/fnv"
 	"time"
 
-
 	"github.com/ork-go/ork/pkg/event"
 )
 

@@ -28,9 +28,6 @@ const AdvisoryMaxDeliveries = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + ev
 // advisoryQueue is the queue group of the advisory subscription: one instance handles each.
 const advisoryQueue = "ork-scheduler"
 
-// ExecutorConsumer is the durable consumer executors of a type share ("exec-<type>").
-func ExecutorConsumer(executorType string) string { return "exec-" + executorType }
-
 // lease is the value of leaseKey.
 type lease struct {
 	Holder string    `json:"holder"`
@@ -180,8 +177,11 @@ func (r *reconciler) noExecutor(ctx context.Context) error {
 	now := r.now()
 	var errs []error
 	for subject := range info.State.Subjects {
-		typ := strings.TrimPrefix(subject, "ork.tasks.")
-		ci := consumers[ExecutorConsumer(typ)]
+		typ, ok := event.ExecutorTypeOfSubject(subject)
+		if !ok {
+			continue
+		}
+		ci := consumers[event.ConsumerExecutor(typ)]
 		if ci != nil && (ci.NumWaiting > 0 || ci.NumAckPending > 0 ||
 			ci.Delivered.Last != nil && now.Sub(*ci.Delivered.Last) < s.cfg.NoExecutorTimeout) {
 			continue
@@ -526,7 +526,7 @@ func (r *reconciler) results(ctx context.Context, runID string, ks []attemptKey)
 		return nil, fmt.Errorf("reading %s info: %w", event.StreamEvents, err)
 	}
 	for _, typ := range []string{event.TypeTaskSucceeded, event.TypeTaskFailed} {
-		subject := "ork.events." + typ + "." + runID
+		subject := event.SubjectEvent(typ, runID)
 		for seq := info.State.FirstSeq; ; {
 			m, err := r.events.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
 			if errors.Is(err, jetstream.ErrMsgNotFound) {

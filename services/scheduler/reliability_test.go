@@ -258,7 +258,7 @@ func TestServiceNoExecutorSparesOnlineExecutors(t *testing.T) {
 	h := setup(t)
 	h.start(Config{Concurrency: 1, ReconcileInterval: 20 * time.Millisecond, NoExecutorTimeout: 50 * time.Millisecond})
 	// An executor of type sleep is online: its consumer has a pull waiting.
-	cons, err := h.b.Consumer(h.ctx, bus.ConsumerSpec{Stream: event.StreamTasks, Durable: ExecutorConsumer(workflow.ExecutorSleep),
+	cons, err := h.b.Consumer(h.ctx, bus.ConsumerSpec{Stream: event.StreamTasks, Durable: event.ConsumerExecutor(workflow.ExecutorSleep),
 		Filters: []string{event.SubjectTasks(workflow.ExecutorSleep)}, AckWait: time.Minute})
 	if err != nil {
 		t.Fatal(err)
@@ -292,7 +292,7 @@ func TestServiceMaxDeliveriesAdvisory(t *testing.T) {
 	t.Parallel()
 	h := setup(t)
 	h.start(Config{})
-	cons, err := h.b.Consumer(h.ctx, bus.ConsumerSpec{Stream: event.StreamTasks, Durable: ExecutorConsumer(workflow.ExecutorSleep),
+	cons, err := h.b.Consumer(h.ctx, bus.ConsumerSpec{Stream: event.StreamTasks, Durable: event.ConsumerExecutor(workflow.ExecutorSleep),
 		Filters: []string{event.SubjectTasks(workflow.ExecutorSleep)}, AckWait: 100 * time.Millisecond, MaxDeliver: 2})
 	if err != nil {
 		t.Fatal(err)

@@ -108,7 +108,7 @@ func TestServiceRecoversFromNATSRestart(t *testing.T) {
 	// Created after the restart, so it reads every run.finished without waiting to notice that
 	// the server it was created on is gone.
 	finished, err := eb.JS.OrderedConsumer(ctx, event.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"ork.events." + event.TypeRunFinished + ".*"},
+		FilterSubjects: []string{event.SubjectEventsOfType(event.TypeRunFinished)},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ import (
 
 // Defaults of Config.
 const (
-	DurableDefault     = "scheduler"
+	DurableDefault     = event.ConsumerScheduler
 	ConcurrencyDefault = 64
 	AckWaitDefault     = 30 * time.Second
 	CASRetriesDefault  = 16
@@ -195,11 +195,11 @@ func New(b *bus.Bus, cfg Config, log *zap.Logger) (*Service, error) {
 // Filters are the subjects the scheduler consumes.
 var Filters = []string{
 	event.SubjectRunSubmitted,
-	"ork.events." + event.TypeTaskSucceeded + ".*",
-	"ork.events." + event.TypeTaskFailed + ".*",
-	"ork.events." + event.TypeRunCancelRequested + ".*",
-	"ork.events." + event.TypeRunPauseRequested + ".*",
-	"ork.events." + event.TypeRunResumeRequested + ".*",
+	event.SubjectEventsOfType(event.TypeTaskSucceeded),
+	event.SubjectEventsOfType(event.TypeTaskFailed),
+	event.SubjectEventsOfType(event.TypeRunCancelRequested),
+	event.SubjectEventsOfType(event.TypeRunPauseRequested),
+	event.SubjectEventsOfType(event.TypeRunResumeRequested),
 }
 
 // Run consumes events until ctx is done, then stops pulling, finishes the events in hand and

@@ -76,7 +76,7 @@ func benchServiceWide(b *testing.B, n int) {
 		})
 	}()
 	finished, err := bb.JS.OrderedConsumer(ctx, event.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"ork.events." + event.TypeRunFinished + ".*"}})
+		FilterSubjects: []string{event.SubjectEventsOfType(event.TypeRunFinished)}})
 	if err != nil {
 		b.Fatal(err)
 	}

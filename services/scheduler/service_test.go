@@ -50,8 +50,8 @@ func setup(t *testing.T) *harness {
 	}
 	h := &harness{t: t, ctx: ctx, b: b, kv: kv}
 	ec, err := b.JS.OrderedConsumer(ctx, event.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"ork.events.run.*.*", "ork.events.task.dispatched.*", "ork.events.task.skipped.*",
-			"ork.events.task.failed.*", "ork.events.task.cancelled.*"},
+		FilterSubjects: event.SubjectsEventsOfTypes("run.*", event.TypeTaskDispatched, event.TypeTaskSkipped,
+			event.TypeTaskFailed, event.TypeTaskCancelled),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -401,11 +401,11 @@ func TestServiceIgnoresUnknownRunsAndTermsGarbage(t *testing.T) {
 	stray := event.New(event.TypeTaskSucceeded, "no-such-run", "a", 1)
 	h.publish(stray)
 	// A run id that cannot be a KV key token is acknowledged and ignored, not redelivered forever.
-	if err := h.b.Publish(h.ctx, bus.Msg{Subject: "ork.events.task.failed.x", MsgID: "bad-run-id",
+	if err := h.b.Publish(h.ctx, bus.Msg{Subject: event.SubjectEvent("task.failed", "x"), MsgID: "bad-run-id",
 		Data: []byte(`{"v":1,"id":"x","type":"task.failed","run_id":"a b*","task":"t","attempt":1}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.b.Publish(h.ctx, bus.Msg{Subject: "ork.events.task.failed.x", MsgID: "garbage", Data: []byte("{not json")}); err != nil {
+	if err := h.b.Publish(h.ctx, bus.Msg{Subject: event.SubjectEvent("task.failed", "x"), MsgID: "garbage", Data: []byte("{not json")}); err != nil {
 		t.Fatal(err)
 	}
 	h.publish(submission("marker", "", plan("marker", workflow.Task{Name: "m"})))

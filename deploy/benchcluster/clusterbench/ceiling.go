@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
-	"github.com/ork-go/ork/deploy/stack"
+	"github.com/ork-go/ork/deploy/processes"
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/workflow"
@@ -26,9 +26,6 @@ import (
 const (
 	ceilingTasksPerRun = 32
 	eventsPerRun       = 2 + 3*ceilingTasksPerRun + 1
-	// recorderDurable is the recorder's durable consumer on ORK_EVENTS (recorder.DurableEvents; the
-	// services are not imported here).
-	recorderDurable = "recorder"
 	// publishChunk is how many events are published before waiting for their acks.
 	publishChunk = 4096
 	// ceilingTimeout bounds one recorder measurement.
@@ -88,11 +85,11 @@ func (r *runner) ceilingPoint(ctx context.Context, batchSize, rep int) (_ Ceilin
 	defer cancel()
 	dir := filepath.Join(r.cfg.Dir, fmt.Sprintf("ceiling-%d-%d", batchSize, rep))
 	p := CeilingPoint{BatchSize: batchSize, Repeat: rep}
-	dbURL, err := stack.CreateDatabase(ctx, r.cfg.AdminURL, r.cfg.Database)
+	dbURL, err := processes.CreateDatabase(ctx, r.cfg.AdminURL, r.cfg.Database)
 	if err != nil {
 		return p, err
 	}
-	nats, err := stack.StartNATS(ctx, stack.NATSConfig{Binary: r.bins.NATSServer, Dir: filepath.Join(dir, "nats"), Base: r.natsBase})
+	nats, err := processes.StartNATS(ctx, processes.NATSConfig{Binary: r.bins.NATSServer, Dir: filepath.Join(dir, "nats"), Base: r.natsBase})
 	if err != nil {
 		return p, err
 	}
@@ -117,7 +114,7 @@ func (r *runner) ceilingPoint(ctx context.Context, batchSize, rep int) (_ Ceilin
 		return p, err
 	}
 	logPath := filepath.Join(dir, "recorder.log")
-	rec, err := stack.StartProcess(stack.ProcessSpec{
+	rec, err := processes.StartProcess(processes.ProcessSpec{
 		Name: "recorder", Path: r.bins.Recorder, LogPath: logPath,
 		Args: []string{"--nats", nats.URL, "--db", dbURL, "--batch-size", strconv.Itoa(batchSize), "--log-level", "debug",
 			"--metrics-addr", metricsAddr},
@@ -243,11 +240,11 @@ func publishBacklog(ctx context.Context, b *bus.Bus, n int) (lastSeq uint64, run
 }
 
 // waitAcked waits until the recorder's consumer acknowledged every message up to lastSeq.
-func waitAcked(ctx context.Context, b *bus.Bus, lastSeq uint64, rec *stack.Process) error {
+func waitAcked(ctx context.Context, b *bus.Bus, lastSeq uint64, rec *processes.Process) error {
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for {
-		cons, err := b.JS.Consumer(ctx, event.StreamEvents, recorderDurable)
+		cons, err := b.JS.Consumer(ctx, event.StreamEvents, event.ConsumerRecorderEvents)
 		if err == nil {
 			info, err := cons.Info(ctx)
 			if err == nil && info.AckFloor.Stream >= lastSeq {

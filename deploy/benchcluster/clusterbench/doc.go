@@ -2,7 +2,7 @@
 // bench` alone cannot give:
 //
 //   - the scaling curve: for each executor count N, a fresh PostgreSQL database and a fresh stack
-//     (nats-server, recorder, scheduler, N executors of the same concurrency, see deploy/stack),
+//     (nats-server, recorder, scheduler, N executors of the same concurrency, see deploy/processes),
 //     then `ork bench --nats … --db …` with a wide noop and a wide `process` scenario; the table
 //     shows tasks/s, the CPU each service spent per task and its share of the wall time, so that the
 //     saturated process can be named;

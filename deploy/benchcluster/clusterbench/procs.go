@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ork-go/ork/deploy/stack"
+	"github.com/ork-go/ork/deploy/processes"
 )
 
 // loadAverage returns the one-minute load average, or -1 when /proc/loadavg cannot be read.
@@ -62,7 +62,7 @@ func isBackendOf(cmdline, db string) bool {
 func cpuOf(pids []int) time.Duration {
 	var total time.Duration
 	for _, pid := range pids {
-		if d, err := stack.ProcCPUTime(pid); err == nil {
+		if d, err := processes.ProcCPUTime(pid); err == nil {
 			total += d
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ork-go/ork/deploy/stack"
+	"github.com/ork-go/ork/deploy/processes"
 )
 
 // Results are everything Run measured.
@@ -22,7 +22,7 @@ type Results struct {
 // runner holds what every measurement shares.
 type runner struct {
 	cfg      Config
-	bins     stack.Binaries
+	bins     processes.Binaries
 	natsBase []byte
 }
 
@@ -41,13 +41,13 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 	r := &runner{cfg: cfg, natsBase: base}
 	r.printf("building nats-server, the services and ork into %s\n", filepath.Join(cfg.Dir, "bin"))
-	if r.bins, err = stack.BuildBinaries(ctx, stack.BuildConfig{Root: cfg.Root, Dir: filepath.Join(cfg.Dir, "bin"), CLI: true}); err != nil {
+	if r.bins, err = processes.BuildBinaries(ctx, processes.BuildConfig{Root: cfg.Root, Dir: filepath.Join(cfg.Dir, "bin"), CLI: true}); err != nil {
 		return nil, err
 	}
 	res := &Results{StartedAt: time.Now().UTC(), CPUs: numCPU()}
 	defer func() {
 		// Measurements leave their last database behind; it is recreated by the next run anyway.
-		_ = stack.DropDatabase(context.WithoutCancel(ctx), cfg.AdminURL, cfg.Database)
+		_ = processes.DropDatabase(context.WithoutCancel(ctx), cfg.AdminURL, cfg.Database)
 	}()
 	if cfg.Scaling {
 		r.printf("scaling: executors %v × concurrency %d, wide %d noop and wide %d process, %d repeat(s)\n",

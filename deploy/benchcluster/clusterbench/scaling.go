@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ork-go/ork/deploy/stack"
+	"github.com/ork-go/ork/deploy/processes"
 )
 
 // readyTimeout bounds the wait for a started stack's services to log that they are ready.
@@ -112,11 +112,11 @@ func (r *runner) scaling(ctx context.Context) ([]ScalePoint, error) {
 // wide process scenario against it.
 func (r *runner) scalePoint(ctx context.Context, n, rep int) (_ []ScalePoint, err error) {
 	dir := filepath.Join(r.cfg.Dir, fmt.Sprintf("scale-%d-%d", n, rep))
-	dbURL, err := stack.CreateDatabase(ctx, r.cfg.AdminURL, r.cfg.Database)
+	dbURL, err := processes.CreateDatabase(ctx, r.cfg.AdminURL, r.cfg.Database)
 	if err != nil {
 		return nil, err
 	}
-	s, err := stack.StartStack(ctx, stack.Config{
+	s, err := processes.StartStack(ctx, processes.Config{
 		Binaries:            r.bins,
 		Dir:                 dir,
 		NATSBase:            r.natsBase,
@@ -163,7 +163,7 @@ func (r *runner) scalePoint(ctx context.Context, n, rep int) (_ []ScalePoint, er
 }
 
 // waitReady waits until the recorder, the scheduler and every executor logged their start line.
-func waitReady(ctx context.Context, s *stack.Stack) error {
+func waitReady(ctx context.Context, s *processes.Stack) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	if err := s.Recorder.WaitLog(ctx, recorderReadyLine); err != nil {

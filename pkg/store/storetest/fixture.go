@@ -107,14 +107,14 @@ func (f *fixture) ev(typ, runID, taskName string, attempt int) event.Event {
 	case event.TypeTaskDispatched:
 		e.Executor = workflow.ExecutorProcess
 	case event.TypeTaskStarted:
-		e.Instance = "exec-" + fmt.Sprint(attempt)
+		e.Instance = "executor-" + fmt.Sprint(attempt)
 	case event.TypeTaskSucceeded:
-		e.Instance = "exec-" + fmt.Sprint(attempt)
+		e.Instance = "executor-" + fmt.Sprint(attempt)
 		e.Output = json.RawMessage(fmt.Sprintf(`{"task":%q,"attempt":%d}`, taskName, attempt))
 		e.ExitCode = intPtr(0)
 		e.DurationMS = 12
 	case event.TypeTaskFailed:
-		e.Instance = "exec-" + fmt.Sprint(attempt)
+		e.Instance = "executor-" + fmt.Sprint(attempt)
 		e.Error = "exit status 3"
 		e.Reason = event.ReasonExit
 		e.ExitCode = intPtr(3)

@@ -268,7 +268,7 @@ func (f *fixture) lifecycleBatch(id string, p *workflow.Plan) store.ApplyBatchPa
 		Events: evs,
 		Logs:   logs,
 		DeadLetters: []store.DeadLetter{{
-			Stream: event.StreamEvents, Seq: 42, Subject: "ork.events.bogus", Reason: "undecodable",
+			Stream: event.StreamEvents, Seq: 42, Subject: event.SubjectEvent("bogus", "run"), Reason: "undecodable",
 			Data: []byte("not json"), CreatedAt: f.now(),
 		}},
 	}
@@ -767,7 +767,7 @@ func testLogsBeforeRun(t *testing.T, f *fixture) {
 func testDeadLetters(t *testing.T, f *fixture) {
 	dl := func(stream string, seq uint64) store.DeadLetter {
 		return store.DeadLetter{
-			Stream: stream, Seq: seq, Subject: "ork.events.x." + fmt.Sprint(seq), Reason: "bad " + fmt.Sprint(seq),
+			Stream: stream, Seq: seq, Subject: event.SubjectEvent("x", fmt.Sprint(seq)), Reason: "bad " + fmt.Sprint(seq),
 			Data: []byte{0, 1, 2, 0xff, byte(seq)}, CreatedAt: f.now(),
 		}
 	}

@@ -16,11 +16,11 @@ import (
 // observedSubjects are the events the collector reads: the dispatches are left out, since no
 // measurement needs them and decoding them would take CPU from the system under test.
 var observedSubjects = []string{
-	"ork.events." + event.TypeTaskStarted + ".*",
-	"ork.events." + event.TypeTaskSucceeded + ".*",
-	"ork.events." + event.TypeTaskFailed + ".*",
-	"ork.events." + event.TypeTaskSkipped + ".*",
-	"ork.events." + event.TypeRunFinished + ".*",
+	event.SubjectEventsOfType(event.TypeTaskStarted),
+	event.SubjectEventsOfType(event.TypeTaskSucceeded),
+	event.SubjectEventsOfType(event.TypeTaskFailed),
+	event.SubjectEventsOfType(event.TypeTaskSkipped),
+	event.SubjectEventsOfType(event.TypeRunFinished),
 }
 
 // runTrace is what the collector saw of one run.

@@ -46,7 +46,9 @@ const (
 	SubmittersDefault      = 8
 	ScenarioTimeoutDefault = 10 * time.Minute
 	DevstackDirDefault     = ".ork/devstack"
-	diamondTasks           = 4
+	// RecorderMetricsURLDefault is the recorder's endpoint in the dev stack (deploy/devstack.sh).
+	RecorderMetricsURLDefault = "http://127.0.0.1:9103/metrics"
+	diamondTasks              = 4
 )
 
 // Scenario is one workflow shape run once (or Runs times for ShapeRuns).
@@ -167,8 +169,11 @@ type Config struct {
 	// DBURL is the cluster's database (cluster mode, optional, for the report only); embedded mode
 	// uses SQLite in a temporary directory unless set.
 	DBURL string `json:"-"`
-	// DevstackDir holds the dev stack's <service>.pid and recorder.log (cluster mode).
+	// DevstackDir holds the dev stack's <service>.pid files (cluster mode).
 	DevstackDir string `json:"-"`
+	// RecorderMetricsURL is a recorder's Prometheus endpoint (cluster mode), where its batches are
+	// counted.
+	RecorderMetricsURL string `json:"-"`
 	// Memory keeps the embedded JetStream streams in memory instead of on disk (embedded mode).
 	Memory bool `json:"memory_streams"`
 	// Concurrency is the number of tasks in flight in the embedded executor. In cluster mode the
@@ -204,6 +209,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.DevstackDir == "" {
 		c.DevstackDir = DevstackDirDefault
+	}
+	if c.RecorderMetricsURL == "" {
+		c.RecorderMetricsURL = RecorderMetricsURLDefault
 	}
 	c.Scenarios = slices.Clone(c.Scenarios)
 	for i := range c.Scenarios {

@@ -1,73 +1,22 @@
 package bench
 
 import (
+	"context"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
+	"go.uber.org/zap/zaptest"
 
+	"github.com/ork-go/ork/cmd/ork/internal/embedded"
 	"github.com/ork-go/ork/pkg/event"
-	"github.com/ork-go/ork/pkg/logging"
+	"github.com/ork-go/ork/pkg/metrics"
+	"github.com/ork-go/ork/services/recorder"
 )
-
-func TestCommitTapCountsRecorderBatchesOnly(t *testing.T) {
-	t.Parallel()
-	inner, logs := observer.New(zapcore.WarnLevel)
-	var c batchCounter
-	log := zap.New(newCommitTap(inner, &c))
-	rec := log.Named("recorder")
-	rec.Debug(commitMessage, zap.String("stream", event.StreamEvents), logging.Count(7))
-	rec.With(zap.String("stream", event.StreamEvents)).Debug(commitMessage, logging.Count(3))
-	rec.Debug(commitMessage, zap.String("stream", event.StreamLogs), logging.Count(2))
-	log.Named("scheduler").Debug(commitMessage, logging.Count(100))
-	rec.Debug("something else", logging.Count(100))
-	rec.Warn("kept")
-	got := c.take()
-	want := RecorderStats{EventBatches: 2, EventMessages: 10, LogBatches: 1, LogMessages: 2}
-	if got != want {
-		t.Errorf("counted %+v, want %+v", got, want)
-	}
-	if logs.Len() != 1 || logs.All()[0].Message != "kept" {
-		t.Errorf("the inner core got %v, want only the warning", logs.All())
-	}
-	if again := c.take(); again != (RecorderStats{}) {
-		t.Errorf("take did not reset: %+v", again)
-	}
-}
-
-func TestBatchesFromLogReadsTheWindow(t *testing.T) {
-	t.Parallel()
-	path := filepath.Join(t.TempDir(), "recorder.log")
-	lines := `{"level":"debug","ts":"2026-01-02T10:00:00.000Z","logger":"recorder","msg":"batch committed","stream":"ORK_EVENTS","count":5}
-{"level":"debug","ts":"2026-01-02T10:00:01.000Z","logger":"recorder","msg":"batch committed","stream":"ORK_EVENTS","count":40}
-{"level":"debug","ts":"2026-01-02T10:00:01.500Z","logger":"recorder","msg":"batch committed","stream":"ORK_LOGS","count":2}
-{"level":"info","ts":"2026-01-02T10:00:01.600Z","logger":"recorder","msg":"batch committed soon"}
-not json at all
-{"level":"debug","ts":"2026-01-02T10:00:03.000Z","logger":"recorder","msg":"batch committed","stream":"ORK_EVENTS","count":9}
-`
-	if err := os.WriteFile(path, []byte(lines), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	from := time.Date(2026, 1, 2, 10, 0, 0, 500e6, time.UTC)
-	got, found, err := batchesFromLog(path, from, from.Add(2*time.Second))
-	if err != nil || !found {
-		t.Fatalf("found %v, err %v", found, err)
-	}
-	if want := (RecorderStats{EventBatches: 1, EventMessages: 40, LogBatches: 1, LogMessages: 2}); got != want {
-		t.Errorf("read %+v, want %+v", got, want)
-	}
-	if err := os.WriteFile(path, []byte(`{"level":"info","msg":"started"}`+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, found, err := batchesFromLog(path, from, from); err != nil || found {
-		t.Errorf("an info-level log: found %v, err %v; want not found", found, err)
-	}
-}
 
 func TestProcessReadsLiveAndPidFiles(t *testing.T) {
 	t.Parallel()
@@ -125,5 +74,47 @@ func TestBatchCounterWaitsForLateBatches(t *testing.T) {
 	}
 	if got := c.take(); got.EventMessages != 5 || got.LogMessages != 9 {
 		t.Errorf("counted %+v", got)
+	}
+}
+
+// In cluster mode the recorder's batches come from its metrics endpoint: here a real recorder (the
+// in-process stack's, with its metrics served over HTTP as ork-recorder serves them), benchmarked
+// over NATS as a cluster.
+func TestClusterModeCountsBatchesFromRecorderMetrics(t *testing.T) {
+	t.Parallel()
+	reg := metrics.NewRegistry()
+	stk, err := embedded.Start(context.Background(), embedded.Config{
+		DataDir: t.TempDir(), Port: -1, Recorder: recorder.Config{Metrics: recorder.NewMetrics(reg)},
+	}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := stk.Stop(); err != nil {
+			t.Errorf("stopping the stack: %v", err)
+		}
+	})
+	srv := httptest.NewServer(metrics.Handler(reg, zaptest.NewLogger(t)))
+	t.Cleanup(srv.Close)
+
+	cfg := Config{Mode: ModeCluster, NATSURL: stk.Server.ClientURL(), RecorderMetricsURL: srv.URL + "/metrics",
+		DevstackDir: t.TempDir(), Scenarios: []Scenario{{Shape: ShapeWide, Tasks: 20, TaskType: TaskNoop}}}
+	rep, err := Run(context.Background(), cfg, zaptest.NewLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := rep.Scenarios[0]
+	if min := 3*s.Runs + 3*s.Tasks; s.Recorder.Unavailable || s.Recorder.EventMessages < min || s.Recorder.EventBatches < 1 {
+		t.Fatalf("recorder stats %+v, want at least %d events in at least one batch", s.Recorder, min)
+	}
+	if s.Recorder.Source != cfg.RecorderMetricsURL {
+		t.Errorf("source %q, want the metrics endpoint", s.Recorder.Source)
+	}
+
+	// An endpoint that is not a recorder's says so instead of reporting zeros.
+	other := httptest.NewServer(metrics.Handler(metrics.NewRegistry(), zaptest.NewLogger(t)))
+	t.Cleanup(other.Close)
+	if _, err := scrapeBatches(context.Background(), other.URL+"/metrics"); err == nil || !strings.Contains(err.Error(), batchSizeMetric) {
+		t.Errorf("scraping an endpoint without the recorder's histogram: %v", err)
 	}
 }

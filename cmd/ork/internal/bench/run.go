@@ -11,10 +11,9 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/ork-go/ork/cmd/ork/internal/stack"
+	"github.com/ork-go/ork/cmd/ork/internal/embedded"
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
@@ -29,10 +28,13 @@ type env struct {
 	bus     *bus.Bus
 	store   store.Store // nil in cluster mode without a database
 	procs   []process
-	counter *batchCounter // embedded mode: the recorder's batches, through the logger
-	recLog  string        // cluster mode: the recorder's log file, "" when absent
-	dir     string        // the plans' directory
-	log     *zap.Logger
+	counter *batchCounter // embedded mode: the recorder's batches, through its commit hook
+	// cluster mode: the recorder's metrics endpoint, and its counts before the scenario
+	recMetrics string
+	recBefore  RecorderStats
+	recErr     error
+	dir        string // the plans' directory
+	log        *zap.Logger
 }
 
 // Run executes cfg and reports what it measured. progress, when not nil, is called before each
@@ -56,10 +58,10 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, progress func(string)
 	switch cfg.Mode {
 	case ModeEmbedded:
 		e.counter = &batchCounter{}
-		tapped := log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return newCommitTap(c, e.counter) }))
-		stk, err := stack.Start(ctx, stack.Config{
+		stk, err := embedded.Start(ctx, embedded.Config{
 			DataDir: filepath.Join(dir, "data"), DBURL: cfg.DBURL, Concurrency: cfg.Concurrency, Bus: bus.Config{Memory: cfg.Memory},
-		}, tapped)
+			OnRecorderCommit: func(c embedded.RecorderCommit) { e.counter.add(c.Stream, c.Messages) },
+		}, log)
 		if err != nil {
 			return nil, fmt.Errorf("starting the in-process stack: %w", err)
 		}
@@ -76,7 +78,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, progress func(string)
 		}
 		rep.Notes = append(rep.Notes,
 			"embedded: NATS, recorder, scheduler, executor and the benchmark's event follower share one process; its CPU and RSS are reported as \"ork (all)\"",
-			"recorder batches: counted from the in-process recorder's \"batch committed\" log entries (one per committed transaction)",
+			"recorder batches: counted by the in-process recorder's commit hook (one per committed transaction)",
 			fmt.Sprintf("executor concurrency %d", cfg.Concurrency))
 		if cfg.Memory {
 			rep.Notes = append(rep.Notes, "JetStream streams in memory (--memory), not on disk")
@@ -109,12 +111,8 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, progress func(string)
 		} else {
 			rep.Notes = append(rep.Notes, "cluster: CPU from /proc/<pid>/stat and RSS from /proc/<pid>/status of the pids in "+cfg.DevstackDir+"/*.pid")
 		}
-		if p := filepath.Join(cfg.DevstackDir, "recorder.log"); fileExists(p) {
-			e.recLog = p
-			rep.Notes = append(rep.Notes, "recorder batches: from the \"batch committed\" lines of "+p+" (needs the recorder at ORK_LOG_LEVEL=debug)")
-		} else {
-			rep.Notes = append(rep.Notes, "recorder batches: unknown (no "+p+")")
-		}
+		e.recMetrics = cfg.RecorderMetricsURL
+		rep.Notes = append(rep.Notes, "recorder batches: from the recorder's "+batchSizeMetric+" histogram at "+cfg.RecorderMetricsURL+", read before and after each scenario (with several recorders, the one scraped)")
 	}
 	rep.Notes = append(rep.Notes,
 		"throughput: from just before the first submission to the arrival of the last run's recorder notice (sent after its run.finished is committed)",
@@ -175,6 +173,9 @@ func (e *env) scenario(ctx context.Context, sc Scenario) (ScenarioResult, error)
 	if e.counter != nil {
 		e.counter.take()
 	}
+	if e.recMetrics != "" {
+		e.recBefore, e.recErr = scrapeBatches(ctx, e.recMetrics)
+	}
 	m, err := startMeter(e.procs)
 	if err != nil {
 		return res, err
@@ -232,7 +233,7 @@ func (e *env) submit(ctx context.Context, plan *workflow.Plan, runIDs []string, 
 	return g.Wait()
 }
 
-// lastBatchWait bounds the wait for the recorder's log entry of a scenario's last batch.
+// lastBatchWait bounds the wait for the recorder's report of a scenario's last batch.
 const lastBatchWait = 200 * time.Millisecond
 
 // recorderStats reads the recorder's batches committed between start and end.
@@ -242,23 +243,29 @@ func (e *env) recorderStats(start, end time.Time, seconds float64, minEvents int
 	case e.counter != nil:
 		e.counter.waitEvents(minEvents, lastBatchWait)
 		st = e.counter.take()
-		st.Source = "in-process recorder log entries"
-	case e.recLog != "":
-		// The recorder logs a batch just after publishing its notices: give the last line time to
-		// reach the file. The log's timestamps have millisecond resolution.
-		t := time.NewTimer(lastBatchWait)
-		<-t.C
-		s, found, err := batchesFromLog(e.recLog, start.Add(-time.Millisecond), end.Add(lastBatchWait))
-		switch {
-		case err != nil:
-			return RecorderStats{Unavailable: true, UnavailableWhy: err.Error()}
-		case !found:
-			return RecorderStats{Unavailable: true, UnavailableWhy: "the recorder log has no \"batch committed\" line: start the recorder with ORK_LOG_LEVEL=debug"}
+		st.Source = "in-process recorder commit hook"
+	case e.recMetrics != "":
+		if e.recErr != nil {
+			return RecorderStats{Unavailable: true, UnavailableWhy: e.recErr.Error()}
 		}
-		st = s
-		st.Source = e.recLog
+		// The recorder reports a batch just after publishing its notices: look again until the
+		// scenario's events are all counted, for a moment.
+		deadline := time.Now().Add(lastBatchWait)
+		for {
+			after, err := scrapeBatches(context.Background(), e.recMetrics)
+			if err != nil {
+				return RecorderStats{Unavailable: true, UnavailableWhy: err.Error()}
+			}
+			st = after.since(e.recBefore)
+			if st.EventMessages >= minEvents || time.Now().After(deadline) {
+				break
+			}
+			t := time.NewTimer(lastBatchWait / 10)
+			<-t.C
+		}
+		st.Source = e.recMetrics
 	default:
-		return RecorderStats{Unavailable: true, UnavailableWhy: "no recorder log"}
+		return RecorderStats{Unavailable: true, UnavailableWhy: "no recorder to count"}
 	}
 	if st.EventBatches > 0 {
 		st.MeanBatch = float64(st.EventMessages) / float64(st.EventBatches)
@@ -390,11 +397,6 @@ func (e *env) idle(ctx context.Context) (*Idle, error) {
 		return nil, err
 	}
 	return &Idle{Seconds: e.cfg.Idle.Seconds(), Resources: res}, nil
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
 
 // redact hides the password of a database URL.

@@ -17,11 +17,11 @@ import (
 
 // benchOptions are the flags of ork bench.
 type benchOptions struct {
-	configName, shape, taskType, mode, nats, db, out, cpuProfile, devstackDir string
-	tasks, depth, runs, concurrency                                           int
-	sleepSeconds                                                              float64
-	idle                                                                      time.Duration
-	json, verbose, memory                                                     bool
+	configName, shape, taskType, mode, nats, db, out, cpuProfile, devstackDir, recorderMetrics string
+	tasks, depth, runs, concurrency                                                            int
+	sleepSeconds                                                                               float64
+	idle                                                                                       time.Duration
+	json, verbose, memory                                                                      bool
 }
 
 // Sizes of a custom scenario whose size flags are not given.
@@ -72,7 +72,8 @@ reads their CPU and memory through the pid files in --devstack-dir. See docs/ben
 	f.StringVar(&o.mode, "mode", "", "embedded or cluster (default embedded, cluster with --nats)")
 	addNATSFlag(cmd, &o.nats, "cluster mode: the cluster's NATS URL")
 	f.StringVar(&o.db, "db", "", "cluster mode: the cluster's database, read back after each scenario; embedded: the database to use instead of a temporary SQLite file")
-	f.StringVar(&o.devstackDir, "devstack-dir", bench.DevstackDirDefault, "cluster mode: where the services' <name>.pid files and recorder.log are")
+	f.StringVar(&o.devstackDir, "devstack-dir", bench.DevstackDirDefault, "cluster mode: where the services' <name>.pid files are")
+	f.StringVar(&o.recorderMetrics, "recorder-metrics", bench.RecorderMetricsURLDefault, "cluster mode: a recorder's Prometheus endpoint, where the batches it commits are counted")
 	f.DurationVar(&o.idle, "idle", -1, "how long to sample idle CPU and memory, before and again after the scenarios (default 3s for quick, 10s for the other named configurations, 0 for a custom one)")
 	f.BoolVar(&o.memory, "memory", false, "embedded mode: keep the JetStream streams in memory instead of on disk")
 	f.BoolVar(&o.json, "json", false, "print the report as JSON instead of a table")
@@ -126,6 +127,7 @@ func (o *benchOptions) config(cmd *cobra.Command, args []string) (bench.Config, 
 	}
 	cfg.Concurrency = o.concurrency
 	cfg.DevstackDir = o.devstackDir
+	cfg.RecorderMetricsURL = o.recorderMetrics
 	cfg.NATSURL = resolve(o.nats, envNATSURL, "")
 	cfg.DBURL = o.db
 	cfg.Memory = o.memory

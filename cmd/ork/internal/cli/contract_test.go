@@ -17,14 +17,14 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/ork-go/ork/cmd/ork/internal/stack"
+	"github.com/ork-go/ork/cmd/ork/internal/embedded"
 )
 
 // startCluster starts an in-process stack whose NATS server listens on a random port, with its data
 // in dataDir, for commands that talk to a cluster (--nats); it stops when the test ends.
-func startCluster(t *testing.T, dataDir string) *stack.Stack {
+func startCluster(t *testing.T, dataDir string) *embedded.Stack {
 	t.Helper()
-	stk, err := stack.Start(context.Background(), stack.Config{DataDir: dataDir, Port: -1}, zaptest.NewLogger(t))
+	stk, err := embedded.Start(context.Background(), embedded.Config{DataDir: dataDir, Port: -1}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

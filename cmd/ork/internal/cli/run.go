@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/ork-go/ork/cmd/ork/internal/stack"
+	"github.com/ork-go/ork/cmd/ork/internal/embedded"
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
@@ -19,7 +19,6 @@ import (
 	"github.com/ork-go/ork/pkg/store/schema"
 	"github.com/ork-go/ork/pkg/view"
 	"github.com/ork-go/ork/pkg/workflow"
-	"github.com/ork-go/ork/services/executor"
 )
 
 // recordedWaitDefault bounds how long `ork run --nats` waits for the cluster's recorder to commit a
@@ -65,8 +64,8 @@ Exit status: 0 when the run succeeded, 1 when it failed or was cancelled or the 
 	cmd.Flags().BoolVar(&o.all, "all", false, "list every task in the final table, however many")
 	cmd.Flags().StringVar(&o.key, "idempotency-key", "", "submitting twice with one key starts one run")
 	cmd.Flags().StringVar(&o.triggeredBy, "triggered-by", "cli", "who started the run, stored with it")
-	cmd.Flags().IntVar(&o.concurrency, "concurrency", stack.ConcurrencyDefault, "tasks in flight at once (in-process mode)")
-	cmd.Flags().StringVar(&o.python, "python", "", "interpreter of python tasks in-process (env "+executor.PythonEnv+", default "+executor.PythonDefault+")")
+	cmd.Flags().IntVar(&o.concurrency, "concurrency", embedded.ConcurrencyDefault, "tasks in flight at once (in-process mode)")
+	cmd.Flags().StringVar(&o.python, "python", "", "interpreter of python tasks in-process (env "+embedded.PythonEnv+", default "+embedded.PythonDefault+")")
 	cmd.Flags().BoolVarP(&o.verbose, "verbose", "v", false, "show the services' debug logs")
 	return cmd
 }
@@ -104,8 +103,8 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 		st store.Store
 	)
 	if natsURL == "" {
-		stk, err := stack.Start(ctx, stack.Config{DBURL: dbURL, Concurrency: o.concurrency,
-			Executor: executor.Config{Python: o.python}}, log)
+		stk, err := embedded.Start(ctx, embedded.Config{DBURL: dbURL, Concurrency: o.concurrency,
+			Python: o.python}, log)
 		if err != nil {
 			return err
 		}

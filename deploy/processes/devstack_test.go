@@ -1,4 +1,4 @@
-package stack_test
+package processes_test
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package stack_test
+package embedded_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/ork-go/ork/cmd/ork/internal/stack"
+	"github.com/ork-go/ork/cmd/ork/internal/embedded"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
@@ -27,17 +27,17 @@ import (
 var examplesDir = filepath.Join("..", "..", "..", "..", "examples")
 
 // start brings up an in-process stack over the given database URL for one test.
-func start(t *testing.T, dbURL string, port int) *stack.Stack {
+func start(t *testing.T, dbURL string, port int) *embedded.Stack {
 	t.Helper()
 	return startIn(t, t.TempDir(), dbURL, port)
 }
 
 // startIn is start with a chosen data directory (the embedded NATS store lives there).
-func startIn(t *testing.T, dataDir, dbURL string, port int) *stack.Stack {
+func startIn(t *testing.T, dataDir, dbURL string, port int) *embedded.Stack {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := stack.Start(ctx, stack.Config{DataDir: dataDir, DBURL: dbURL, Port: port}, zaptest.NewLogger(t))
+	s, err := embedded.Start(ctx, embedded.Config{DataDir: dataDir, DBURL: dbURL, Port: port}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatalf("starting the stack: %v", err)
 	}
@@ -51,7 +51,7 @@ func startIn(t *testing.T, dataDir, dbURL string, port int) *stack.Stack {
 
 // runPlan submits a plan, waits for run.finished and for the recorder's commit, and returns the
 // recorded run.
-func runPlan(t *testing.T, s *stack.Stack, plan *workflow.Plan, key string) store.Run {
+func runPlan(t *testing.T, s *embedded.Stack, plan *workflow.Plan, key string) store.Run {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -78,7 +78,7 @@ func runPlan(t *testing.T, s *stack.Stack, plan *workflow.Plan, key string) stor
 	return run
 }
 
-func tasksByName(t *testing.T, s *stack.Stack, runID string) map[string]store.Task {
+func tasksByName(t *testing.T, s *embedded.Stack, runID string) map[string]store.Task {
 	t.Helper()
 	tasks, err := s.Store.TaskList(context.Background(), store.TaskListParams{RunID: runID})
 	if err != nil {
@@ -143,7 +143,7 @@ func TestExamplesRunOnEveryStore(t *testing.T) {
 }
 
 // checkExample checks what is particular to some examples: retries, skips, outputs and logs.
-func checkExample(t *testing.T, s *stack.Stack, plan *workflow.Plan, run store.Run, tasks map[string]store.Task) {
+func checkExample(t *testing.T, s *embedded.Stack, plan *workflow.Plan, run store.Run, tasks map[string]store.Task) {
 	t.Helper()
 	switch plan.Name {
 	case "retries":

@@ -1,4 +1,4 @@
-package stack_test
+package processes_test
 
 import (
 	"errors"
@@ -11,13 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ork-go/ork/deploy/stack"
+	"github.com/ork-go/ork/deploy/processes"
 )
 
-func startShell(t *testing.T, script string) (*stack.Process, string) {
+func startShell(t *testing.T, script string) (*processes.Process, string) {
 	t.Helper()
 	dir := t.TempDir()
-	p, err := stack.StartProcess(stack.ProcessSpec{
+	p, err := processes.StartProcess(processes.ProcessSpec{
 		Name:    "sh",
 		Path:    "/bin/sh",
 		Args:    []string{"-c", script},
@@ -102,12 +102,12 @@ func TestProcessStopKillsAfterTimeout(t *testing.T) {
 
 func TestProcessSpecValidate(t *testing.T) {
 	t.Parallel()
-	for _, spec := range []stack.ProcessSpec{
+	for _, spec := range []processes.ProcessSpec{
 		{Path: "/bin/true", LogPath: "x"},
 		{Name: "a", LogPath: "x"},
 		{Name: "a", Path: "/bin/true"},
 	} {
-		if _, err := stack.StartProcess(spec); err == nil {
+		if _, err := processes.StartProcess(spec); err == nil {
 			t.Errorf("StartProcess(%+v) succeeded", spec)
 		}
 	}

@@ -1,4 +1,4 @@
-package stack_test
+package processes_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/ork-go/ork/deploy/stack"
+	"github.com/ork-go/ork/deploy/processes"
 )
 
 // binDir holds the executables built once for the whole package.
@@ -40,13 +40,13 @@ func natsServer(t *testing.T) string {
 	natsOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		root, err := stack.FindRoot(".")
+		root, err := processes.FindRoot(".")
 		if err != nil {
 			natsErr = err
 			return
 		}
-		natsBin = filepath.Join(binDir, stack.TargetNATSServer.Name)
-		natsErr = stack.Build(ctx, root, natsBin, stack.TargetNATSServer, false)
+		natsBin = filepath.Join(binDir, processes.TargetNATSServer.Name)
+		natsErr = processes.Build(ctx, root, natsBin, processes.TargetNATSServer, false)
 	})
 	if natsErr != nil {
 		t.Fatal(natsErr)

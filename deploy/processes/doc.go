@@ -1,11 +1,11 @@
-// Package stack runs Ork as separate operating-system processes, the way a real deployment does:
+// Package processes runs Ork as separate operating-system processes, the way a real deployment does:
 // a nats-server process with a file store, the recorder, the scheduler and any number of executors,
 // each in its own process group with its output in a log file.
 //
 // It is the harness of the multi-process test and of fault tests (kill -9, SIGSTOP, restarts):
 //
-//	bins, err := stack.BuildBinaries(ctx, stack.BuildConfig{Root: root, Dir: t.TempDir()})
-//	s, err := stack.StartStack(ctx, stack.Config{Binaries: bins, Dir: dir, NATSBase: base, DBURL: db})
+//	bins, err := processes.BuildBinaries(ctx, processes.BuildConfig{Root: root, Dir: t.TempDir()})
+//	s, err := processes.StartStack(ctx, processes.Config{Binaries: bins, Dir: dir, NATSBase: base, DBURL: db})
 //	defer s.Kill()
 //	s.WaitExecutors(ctx)             // every executor is pulling
 //	s.Executors[0].Kill()            // SIGKILL to the executor's whole process group
@@ -14,4 +14,4 @@
 //	s.Scheduler.Pause()              // SIGSTOP; Resume sends SIGCONT
 //
 // Everything here works on processes, files and URLs only; nothing imports the services.
-package stack
+package processes

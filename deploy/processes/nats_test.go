@@ -1,4 +1,4 @@
-package stack_test
+package processes_test
 
 import (
 	"context"
@@ -11,14 +11,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/ork-go/ork/deploy/stack"
+	"github.com/ork-go/ork/deploy/processes"
 )
 
 func TestDeriveNATSConfig(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	store := filepath.Join(dir, "store $x")
-	conf, err := stack.DeriveNATSConfig(baseConfig(t), "127.0.0.1", 4300, 8300, store, "always")
+	conf, err := processes.DeriveNATSConfig(baseConfig(t), "127.0.0.1", 4300, 8300, store, "always")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestDeriveNATSConfig(t *testing.T) {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 		}
 	}
-	if _, err := stack.DeriveNATSConfig([]byte("port: 4222\n"), "127.0.0.1", 1, 2, store, ""); err == nil {
+	if _, err := processes.DeriveNATSConfig([]byte("port: 4222\n"), "127.0.0.1", 1, 2, store, ""); err == nil {
 		t.Error("deriving from a config without listen, http and store_dir succeeded")
 	}
 }
@@ -59,7 +59,7 @@ func TestNATSRestartKeepsPortAndStore(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	n, err := stack.StartNATS(ctx, stack.NATSConfig{Binary: natsServer(t), Dir: t.TempDir(), Base: baseConfig(t)})
+	n, err := processes.StartNATS(ctx, processes.NATSConfig{Binary: natsServer(t), Dir: t.TempDir(), Base: baseConfig(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package stack_test
+package processes_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
-	"github.com/ork-go/ork/deploy/stack"
+	"github.com/ork-go/ork/deploy/processes"
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
@@ -23,18 +23,18 @@ import (
 )
 
 // build builds the binaries once for the package.
-var build stack.BuildOnce
+var build processes.BuildOnce
 
 // services builds nats-server, the three services and the CLI once for the package.
-func services(t *testing.T) stack.Binaries {
+func services(t *testing.T) processes.Binaries {
 	t.Helper()
-	return build.Binaries(t, stack.BuildConfig{Dir: binDir, CLI: true})
+	return build.Binaries(t, processes.BuildConfig{Dir: binDir, CLI: true})
 }
 
 // testDatabase creates a fresh database on TEST_DATABASE_URL's server, dropped at cleanup.
 func testDatabase(t *testing.T) string {
 	t.Helper()
-	return stack.TestDatabase(t, stack.TestAdminURL(t), "ork_deploy")
+	return processes.TestDatabase(t, processes.TestAdminURL(t), "ork_deploy")
 }
 
 // wideWorkflowYAML returns a workflow of one root task, width tasks depending on it and one task
@@ -127,7 +127,7 @@ func TestMultiProcess(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	s, err := stack.StartStack(ctx, stack.Config{
+	s, err := processes.StartStack(ctx, processes.Config{
 		Binaries:            bins,
 		Dir:                 t.TempDir(),
 		NATSBase:            baseConfig(t),

@@ -1,7 +1,7 @@
-// Package stack composes Ork's services in one process: an embedded NATS server with JetStream, the
+// Package embedded composes Ork's services in one process: an embedded NATS server with JetStream, the
 // recorder, the scheduler and the executors, over one store. `ork run` and `ork bench`
 // use it; on a cluster the same services run as separate processes instead.
-package stack
+package embedded
 
 import (
 	"context"
@@ -30,7 +30,7 @@ const (
 	StopTimeoutDefault = 30 * time.Second
 )
 
-// Config configures an in-process stack.
+// Config configures an in-process embedded.
 type Config struct {
 	// DataDir holds the embedded NATS store (DataDir/nats) and the default SQLite database.
 	DataDir string
@@ -42,6 +42,11 @@ type Config struct {
 	ExecutorTypes []string
 	// Concurrency is the number of tasks in flight in the in-process executor.
 	Concurrency int
+	// Python is the interpreter of python tasks; empty means $ORK_PYTHON, else python3.
+	Python string
+	// OnRecorderCommit, when set, is called after every batch the recorder committed and
+	// acknowledged (recorder.Service.OnCommit), from the recorder's goroutine: keep it short.
+	OnRecorderCommit func(RecorderCommit)
 	// Recorder, Scheduler and Executor override service settings (zero values take their defaults).
 	Recorder  recorder.Config
 	Scheduler scheduler.Config
@@ -49,6 +54,16 @@ type Config struct {
 	// Bus overrides stream settings (e.g. Memory for benchmarks).
 	Bus bus.Config
 }
+
+// RecorderCommit describes one batch the recorder committed.
+type RecorderCommit = recorder.Commit
+
+// PythonEnv and PythonDefault are where the in-process executor finds its interpreter when
+// Config.Python is empty.
+const (
+	PythonEnv     = executor.PythonEnv
+	PythonDefault = executor.PythonDefault
+)
 
 // WithDefaults fills zero fields.
 func (c Config) WithDefaults() Config {
@@ -125,6 +140,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	if err != nil {
 		return nil, err
 	}
+	rec.OnCommit = cfg.OnRecorderCommit
 	s.start("recorder", rec.Run)
 	sch, err := scheduler.New(s.Bus, cfg.Scheduler, log.Named("scheduler"))
 	if err != nil {
@@ -132,6 +148,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 	s.start("scheduler", sch.Run)
 	ecfg := cfg.Executor
+	if cfg.Python != "" {
+		ecfg.Python = cfg.Python
+	}
 	ecfg.Types = cfg.ExecutorTypes
 	ecfg.Concurrency = cfg.Concurrency
 	exe, err := executor.New(s.Bus, ecfg, log.Named("executor"))
