@@ -7,12 +7,14 @@
 // the task's latest attempt, so a run read back from the database and one followed on the bus give
 // the same numbers for the same times.
 //
-// A Run is built either from the database (FromStore) or from the run's events as they pass
+// A Run is built either from the database (FromStore, Read) or from the run's events as they pass
 // (Follower), for a client that has no database at hand (`ork run --nats` without --db).
 package view
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/ork-go/ork/pkg/event"
@@ -163,4 +165,18 @@ func between(start, end *time.Time) *int64 {
 	}
 	ms := end.Sub(*start).Milliseconds()
 	return &ms
+}
+
+// Read reads one run and its tasks from st. A run st does not hold is an error wrapping
+// store.ErrNotFound.
+func Read(ctx context.Context, st store.Store, runID string) (*Run, error) {
+	run, err := st.RunGet(ctx, store.RunGetParams{ID: runID})
+	if err != nil {
+		return nil, fmt.Errorf("reading run %s: %w", runID, err)
+	}
+	tasks, err := st.TaskList(ctx, store.TaskListParams{RunID: runID})
+	if err != nil {
+		return nil, fmt.Errorf("reading the tasks of run %s: %w", runID, err)
+	}
+	return FromStore(run, tasks), nil
 }

@@ -80,6 +80,18 @@ JSON object of docs/run.schema.json (its tasks included), a list as an array of 
 }
 
 // runNotFound words a failed run lookup for a person.
+// readRun reads one run and its tasks from the database as the JSON view.
+func readRun(ctx context.Context, st store.Store, runID string) (*view.Run, error) {
+	v, err := view.Read(ctx, st, runID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, runNotFound(runID, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
 func runNotFound(id string, err error) error {
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("no run %s in this database (ork status lists the recent runs)", id)

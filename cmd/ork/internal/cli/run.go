@@ -17,13 +17,8 @@ import (
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
 	"github.com/ork-go/ork/pkg/store/schema"
-	"github.com/ork-go/ork/pkg/view"
 	"github.com/ork-go/ork/pkg/workflow"
 )
-
-// recordedWaitDefault bounds how long `ork run --nats` waits for the cluster's recorder to commit a
-// finished run before saying so and returning.
-const recordedWaitDefault = 60 * time.Second
 
 type runOptions struct {
 	db, nats, key, triggeredBy string
@@ -130,60 +125,34 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 		}
 	}
 
-	cl := client.New(b)
-	recorded, err := cl.WatchRecorded(runID)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = recorded.Close() }()
-
 	progress := newProgress(stdout, plan, !o.json && isTerminal(stdout), begin)
-	follower := view.NewFollower(plan, runID, time.Now())
-	if _, err := cl.Submit(ctx, params); err != nil {
-		return err
-	}
-	onEvent := func(e event.Event) {
-		follower.Event(&e)
-		if !o.json {
-			progress.event(e)
-		}
-	}
-	final, err := cl.Wait(ctx, runID, onEvent)
-	interrupted := err != nil && ctx.Err() != nil
-	if interrupted {
-		if natsURL != "" {
-			return &ExitError{Code: ExitCodeInterrupted, Err: fmt.Errorf("interrupted; run %s goes on in the cluster (ork cancel %s --nats %s stops it)", runID, runID, natsURL)}
-		}
+	res, err := client.New(b).Run(ctx, client.RunParams{
+		Submit: params,
+		Store:  st,
+		OnEvent: func(e event.Event) {
+			if !o.json {
+				progress.event(e)
+			}
+		},
 		// In-process, the run would die with this command: cancel it so the database says so.
-		fmt.Fprintf(stderr, "\ninterrupted: cancelling run %s\n", runID)
-		final, err = cancelRun(cl, runID, onEvent)
-		ctx = context.Background()
+		CancelOnInterrupt: natsURL == "",
+		OnInterrupt:       func() { fmt.Fprintf(stderr, "\ninterrupted: cancelling run %s\n", runID) },
+	})
+	if res.Interrupted && natsURL != "" {
+		return &ExitError{Code: ExitCodeInterrupted, Err: fmt.Errorf("interrupted; run %s goes on in the cluster (ork cancel %s --nats %s stops it)", runID, runID, natsURL)}
 	}
 	if err != nil {
 		return err
 	}
 	progress.done()
+	final, interrupted := res.Final, res.Interrupted
 
-	res := follower.Run()
-	if st != nil {
-		if !alreadyRecorded(ctx, st, runID) {
-			waitCtx, cancel := context.WithTimeout(ctx, recordedWaitDefault)
-			defer cancel()
-			if _, err := recorded.Wait(waitCtx); err != nil {
-				return fmt.Errorf("run %s finished %s, but no recorder wrote it to the database within %s: %w",
-					runID, final.Status, recordedWaitDefault, err)
-			}
-		}
-		if res, err = readRun(ctx, st, runID); err != nil {
-			return err
-		}
-	}
 	if o.json {
-		if err := writeJSON(stdout, res); err != nil {
+		if err := writeJSON(stdout, res.Run); err != nil {
 			return err
 		}
 	} else {
-		printResult(stdout, plan, res, o.all)
+		printResult(stdout, plan, res.Run, o.all)
 	}
 	if final.Status != event.RunSuccess {
 		code := ExitCodeFailure
@@ -193,46 +162,6 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 		return &ExitError{Code: code, Err: errRunNotSuccessful{status: final.Status, msg: final.Error}}
 	}
 	return nil
-}
-
-// readRun reads one run and its tasks from the database as the JSON view.
-func readRun(ctx context.Context, st store.Store, runID string) (*view.Run, error) {
-	run, err := st.RunGet(ctx, store.RunGetParams{ID: runID})
-	if err != nil {
-		return nil, runNotFound(runID, err)
-	}
-	tasks, err := st.TaskList(ctx, store.TaskListParams{RunID: runID})
-	if err != nil {
-		return nil, fmt.Errorf("reading the tasks of run %s: %w", runID, err)
-	}
-	return view.FromStore(run, tasks), nil
-}
-
-// interruptGraceDefault bounds how long an interrupted in-process run may take to cancel.
-const interruptGraceDefault = 15 * time.Second
-
-// cancelRun asks the scheduler to cancel a run and waits until it has finished.
-func cancelRun(cl *client.Client, runID string, onEvent func(event.Event)) (event.Event, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), interruptGraceDefault)
-	defer cancel()
-	if _, err := cl.Cancel(ctx, client.ControlParams{RunID: runID, Reason: "interrupted", TriggeredBy: "cli", KnownWithin: interruptGraceDefault / 3}); err != nil {
-		return event.Event{}, fmt.Errorf("cancelling run %s: %w", runID, err)
-	}
-	final, err := cl.Wait(ctx, runID, onEvent)
-	if err != nil {
-		return event.Event{}, fmt.Errorf("cancelling run %s: %w", runID, err)
-	}
-	return final, nil
-}
-
-// alreadyRecorded reports whether the database already holds the run as finished: a submission
-// repeated with the same idempotency key follows the earlier run, whose notice went out long ago.
-func alreadyRecorded(ctx context.Context, st store.Store, runID string) bool {
-	if st == nil {
-		return false
-	}
-	run, err := st.RunGet(ctx, store.RunGetParams{ID: runID})
-	return err == nil && event.IsTerminalRun(run.Status)
 }
 
 type errRunNotSuccessful struct{ status, msg string }
