@@ -1,12 +1,27 @@
 package main
 
 import (
+	"io"
 	"testing"
 	"time"
 
 	"github.com/ork-go/ork/pkg/bus"
+	"github.com/ork-go/ork/pkg/servicecmd"
 	"github.com/ork-go/ork/services/executor"
 )
+
+// parsed is what the command line sets: the common settings and the executor's.
+type parsed struct {
+	servicecmd.Common
+	cfg   executor.Config
+	types string
+}
+
+func parseFlags(args []string, getenv func(string) string) (parsed, error) {
+	var o options
+	common, err := command(&o).Parse(args, getenv, io.Discard)
+	return parsed{Common: common, cfg: o.cfg, types: o.types}, err
+}
 
 func TestFlagsOverrideEnvOverrideDefaults(t *testing.T) {
 	t.Parallel()
@@ -25,16 +40,16 @@ func TestFlagsOverrideEnvOverrideDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.natsURL != "nats://127.0.0.1:4222" || o.types != "process,python" || o.concurrency != executor.ConcurrencyDefault || o.ackWait != executor.AckWaitDefault ||
-		o.killGrace != executor.KillGraceDefault || o.drainGrace != executor.DrainGraceDefault || o.logMaxBytes != executor.LogMaxBytesDefault {
+	if o.Bus.URL != "nats://127.0.0.1:4222" || o.types != "process,python" || o.cfg.Concurrency != executor.ConcurrencyDefault || o.cfg.AckWait != executor.AckWaitDefault ||
+		o.cfg.KillGrace != executor.KillGraceDefault || o.cfg.DrainGrace != executor.DrainGraceDefault || o.cfg.LogMaxBytes != executor.LogMaxBytesDefault {
 		t.Errorf("defaults: %+v", o)
 	}
 	o, err = parseFlags(nil, getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.natsURL != "nats://env:4222" || o.types != "noop" || o.concurrency != 3 || o.ackWait != 12*time.Second ||
-		o.killGrace != 2*time.Second || o.drainGrace != 3*time.Second || o.logMaxBytes != 4096 {
+	if o.Bus.URL != "nats://env:4222" || o.types != "noop" || o.cfg.Concurrency != 3 || o.cfg.AckWait != 12*time.Second ||
+		o.cfg.KillGrace != 2*time.Second || o.cfg.DrainGrace != 3*time.Second || o.cfg.LogMaxBytes != 4096 {
 		t.Errorf("env: %+v", o)
 	}
 	o, err = parseFlags([]string{"--nats", "nats://flag:1", "--types", "sleep,noop", "--concurrency", "5", "--ack-wait", "1m", "--instance", "i1",
@@ -42,8 +57,8 @@ func TestFlagsOverrideEnvOverrideDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.natsURL != "nats://flag:1" || o.types != "sleep,noop" || o.concurrency != 5 || o.ackWait != time.Minute || o.instance != "i1" ||
-		o.killGrace != 100*time.Millisecond || o.drainGrace != time.Second || o.logMaxBytes != 1000 {
+	if o.Bus.URL != "nats://flag:1" || o.types != "sleep,noop" || o.cfg.Concurrency != 5 || o.cfg.AckWait != time.Minute || o.cfg.Instance != "i1" ||
+		o.cfg.KillGrace != 100*time.Millisecond || o.cfg.DrainGrace != time.Second || o.cfg.LogMaxBytes != 1000 {
 		t.Errorf("flags: %+v", o)
 	}
 	o, err = parseFlags([]string{"--tasks-max-msgs", "50", "--max-age", "24h"}, func(k string) string {
@@ -52,9 +67,9 @@ func TestFlagsOverrideEnvOverrideDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.bus.TasksMaxMsgs != 50 || o.bus.LogsMaxBytes != 1<<20 || o.bus.MaxAge != 24*time.Hour ||
-		o.bus.EventsMaxBytes != bus.EventsMaxBytesDefault || o.bus.DuplicateWindow != bus.DuplicateWindowDefault {
-		t.Errorf("stream limits: %+v", o.bus)
+	if o.Bus.TasksMaxMsgs != 50 || o.Bus.LogsMaxBytes != 1<<20 || o.Bus.MaxAge != 24*time.Hour ||
+		o.Bus.EventsMaxBytes != bus.EventsMaxBytesDefault || o.Bus.DuplicateWindow != bus.DuplicateWindowDefault {
+		t.Errorf("stream limits: %+v", o.Bus)
 	}
 	if _, err := parseFlags(nil, func(k string) string {
 		if k == "ORK_EXECUTOR_CONCURRENCY" {

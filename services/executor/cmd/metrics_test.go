@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"testing"
 	"time"
 
@@ -12,8 +13,8 @@ import (
 func TestMetricsAddrFlagAndEnv(t *testing.T) {
 	t.Parallel()
 	o, err := parseFlags(nil, func(string) string { return "" })
-	if err != nil || o.metricsAddr != "" {
-		t.Fatalf("default metrics address %q (%v), want off", o.metricsAddr, err)
+	if err != nil || o.MetricsAddr != "" {
+		t.Fatalf("default metrics address %q (%v), want off", o.MetricsAddr, err)
 	}
 	env := func(k string) string {
 		if k == "ORK_METRICS_ADDR" {
@@ -21,26 +22,28 @@ func TestMetricsAddrFlagAndEnv(t *testing.T) {
 		}
 		return ""
 	}
-	if o, err = parseFlags(nil, env); err != nil || o.metricsAddr != ":9102" {
-		t.Fatalf("from env %q (%v)", o.metricsAddr, err)
+	if o, err = parseFlags(nil, env); err != nil || o.MetricsAddr != ":9102" {
+		t.Fatalf("from env %q (%v)", o.MetricsAddr, err)
 	}
-	if o, err = parseFlags([]string{"--metrics-addr", "127.0.0.1:1"}, env); err != nil || o.metricsAddr != "127.0.0.1:1" {
-		t.Fatalf("from flag %q (%v)", o.metricsAddr, err)
+	if o, err = parseFlags([]string{"--metrics-addr", "127.0.0.1:1"}, env); err != nil || o.MetricsAddr != "127.0.0.1:1" {
+		t.Fatalf("from flag %q (%v)", o.MetricsAddr, err)
 	}
 }
 
 func TestMetricsAddrServesMetrics(t *testing.T) {
 	t.Parallel()
 	srv := bustest.Start(t)
-	o, err := parseFlags([]string{"--nats", srv.ClientURL(), "--types", "noop", "--metrics-addr", "127.0.0.1:0",
-		"--drain-grace", "1s"}, func(string) string { return "" })
+	var o options
+	cmd := command(&o)
+	common, err := cmd.Parse([]string{"--nats", srv.ClientURL(), "--types", "noop", "--metrics-addr", "127.0.0.1:0",
+		"--drain-grace", "1s"}, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	log, addrs := metricstest.LoggedAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, o, log) }()
+	go func() { done <- cmd.Serve(ctx, common, log) }()
 	body := metricstest.Scrape(t, metricstest.WaitAddr(t, addrs))
 	metricstest.Want(t, body, `ork_executor_tasks_started_total{type="noop"}`, metricstest.Equal(0), "0")
 	metricstest.Want(t, body, "go_goroutines", metricstest.AtLeast(1), "at least 1")

@@ -17,12 +17,26 @@ import (
 	"github.com/ork-go/ork/pkg/bus/bustest"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/servicecmd"
 	"github.com/ork-go/ork/pkg/store"
 	"github.com/ork-go/ork/pkg/store/storeopen"
 	"github.com/ork-go/ork/pkg/workflow"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, bustest.ServerLeftovers()...) }
+
+// parsed is what the command line sets: the common settings and the recorder's.
+type parsed struct {
+	servicecmd.Common
+	options
+}
+
+func parseOptions(args []string, getenv func(string) string, out io.Writer) (*parsed, error) {
+	p := &parsed{}
+	var err error
+	p.Common, err = command(&p.options).Parse(args, getenv, out)
+	return p, err
+}
 
 func TestParseOptions(t *testing.T) {
 	t.Parallel()
@@ -38,7 +52,7 @@ func TestParseOptions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if o.bus.URL != bus.URLDefault || o.dbURL != storeopen.DefaultURL || o.noMigrate || o.logLevel != "info" ||
+		if o.Bus.URL != bus.URLDefault || o.dbURL != storeopen.DefaultURL || o.noMigrate || o.Log.Level != "info" ||
 			o.recorder.BatchSize != 1000 || o.recorder.BatchWait != 10*time.Millisecond {
 			t.Errorf("defaults %+v", o)
 		}
@@ -49,7 +63,7 @@ func TestParseOptions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if o.bus.URL != "nats://env:4222" || o.dbURL != "postgres://env/db" || !o.noMigrate ||
+		if o.Bus.URL != "nats://env:4222" || o.dbURL != "postgres://env/db" || !o.noMigrate ||
 			o.recorder.BatchSize != 500 || o.recorder.BatchWait != 20*time.Millisecond {
 			t.Errorf("from env %+v", o)
 		}
@@ -61,7 +75,7 @@ func TestParseOptions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if o.bus.URL != "nats://flag:4222" || o.dbURL != "sqlite://x.db" || o.noMigrate || o.logLevel != "debug" ||
+		if o.Bus.URL != "nats://flag:4222" || o.dbURL != "sqlite://x.db" || o.noMigrate || o.Log.Level != "debug" ||
 			o.recorder.BatchSize != 7 || o.recorder.BatchWait != time.Millisecond {
 			t.Errorf("from flags %+v", o)
 		}
@@ -135,7 +149,7 @@ func TestRun(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(runCtx, o, zaptest.NewLogger(t))
+		done <- command(&o.options).Serve(runCtx, o.Common, zaptest.NewLogger(t))
 	}()
 
 	plan := &workflow.Plan{Name: "cmd", Dir: "/tmp", Hash: "h", Tasks: []workflow.Task{{Name: "a", Executor: workflow.ExecutorNoop}}}

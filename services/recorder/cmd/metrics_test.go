@@ -15,8 +15,8 @@ import (
 func TestMetricsAddrFlagAndEnv(t *testing.T) {
 	t.Parallel()
 	o, err := parseOptions(nil, func(string) string { return "" }, io.Discard)
-	if err != nil || o.metricsAddr != "" {
-		t.Fatalf("default metrics address %q (%v), want off", o.metricsAddr, err)
+	if err != nil || o.MetricsAddr != "" {
+		t.Fatalf("default metrics address %q (%v), want off", o.MetricsAddr, err)
 	}
 	env := func(k string) string {
 		if k == "ORK_METRICS_ADDR" {
@@ -24,11 +24,11 @@ func TestMetricsAddrFlagAndEnv(t *testing.T) {
 		}
 		return ""
 	}
-	if o, err = parseOptions(nil, env, io.Discard); err != nil || o.metricsAddr != ":9103" {
-		t.Fatalf("from env %q (%v)", o.metricsAddr, err)
+	if o, err = parseOptions(nil, env, io.Discard); err != nil || o.MetricsAddr != ":9103" {
+		t.Fatalf("from env %q (%v)", o.MetricsAddr, err)
 	}
-	if o, err = parseOptions([]string{"--metrics-addr", "127.0.0.1:1"}, env, io.Discard); err != nil || o.metricsAddr != "127.0.0.1:1" {
-		t.Fatalf("from flag %q (%v)", o.metricsAddr, err)
+	if o, err = parseOptions([]string{"--metrics-addr", "127.0.0.1:1"}, env, io.Discard); err != nil || o.MetricsAddr != "127.0.0.1:1" {
+		t.Fatalf("from flag %q (%v)", o.MetricsAddr, err)
 	}
 }
 
@@ -43,7 +43,7 @@ func TestMetricsAddrServesMetrics(t *testing.T) {
 	log, addrs := metricstest.LoggedAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, o, log) }()
+	go func() { done <- command(&o.options).Serve(ctx, o.Common, log) }()
 	body := metricstest.Scrape(t, metricstest.WaitAddr(t, addrs))
 	metricstest.Want(t, body, `ork_recorder_messages_total{stream="ORK_EVENTS"}`, metricstest.Equal(0), "0")
 	metricstest.Want(t, body, "go_goroutines", metricstest.AtLeast(1), "at least 1")

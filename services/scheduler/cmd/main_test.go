@@ -14,7 +14,9 @@ import (
 
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/bus/bustest"
+	"github.com/ork-go/ork/pkg/logging"
 	"github.com/ork-go/ork/pkg/metrics/metricstest"
+	"github.com/ork-go/ork/pkg/servicecmd"
 	"github.com/ork-go/ork/services/scheduler"
 )
 
@@ -27,7 +29,8 @@ func TestMetricsAddrServesMetrics(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, bus.Config{URL: srv.ClientURL()}, "127.0.0.1:0", scheduler.Config{ReconcileInterval: -1}, log)
+		cfg := scheduler.Config{ReconcileInterval: -1}
+		done <- command(&cfg).Serve(ctx, servicecmd.Common{Bus: bus.Config{URL: srv.ClientURL()}, MetricsAddr: "127.0.0.1:0"}, log)
 	}()
 	addr := metricstest.WaitAddr(t, addrs)
 	body := metricstest.Scrape(t, addr)
@@ -50,6 +53,19 @@ func TestMetricsAddrServesMetrics(t *testing.T) {
 	}
 }
 
+// options is what the command line sets: the common settings and the scheduler's.
+type options struct {
+	common    servicecmd.Common
+	scheduler scheduler.Config
+}
+
+func parseFlags(args []string, getenv func(string) string, out io.Writer) (options, error) {
+	var o options
+	var err error
+	o.common, err = command(&o.scheduler).Parse(args, getenv, out)
+	return o, err
+}
+
 func TestFlagsOverrideEnvOverrideDefaults(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{
@@ -67,29 +83,26 @@ func TestFlagsOverrideEnvOverrideDefaults(t *testing.T) {
 		want   options
 	}{
 		{"defaults", func(string) string { return "" }, nil, options{
-			bus: bus.Config{Name: "ork-scheduler", URL: bus.URLDefault, EventsMaxBytes: bus.EventsMaxBytesDefault,
+			common: servicecmd.Common{Bus: bus.Config{Name: "ork-scheduler", URL: bus.URLDefault, EventsMaxBytes: bus.EventsMaxBytesDefault,
 				LogsMaxBytes: bus.LogsMaxBytesDefault, TasksMaxMsgs: bus.TasksMaxMsgsDefault, MaxAge: bus.MaxAgeDefault,
-				DuplicateWindow: bus.DuplicateWindowDefault, Replicas: 1},
-			logLevel: "info",
+				DuplicateWindow: bus.DuplicateWindowDefault, Replicas: 1}, Log: logging.Config{Level: "info", Format: "json"}},
 			scheduler: scheduler.Config{Concurrency: scheduler.ConcurrencyDefault, MaxLostAttempts: scheduler.MaxLostAttemptsDefault,
 				ReconcileInterval: scheduler.ReconcileIntervalDefault, NoExecutorTimeout: scheduler.NoExecutorTimeoutDefault,
 				LostGrace: scheduler.LostGraceDefault, StallTimeout: scheduler.StallTimeoutDefault},
 		}},
 		{"environment", getenv, nil, options{
-			bus: bus.Config{Name: "ork-scheduler", URL: "nats://env:4222", EventsMaxBytes: bus.EventsMaxBytesDefault,
+			common: servicecmd.Common{Bus: bus.Config{Name: "ork-scheduler", URL: "nats://env:4222", EventsMaxBytes: bus.EventsMaxBytesDefault,
 				LogsMaxBytes: bus.LogsMaxBytesDefault, TasksMaxMsgs: 10, MaxAge: bus.MaxAgeDefault,
-				DuplicateWindow: bus.DuplicateWindowDefault, Replicas: 3},
-			metricsAddr: ":9101", logLevel: "warn",
+				DuplicateWindow: bus.DuplicateWindowDefault, Replicas: 3}, MetricsAddr: ":9101", Log: logging.Config{Level: "warn", Format: "json"}},
 			scheduler: scheduler.Config{Concurrency: 5, MaxLostAttempts: 2, ReconcileInterval: -time.Second,
 				NoExecutorTimeout: 2 * time.Minute, LostGrace: 45 * time.Second, StallTimeout: 90 * time.Second},
 		}},
 		{"flags", getenv, []string{"--nats", "nats://flag:1", "--metrics-addr", "", "--log-level", "debug",
 			"--concurrency", "7", "--max-lost-attempts", "0", "--reconcile-interval", "1s", "--no-executor-timeout", "3s",
 			"--lost-grace", "4s", "--tasks-max-msgs", "20", "--stall-timeout", "5s", "--replicas", "2"}, options{
-			bus: bus.Config{Name: "ork-scheduler", URL: "nats://flag:1", EventsMaxBytes: bus.EventsMaxBytesDefault,
+			common: servicecmd.Common{Bus: bus.Config{Name: "ork-scheduler", URL: "nats://flag:1", EventsMaxBytes: bus.EventsMaxBytesDefault,
 				LogsMaxBytes: bus.LogsMaxBytesDefault, TasksMaxMsgs: 20, MaxAge: bus.MaxAgeDefault,
-				DuplicateWindow: bus.DuplicateWindowDefault, Replicas: 2},
-			logLevel: "debug",
+				DuplicateWindow: bus.DuplicateWindowDefault, Replicas: 2}, Log: logging.Config{Level: "debug", Format: "json"}},
 			scheduler: scheduler.Config{Concurrency: 7, MaxLostAttempts: 0, ReconcileInterval: time.Second,
 				NoExecutorTimeout: 3 * time.Second, LostGrace: 4 * time.Second, StallTimeout: 5 * time.Second},
 		}},

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/ork-go/ork/pkg/envflag"
+	"github.com/ork-go/ork/services/executor"
+)
+
+// options are the executor's own flags.
+type options struct {
+	types string // comma-separated, into cfg.Types by check
+	cfg   executor.Config
+}
+
+// flags defines the executor's own flags, each defaulting to its ORK_EXECUTOR_* variable.
+func (o *options) flags(s *envflag.Set) {
+	s.StringVar(&o.types, "types", "ORK_EXECUTOR_TYPES", strings.Join(executor.TypesDefault(), ","),
+		"comma-separated executor types to serve: process, python, noop, sleep")
+	s.StringVar(&o.cfg.Python, "python", executor.PythonEnv, executor.PythonDefault,
+		"the interpreter of python tasks (a path, or a name on PATH); asked for its real path on the first python task")
+	s.IntVar(&o.cfg.Concurrency, "concurrency", "ORK_EXECUTOR_CONCURRENCY", executor.ConcurrencyDefault,
+		"tasks run at once by this instance")
+	s.StringVar(&o.cfg.Instance, "instance", "ORK_EXECUTOR_INSTANCE", "", "instance name; default hostname-pid-random")
+	s.DurationVar(&o.cfg.AckWait, "ack-wait", "ORK_EXECUTOR_ACK_WAIT", executor.AckWaitDefault,
+		"redelivery delay of an unacknowledged task; heartbeats every third of it")
+	s.DurationVar(&o.cfg.DrainGrace, "drain-grace", "ORK_EXECUTOR_DRAIN_GRACE", executor.DrainGraceDefault,
+		"on stop, how long running tasks may finish before they are killed and reported lost")
+	s.DurationVar(&o.cfg.KillGrace, "kill-grace", "ORK_EXECUTOR_KILL_GRACE", executor.KillGraceDefault,
+		"time between SIGTERM and SIGKILL of a task's process group")
+	s.Int64Var(&o.cfg.LogMaxBytes, "log-max-bytes", "ORK_EXECUTOR_LOG_MAX_BYTES", executor.LogMaxBytesDefault,
+		"log bytes shipped per attempt; later lines are dropped but for a marker and the last lines")
+}
+
+// check completes the configuration and validates it.
+func (o *options) check() error {
+	o.cfg.Types = nil
+	for t := range strings.SplitSeq(o.types, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			o.cfg.Types = append(o.cfg.Types, t)
+		}
+	}
+	o.cfg = o.cfg.WithDefaults()
+	return o.cfg.Validate()
+}
