@@ -63,19 +63,3 @@ func baseConfig(t *testing.T) []byte {
 	}
 	return data
 }
-
-// eventually calls check every 20ms until it returns true, failing the test after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, check func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !check() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		case <-tick.C:
-		}
-	}
-}

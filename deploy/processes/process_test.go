@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ork-go/ork/deploy/processes"
+	"github.com/ork-go/ork/pkg/poll"
 )
 
 func startShell(t *testing.T, script string) (*processes.Process, string) {
@@ -48,7 +49,7 @@ func TestProcessKillReachesTheGroup(t *testing.T) {
 	p, dir := startShell(t, `sleep 300 & echo $! > child.pid; echo started; wait`)
 	pidFile := filepath.Join(dir, "child.pid")
 	var child int
-	eventually(t, 10*time.Second, "the child's pid file", func() bool {
+	poll.UntilWithin(t, 10*time.Second, "the child's pid file", func() bool {
 		data, err := os.ReadFile(pidFile)
 		if err != nil {
 			return false
@@ -65,8 +66,8 @@ func TestProcessKillReachesTheGroup(t *testing.T) {
 	if !p.Exited() {
 		t.Fatal("Kill returned before the process exited")
 	}
-	eventually(t, 10*time.Second, "the child to die with its group", func() bool { return gone(child) })
-	eventually(t, 10*time.Second, "the log", func() bool { return strings.Contains(p.LogTail(), "started") })
+	poll.UntilWithin(t, 10*time.Second, "the child to die with its group", func() bool { return gone(child) })
+	poll.UntilWithin(t, 10*time.Second, "the log", func() bool { return strings.Contains(p.LogTail(), "started") })
 }
 
 func TestProcessStop(t *testing.T) {
@@ -90,7 +91,7 @@ func TestProcessStopKillsAfterTimeout(t *testing.T) {
 	t.Parallel()
 	// An ignored signal stays ignored across exec, so sleep ignores SIGTERM.
 	p, _ := startShell(t, `trap '' TERM; echo ready; exec sleep 300`)
-	eventually(t, 10*time.Second, "the trap", func() bool { return strings.Contains(p.LogTail(), "ready") })
+	poll.UntilWithin(t, 10*time.Second, "the trap", func() bool { return strings.Contains(p.LogTail(), "ready") })
 	err := p.Stop(200 * time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "was killed") {
 		t.Fatalf("Stop returned %v, want the kill after the timeout", err)

@@ -138,3 +138,34 @@ func Batches(ctx context.Context, cons jetstream.Consumer, maxBatch int, wait ti
 		fn(batch)
 	}
 }
+
+// KeepInProgress tells the server every interval that msgs are still being worked on, so that
+// they are not redelivered while their work outlasts the consumer's AckWait (give a third of
+// it), until the returned function is called. The function waits for the last heartbeat to end;
+// calling it again does nothing.
+func KeepInProgress(interval time.Duration, msgs ...jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				for _, m := range msgs {
+					_ = m.InProgress() // a lost heartbeat only risks a redelivery, which is handled
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			<-finished
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/poll"
 	"github.com/ork-go/ork/pkg/workflow"
 )
 
@@ -292,17 +293,9 @@ wait`
 // Signals are delivered asynchronously, so a killed process may take a moment to go.
 func waitGone(t *testing.T, pid int) {
 	t.Helper()
-	deadline := time.NewTimer(waitDeadline)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for alive(pid) {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("process %d survived", pid)
-		}
+	if !poll.Within(waitDeadline, func() bool { return !alive(pid) }) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("process %d survived", pid)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/logging"
+	"github.com/ork-go/ork/pkg/retry"
 	"github.com/ork-go/ork/pkg/workflow"
 )
 
@@ -196,17 +197,7 @@ func (s *Service) pull(ctx, hard context.Context, typ string, cons jetstream.Con
 				log.Warn("recreating consumer", zap.Error(cerr))
 			}
 		}
-		pause(ctx, retryDelay)
-	}
-}
-
-// pause waits d or until ctx is done.
-func pause(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
+		retry.Sleep(ctx, retryDelay)
 	}
 }
 
@@ -236,7 +227,7 @@ func (s *Service) handle(ctx, hard context.Context, typ string, msg jetstream.Ms
 		s.nak(log, msg, 0)
 		return
 	}
-	stopBeat := s.heartbeat(msg)
+	stopBeat := bus.KeepInProgress(s.cfg.AckWait/3, msg)
 	defer stopBeat()
 	if err := s.slots.acquire(ctx); err != nil {
 		s.nak(log, msg, 0)
@@ -378,25 +369,4 @@ func (s *Service) nak(log *zap.Logger, msg jetstream.Msg, delay time.Duration) {
 	if err != nil {
 		log.Warn("returning dispatch", zap.Error(err))
 	}
-}
-
-// heartbeat tells the server every AckWait/3 that the dispatch is still being worked on, until the
-// returned function is called.
-func (s *Service) heartbeat(msg jetstream.Msg) func() {
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(s.cfg.AckWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				_ = msg.InProgress()
-			case <-stop:
-				return
-			}
-		}
-	}()
-	return func() { close(stop); <-done }
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,6 +15,7 @@ import (
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/logging"
+	"github.com/ork-go/ork/pkg/retry"
 	"github.com/ork-go/ork/pkg/store"
 )
 
@@ -135,7 +135,7 @@ func (s *Service) handle(ctx context.Context, stream string, msgs []jetstream.Ms
 		items[i].dup = items[i].seq != 0 && items[i].seq == items[i-1].seq
 	}
 	// Until they are acknowledged or released, the batch's messages stay in progress.
-	stopKeeping := s.keepInProgress(msgs)
+	stopKeeping := bus.KeepInProgress(s.cfg.AckWait/3, msgs...)
 	defer stopKeeping()
 	res, ok := s.write(ctx, items)
 	if !ok {
@@ -186,36 +186,6 @@ func (s *Service) handle(ctx context.Context, stream string, msgs []jetstream.Ms
 	s.log.Debug("batch committed", zap.String("stream", stream), logging.Count(acked))
 	if s.OnCommit != nil {
 		s.OnCommit(Commit{Stream: stream, Messages: acked, DeadLetters: dead, FinishedRuns: res.FinishedRuns})
-	}
-}
-
-// keepInProgress marks msgs in progress every third of AckWait until stop is called (stop may be
-// called more than once), so a batch is not redelivered while its writes or their retries take
-// long. A lost heartbeat only risks an early redelivery, which the commit makes harmless.
-func (s *Service) keepInProgress(msgs []jetstream.Msg) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		tick := time.NewTicker(s.cfg.AckWait / 3)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				for _, m := range msgs {
-					_ = m.InProgress()
-				}
-			}
-		}
-	}()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			close(done)
-			<-finished
-		})
 	}
 }
 
@@ -370,7 +340,7 @@ func params(items []item) store.ApplyBatchParams {
 // write commits items, retrying with backoff until it succeeds; it returns false when ctx ended
 // first.
 func (s *Service) write(ctx context.Context, items []item) (store.ApplyBatchResult, bool) {
-	bo := backoff{min: s.cfg.RetryMin, max: s.cfg.RetryMax}
+	bo := backoff{policy: retry.Backoff{Base: s.cfg.RetryMin, Max: s.cfg.RetryMax}}
 	return s.writeWith(ctx, items, &bo)
 }
 
@@ -433,20 +403,9 @@ func (s *Service) apply(ctx context.Context, items []item) (store.ApplyBatchResu
 	return res, nil
 }
 
-// pause waits for the next backoff step; it returns
-// false when ctx ends first.
+// pause waits for the next backoff step; it returns false when ctx ends first.
 func (s *Service) pause(ctx context.Context, bo *backoff) bool {
-	if ctx.Err() != nil {
-		return false
-	}
-	t := time.NewTimer(bo.next())
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return retry.Sleep(ctx, bo.next())
 }
 
 // notify queues the recorded notice of every finished run of the batch behind the log lines
@@ -468,19 +427,15 @@ func (s *Service) notify(ctx context.Context, items []item, finished []string) {
 	s.publishNotices(s.notices.add(s.logsLastSeq(ctx), ns))
 }
 
-// backoff doubles a delay from min up to max.
+// backoff counts the consecutive failed writes and says how long to wait after each.
 type backoff struct {
-	min, max, cur time.Duration
+	policy   retry.Backoff
+	failures int
 }
 
 func (b *backoff) next() time.Duration {
-	switch {
-	case b.cur == 0:
-		b.cur = b.min
-	case b.cur < b.max:
-		b.cur = min(2*b.cur, b.max)
-	}
-	return b.cur
+	b.failures++
+	return b.policy.Delay(b.failures, 0)
 }
 
-func (b *backoff) reset() { b.cur = 0 }
+func (b *backoff) reset() { b.failures = 0 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/ork-go/ork/pkg/bus/bustest"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/poll"
 	"github.com/ork-go/ork/pkg/store"
 	"github.com/ork-go/ork/pkg/workflow"
 	"github.com/ork-go/ork/services/recorder"
@@ -659,22 +661,14 @@ func TestUncommittedBatchIsRedelivered(t *testing.T) {
 // again after each short wait, bounded by ctx.
 func waitAcked(t *testing.T, ctx context.Context, cons jetstream.Consumer, seq uint64) {
 	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		info, err := cons.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
+	var info *jetstream.ConsumerInfo
+	poll.Until(t, ctx, fmt.Sprintf("the ack floor to reach %d with nothing pending", seq), func() bool {
+		var err error
+		if info, err = cons.Info(ctx); err != nil {
+			return false
 		}
-		if info.AckFloor.Stream >= seq && info.NumAckPending == 0 {
-			return
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			t.Fatalf("ack floor %d, pending %d, want %d, 0", info.AckFloor.Stream, info.NumAckPending, seq)
-		}
-	}
+		return info.AckFloor.Stream >= seq && info.NumAckPending == 0
+	})
 }
 
 // rejectingStore refuses any batch holding an event of task "poison".

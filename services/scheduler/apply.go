@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/retry"
 )
 
 // Defaults of Backoff.
@@ -16,16 +17,12 @@ const (
 	BackoffJitterDefault = 0.2
 )
 
-// Backoff is the retry delay policy: attempt N+1 of a task whose attempt N failed waits
-// Base·2^(N-1), at most Max, minus a random share of at most Jitter of it.
-type Backoff struct {
-	Base   time.Duration
-	Max    time.Duration
-	Jitter float64 // 0..1
-}
+// Backoff is the retry delay policy of failed tasks: attempt N+1 of a task whose attempt N failed
+// waits Base·2^(N-1), at most Max, minus a random share of at most Jitter of it.
+type Backoff = retry.Backoff
 
-// WithDefaults returns the policy with zero fields set to their defaults.
-func (b Backoff) WithDefaults() Backoff {
+// backoffWithDefaults returns b with zero fields set to their defaults.
+func backoffWithDefaults(b Backoff) Backoff {
 	if b.Base == 0 {
 		b.Base = BackoffBaseDefault
 	}
@@ -33,33 +30,6 @@ func (b Backoff) WithDefaults() Backoff {
 		b.Max = BackoffMaxDefault
 	}
 	return b
-}
-
-// Validate names the first bad field.
-func (b Backoff) Validate() error {
-	switch {
-	case b.Base <= 0:
-		return fmt.Errorf("backoff: Base must be positive, got %s", b.Base)
-	case b.Max < b.Base:
-		return fmt.Errorf("backoff: Max (%s) must be at least Base (%s)", b.Max, b.Base)
-	case b.Jitter < 0 || b.Jitter > 1:
-		return fmt.Errorf("backoff: Jitter must be within 0..1, got %g", b.Jitter)
-	}
-	return nil
-}
-
-// Delay returns the wait before the attempt after failed attempt n (1-based). seed chooses the
-// jitter, so the same seed always gives the same delay.
-func (b Backoff) Delay(n int, seed uint64) time.Duration {
-	d := b.Max
-	if shift := n - 1; shift >= 0 && shift < 62 && b.Base <= b.Max>>shift {
-		d = b.Base << shift
-	}
-	if b.Jitter > 0 {
-		u := float64(seed>>11) / (1 << 53)
-		d -= time.Duration(float64(d) * b.Jitter * u)
-	}
-	return d
 }
 
 // Seed returns the jitter seed of an event: a hash of its id.

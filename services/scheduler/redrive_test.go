@@ -10,6 +10,7 @@ import (
 
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/poll"
 	"github.com/ork-go/ork/pkg/workflow"
 )
 
@@ -79,14 +80,14 @@ func (h *harness) schedulerDelivery() jetstream.Msg {
 func (h *harness) sweptAfter(t time.Time) {
 	h.t.Helper()
 	interval := sweepConfig().ReconcileInterval
-	waitFor(h.t, h.ctx, func() bool {
+	poll.Until(h.t, h.ctx, "a sweep after "+t.Format(time.StampMilli), func() bool {
 		entry, err := h.kv.Get(h.ctx, leaseKey)
 		if err != nil {
 			return false
 		}
 		var l lease
 		return json.Unmarshal(entry.Value(), &l) == nil && l.Until.After(t.Add(3*interval))
-	}, "a sweep after "+t.Format(time.StampMilli))
+	})
 }
 
 func dispatchOf(runID, task string, attempt int) event.Dispatch {
@@ -125,7 +126,7 @@ func TestServiceRepublishesTheEndAfterACrash(t *testing.T) {
 			if e := h.waitEvent(event.TypeRunFinished, "run-crash", ""); e.Status != tc.want {
 				t.Fatalf("run.finished %+v, want status %s", e, tc.want)
 			}
-			waitFor(t, h.ctx, func() bool { return h.state("run-crash").Compacted }, "the run's compaction")
+			poll.Until(t, h.ctx, "the run's compaction", func() bool { return h.state("run-crash").Compacted })
 		})
 	}
 }
@@ -240,7 +241,7 @@ func TestReconcilerRedrivesStalledRuns(t *testing.T) {
 		if e := h.waitEvent(event.TypeRunFinished, "run-f", ""); e.Status != event.RunSuccess {
 			t.Fatalf("run.finished %+v", e)
 		}
-		waitFor(t, h.ctx, func() bool { return h.state("run-f").Compacted }, "the run's compaction")
+		poll.Until(t, h.ctx, "the run's compaction", func() bool { return h.state("run-f").Compacted })
 	})
 
 	t.Run("plan gone", func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/bus/bustest"
 	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/poll"
 	"github.com/ork-go/ork/pkg/workflow"
 )
 
@@ -94,7 +95,7 @@ func TestServiceRecoversFromNATSRestart(t *testing.T) {
 	// Crash while every run is in the middle of its chain: the server falls silent as soon as the
 	// scheduler sends a run-state write, which it applies but never answers; then the connections
 	// drop and the server restarts.
-	waitFor(t, ctx, func() bool { return executed.Load() >= runs*chain/4 }, "a quarter of the tasks executed")
+	poll.Until(t, ctx, "a quarter of the tasks executed", func() bool { return executed.Load() >= runs*chain/4 })
 	select {
 	case <-proxy.SilenceAfter("PUB $KV." + event.BucketRuns + "." + stateKey("")):
 	case <-ctx.Done():
@@ -185,20 +186,6 @@ func startExecutor(t *testing.T, ctx context.Context, b *bus.Bus, executed *atom
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("test executor: %v", err)
-		}
-	}
-}
-
-// waitFor waits until cond holds, checking every few milliseconds, or fails the test when ctx ends.
-func waitFor(t *testing.T, ctx context.Context, cond func() bool, what string) {
-	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v", what, ctx.Err())
 		}
 	}
 }

@@ -90,7 +90,7 @@ func (c Config) WithDefaults() Config {
 	if c.AckWait == 0 {
 		c.AckWait = AckWaitDefault
 	}
-	c.Backoff = c.Backoff.WithDefaults()
+	c.Backoff = backoffWithDefaults(c.Backoff)
 	if c.CASRetries == 0 {
 		c.CASRetries = CASRetriesDefault
 	}

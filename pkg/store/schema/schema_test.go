@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	_ "modernc.org/sqlite"
 
+	"github.com/ork-go/ork/pkg/store/pgtest"
 	"github.com/ork-go/ork/pkg/store/schema"
 )
 
@@ -192,38 +193,9 @@ func TestErrorsNameTheURL(t *testing.T) {
 	}
 }
 
-// pgURL returns the URL of a fresh PostgreSQL schema, dropped when the test ends.
-func pgURL(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("TEST_DATABASE_URL")
-	if base == "" {
-		t.Skip("TEST_DATABASE_URL is not set; skipping the PostgreSQL migration test")
-	}
-	ctx := t.Context()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connecting to TEST_DATABASE_URL: %v", err)
-	}
-	name := strings.ToLower(fmt.Sprintf("schema_test_%d_%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "_")))
-	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+name+" CASCADE; CREATE SCHEMA "+name); err != nil {
-		t.Fatalf("creating schema %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		if _, err := conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+name+" CASCADE"); err != nil {
-			t.Errorf("dropping schema %s: %v", name, err)
-		}
-		_ = conn.Close(context.Background())
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + name
-}
-
 func TestPostgresUpDown(t *testing.T) {
 	t.Parallel()
-	url := pgURL(t)
+	url := pgtest.SchemaURL(t)
 	ctx := t.Context()
 	if err := schema.Up(ctx, url); err != nil {
 		t.Fatalf("Up: %v", err)
@@ -299,7 +271,7 @@ WHERE table_schema = current_schema() AND table_name = $1 ORDER BY column_name`,
 // The dialects keep the same tables and column names, so queries and docs hold for both.
 func TestDialectsHaveSameColumns(t *testing.T) {
 	t.Parallel()
-	url := pgURL(t)
+	url := pgtest.SchemaURL(t)
 	path := filepath.Join(t.TempDir(), "ork.db")
 	if err := schema.Up(t.Context(), path); err != nil {
 		t.Fatal(err)

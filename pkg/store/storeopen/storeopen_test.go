@@ -1,21 +1,19 @@
 package storeopen_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
 	"github.com/ork-go/ork/pkg/store/filestore"
 	"github.com/ork-go/ork/pkg/store/pgstore"
+	"github.com/ork-go/ork/pkg/store/pgtest"
 	"github.com/ork-go/ork/pkg/store/sqlitestore"
 	"github.com/ork-go/ork/pkg/store/storeopen"
 	"github.com/ork-go/ork/pkg/workflow"
@@ -76,30 +74,8 @@ func TestFile(t *testing.T) {
 
 func TestPostgres(t *testing.T) {
 	t.Parallel()
-	base := os.Getenv("TEST_DATABASE_URL")
-	if base == "" {
-		t.Skip("TEST_DATABASE_URL is not set; skipping the PostgreSQL test")
-	}
 	ctx := t.Context()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connecting to TEST_DATABASE_URL: %v", err)
-	}
-	name := fmt.Sprintf("storeopen_test_%d", os.Getpid())
-	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+name+" CASCADE; CREATE SCHEMA "+name); err != nil {
-		t.Fatalf("creating schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+name+" CASCADE"); err != nil {
-			t.Errorf("dropping schema: %v", err)
-		}
-		_ = conn.Close(context.Background())
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	url := base + sep + "search_path=" + name
+	url := pgtest.SchemaURL(t)
 	if err := storeopen.Migrate(ctx, url); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/ork-go/ork/cmd/ork/internal/embedded"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/poll"
 	"github.com/ork-go/ork/pkg/store"
 	"github.com/ork-go/ork/pkg/store/pgtest"
 	"github.com/ork-go/ork/pkg/workflow"
@@ -277,24 +278,15 @@ tasks:
 // waitGone waits until pid no longer runs. A killed process can stay a zombie until its new parent
 // reaps it, so a zombie counts as gone.
 func waitGone(pid int, within time.Duration) bool {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(within)
-	for {
+	return poll.Within(within, func() bool {
 		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
 			return true
 		}
 		// The state follows the command name in parentheses: "pid (comm) S ...".
-		if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X') {
-			return true
-		}
-		select {
-		case <-tick.C:
-		case <-deadline:
-			return false
-		}
-	}
+		i := strings.LastIndexByte(string(stat), ')')
+		return i > 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X')
+	})
 }
 
 // TestOutputsFlowDownstream checks that a ref binding delivers an upstream output (a field of it)
