@@ -10,14 +10,6 @@ import (
 	"github.com/ork-go/ork/pkg/metrics"
 )
 
-// Statuses of ork_executor_tasks_finished_total.
-const (
-	finishedSuccess   = "success"
-	finishedFailed    = "failed"
-	finishedCancelled = "cancelled"
-	finishedLost      = "lost"
-)
-
 // Metrics are the executor's Prometheus metrics (docs/metrics.md). Set Config.Metrics to record
 // them; a nil *Metrics records nothing. One Metrics may serve several executors of a process. The
 // series of every known executor type are resolved once, so recording costs no allocation.
@@ -77,9 +69,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		consumers: metrics.NewConsumerCollector(),
 		byType:    make(map[string]*typeMetrics),
 	}
-	keys := []finishKey{{finishedSuccess, ""}, {finishedCancelled, ""}, {finishedLost, event.ReasonLost}}
+	keys := []finishKey{{event.TaskSuccess, ""}, {event.TaskCancelled, ""}, {event.TaskLost, event.ReasonLost}}
 	for _, r := range []string{event.ReasonExit, event.ReasonTimeout, event.ReasonOutput, event.ReasonStart, event.ReasonInput} {
-		keys = append(keys, finishKey{finishedFailed, r})
+		keys = append(keys, finishKey{event.TaskFailed, r})
 	}
 	for _, typ := range KnownTypes() {
 		tm := &typeMetrics{

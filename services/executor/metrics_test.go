@@ -85,7 +85,7 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	var m *Metrics
 	d := event.Dispatch{DispatchedAt: time.Now()}
 	m.start(workflow.ExecutorNoop, &d, time.Now())
-	m.finish(workflow.ExecutorNoop, finishedSuccess, "", time.Millisecond)
+	m.finish(workflow.ExecutorNoop, event.TaskSuccess, "", time.Millisecond)
 	m.lostAttempt(workflow.ExecutorNoop)
 	m.watch(nil, workflow.ExecutorNoop)
 }
@@ -98,7 +98,7 @@ func BenchmarkRecording(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		m.start(workflow.ExecutorNoop, &d, now)
-		m.finish(workflow.ExecutorNoop, finishedFailed, event.ReasonExit, time.Millisecond)
+		m.finish(workflow.ExecutorNoop, event.TaskFailed, event.ReasonExit, time.Millisecond)
 		m.lostAttempt(workflow.ExecutorNoop)
 	}
 }

@@ -273,14 +273,14 @@ func (s *Service) attempt(hard context.Context, typ string, d *event.Dispatch, m
 	cancelled := errors.Is(context.Cause(taskCtx), errCancelled)
 	switch {
 	case o.aborted && cancelled:
-		s.cfg.Metrics.finish(typ, finishedCancelled, "", time.Since(begin))
+		s.cfg.Metrics.finish(typ, event.TaskCancelled, "", time.Since(begin))
 		log.Info("task cancelled")
 		if err := msg.Ack(); err != nil {
 			log.Warn("acknowledging dispatch", zap.Error(err))
 		}
 		return
 	case o.aborted:
-		s.cfg.Metrics.finish(typ, finishedLost, event.ReasonLost, time.Since(begin))
+		s.cfg.Metrics.finish(typ, event.TaskLost, event.ReasonLost, time.Since(begin))
 		// The attempt ran partly: running it again under the same number would repeat its side
 		// effects and its log lines' ids. Report it lost, so the scheduler starts a new attempt.
 		s.reportLost(d, msg, log, "attempt "+strconv.Itoa(d.Attempt)+
@@ -311,9 +311,9 @@ func (s *Service) attempt(hard context.Context, typ string, d *event.Dispatch, m
 		m, err = bus.EventMsg(&ev)
 	}
 	if ev.Type == event.TypeTaskSucceeded {
-		s.cfg.Metrics.finish(typ, finishedSuccess, "", time.Since(begin))
+		s.cfg.Metrics.finish(typ, event.TaskSuccess, "", time.Since(begin))
 	} else {
-		s.cfg.Metrics.finish(typ, finishedFailed, ev.Reason, time.Since(begin))
+		s.cfg.Metrics.finish(typ, event.TaskFailed, ev.Reason, time.Since(begin))
 	}
 	if err == nil {
 		err = s.publishMsg(m, publishAttempts)
