@@ -40,7 +40,11 @@ func forEachStore(t *testing.T, fn func(t *testing.T, open opener)) {
 // openSQLite opens a sqlitestore in the test's temporary directory.
 func openSQLite(tb testing.TB) store.Store {
 	tb.Helper()
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(tb.TempDir(), "ork.db"))
+	path := filepath.Join(tb.TempDir(), "ork.db")
+	if err := schema.Up(context.Background(), "sqlite://"+path); err != nil {
+		tb.Fatal(err)
+	}
+	st, err := sqlitestore.Open(context.Background(), path)
 	if err != nil {
 		tb.Fatalf("opening sqlitestore: %v", err)
 	}

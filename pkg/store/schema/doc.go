@@ -1,11 +1,6 @@
-// Package schema applies Ork's database migrations and parses the store URLs every Ork command
-// accepts.
-//
-// A store URL is one of:
-//   - sqlite://PATH, or a bare PATH ending in .db, .sqlite or .sqlite3: an SQLite database file;
-//   - postgres://… or postgresql://…: a PostgreSQL database;
-//   - file://DIR: the JSON file store, which has no schema (migrating it does nothing, its version
-//     is always 1).
+// Package schema applies Ork's database migrations to the database a store URL names (the URLs of
+// package storeopen; the JSON file store has no schema: migrating it does nothing, its version is
+// always 1). It is the only code that changes a schema: opening a store never does.
 //
 // Migrations are the SQL files embedded by the migrations module, run by golang-migrate through its
 // iofs source: the pgx/v5 driver for PostgreSQL and the pure-Go (modernc.org/sqlite) driver for

@@ -17,6 +17,8 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the pgx/v5 database/sql driver
 
 	"github.com/ork-go/ork/migrations"
+	"github.com/ork-go/ork/pkg/store/sqlitestore"
+	"github.com/ork-go/ork/pkg/store/storeopen"
 )
 
 // FileStoreVersion is the schema version Version reports for the JSON file store, which has none.
@@ -49,7 +51,7 @@ func Version(ctx context.Context, dbURL string) (version uint, dirty bool, err e
 	if err != nil {
 		return 0, false, err
 	}
-	if t, _ := ParseURL(dbURL); t.Kind == KindFile {
+	if t, _ := storeopen.ParseURL(dbURL); t.Kind == storeopen.KindFile {
 		return FileStoreVersion, false, nil
 	}
 	return version, dirty, nil
@@ -57,34 +59,34 @@ func Version(ctx context.Context, dbURL string) (version uint, dirty bool, err e
 
 // run opens a migrator for dbURL, calls fn and closes it. The file store has nothing to migrate.
 func run(ctx context.Context, dbURL, what string, fn func(*migrate.Migrate) error) (err error) {
-	t, err := ParseURL(dbURL)
+	t, err := storeopen.ParseURL(dbURL)
 	if err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s %s: %w", what, Redact(dbURL), err)
+		return fmt.Errorf("%s %s: %w", what, storeopen.Redact(dbURL), err)
 	}
 	wrap := func(err error) error {
 		var dirty migrate.ErrDirty
 		if errors.As(err, &dirty) {
 			return fmt.Errorf("%s %s: database is dirty at version %d (a migration failed half-way; repair it, then force the version): %w",
-				what, Redact(dbURL), dirty.Version, err)
+				what, storeopen.Redact(dbURL), dirty.Version, err)
 		}
-		return fmt.Errorf("%s %s: %w", what, Redact(dbURL), err)
+		return fmt.Errorf("%s %s: %w", what, storeopen.Redact(dbURL), err)
 	}
 
 	var m *migrate.Migrate
 	switch t.Kind {
-	case KindFile:
+	case storeopen.KindFile:
 		return nil
-	case KindSQLite:
+	case storeopen.KindSQLite:
 		unlock, lerr := lockSQLite(ctx, t.Path)
 		if lerr != nil {
 			return wrap(lerr)
 		}
 		defer unlock()
 		m, err = openSQLite(t.Path)
-	case KindPostgres:
+	case storeopen.KindPostgres:
 		m, err = openPostgres(t.URL)
 	}
 	if err != nil {
@@ -143,7 +145,7 @@ func openSQLite(path string) (*migrate.Migrate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading embedded migrations: %w", err)
 	}
-	db, err := sql.Open("sqlite", SQLiteDSN(path))
+	db, err := sql.Open("sqlite", sqlitestore.DSN(path))
 	if err != nil {
 		return nil, err
 	}
@@ -156,13 +158,6 @@ func openSQLite(path string) (*migrate.Migrate, error) {
 		return nil, errors.Join(err, drv.Close())
 	}
 	return m, nil
-}
-
-// SQLiteDSN returns the modernc.org/sqlite data source name of a database file with the settings
-// every Ork connection uses: WAL journal, full sync, foreign keys and a busy timeout.
-func SQLiteDSN(path string) string {
-	return path + "?_pragma=busy_timeout(" + fmt.Sprint(sqliteBusyTimeout.Milliseconds()) + ")" +
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)"
 }
 
 // lockSQLite creates the database file's directory and takes an exclusive lock on PATH.lock, so

@@ -16,57 +16,6 @@ import (
 	"github.com/ork-go/ork/pkg/store/schema"
 )
 
-func TestParseURL(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		in   string
-		kind schema.Kind
-		path string
-		bad  bool
-	}{
-		{in: "sqlite://.ork/ork.db", kind: schema.KindSQLite, path: ".ork/ork.db"},
-		{in: "sqlite:///var/lib/ork/ork.db", kind: schema.KindSQLite, path: "/var/lib/ork/ork.db"},
-		{in: "data/ork.db", kind: schema.KindSQLite, path: "data/ork.db"},
-		{in: "/tmp/x.sqlite3", kind: schema.KindSQLite, path: "/tmp/x.sqlite3"},
-		{in: "postgres://u:p@h:5432/db?sslmode=disable", kind: schema.KindPostgres},
-		{in: "postgresql://h/db", kind: schema.KindPostgres},
-		{in: "file://.ork/files", kind: schema.KindFile, path: ".ork/files"},
-		{in: "", bad: true},
-		{in: "sqlite://", bad: true},
-		{in: "file://", bad: true},
-		{in: "mysql://h/db", bad: true},
-		{in: "data/ork.txt", bad: true},
-	}
-	for _, c := range cases {
-		got, err := schema.ParseURL(c.in)
-		if c.bad {
-			if err == nil {
-				t.Errorf("ParseURL(%q) = %+v, want an error", c.in, got)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("ParseURL(%q): %v", c.in, err)
-			continue
-		}
-		if got.Kind != c.kind || got.Path != c.path || got.URL != c.in {
-			t.Errorf("ParseURL(%q) = %+v, want kind %s path %q", c.in, got, c.kind, c.path)
-		}
-	}
-}
-
-func TestRedact(t *testing.T) {
-	t.Parallel()
-	got := schema.Redact("postgres://ork:s3cret@db:5432/ork")
-	if strings.Contains(got, "s3cret") || !strings.Contains(got, "@db:5432/ork") {
-		t.Errorf("Redact = %q", got)
-	}
-	_, err := schema.ParseURL("mysql://ork:s3cret@db/ork")
-	if err == nil || strings.Contains(err.Error(), "s3cret") {
-		t.Errorf("ParseURL error %v leaks or is missing", err)
-	}
-}
-
 // tables lists the Ork tables of an SQLite database.
 func tables(t *testing.T, path string) []string {
 	t.Helper()

@@ -1,4 +1,4 @@
-package sqlitestore
+package sqlitestore_test
 
 import (
 	"database/sql"
@@ -10,22 +10,9 @@ import (
 
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
+	"github.com/ork-go/ork/pkg/store/sqlitestore"
 	"github.com/ork-go/ork/pkg/workflow"
 )
-
-func openT(t *testing.T, path string) *Store {
-	t.Helper()
-	s, err := Open(t.Context(), path)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
-}
 
 func submission(runID string) event.Event {
 	e := event.New(event.TypeRunSubmitted, runID, "", 0)
@@ -39,8 +26,8 @@ func submission(runID string) event.Event {
 
 func TestPragmas(t *testing.T) {
 	t.Parallel()
-	s := openT(t, filepath.Join(t.TempDir(), "ork.db"))
-	for _, db := range []*sql.DB{s.w, s.r} {
+	s := openAt(t, filepath.Join(t.TempDir(), "ork.db"))
+	for _, db := range []*sql.DB{s.Writer(), s.Reader()} {
 		var mode string
 		var sync, fk, busy int
 		row := db.QueryRowContext(t.Context(), `SELECT * FROM pragma_journal_mode, pragma_synchronous, pragma_foreign_keys, pragma_busy_timeout`)
@@ -51,21 +38,21 @@ func TestPragmas(t *testing.T) {
 			t.Errorf("journal_mode=%s synchronous=%d foreign_keys=%d busy_timeout=%d, want wal 2 1 >0", mode, sync, fk, busy)
 		}
 	}
-	if got := s.w.Stats().MaxOpenConnections; got != 1 {
+	if got := s.Writer().Stats().MaxOpenConnections; got != 1 {
 		t.Errorf("writer pool allows %d connections, want 1", got)
 	}
-	if _, err := s.r.ExecContext(t.Context(), `DELETE FROM runs`); err == nil {
+	if _, err := s.Reader().ExecContext(t.Context(), `DELETE FROM runs`); err == nil {
 		t.Error("a reader connection could write")
 	}
 }
 
 func TestWorkflowTasks(t *testing.T) {
 	t.Parallel()
-	s := openT(t, filepath.Join(t.TempDir(), "ork.db"))
+	s := openAt(t, filepath.Join(t.TempDir(), "ork.db"))
 	if _, err := s.ApplyBatch(t.Context(), store.ApplyBatchParams{Events: []event.Event{submission("r1"), submission("r2")}}); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := s.r.QueryContext(t.Context(), `SELECT hash, name, idx, executor, depends_on FROM workflow_tasks ORDER BY idx`)
+	rows, err := s.Reader().QueryContext(t.Context(), `SELECT hash, name, idx, executor, depends_on FROM workflow_tasks ORDER BY idx`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,44 +77,44 @@ func TestWorkflowTasks(t *testing.T) {
 
 func TestInterpretError(t *testing.T) {
 	t.Parallel()
-	s := openT(t, filepath.Join(t.TempDir(), "ork.db"))
+	s := openAt(t, filepath.Join(t.TempDir(), "ork.db"))
 	ctx := t.Context()
 	if _, err := s.ApplyBatch(ctx, store.ApplyBatchParams{Events: []event.Event{submission("r1")}}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO runs (id, workflow_id, workflow_hash, status, created_at) SELECT id, workflow_id, workflow_hash, status, created_at FROM runs`)
-	if err == nil || !errors.Is(interpretError(err), store.ErrConflict) {
-		t.Errorf("duplicate key: interpretError(%v) is not ErrConflict", err)
+	_, err := s.Writer().ExecContext(ctx, `INSERT INTO runs (id, workflow_id, workflow_hash, status, created_at) SELECT id, workflow_id, workflow_hash, status, created_at FROM runs`)
+	if err == nil || !errors.Is(sqlitestore.InterpretError(err), store.ErrConflict) {
+		t.Errorf("duplicate key: sqlitestore.InterpretError(%v) is not ErrConflict", err)
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO tasks (run_id, name, idx, executor, status) VALUES ('nope', 'x', 0, 'noop', 'pending')`)
-	if err == nil || !errors.Is(interpretError(err), store.ErrConflict) {
-		t.Errorf("foreign key: interpretError(%v) is not ErrConflict", err)
+	_, err = s.Writer().ExecContext(ctx, `INSERT INTO tasks (run_id, name, idx, executor, status) VALUES ('nope', 'x', 0, 'noop', 'pending')`)
+	if err == nil || !errors.Is(sqlitestore.InterpretError(err), store.ErrConflict) {
+		t.Errorf("foreign key: sqlitestore.InterpretError(%v) is not ErrConflict", err)
 	}
-	if err := interpretError(sql.ErrNoRows); !errors.Is(err, store.ErrNotFound) || !errors.Is(err, sql.ErrNoRows) {
-		t.Errorf("interpretError(ErrNoRows) = %v, want ErrNotFound wrapping it", err)
+	if err := sqlitestore.InterpretError(sql.ErrNoRows); !errors.Is(err, store.ErrNotFound) || !errors.Is(err, sql.ErrNoRows) {
+		t.Errorf("sqlitestore.InterpretError(ErrNoRows) = %v, want ErrNotFound wrapping it", err)
 	}
 	other := errors.New("disk on fire")
-	if err := interpretError(other); err != other { //nolint:errorlint // the very error, not one wrapping it
-		t.Errorf("interpretError(other) = %v, want it unchanged", err)
+	if err := sqlitestore.InterpretError(other); err != other { //nolint:errorlint // the very error, not one wrapping it
+		t.Errorf("sqlitestore.InterpretError(other) = %v, want it unchanged", err)
 	}
 }
 
 func TestTimesRoundTrip(t *testing.T) {
 	t.Parallel()
 	in := time.Date(2026, 11, 25, 19, 5, 7, 120000000, time.FixedZone("X", 3600))
-	enc, ok := dbTime(in).(string)
+	enc, ok := sqlitestore.DBTime(in).(string)
 	if !ok || enc != "2026-11-25T18:05:07.120000000Z" {
-		t.Fatalf("dbTime = %v", dbTime(in))
+		t.Fatalf("dbTime = %v", sqlitestore.DBTime(in))
 	}
-	out, err := parseTime(enc)
+	out, err := sqlitestore.ParseTime(enc)
 	if err != nil || !out.Equal(in) {
-		t.Errorf("parseTime(%s) = %v, %v; want %v", enc, out, err, in)
+		t.Errorf("sqlitestore.ParseTime(%s) = %v, %v; want %v", enc, out, err, in)
 	}
-	if dbTime(time.Time{}) != nil {
+	if sqlitestore.DBTime(time.Time{}) != nil {
 		t.Error("the zero time is not NULL")
 	}
 	// Fixed width: a later time sorts later as text, whatever its fraction.
-	if a, b := dbTime(in).(string), dbTime(in.Add(500*time.Millisecond)).(string); a >= b {
+	if a, b := sqlitestore.DBTime(in).(string), sqlitestore.DBTime(in.Add(500*time.Millisecond)).(string); a >= b {
 		t.Errorf("%s does not sort before %s", a, b)
 	}
 }
@@ -136,11 +123,11 @@ func TestTimesRoundTrip(t *testing.T) {
 func TestTwoStoresOneFile(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "ork.db")
-	a, b := openT(t, path), openT(t, path)
+	a, b := openAt(t, path), openAt(t, path)
 	ctx := t.Context()
 	const n = 20
 	errs := make(chan error, 2)
-	for i, s := range []*Store{a, b} {
+	for i, s := range []*sqlitestore.Store{a, b} {
 		go func() {
 			for j := range n {
 				if _, err := s.ApplyBatch(ctx, store.ApplyBatchParams{Events: []event.Event{submission(fmt.Sprintf("r-%d-%d", i, j))}}); err != nil {
@@ -156,7 +143,7 @@ func TestTwoStoresOneFile(t *testing.T) {
 			t.Fatalf("ApplyBatch: %v", err)
 		}
 	}
-	for _, s := range []*Store{a, b} {
+	for _, s := range []*sqlitestore.Store{a, b} {
 		rs, err := s.RunList(ctx, store.RunListParams{Limit: 100})
 		if err != nil {
 			t.Fatal(err)
@@ -169,7 +156,7 @@ func TestTwoStoresOneFile(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	c, err := Open(ctx, path)
+	c, err := sqlitestore.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}

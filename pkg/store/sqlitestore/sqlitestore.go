@@ -5,13 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/ork-go/ork/pkg/store"
-	"github.com/ork-go/ork/pkg/store/schema"
 )
 
 // ReadersDefault is the size of the pool of read connections.
@@ -25,17 +25,16 @@ type Store struct {
 	st   stmts   // prepared on w
 }
 
-// Open opens the SQLite database at path, creating the file and its directory if needed, and
-// applies the schema migrations.
+// Open opens the SQLite database at path. It never creates nor migrates one: schema.Up (`ork
+// migrate up`) does, so a command that only reads can never change a schema.
 func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("opening sqlite store: empty path")
 	}
-	// schema.Up creates the directory and the file.
-	if err := schema.Up(ctx, "sqlite://"+path); err != nil {
-		return nil, fmt.Errorf("opening sqlite store: %w", err)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("opening sqlite store %s: %w (create it with: ork migrate up --db sqlite://%s)", path, err, path)
 	}
-	dsn := schema.SQLiteDSN(path)
+	dsn := DSN(path)
 	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite store %s: %w", path, err)
@@ -52,7 +51,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxIdleConns(ReadersDefault)
 	s := &Store{path: path, w: w, r: r}
 	if err := s.st.prepare(ctx, w); err != nil {
-		return nil, errors.Join(fmt.Errorf("opening sqlite store %s: %w", path, err), s.Close())
+		return nil, errors.Join(fmt.Errorf("opening sqlite store %s: %w (is it migrated? ork migrate up --db sqlite://%s)", path, err, path), s.Close())
 	}
 	if err := r.PingContext(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("opening sqlite store %s: %w", path, err), s.Close())
@@ -121,3 +120,13 @@ func parseNullTime(ns sql.NullString) (*time.Time, error) {
 }
 
 var _ store.Store = (*Store)(nil)
+
+// BusyTimeout is how long a connection waits for another connection's write lock.
+const BusyTimeout = 10 * time.Second
+
+// DSN returns the modernc.org/sqlite data source name of a database file with the settings
+// every Ork connection uses: WAL journal, full sync, foreign keys and a busy timeout.
+func DSN(path string) string {
+	return path + "?_pragma=busy_timeout(" + fmt.Sprint(BusyTimeout.Milliseconds()) + ")" +
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)"
+}

@@ -7,6 +7,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ork-go/ork/pkg/store"
+	"github.com/ork-go/ork/pkg/store/schema"
 	"github.com/ork-go/ork/pkg/store/sqlitestore"
 	"github.com/ork-go/ork/pkg/store/storetest"
 )
@@ -22,6 +23,9 @@ func open(tb testing.TB) *sqlitestore.Store {
 // openAt opens the store at path, closed when the test ends.
 func openAt(tb testing.TB, path string) *sqlitestore.Store {
 	tb.Helper()
+	if err := schema.Up(tb.Context(), "sqlite://"+path); err != nil {
+		tb.Fatalf("migrating store: %v", err)
+	}
 	s, err := sqlitestore.Open(tb.Context(), path)
 	if err != nil {
 		tb.Fatalf("opening store: %v", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
 	"github.com/ork-go/ork/pkg/store/filestore"
+	"github.com/ork-go/ork/pkg/store/schema"
 	"github.com/ork-go/ork/pkg/store/sqlitestore"
 	"github.com/ork-go/ork/pkg/store/storecheck"
 	"github.com/ork-go/ork/pkg/workflow"
@@ -38,7 +39,11 @@ func eachStore(t *testing.T, fn func(t *testing.T, w *world)) {
 	t.Parallel()
 	open := map[string]func(t *testing.T) store.Store{
 		"sqlite": func(t *testing.T) store.Store {
-			s, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "ork.db"))
+			path := filepath.Join(t.TempDir(), "ork.db")
+			if err := schema.Up(t.Context(), "sqlite://"+path); err != nil {
+				t.Fatal(err)
+			}
+			s, err := sqlitestore.Open(t.Context(), path)
 			if err != nil {
 				t.Fatalf("opening sqlite store: %v", err)
 			}

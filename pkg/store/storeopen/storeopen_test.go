@@ -3,6 +3,7 @@ package storeopen_test
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/ork-go/ork/pkg/store/filestore"
 	"github.com/ork-go/ork/pkg/store/pgstore"
 	"github.com/ork-go/ork/pkg/store/pgtest"
+	"github.com/ork-go/ork/pkg/store/schema"
 	"github.com/ork-go/ork/pkg/store/sqlitestore"
 	"github.com/ork-go/ork/pkg/store/storeopen"
 	"github.com/ork-go/ork/pkg/workflow"
@@ -56,17 +58,28 @@ func roundTrip(t *testing.T, url string, wantType any) {
 func TestSQLite(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	roundTrip(t, "sqlite://"+filepath.Join(dir, "a", "ork.db"), &sqlitestore.Store{})
-	roundTrip(t, filepath.Join(dir, "b.db"), &sqlitestore.Store{})
-	if err := storeopen.Migrate(t.Context(), "sqlite://"+filepath.Join(dir, "a", "ork.db")); err != nil {
-		t.Errorf("Migrate of an open-created database: %v", err)
+	a := "sqlite://" + filepath.Join(dir, "a", "ork.db")
+	// Open never creates or migrates: a missing database is an error that says how to make it,
+	// and nothing is left behind.
+	_, err := storeopen.Open(t.Context(), a)
+	if err == nil || !strings.Contains(err.Error(), "ork migrate up") {
+		t.Fatalf("opening a missing database: %v, want an error naming ork migrate up", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("opening a missing database created its directory (%v)", err)
+	}
+	for _, url := range []string{a, filepath.Join(dir, "b.db")} {
+		if err := schema.Up(t.Context(), url); err != nil {
+			t.Fatal(err)
+		}
+		roundTrip(t, url, &sqlitestore.Store{})
 	}
 }
 
 func TestFile(t *testing.T) {
 	t.Parallel()
 	url := "file://" + filepath.Join(t.TempDir(), "files")
-	if err := storeopen.Migrate(t.Context(), url); err != nil {
+	if err := schema.Up(t.Context(), url); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
 	roundTrip(t, url, &filestore.Store{})
@@ -76,7 +89,7 @@ func TestPostgres(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	url := pgtest.SchemaURL(t)
-	if err := storeopen.Migrate(ctx, url); err != nil {
+	if err := schema.Up(ctx, url); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
 	roundTrip(t, url, &pgstore.Store{})
@@ -98,5 +111,56 @@ func TestBadURLs(t *testing.T) {
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unreachable database reported as not found: %v", err)
+	}
+}
+
+func TestParseURL(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		in   string
+		kind storeopen.Kind
+		path string
+		bad  bool
+	}{
+		{in: "sqlite://.ork/ork.db", kind: storeopen.KindSQLite, path: ".ork/ork.db"},
+		{in: "sqlite:///var/lib/ork/ork.db", kind: storeopen.KindSQLite, path: "/var/lib/ork/ork.db"},
+		{in: "data/ork.db", kind: storeopen.KindSQLite, path: "data/ork.db"},
+		{in: "/tmp/x.sqlite3", kind: storeopen.KindSQLite, path: "/tmp/x.sqlite3"},
+		{in: "postgres://u:p@h:5432/db?sslmode=disable", kind: storeopen.KindPostgres},
+		{in: "postgresql://h/db", kind: storeopen.KindPostgres},
+		{in: "file://.ork/files", kind: storeopen.KindFile, path: ".ork/files"},
+		{in: "", bad: true},
+		{in: "sqlite://", bad: true},
+		{in: "file://", bad: true},
+		{in: "mysql://h/db", bad: true},
+		{in: "data/ork.txt", bad: true},
+	}
+	for _, c := range cases {
+		got, err := storeopen.ParseURL(c.in)
+		if c.bad {
+			if err == nil {
+				t.Errorf("ParseURL(%q) = %+v, want an error", c.in, got)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseURL(%q): %v", c.in, err)
+			continue
+		}
+		if got.Kind != c.kind || got.Path != c.path || got.URL != c.in {
+			t.Errorf("ParseURL(%q) = %+v, want kind %s path %q", c.in, got, c.kind, c.path)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	t.Parallel()
+	got := storeopen.Redact("postgres://ork:s3cret@db:5432/ork")
+	if strings.Contains(got, "s3cret") || !strings.Contains(got, "@db:5432/ork") {
+		t.Errorf("Redact = %q", got)
+	}
+	_, err := storeopen.ParseURL("mysql://ork:s3cret@db/ork")
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("ParseURL error %v leaks or is missing", err)
 	}
 }

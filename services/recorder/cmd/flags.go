@@ -33,9 +33,9 @@ func (o *options) check() error { return o.recorder.WithDefaults().Validate() }
 
 // openStore migrates the database (unless --no-migrate) and opens it.
 func (o *options) openStore(ctx context.Context, log *zap.Logger) (store.Store, error) {
-	log.Info("recorder opening the database", zap.String("db", schema.Redact(o.dbURL)), zap.Bool("migrate", !o.noMigrate))
+	log.Info("recorder opening the database", zap.String("db", storeopen.Redact(o.dbURL)), zap.Bool("migrate", !o.noMigrate))
 	if !o.noMigrate {
-		if err := storeopen.Migrate(ctx, o.dbURL); err != nil {
+		if err := schema.Up(ctx, o.dbURL); err != nil {
 			return nil, err
 		}
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/ork-go/ork/pkg/logging"
 	"github.com/ork-go/ork/pkg/store"
-	"github.com/ork-go/ork/pkg/store/schema"
 	"github.com/ork-go/ork/pkg/store/storeopen"
 )
 
@@ -50,7 +49,7 @@ func resolve(flag, env, def string) string {
 // default SQLite file is reported as such instead of silently creating an empty database.
 func openStoreForReading(ctx context.Context, flag string) (store.Store, error) {
 	url := resolve(flag, envDBURL, dbURLDefault)
-	if _, err := schema.ParseURL(url); err != nil {
+	if _, err := storeopen.ParseURL(url); err != nil {
 		return nil, usageError(err)
 	}
 	if path, ok := sqlitePath(url); ok {

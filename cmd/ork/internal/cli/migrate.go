@@ -24,14 +24,14 @@ func newInitCmd() *cobra.Command {
 					return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
 				}
 			}
-			if err := storeopen.Migrate(cmd.Context(), url); err != nil {
+			if err := schema.Up(cmd.Context(), url); err != nil {
 				return err
 			}
 			v, _, err := schema.Version(cmd.Context(), url)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "database %s ready (schema version %d)\n", schema.Redact(url), v)
+			fmt.Fprintf(cmd.OutOrStdout(), "database %s ready (schema version %d)\n", storeopen.Redact(url), v)
 			return nil
 		},
 	}

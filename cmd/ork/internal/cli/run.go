@@ -16,7 +16,7 @@ import (
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
-	"github.com/ork-go/ork/pkg/store/schema"
+	"github.com/ork-go/ork/pkg/store/storeopen"
 	"github.com/ork-go/ork/pkg/workflow"
 )
 
@@ -73,7 +73,7 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 	}
 	dbURL := resolve(o.db, envDBURL, "")
 	if dbURL != "" {
-		if _, err := schema.ParseURL(dbURL); err != nil {
+		if _, err := storeopen.ParseURL(dbURL); err != nil {
 			return usageError(err)
 		}
 	}

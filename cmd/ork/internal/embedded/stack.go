@@ -17,6 +17,7 @@ import (
 
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/store"
+	"github.com/ork-go/ork/pkg/store/schema"
 	"github.com/ork-go/ork/pkg/store/storeopen"
 	"github.com/ork-go/ork/services/executor"
 	"github.com/ork-go/ork/services/recorder"
@@ -129,7 +130,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	if err := s.Bus.Provision(ctx); err != nil {
 		return nil, err
 	}
-	if err := storeopen.Migrate(ctx, cfg.DBURL); err != nil {
+	if err := schema.Up(ctx, cfg.DBURL); err != nil {
 		return nil, err
 	}
 	if s.Store, err = storeopen.Open(ctx, cfg.DBURL); err != nil {

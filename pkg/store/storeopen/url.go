@@ -1,4 +1,4 @@
-package schema
+package storeopen
 
 import (
 	"errors"

@@ -1,0 +1,235 @@
+package pgstore
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ork-go/ork/pkg/store"
+)
+
+func scanRun(row pgx.Row) (store.Run, error) {
+	var r store.Run
+	err := row.Scan(&r.ID, &r.Workflow, &r.WorkflowHash, &r.Status, &r.TriggeredBy, &r.IdempotencyKey,
+		&r.Error, &r.TaskCount, &r.CreatedAt, &r.StartedAt, &r.FinishedAt)
+	r.CreatedAt = r.CreatedAt.UTC()
+	r.StartedAt, r.FinishedAt = utc(r.StartedAt), utc(r.FinishedAt)
+	return r, err
+}
+
+// utc returns t in UTC (pgx returns local times), keeping nil.
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// RunGet returns one run with its workflow name.
+func (s *Store) RunGet(ctx context.Context, p store.RunGetParams) (store.Run, error) {
+	r, err := scanRun(s.pool.QueryRow(ctx, `SELECT `+runColumns+`
+		FROM runs r JOIN workflows w ON w.id = r.workflow_id WHERE r.id = $1`, p.ID))
+	if err != nil {
+		return store.Run{}, interpretError(err, "run "+p.ID)
+	}
+	return r, nil
+}
+
+// RunList returns runs, newest first.
+func (s *Store) RunList(ctx context.Context, p store.RunListParams) ([]store.Run, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = RunListLimitDefault
+	}
+	var where []string
+	args := []any{limit}
+	if p.Workflow != "" {
+		args = append(args, p.Workflow)
+		where = append(where, "w.name = $"+strconv.Itoa(len(args)))
+	}
+	if p.Status != "" {
+		args = append(args, p.Status)
+		where = append(where, "r.status = $"+strconv.Itoa(len(args)))
+	}
+	q := `SELECT ` + runColumns + ` FROM runs r JOIN workflows w ON w.id = r.workflow_id`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY r.created_at DESC, r.id DESC LIMIT $1"
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, interpretError(err, "listing runs")
+	}
+	runs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Run, error) { return scanRun(row) })
+	if err != nil {
+		return nil, interpretError(err, "listing runs")
+	}
+	return runs, nil
+}
+
+// TaskList returns the tasks of a run in index order.
+func (s *Store) TaskList(ctx context.Context, p store.TaskListParams) ([]store.Task, error) {
+	rows, err := s.pool.Query(ctx, `SELECT t.run_id, w.name, r.status, t.name, t.idx, t.executor, t.depends_on,
+			t.status, t.attempt, t.max_retries, t.timeout_s, t.output, t.error, t.reason, t.started_at, t.finished_at
+		FROM tasks t JOIN runs r ON r.id = t.run_id JOIN workflows w ON w.id = r.workflow_id
+		WHERE t.run_id = $1 ORDER BY t.idx, t.name`, p.RunID)
+	if err != nil {
+		return nil, interpretError(err, "listing tasks of run "+p.RunID)
+	}
+	tasks, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Task, error) {
+		var t store.Task
+		var output []byte
+		err := row.Scan(&t.RunID, &t.Workflow, &t.RunStatus, &t.Name, &t.Index, &t.Executor, &t.DependsOn,
+			&t.Status, &t.Attempt, &t.MaxRetries, &t.TimeoutSeconds, &output, &t.Error, &t.Reason,
+			&t.StartedAt, &t.FinishedAt)
+		if len(output) > 0 {
+			t.Output = output
+		}
+		if len(t.DependsOn) == 0 {
+			t.DependsOn = nil
+		}
+		t.StartedAt, t.FinishedAt = utc(t.StartedAt), utc(t.FinishedAt)
+		return t, err
+	})
+	if err != nil {
+		return nil, interpretError(err, "listing tasks of run "+p.RunID)
+	}
+	return tasks, nil
+}
+
+// AttemptList returns the attempts of a run (or of one of its tasks) by task index and attempt.
+func (s *Store) AttemptList(ctx context.Context, p store.AttemptListParams) ([]store.Attempt, error) {
+	q := `SELECT a.run_id, a.task, a.attempt, a.status, a.instance, a.exit_code, a.error, a.reason,
+			a.duration_ms, a.dispatched_at, a.started_at, a.finished_at
+		FROM task_attempts a JOIN tasks t ON t.run_id = a.run_id AND t.name = a.task
+		WHERE a.run_id = $1`
+	args := []any{p.RunID}
+	if p.Task != "" {
+		q += " AND a.task = $2"
+		args = append(args, p.Task)
+	}
+	q += " ORDER BY t.idx, a.task, a.attempt"
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, interpretError(err, "listing attempts of run "+p.RunID)
+	}
+	attempts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Attempt, error) {
+		var a store.Attempt
+		err := row.Scan(&a.RunID, &a.Task, &a.Attempt, &a.Status, &a.Instance, &a.ExitCode, &a.Error, &a.Reason,
+			&a.DurationMS, &a.DispatchedAt, &a.StartedAt, &a.FinishedAt)
+		a.DispatchedAt, a.StartedAt, a.FinishedAt = utc(a.DispatchedAt), utc(a.StartedAt), utc(a.FinishedAt)
+		return a, err
+	})
+	if err != nil {
+		return nil, interpretError(err, "listing attempts of run "+p.RunID)
+	}
+	return attempts, nil
+}
+
+// LogList returns log lines by task index, attempt and sequence. Lines of tasks the store does not
+// know (yet) come last, by task name.
+func (s *Store) LogList(ctx context.Context, p store.LogListParams) ([]store.LogLine, error) {
+	q := `SELECT l.run_id, l.task, l.attempt, l.seq, l.stream, l.line, l.ts
+		FROM task_logs l LEFT JOIN tasks t ON t.run_id = l.run_id AND t.name = l.task
+		WHERE l.run_id = $1`
+	args := []any{p.RunID}
+	if p.Task != "" {
+		args = append(args, p.Task)
+		q += " AND l.task = $" + strconv.Itoa(len(args))
+	}
+	if p.AfterSeq > 0 {
+		args = append(args, p.AfterSeq)
+		q += " AND l.seq > $" + strconv.Itoa(len(args))
+	}
+	q += " ORDER BY t.idx NULLS LAST, l.task, l.attempt, l.seq"
+	if p.Limit > 0 {
+		args = append(args, p.Limit)
+		q += " LIMIT $" + strconv.Itoa(len(args))
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, interpretError(err, "listing logs of run "+p.RunID)
+	}
+	lines, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.LogLine, error) {
+		var l store.LogLine
+		err := row.Scan(&l.RunID, &l.Task, &l.Attempt, &l.Seq, &l.Stream, &l.Line, &l.Time)
+		l.Time = l.Time.UTC()
+		return l, err
+	})
+	if err != nil {
+		return nil, interpretError(err, "listing logs of run "+p.RunID)
+	}
+	return lines, nil
+}
+
+// WorkflowList returns workflows by name with their run counts.
+func (s *Store) WorkflowList(ctx context.Context, p store.WorkflowListParams) ([]store.Workflow, error) {
+	q := `SELECT w.name, w.description, w.current_hash, w.schedule, count(r.id), w.created_at, w.updated_at
+		FROM workflows w LEFT JOIN runs r ON r.workflow_id = w.id
+		GROUP BY w.id ORDER BY w.name`
+	var args []any
+	if p.Limit > 0 {
+		q += " LIMIT $1"
+		args = append(args, p.Limit)
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, interpretError(err, "listing workflows")
+	}
+	ws, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Workflow, error) {
+		var w store.Workflow
+		err := row.Scan(&w.Name, &w.Description, &w.CurrentHash, &w.Schedule, &w.RunCount, &w.CreatedAt, &w.UpdatedAt)
+		w.CreatedAt, w.UpdatedAt = w.CreatedAt.UTC(), w.UpdatedAt.UTC()
+		return w, err
+	})
+	if err != nil {
+		return nil, interpretError(err, "listing workflows")
+	}
+	return ws, nil
+}
+
+// WorkflowVersionGet returns a stored version by content hash.
+func (s *Store) WorkflowVersionGet(ctx context.Context, p store.WorkflowVersionGetParams) (store.WorkflowVersion, error) {
+	var v store.WorkflowVersion
+	var plan []byte
+	err := s.pool.QueryRow(ctx, `SELECT w.name, v.hash, v.plan, v.created_at
+		FROM workflow_versions v JOIN workflows w ON w.id = v.workflow_id WHERE v.hash = $1`, p.Hash).
+		Scan(&v.Workflow, &v.Hash, &plan, &v.CreatedAt)
+	if err != nil {
+		return store.WorkflowVersion{}, interpretError(err, "workflow version "+p.Hash)
+	}
+	v.Plan = plan
+	v.CreatedAt = v.CreatedAt.UTC()
+	return v, nil
+}
+
+// DeadLetterList returns dead letters in the order they were recorded.
+func (s *Store) DeadLetterList(ctx context.Context, p store.DeadLetterListParams) ([]store.DeadLetter, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = DeadLetterListLimitDefault
+	}
+	rows, err := s.pool.Query(ctx, `SELECT stream, seq, subject, reason, data, created_at
+		FROM dead_letters ORDER BY id LIMIT $1`, limit)
+	if err != nil {
+		return nil, interpretError(err, "listing dead letters")
+	}
+	dls, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.DeadLetter, error) {
+		var d store.DeadLetter
+		var seq int64
+		err := row.Scan(&d.Stream, &seq, &d.Subject, &d.Reason, &d.Data, &d.CreatedAt)
+		d.Seq = uint64(seq) //nolint:gosec // stored from a uint64, never negative
+		d.CreatedAt = d.CreatedAt.UTC()
+		return d, err
+	})
+	if err != nil {
+		return nil, interpretError(err, "listing dead letters")
+	}
+	return dls, nil
+}
+
+var _ store.Store = (*Store)(nil)
