@@ -22,6 +22,7 @@ import (
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/store/pgtest"
 	"github.com/ork-go/ork/pkg/workflow"
 )
 
@@ -51,7 +52,7 @@ func binaries(t *testing.T) processes.Binaries {
 }
 
 // adminURL returns TEST_DATABASE_URL, skipping the test when it is unset.
-func adminURL(t *testing.T) string { return processes.TestAdminURL(t) }
+func adminURL(t *testing.T) string { return pgtest.AdminURL(t) }
 
 // testDatabase creates a fresh database on the server of admin, dropped at cleanup.
 func testDatabase(t *testing.T, admin string) string {

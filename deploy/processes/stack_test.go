@@ -19,6 +19,7 @@ import (
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
 	"github.com/ork-go/ork/pkg/store/pgstore"
+	"github.com/ork-go/ork/pkg/store/pgtest"
 	"github.com/ork-go/ork/pkg/workflow"
 )
 
@@ -34,7 +35,7 @@ func services(t *testing.T) processes.Binaries {
 // testDatabase creates a fresh database on TEST_DATABASE_URL's server, dropped at cleanup.
 func testDatabase(t *testing.T) string {
 	t.Helper()
-	return processes.TestDatabase(t, processes.TestAdminURL(t), "ork_deploy")
+	return processes.TestDatabase(t, pgtest.AdminURL(t), "ork_deploy")
 }
 
 // wideWorkflowYAML returns a workflow of one root task, width tasks depending on it and one task

@@ -11,20 +11,6 @@ import (
 	"time"
 )
 
-// EnvTestDatabase names the PostgreSQL server the multi-process tests create their databases on.
-const EnvTestDatabase = "TEST_DATABASE_URL"
-
-// TestAdminURL returns TEST_DATABASE_URL, skipping tb with a message naming it when it is unset.
-func TestAdminURL(tb testing.TB) string {
-	tb.Helper()
-	admin := os.Getenv(EnvTestDatabase)
-	if admin == "" {
-		tb.Skip(EnvTestDatabase + " is not set: the multi-process tests need PostgreSQL " +
-			"(e.g. TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)")
-	}
-	return admin
-}
-
 // TestDatabase creates a fresh database named prefix_<random> on the server of admin for tb and
 // drops it when tb ends.
 func TestDatabase(tb testing.TB, admin, prefix string) string {

@@ -17,14 +17,22 @@ import (
 // PostgreSQL skip with a message naming it.
 const EnvURL = "TEST_DATABASE_URL"
 
-// SchemaURL creates an empty schema for tb, drops it when tb ends, and returns a URL whose
-// connections use it (search_path). It skips tb when TEST_DATABASE_URL is not set.
-func SchemaURL(tb testing.TB) string {
+// AdminURL returns the URL of TEST_DATABASE_URL, the server tests may create schemas and
+// databases on; it skips tb with a message naming the variable when it is not set.
+func AdminURL(tb testing.TB) string {
 	tb.Helper()
 	base := os.Getenv(EnvURL)
 	if base == "" {
 		tb.Skip(EnvURL + " is not set; set it to a PostgreSQL URL (CI uses postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable) to run the PostgreSQL tests")
 	}
+	return base
+}
+
+// SchemaURL creates an empty schema for tb, drops it when tb ends, and returns a URL whose
+// connections use it (search_path). It skips tb when TEST_DATABASE_URL is not set.
+func SchemaURL(tb testing.TB) string {
+	tb.Helper()
+	base := AdminURL(tb)
 	buf := make([]byte, 8)
 	_, _ = rand.Read(buf)
 	name := "t_" + hex.EncodeToString(buf)
