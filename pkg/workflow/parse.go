@@ -847,139 +847,54 @@ func (p *parser) checkFiles(w *parsed, dir string) {
 	}
 }
 
-// checkGraph checks dependencies, cycles and bindings across tasks.
+// checkGraph runs the rules across tasks (graph.go) and places each error at the YAML node of the
+// part it is about.
 func (p *parser) checkGraph(w *parsed) {
-	names := make([]string, len(w.tasks))
+	tasks := make([]*Task, len(w.tasks))
 	for i, t := range w.tasks {
-		names[i] = t.Name
+		tasks[i] = &t.Task
 	}
-	deps := make([][]int, len(w.tasks))
-	edgeNode := make(map[[2]int]*yaml.Node)
-	for i, t := range w.tasks {
-		path := "tasks." + t.Name + ".depends_on"
-		who := fmt.Sprintf("task %q: ", t.Name)
-		seen := make(map[string]bool, len(t.DependsOn))
-		for k, d := range t.DependsOn {
-			n := t.depNodes[k]
-			up, ok := w.byName[d]
-			switch {
-			case seen[d]:
-				p.errorf(n, path, "%sdepends_on %q: listed twice", who, truncate(d))
-			case d == t.Name:
-				p.errorf(n, path, "%sdepends_on %q: a task cannot depend on itself", who, truncate(d))
-			case !ok:
-				p.errorf(n, path, "%sdepends_on %q: no such task%s", who, truncate(d), p.suggest(d, names))
-			default:
-				deps[i] = append(deps[i], up.Index)
-				edgeNode[[2]int{i, up.Index}] = n
+	graphCheck{
+		tasks: tasks,
+		inputOrder: func(i int) []string {
+			names := make([]string, len(w.tasks[i].inputs))
+			for k, in := range w.tasks[i].inputs {
+				names[k] = in.name
 			}
-			seen[d] = true
-		}
-		p.checkInputs(w, t, seen)
-	}
-	for _, c := range findCycles(deps) {
-		first := w.tasks[c[0]]
-		p.errorf(edgeNode[[2]int{c[0], c[1]}], "tasks."+first.Name+".depends_on", "task %q: dependency cycle %s",
-			first.Name, cycleString(c, func(u int) string { return w.tasks[u].Name }))
-	}
+			return names
+		},
+		suggest: p.suggest,
+		report: func(at site, path, format string, args ...any) {
+			p.errorf(w.tasks[at.task].node(at), path, format, args...)
+		},
+	}.run()
 }
 
-// checkInputs checks one task's bindings: refs name dependencies and fit, consts fit, and inputs bind
-// exactly the fields of input_type.
-func (p *parser) checkInputs(w *parsed, t *ptask, deps map[string]bool) {
-	who := fmt.Sprintf("task %q: ", t.Name)
-	for _, in := range t.inputs {
-		path := "tasks." + t.Name + ".inputs." + in.name
-		iwho := fmt.Sprintf("%sinputs.%s: ", who, in.name)
-		want := t.InputType.Field(in.name)
-		if t.InputType != nil && want == nil {
-			p.errorf(in.keyNode, path, "%snot a field of input_type %s%s", iwho, t.InputType,
-				p.suggest(in.name, fieldNames(t.InputType)))
-			continue
-		}
-		if c := in.binding.Const; c != nil {
-			if want != nil {
-				if err := want.CheckJSON(c); err != nil {
-					p.errorf(in.value, path+".const", "%sconst does not fit %s: %s", iwho, want,
-						strings.TrimPrefix(err.Error(), "$: "))
+// node returns the YAML node of the part of t that at names.
+func (t *ptask) node(at site) *yaml.Node {
+	switch at.kind {
+	case siteDep:
+		return t.depNodes[at.dep]
+	case siteInputKey, siteInputValue:
+		for _, in := range t.inputs {
+			if in.name == at.input {
+				if at.kind == siteInputKey {
+					return in.keyNode
 				}
-			}
-			if t.Executor == ExecutorSleep && in.name == "seconds" {
-				if msg := sleepSecondsProblem(c); msg != "" {
-					p.errorf(in.value, path+".const", "%s%s", iwho, msg)
-				}
-			}
-			continue
-		}
-		ref := in.binding.Ref
-		refText := "tasks." + ref.Task + ".output"
-		fullText := refText
-		if len(ref.Path) > 0 {
-			fullText += "." + strings.Join(ref.Path, ".")
-		}
-		up, ok := w.byName[ref.Task]
-		switch {
-		case !ok:
-			p.errorf(in.value, path+".ref", "%sref %q: no such task %q", iwho, fullText, ref.Task)
-			continue
-		case !deps[ref.Task]:
-			p.errorf(in.value, path+".ref", "%sref %q: task %q is not in depends_on", iwho, fullText, ref.Task)
-			continue
-		case up.OutputType == nil:
-			continue
-		}
-		typ := up.OutputType
-		for _, field := range ref.Path {
-			next := typ.Field(field)
-			if next == nil {
-				if typ.Kind == KindObject {
-					p.errorf(in.value, path+".ref", "%sref %q: %s (output_type of %q) has no field %q%s",
-						iwho, fullText, typ, ref.Task, field, p.suggest(field, fieldNames(typ)))
-				} else {
-					p.errorf(in.value, path+".ref", "%sref %q: %s (at %s) is not an object, it has no field %q",
-						iwho, fullText, typ, refText, field)
-				}
-				typ = nil
-				break
-			}
-			refText += "." + field
-			typ = next
-		}
-		if typ != nil && want != nil && !assignable(typ, want) {
-			p.errorf(in.value, path+".ref", "%sref %q has type %s, which does not fit %s", iwho, refText, typ, want)
-		}
-	}
-	if t.InputType != nil {
-		at := t.inputsKey
-		if at == nil {
-			at = t.inputType
-		}
-		for _, f := range t.InputType.Fields {
-			if _, ok := t.Inputs[f.Name]; !ok {
-				p.errorf(at, "tasks."+t.Name+".inputs", "%sinputs: missing %q required by input_type", who, f.Name)
+				return in.value
 			}
 		}
-	}
-	if t.Executor == ExecutorSleep {
-		if _, ok := t.Inputs["seconds"]; !ok {
-			at := t.inputsKey
-			if at == nil {
-				at = t.keyNode
-			}
-			p.errorf(at, "tasks."+t.Name+".inputs", "%ssleep tasks need input \"seconds\"", who)
+	case siteInputs:
+		if t.inputsKey != nil {
+			return t.inputsKey
+		}
+		return t.inputType
+	case siteSleepInputs:
+		if t.inputsKey != nil {
+			return t.inputsKey
 		}
 	}
-}
-
-func fieldNames(t *Type) []string {
-	if t == nil {
-		return nil
-	}
-	out := make([]string, len(t.Fields))
-	for i, f := range t.Fields {
-		out[i] = f.Name
-	}
-	return out
+	return t.keyNode
 }
 
 // compile turns a checked workflow into a Plan in topological order, with its hash.

@@ -57,8 +57,8 @@ func TestInvalidGolden(t *testing.T) {
 				t.Fatalf("Load(%s) error %T is not an ErrorList: %v", file, err, err)
 			}
 			for _, e := range list {
-				if e.File != file || e.Message == "" {
-					t.Errorf("error without file or message: %+v", e)
+				if e.File != file || e.Message == "" || e.Line < 1 || e.Col < 1 {
+					t.Errorf("error without file, position or message: %+v", e)
 				}
 			}
 			golden(t, strings.TrimSuffix(file, ".yaml")+".golden", []byte(err.Error()+"\n"))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 )
@@ -52,9 +53,13 @@ func (p *Plan) Validate() error {
 		}
 		index[name] = i
 	}
-	deps := make([][]int, len(p.Tasks))
+	// What the rules across tasks look at: each task, with a type that is not well formed left out
+	// (as the parser leaves it out), so that it is reported once and not again by every binding.
+	tasks := make([]*Task, len(p.Tasks))
 	for i := range p.Tasks {
 		t := &p.Tasks[i]
+		checked := *t
+		tasks[i] = &checked
 		path := "tasks." + t.Name
 		if msg := nameProblem(t.Name); msg != "" {
 			add(path, "task name %q %s", t.Name, msg)
@@ -78,38 +83,35 @@ func (p *Plan) Validate() error {
 		if t.Retries < 0 {
 			add(path+".retries", "task %q: retries must not be negative", t.Name)
 		}
-		seen := make(map[string]bool, len(t.DependsOn))
-		for _, d := range t.DependsOn {
-			j, ok := index[d]
-			switch {
-			case seen[d]:
-				add(path+".depends_on", "task %q: depends_on %q: listed twice", t.Name, d)
-			case d == t.Name:
-				add(path+".depends_on", "task %q: depends_on %q: a task cannot depend on itself", t.Name, d)
-			case !ok:
-				add(path+".depends_on", "task %q: depends_on %q: no such task", t.Name, d)
-			default:
-				deps[i] = append(deps[i], j)
-			}
-			seen[d] = true
-		}
 		for _, tt := range [...]struct {
 			field string
 			typ   *Type
-		}{{"input_type", t.InputType}, {"output_type", t.OutputType}} {
+			drop  func()
+		}{{"input_type", t.InputType, func() { checked.InputType = nil }}, {"output_type", t.OutputType, func() { checked.OutputType = nil }}} {
 			if tt.typ != nil {
 				if msg := typeProblem(tt.typ, 0); msg != "" {
 					add(path+"."+tt.field, "task %q: %s: %s", t.Name, tt.field, msg)
+					tt.drop()
 				}
 			}
 		}
-		validateBindings(t, seen, add)
+		if checked.InputType != nil && checked.InputType.Kind != KindObject {
+			add(path+".input_type", "task %q: input_type must be an object type ({name: type, ...}), not %s", t.Name, t.InputType)
+			checked.InputType = nil
+		}
+		for _, k := range slices.Sorted(maps.Keys(t.Inputs)) {
+			if msg := nameProblem(k); msg != "" {
+				add(path+".inputs."+k, "task %q: input name %q %s", t.Name, k, msg)
+			}
+		}
 	}
-	for _, c := range findCycles(deps) {
-		first := p.Tasks[c[0]].Name
-		add("tasks."+first+".depends_on", "task %q: dependency cycle %s", first,
-			cycleString(c, func(u int) string { return p.Tasks[u].Name }))
-	}
+	// The rules across tasks, the same as for a workflow file (graph.go).
+	deps := graphCheck{
+		tasks:      tasks,
+		inputOrder: func(i int) []string { return slices.Sorted(maps.Keys(p.Tasks[i].Inputs)) },
+		suggest:    func(string, []string) string { return "" },
+		report:     func(_ site, path, format string, args ...any) { add(path, format, args...) },
+	}.run()
 	if len(errs) == 0 {
 		for i, ds := range deps {
 			for _, j := range ds {
@@ -121,63 +123,6 @@ func (p *Plan) Validate() error {
 		}
 	}
 	return errs.err()
-}
-
-// validateBindings checks a compiled task's inputs against its dependencies and input type.
-func validateBindings(t *Task, deps map[string]bool, add func(path, format string, args ...any)) {
-	path := "tasks." + t.Name + ".inputs"
-	names := make([]string, 0, len(t.Inputs))
-	for k := range t.Inputs {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	for _, k := range names {
-		b := t.Inputs[k]
-		if msg := nameProblem(k); msg != "" {
-			add(path+"."+k, "task %q: input name %q %s", t.Name, k, msg)
-		}
-		switch {
-		case (b.Const == nil) == (b.Ref == nil):
-			add(path+"."+k, "task %q: inputs.%s: needs exactly one of const or ref", t.Name, k)
-		case b.Ref != nil:
-			if !deps[b.Ref.Task] {
-				add(path+"."+k, "task %q: inputs.%s: ref to task %q, which is not in depends_on", t.Name, k, b.Ref.Task)
-			}
-		default:
-			if !json.Valid(b.Const) {
-				add(path+"."+k, "task %q: inputs.%s: const is not valid JSON", t.Name, k)
-				continue
-			}
-			if ft := t.InputType.Field(k); ft != nil {
-				if err := ft.CheckJSON(b.Const); err != nil {
-					add(path+"."+k, "task %q: inputs.%s: const does not fit %s: %v", t.Name, k, ft, err)
-				}
-			}
-		}
-	}
-	if t.InputType != nil {
-		if t.InputType.Kind != KindObject {
-			add(path, "task %q: input_type must be an object type, not %s", t.Name, t.InputType)
-			return
-		}
-		for _, f := range t.InputType.Fields {
-			if _, ok := t.Inputs[f.Name]; !ok {
-				add(path, "task %q: inputs: missing %q required by input_type", t.Name, f.Name)
-			}
-		}
-		for _, k := range names {
-			if t.InputType.Field(k) == nil {
-				add(path+"."+k, "task %q: inputs.%s: not a field of input_type %s", t.Name, k, t.InputType)
-			}
-		}
-	}
-	if t.Executor == ExecutorSleep {
-		if _, ok := t.Inputs["seconds"]; !ok {
-			add(path, "task %q: sleep tasks need input \"seconds\"", t.Name)
-		} else if c := t.Inputs["seconds"].Const; c != nil && sleepSecondsProblem(c) != "" {
-			add(path+".seconds", "task %q: inputs.seconds: %s", t.Name, sleepSecondsProblem(c))
-		}
-	}
 }
 
 // sleepSecondsProblem checks the constant duration of a sleep task.
