@@ -10,26 +10,6 @@ import (
 	"github.com/ork-go/ork/pkg/metrics/metricstest"
 )
 
-func TestMetricsAddrFlagAndEnv(t *testing.T) {
-	t.Parallel()
-	o, err := parseFlags(nil, func(string) string { return "" })
-	if err != nil || o.MetricsAddr != "" {
-		t.Fatalf("default metrics address %q (%v), want off", o.MetricsAddr, err)
-	}
-	env := func(k string) string {
-		if k == "ORK_METRICS_ADDR" {
-			return ":9102"
-		}
-		return ""
-	}
-	if o, err = parseFlags(nil, env); err != nil || o.MetricsAddr != ":9102" {
-		t.Fatalf("from env %q (%v)", o.MetricsAddr, err)
-	}
-	if o, err = parseFlags([]string{"--metrics-addr", "127.0.0.1:1"}, env); err != nil || o.MetricsAddr != "127.0.0.1:1" {
-		t.Fatalf("from flag %q (%v)", o.MetricsAddr, err)
-	}
-}
-
 func TestMetricsAddrServesMetrics(t *testing.T) {
 	t.Parallel()
 	srv := bustest.Start(t)
