@@ -255,7 +255,7 @@ func TestPostgresOutage(t *testing.T) {
 	start := time.Now()
 
 	// The run goes on without the database: wait for its end on the stream.
-	finished, err := e.client.Wait(e.ctx, runID, nil)
+	finished, err := e.client.Wait(e.ctx, client.WaitParams{RunID: runID})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,13 +118,22 @@ func (c *Client) Follow(ctx context.Context, runID string, fn func(event.Event) 
 	}
 }
 
-// Wait follows a run until its run.finished event and returns that event. fn, when not nil, is
-// called for every event on the way, run.finished included.
-func (c *Client) Wait(ctx context.Context, runID string, fn func(event.Event)) (event.Event, error) {
+// WaitParams names the run to wait for.
+type WaitParams struct {
+	// RunID names the run. Required.
+	RunID string
+	// OnEvent, when set, is called for every event of the run in stream order, run.finished
+	// included.
+	OnEvent func(event.Event)
+}
+
+// Wait follows a run from the start of the stream until its run.finished event and returns that
+// event, or ctx's error when ctx ends first.
+func (c *Client) Wait(ctx context.Context, p WaitParams) (event.Event, error) {
 	var final event.Event
-	err := c.Follow(ctx, runID, func(e event.Event) error {
-		if fn != nil {
-			fn(e)
+	err := c.Follow(ctx, p.RunID, func(e event.Event) error {
+		if p.OnEvent != nil {
+			p.OnEvent(e)
 		}
 		if e.Type == event.TypeRunFinished {
 			final = e

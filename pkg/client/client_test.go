@@ -254,12 +254,12 @@ func TestWait(t *testing.T) {
 	firstSeen := make(chan struct{})
 	go func() {
 		var r result
-		r.e, r.err = f.client.Wait(f.ctx, run, func(e event.Event) {
+		r.e, r.err = f.client.Wait(f.ctx, client.WaitParams{RunID: run, OnEvent: func(e event.Event) {
 			if len(r.seen) == 0 {
 				close(firstSeen)
 			}
 			r.seen = append(r.seen, e.Type)
-		})
+		}})
 		done <- r
 	}()
 

@@ -1,13 +1,15 @@
-// Package client is the small Go client of Ork: it starts runs by publishing run.submitted events,
-// follows a run's events live from the ORK_EVENTS stream, and waits for the recorder's notice that a
-// run's final state is in the database.
+// Package client is the Go client of Ork and the one home of its protocol; the CLI (and the HTTP
+// API) only call it. Each step is one function with a Params struct:
 //
-// A typical caller (the ork CLI does this) watches the notice before submitting, so it cannot miss it:
+//   - Run: submit a run, follow its events to its end, cancel it when the caller is interrupted (if
+//     asked), and read it back from the database once the recorder says it is there;
+//   - Submit: publish one run.submitted and return once the stream has stored it;
+//   - Wait: follow a run until its run.finished;
+//   - Cancel, Pause, Resume: send a control request (refused at once for a run no scheduler knows),
+//     and AwaitAnswer for the scheduler's answer to it.
 //
-//	rec, err := c.WatchRecorded(runID)
-//	...
-//	defer rec.Close()
-//	runID, err = c.Submit(ctx, client.SubmitParams{Plan: plan, RunID: runID})
-//	final, err := c.Wait(ctx, runID, nil)
-//	status, err := rec.Wait(ctx)
+// A submission or control request whose acknowledgement is lost with the connection is sent again
+// with the same message id, so a call never hangs on a lost reply and never acts twice.
+//
+//	res, err := client.New(b).Run(ctx, client.RunParams{Submit: client.SubmitParams{Plan: plan}})
 package client

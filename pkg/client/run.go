@@ -76,7 +76,7 @@ func (c *Client) Run(ctx context.Context, p RunParams) (RunResult, error) {
 	if _, err := c.Submit(ctx, p.Submit); err != nil {
 		return res, err
 	}
-	res.Final, err = c.Wait(ctx, res.RunID, onEvent)
+	res.Final, err = c.Wait(ctx, WaitParams{RunID: res.RunID, OnEvent: onEvent})
 	if err != nil && ctx.Err() != nil {
 		res.Interrupted = true
 		if !p.CancelOnInterrupt {
@@ -119,7 +119,7 @@ func (c *Client) cancelAndWait(ctx context.Context, runID, by string, grace time
 	if _, err := c.Cancel(ctx, ControlParams{RunID: runID, Reason: "interrupted", TriggeredBy: by, KnownWithin: grace / 3}); err != nil {
 		return event.Event{}, fmt.Errorf("cancelling run %s: %w", runID, err)
 	}
-	final, err := c.Wait(ctx, runID, onEvent)
+	final, err := c.Wait(ctx, WaitParams{RunID: runID, OnEvent: onEvent})
 	if err != nil {
 		return event.Event{}, fmt.Errorf("cancelling run %s: %w", runID, err)
 	}

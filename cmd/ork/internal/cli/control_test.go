@@ -83,7 +83,7 @@ func TestControlCommands(t *testing.T) {
 		}
 	}
 
-	final, err := cl.Wait(ctx, runID, nil)
+	final, err := cl.Wait(ctx, client.WaitParams{RunID: runID})
 	if err != nil {
 		t.Fatal(err)
 	}

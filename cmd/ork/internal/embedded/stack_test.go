@@ -66,7 +66,7 @@ func runPlan(t *testing.T, s *embedded.Stack, plan *workflow.Plan, key string) s
 	if _, err := cl.Submit(ctx, client.SubmitParams{Plan: plan, RunID: runID, IdempotencyKey: key, TriggeredBy: "test"}); err != nil {
 		t.Fatalf("submit: %v", err)
 	}
-	if _, err := cl.Wait(ctx, runID, nil); err != nil {
+	if _, err := cl.Wait(ctx, client.WaitParams{RunID: runID}); err != nil {
 		t.Fatalf("waiting for %s: %v", plan.Name, err)
 	}
 	if _, err := rec.Wait(ctx); err != nil {
