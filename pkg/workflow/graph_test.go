@@ -38,17 +38,17 @@ tasks:
     executor: sleep
 `
 	want := map[string]int{ // message fragment -> line
-		`depends_on "a": listed twice`:                       10,
-		`depends_on "b": a task cannot depend on itself`:     11,
-		`depends_on "zz": no such task`:                      12,
-		`dependency cycle`:                                   13,
-		`inputs.s: const does not fit str`:                   17,
-		`inputs.x: not a field of input_type`:                18,
-		`inputs.m: ref "tasks.c.output" has type`:            0, // c has no output_type: no error
+		`depends_on "a": listed twice`:                      10,
+		`depends_on "b": a task cannot depend on itself`:    11,
+		`depends_on "zz": no such task`:                     12,
+		`dependency cycle`:                                  13,
+		`inputs.s: const does not fit str`:                  17,
+		`inputs.x: not a field of input_type`:               18,
+		`inputs.m: ref "tasks.c.output" has type`:           0, // c has no output_type: no error
 		`inputs.other: ref "tasks.zz.output": no such task`: 24,
-		`task "c": sleep tasks need input "seconds"`:         23,
-		`task "d": sleep tasks need input "seconds"`:         25,
-		`task "b": inputs: missing`:                          0,
+		`task "c": sleep tasks need input "seconds"`:        23,
+		`task "d": sleep tasks need input "seconds"`:        25,
+		`task "b": inputs: missing`:                         0,
 	}
 	_, err := Parse("graph.yaml", []byte(src), t.TempDir())
 	var list ErrorList
