@@ -25,6 +25,9 @@ func TestRunTinyConfigurationEndToEnd(t *testing.T) {
 			{Shape: ShapeFanout, Tasks: 6},
 			{Shape: ShapeRuns, Runs: 5},
 			{Shape: ShapeChain, Depth: 3, TaskType: TaskProcess},
+			// Real Python functions passing a value: Run checks the last one returns the sum.
+			{Shape: ShapeChain, Depth: 3, TaskType: TaskPython},
+			{Shape: ShapeWide, Tasks: 3, TaskType: TaskPython},
 		},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -41,8 +44,8 @@ func TestRunTinyConfigurationEndToEnd(t *testing.T) {
 		t.Fatalf("%d scenario results, want %d", len(rep.Scenarios), len(cfg.Scenarios))
 	}
 	// withDeps is the number of tasks with dependencies, over all runs of each scenario.
-	withDeps := []int{0, 4, 7, 5 * 3, 2}
-	wantTasks := []int{20, 5, 8, 20, 3}
+	withDeps := []int{0, 4, 7, 5 * 3, 2, 2, 0}
+	wantTasks := []int{20, 5, 8, 20, 3, 3, 3}
 	for i, s := range rep.Scenarios {
 		t.Run(s.Scenario.Name, func(t *testing.T) {
 			t.Parallel()
@@ -169,7 +172,7 @@ func TestValidateRejects(t *testing.T) {
 		"unknown shape":     {Scenarios: []Scenario{{Shape: "ring", Tasks: 1}}},
 		"no tasks":          {Scenarios: []Scenario{{Shape: ShapeWide}}},
 		"too many tasks":    {Scenarios: []Scenario{{Shape: ShapeWide, Tasks: workflow.MaxTasks + 1}}},
-		"unknown task type": {Scenarios: []Scenario{{Shape: ShapeWide, Tasks: 1, TaskType: "python"}}},
+		"unknown task type": {Scenarios: []Scenario{{Shape: ShapeWide, Tasks: 1, TaskType: "java"}}},
 		"cluster sans nats": {Mode: ModeCluster, Scenarios: []Scenario{{Shape: ShapeWide, Tasks: 1}}},
 		"unknown mode":      {Mode: "remote", Scenarios: []Scenario{{Shape: ShapeWide, Tasks: 1}}},
 	}

@@ -27,6 +27,10 @@ const (
 	TaskNoop    = "noop"
 	TaskSleep   = "sleep"
 	TaskProcess = "process" // the `true` binary
+	// TaskPython is a real Python function run by the executor: each task computes fibo(10) and
+	// adds it to the value its upstream task returned (the shape of Windmill's cross-engine
+	// benchmark), so a chain passes an int from task to task.
+	TaskPython = "python"
 )
 
 // Modes of a benchmark.
@@ -156,7 +160,7 @@ func (s Scenario) TasksPerRun() int {
 func Shapes() []string { return []string{ShapeWide, ShapeChain, ShapeFanout, ShapeRuns} }
 
 // TaskTypes lists the task types a Scenario accepts.
-func TaskTypes() []string { return []string{TaskNoop, TaskSleep, TaskProcess} }
+func TaskTypes() []string { return []string{TaskNoop, TaskSleep, TaskProcess, TaskPython} }
 
 // Config is a benchmark: where to run and what.
 type Config struct {
@@ -255,11 +259,12 @@ func (c Config) Validate() error {
 }
 
 // Names lists the predefined configurations.
-func Names() []string { return []string{"quick", "standard", "heavy", "latency"} }
+func Names() []string { return []string{"quick", "standard", "heavy", "latency", "python"} }
 
 // Named returns a predefined configuration: quick (well under a minute on 2 cores, 3 s idle
 // sample), standard, heavy (large runs, process tasks) and latency (long chains and a fan-out, for
-// the dependency-to-start percentiles).
+// the dependency-to-start percentiles) and python (real Python tasks: a chain of 40 passing a value,
+// Windmill's shape, and 1,000 independent ones).
 func Named(name string) (Config, error) {
 	idle := 10 * time.Second
 	var sc []Scenario
@@ -294,6 +299,11 @@ func Named(name string) (Config, error) {
 			{Shape: ShapeChain, Depth: 1000},
 			{Shape: ShapeFanout, Tasks: 1000},
 			{Shape: ShapeChain, Depth: 200, TaskType: TaskProcess},
+		}
+	case "python":
+		sc = []Scenario{
+			{Shape: ShapeChain, Depth: 40, TaskType: TaskPython},
+			{Shape: ShapeWide, Tasks: 1000, TaskType: TaskPython},
 		}
 	default:
 		return Config{}, fmt.Errorf("no benchmark configuration named %q (known: %s)", name, strings.Join(Names(), ", "))

@@ -76,6 +76,13 @@ func (b *planBuilder) add(name string, deps ...string) {
 		TimeoutSeconds: taskTimeoutSeconds,
 	}
 	switch b.s.TaskType {
+	case TaskPython:
+		t.File, t.Function = PythonTaskFile, "step"
+		t.OutputType = &workflow.Type{Kind: workflow.KindInt}
+		if len(deps) == 1 && b.s.Shape == ShapeChain {
+			t.InputType = &workflow.Type{Kind: workflow.KindObject, Fields: []workflow.Field{{Name: "prev", Type: &workflow.Type{Kind: workflow.KindInt}}}}
+			t.Inputs = map[string]workflow.Binding{"prev": {Ref: &workflow.Ref{Task: deps[0]}}}
+		}
 	case TaskProcess:
 		t.Command = []string{"true"}
 	case TaskSleep:
@@ -85,3 +92,18 @@ func (b *planBuilder) add(name string, deps ...string) {
 }
 
 func taskName(prefix string, i int) string { return prefix + strconv.Itoa(i) }
+
+// PythonTaskFile is the file of TaskPython tasks, written into the plans' directory by Run.
+const PythonTaskFile = "bench_task.py"
+
+// pythonTaskSource is TaskPython's function: fibo(10) added to the upstream value.
+const pythonTaskSource = `def fibo(n):
+    return n if n < 2 else fibo(n - 1) + fibo(n - 2)
+
+
+def step(prev=0):
+    return prev + fibo(10)
+`
+
+// PythonChainResult is what the last task of a python chain of depth n returns.
+func PythonChainResult(n int) int { return 55 * n }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -52,6 +53,9 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, progress func(string)
 	e := &env{cfg: cfg, dir: filepath.Join(dir, "plans"), log: log}
 	if err := os.Mkdir(e.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating temporary directory: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(e.dir, PythonTaskFile), []byte(pythonTaskSource), 0o644); err != nil {
+		return nil, fmt.Errorf("writing the python task: %w", err)
 	}
 	rep := &Report{Config: cfg.Name, Mode: cfg.Mode, Machine: machine(), StartedAt: time.Now().UTC()}
 
@@ -206,7 +210,7 @@ func (e *env) scenario(ctx context.Context, sc Scenario) (ScenarioResult, error)
 	col.fill(&res, plan)
 	col.mu.Unlock()
 	if e.store != nil {
-		if err := e.readBack(ctx, &res, runIDs); err != nil {
+		if err := e.readBack(ctx, &res, sc, runIDs); err != nil {
 			return res, err
 		}
 	}
@@ -327,7 +331,7 @@ func (c *collector) fill(res *ScenarioResult, plan *workflow.Plan) {
 }
 
 // readBack counts the successful runs and tasks the database holds for runIDs.
-func (e *env) readBack(ctx context.Context, res *ScenarioResult, runIDs []string) error {
+func (e *env) readBack(ctx context.Context, res *ScenarioResult, sc Scenario, runIDs []string) error {
 	res.RunsRecordedSuccess, res.TasksRecordedSuccess, res.TasksRecordedFailed, res.TasksRecordedSkipped = 0, 0, 0, 0
 	for _, id := range runIDs {
 		run, err := e.store.RunGet(ctx, store.RunGetParams{ID: id})
@@ -342,6 +346,12 @@ func (e *env) readBack(ctx context.Context, res *ScenarioResult, runIDs []string
 			return fmt.Errorf("reading tasks of run %s back: %w", id, err)
 		}
 		for _, t := range tasks {
+			if sc.TaskType == TaskPython && sc.Shape == ShapeChain && t.Status == event.TaskSuccess && t.Name == taskName("c", sc.Depth-1) {
+				// The value went through every task: the last one returns the sum of all.
+				if want := strconv.Itoa(PythonChainResult(sc.Depth)); string(t.Output) != want {
+					return fmt.Errorf("run %s: the last task of the python chain returned %s, want %s", id, t.Output, want)
+				}
+			}
 			switch t.Status {
 			case event.TaskSuccess:
 				res.TasksRecordedSuccess++
