@@ -25,6 +25,8 @@ const (
 	LogFlushIntervalDefault = 100 * time.Millisecond
 	LogBatchLinesDefault    = 256
 	PythonDefault           = "python3"
+	ZygoteMaxForksDefault   = 10_000
+	ZygoteMaxAgeDefault     = time.Hour
 	// MaxAckPendingDefault bounds unacknowledged dispatches of one type across all its instances.
 	MaxAckPendingDefault = 10_000
 )
@@ -52,6 +54,16 @@ type Config struct {
 	CacheDir string
 	// Python is the interpreter of python tasks; default $ORK_PYTHON or python3.
 	Python string
+	// PythonCold runs every python task in an interpreter of its own instead of forking it from
+	// the warm zygote (zygote.go).
+	PythonCold bool
+	// PythonPreload are modules the zygote imports once at start (pandas, numpy), so tasks do not
+	// pay for them.
+	PythonPreload []string
+	// ZygoteMaxForks and ZygoteMaxAge bound one zygote's life: past either it is replaced by a
+	// fresh one (tasks running on the old one finish first).
+	ZygoteMaxForks int
+	ZygoteMaxAge   time.Duration
 	// KillGrace is how long a process group has between SIGTERM and SIGKILL. It also bounds how long
 	// the executor waits for the pipes of an exited task that a leftover process still holds.
 	KillGrace time.Duration
@@ -97,6 +109,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Python == "" {
 		c.Python = os.Getenv(PythonEnv)
+	}
+	if c.ZygoteMaxForks == 0 {
+		c.ZygoteMaxForks = ZygoteMaxForksDefault
+	}
+	if c.ZygoteMaxAge == 0 {
+		c.ZygoteMaxAge = ZygoteMaxAgeDefault
 	}
 	if c.Python == "" {
 		c.Python = PythonDefault
@@ -153,6 +171,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("executor: CacheDir is required")
 	case c.Python == "":
 		return fmt.Errorf("executor: Python is required")
+	case c.ZygoteMaxForks < 1:
+		return fmt.Errorf("executor: ZygoteMaxForks must be at least 1, got %d", c.ZygoteMaxForks)
+	case c.ZygoteMaxAge <= 0:
+		return fmt.Errorf("executor: ZygoteMaxAge must be positive, got %s", c.ZygoteMaxAge)
 	case c.KillGrace <= 0:
 		return fmt.Errorf("executor: KillGrace must be positive, got %s", c.KillGrace)
 	case c.AckWait < time.Second:

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -26,30 +27,30 @@ var runnerSource []byte
 // environment string over 128 KiB. Python tasks get larger inputs on stdin instead.
 const inputEnvMax = 128<<10 - len("ORK_INPUT_JSON=") - 1
 
-// installRunner writes the runner script into dir, once per content version, atomically, and
-// returns its path.
-func installRunner(dir string) (string, error) {
-	sum := sha256.Sum256(runnerSource)
-	path := filepath.Join(dir, "runner-"+hex.EncodeToString(sum[:6])+".py")
-	if have, err := os.ReadFile(path); err == nil && bytes.Equal(have, runnerSource) {
+// installScript writes a python script (the runner, the zygote) into dir as NAME-<hash>.py, once
+// per content version, atomically, and returns its path.
+func installScript(dir, name string, source []byte) (string, error) {
+	sum := sha256.Sum256(source)
+	path := filepath.Join(dir, name+"-"+hex.EncodeToString(sum[:6])+".py")
+	if have, err := os.ReadFile(path); err == nil && bytes.Equal(have, source) {
 		return path, nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("creating cache directory: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".runner-*.py")
+	tmp, err := os.CreateTemp(dir, "."+name+"-*.py")
 	if err != nil {
-		return "", fmt.Errorf("writing python runner: %w", err)
+		return "", fmt.Errorf("writing python "+name+": %w", err)
 	}
-	_, werr := tmp.Write(runnerSource)
+	_, werr := tmp.Write(source)
 	cerr := tmp.Close()
 	if err := errors.Join(werr, cerr); err != nil {
 		_ = os.Remove(tmp.Name())
-		return "", fmt.Errorf("writing python runner: %w", err)
+		return "", fmt.Errorf("writing python "+name+": %w", err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		_ = os.Remove(tmp.Name())
-		return "", fmt.Errorf("installing python runner: %w", err)
+		return "", fmt.Errorf("installing python "+name+": %w", err)
 	}
 	return path, nil
 }
@@ -83,13 +84,23 @@ func (s *Service) runPython(ctx context.Context, d *event.Dispatch) outcome {
 		return failed(event.ReasonStart, "the python task names neither a file nor a module", nil)
 	}
 	inputs := inputJSON(d)
+	python := s.pythonPath()
 	spec := childSpec{
-		argv:   []string{s.pythonPath(), "-u", s.runner, kind, target, function},
+		argv:   []string{python, "-u", s.runner, kind, target, function},
 		env:    taskEnv(d, inputs, len(inputs) <= inputEnvMax),
 		result: true,
 	}
 	if len(inputs) > inputEnvMax {
 		spec.stdin = inputs
+	}
+	if !s.cfg.PythonCold {
+		if z := s.zygote(python); z != nil {
+			// Warm: a fork of the zygote; the inputs always come on stdin, so the request stays
+			// small whatever their size.
+			spec.zygote, spec.stdin = z, inputs
+			spec.zygoteRequest = zygoteRequest{Kind: kind, Target: target, Function: function, Dir: d.Dir,
+				Env: envMap(taskEnv(d, inputs, false))}
+		}
 	}
 	r := s.runChild(ctx, d, spec)
 	switch {
@@ -151,4 +162,15 @@ func resolvePython(python string, log *zap.Logger) string {
 		return python
 	}
 	return path
+}
+
+// envMap turns KEY=VALUE strings into a map (the last of a repeated key wins, as for exec).
+func envMap(env []string) map[string]string {
+	m := make(map[string]string, len(env))
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
 }

@@ -218,11 +218,11 @@ func TestPythonProbedOnFirstPythonTask(t *testing.T) {
 func TestRunnerInstalledOnceAtomically(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	p1, err := installRunner(dir)
+	p1, err := installScript(dir, "runner", runnerSource)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p2, err := installRunner(dir)
+	p2, err := installScript(dir, "runner", runnerSource)
 	if err != nil || p1 != p2 {
 		t.Fatalf("second install: %q, %v (first %q)", p2, err, p1)
 	}

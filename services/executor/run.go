@@ -225,6 +225,9 @@ type childSpec struct {
 	stdin   []byte // nil: /dev/null
 	capture bool   // capture the last ORK_OUTPUT stdout line
 	result  bool   // read a result from fd 3
+	// zygote, when set, forks the child from the warm python interpreter instead of exec'ing argv.
+	zygote        *zygote
+	zygoteRequest zygoteRequest
 }
 
 // childResult is how a child ended.
@@ -264,28 +267,69 @@ func (r *childResult) stderrHint() string {
 	return ": " + r.lastErr
 }
 
-// runChild runs one child in its own process group, ships its output lines, and enforces the task
-// timeout and hard stops on the whole group. It returns once the stream has stored every line (or
-// the executor was hard-stopped), so the attempt's terminal event always follows its lines.
+// procExit is how a task's process ended: its exit code, or the signal that killed it.
+type procExit struct {
+	code   *int // nil when killed by a signal
+	signal syscall.Signal
+	err    error // from Wait, when it says more than the exit status
+}
+
+// proc is a started task process: its process group and its end.
+type proc struct {
+	pgid int
+	done <-chan procExit
+}
+
+// startExec starts a cold child: one exec of spec.argv.
+func startExec(d *event.Dispatch, spec childSpec, files [4]*os.File, killGrace time.Duration) (proc, error) {
+	cmd := exec.Command(spec.argv[0], spec.argv[1:]...)
+	cmd.Dir = d.Dir
+	cmd.Env = spec.env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = files[0], files[1], files[2]
+	if files[3] != nil {
+		cmd.ExtraFiles = []*os.File{files[3]}
+	}
+	// Own process group, so the whole tree can be signalled; killed if the executor dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// A leftover process holding a pipe cannot make Wait hang.
+	cmd.WaitDelay = killGrace
+	if err := startChild(cmd); err != nil {
+		return proc{}, err
+	}
+	pid := cmd.Process.Pid
+	done := make(chan procExit, 1)
+	go func() {
+		err := cmd.Wait()
+		forgetChild(pid)
+		var e procExit
+		if st := cmd.ProcessState; st != nil {
+			if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				e.signal = ws.Signal()
+			} else if code := st.ExitCode(); code >= 0 {
+				e.code = &code
+			}
+		}
+		var exitErr *exec.ExitError
+		if err != nil && !errors.As(err, &exitErr) && !errors.Is(err, exec.ErrWaitDelay) {
+			e.err = err
+		}
+		done <- e
+	}()
+	return proc{pgid: pid, done: done}, nil
+}
+
+// runChild runs one child in its own process group (a cold exec, or a fork of the python zygote
+// when spec.zygote is set), ships its output lines, and enforces the task timeout and hard stops
+// on the whole group. It returns once the stream has stored every line (or the executor was
+// hard-stopped), so the attempt's terminal event always follows its lines.
 func (s *Service) runChild(ctx context.Context, d *event.Dispatch, spec childSpec) childResult {
 	sink := newLogSink(s.hard, s.bus, s.cfg, s.log, d)
 	stdout := newLineWriter(event.Stdout, sink, s.cfg, spec.capture)
 	stderr := newLineWriter(event.Stderr, sink, s.cfg, false)
 
-	cmd := exec.Command(spec.argv[0], spec.argv[1:]...)
-	cmd.Dir = d.Dir
-	cmd.Env = spec.env
-	if spec.stdin != nil {
-		cmd.Stdin = bytes.NewReader(spec.stdin)
-	}
-	// Own process group, so the whole tree can be signalled; killed if the executor dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	// A leftover process holding stdin cannot make Wait hang.
-	cmd.WaitDelay = s.cfg.KillGrace
-
-	// stdout and stderr are pipes of our own, read by copies of our own: exec.Cmd would close its
-	// pipes WaitDelay after the exit, throwing away what is still in them, while log shipping holds
-	// the writers back (a NATS outage).
+	// stdin, stdout, stderr and the result are pipes of our own, read by copies of our own:
+	// exec.Cmd would close its pipes WaitDelay after the exit, throwing away what is still in them,
+	// while log shipping holds the writers back (a NATS outage).
 	var files []*os.File // every pipe end, closed on the way out
 	closeAll := func() {
 		for _, f := range files {
@@ -298,18 +342,30 @@ func (s *Service) runChild(ctx context.Context, d *event.Dispatch, spec childSpe
 		}
 		return r, w, err
 	}
-	outR, outW, err := pipe()
-	var errR, errW, resultR, resultW *os.File
+	var child [4]*os.File // the child's 0, 1, 2 and 3
+	var stdinW, outR, errR, resultR *os.File
+	var err error
+	if spec.stdin != nil {
+		child[0], stdinW, err = pipe()
+	} else if child[0], err = os.Open(os.DevNull); err == nil {
+		files = append(files, child[0])
+	}
 	if err == nil {
-		errR, errW, err = pipe()
+		outR, child[1], err = pipe()
+	}
+	if err == nil {
+		errR, child[2], err = pipe()
 	}
 	if err == nil && spec.result {
-		resultR, resultW, err = pipe()
-		cmd.ExtraFiles = []*os.File{resultW}
+		resultR, child[3], err = pipe()
 	}
+	var p proc
 	if err == nil {
-		cmd.Stdout, cmd.Stderr = outW, errW
-		err = startChild(cmd)
+		if spec.zygote != nil {
+			p, err = spec.zygote.spawn(spec.zygoteRequest, child)
+		} else {
+			p, err = startExec(d, spec, child, s.cfg.KillGrace)
+		}
 	}
 	if err != nil {
 		closeAll()
@@ -317,24 +373,26 @@ func (s *Service) runChild(ctx context.Context, d *event.Dispatch, spec childSpe
 		return childResult{startErr: err}
 	}
 	defer closeAll()
-	// The child has its own copies of the write ends: EOF comes when it and its descendants are done.
-	_ = outW.Close()
-	_ = errW.Close()
+	// The child has its own copies of its ends: EOF comes when it and its descendants are done.
+	for _, f := range child {
+		if f != nil {
+			_ = f.Close()
+		}
+	}
+	if stdinW != nil {
+		go func() {
+			_, _ = stdinW.Write(spec.stdin)
+			_ = stdinW.Close()
+		}()
+	}
 	copies := []*pipeCopy{startCopy(outR, stdout), startCopy(errR, stderr)}
 	var resultCh chan resultRead
 	if resultR != nil {
-		_ = resultW.Close()
 		resultCh = make(chan resultRead, 1)
 		go readResult(resultR, s.cfg.OutputMaxBytes+resultSlack, resultCh)
 	}
-	pgid := cmd.Process.Pid
+	pgid := p.pgid
 
-	waitCh := make(chan error, 1)
-	go func() {
-		err := cmd.Wait()
-		forgetChild(pgid)
-		waitCh <- err
-	}()
 	var timeout <-chan time.Time
 	if d.Task.TimeoutSeconds > 0 {
 		t := time.NewTimer(time.Duration(d.Task.TimeoutSeconds) * time.Second)
@@ -342,15 +400,15 @@ func (s *Service) runChild(ctx context.Context, d *event.Dispatch, spec childSpe
 		timeout = t.C
 	}
 	var r childResult
-	var waitErr error
+	var end procExit
 	select {
-	case waitErr = <-waitCh:
+	case end = <-p.done:
 	case <-timeout:
 		r.timedOut = true
-		waitErr = s.terminate(pgid, waitCh)
+		end = s.terminate(pgid, p.done)
 	case <-ctx.Done():
 		r.aborted = true
-		waitErr = s.terminate(pgid, waitCh)
+		end = s.terminate(pgid, p.done)
 	}
 	// The task is over: nothing of its process group outlives it.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
@@ -366,32 +424,26 @@ func (s *Service) runChild(ctx context.Context, d *event.Dispatch, spec childSpe
 
 	r.lastErr = stderr.last
 	r.hasOutput, r.output, r.outputCut = stdout.hasOutput, stdout.output, stdout.outputCut
-	if st := cmd.ProcessState; st != nil {
-		if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			r.signal = ws.Signal()
-		} else if code := st.ExitCode(); code >= 0 {
-			r.exitCode = &code
-		}
-	}
-	var exitErr *exec.ExitError
-	if waitErr != nil && !errors.As(waitErr, &exitErr) && !errors.Is(waitErr, exec.ErrWaitDelay) && r.exitCode == nil && r.signal == 0 {
-		s.log.Warn("waiting for task process", zap.Error(waitErr))
+	r.exitCode, r.signal = end.code, end.signal
+	if end.err != nil && r.exitCode == nil && r.signal == 0 {
+		s.log.Warn("waiting for task process", zap.Error(end.err))
 	}
 	return r
 }
 
-// terminate stops a process group: SIGTERM, then SIGKILL after KillGrace. It returns Wait's error.
-func (s *Service) terminate(pgid int, waitCh <-chan error) error {
+// terminate stops a process group: SIGTERM, then SIGKILL after KillGrace. It returns how the
+// process ended.
+func (s *Service) terminate(pgid int, done <-chan procExit) procExit {
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	grace := time.NewTimer(s.cfg.KillGrace)
 	defer grace.Stop()
 	select {
-	case err := <-waitCh:
-		return err
+	case e := <-done:
+		return e
 	case <-grace.C:
 	}
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	return <-waitCh
+	return <-done
 }
 
 // pipeCopy copies one output pipe of a child into a lineWriter, from a goroutine of its own.

@@ -2,6 +2,8 @@
 
 Usage: python -u runner.py (file PATH | module NAME) FUNCTION
 
+The executor's zygote (zygote.py) imports this file once and calls main() in each forked child.
+
 Imports the task's file or module, calls FUNCTION with the task inputs as keyword arguments and
 writes one JSON envelope on file descriptor 3, a channel the task's own prints cannot reach:
 {"ok": true, "output": <return value>} or {"ok": false, "error": "<Type>: <message>"}, with
@@ -65,9 +67,9 @@ def describe(exc):
     return "%s: %s" % (name, message) if message else name
 
 
-def main():
+def main(argv=None):
     result = open_result_channel()
-    kind, target, function = sys.argv[1], sys.argv[2], sys.argv[3]
+    kind, target, function = (sys.argv[1:] if argv is None else argv)[:3]
     code = 0
     try:
         inputs = read_inputs()

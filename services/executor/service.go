@@ -39,9 +39,12 @@ type Service struct {
 	// without python tasks should not pay.
 	python     string
 	pythonOnce sync.Once
-	slots      *slots
-	tasks      sync.WaitGroup // dispatches being handled
-	ready      chan struct{}  // closed once the consumers exist
+	// zygoteScript is the path of zygote.py; zygotes holds the warm python interpreter.
+	zygoteScript string
+	zygotes      zygotes
+	slots        *slots
+	tasks        sync.WaitGroup // dispatches being handled
+	ready        chan struct{}  // closed once the consumers exist
 
 	runningMu sync.Mutex
 	running   map[attemptKey]context.CancelCauseFunc // attempts being executed
@@ -75,11 +78,14 @@ func New(b *bus.Bus, cfg Config, log *zap.Logger) (*Service, error) {
 		ready: make(chan struct{}), running: make(map[attemptKey]context.CancelCauseFunc)}
 	s.hard, s.hardStop = context.WithCancel(context.Background())
 	if slices.Contains(cfg.Types, workflow.ExecutorPython) {
-		path, err := installRunner(cfg.CacheDir)
+		path, err := installScript(cfg.CacheDir, "runner", runnerSource)
 		if err != nil {
 			return nil, fmt.Errorf("executor: %w", err)
 		}
 		s.runner = path
+		if s.zygoteScript, err = installScript(cfg.CacheDir, "zygote", zygoteSource); err != nil {
+			return nil, fmt.Errorf("executor: %w", err)
+		}
 	}
 	return s, nil
 }
@@ -147,6 +153,7 @@ func (s *Service) Run(ctx context.Context) error {
 		hardStop()
 		<-done
 	}
+	s.closeZygote()
 	s.log.Info("executor stopped")
 	return nil
 }

@@ -9,8 +9,9 @@ import (
 
 // options are the executor's own flags.
 type options struct {
-	types string // comma-separated, into cfg.Types by check
-	cfg   executor.Config
+	types   string // comma-separated, into cfg.Types by check
+	preload string // comma-separated, into cfg.PythonPreload by check
+	cfg     executor.Config
 }
 
 // flags defines the executor's own flags, each defaulting to its ORK_EXECUTOR_* variable.
@@ -19,6 +20,14 @@ func (o *options) flags(s *envflag.Set) {
 		"comma-separated executor types to serve: process, python, noop, sleep")
 	s.StringVar(&o.cfg.Python, "python", executor.PythonEnv, executor.PythonDefault,
 		"the interpreter of python tasks (a path, or a name on PATH); asked for its real path on the first python task")
+	s.BoolVar(&o.cfg.PythonCold, "python-cold", "ORK_PYTHON_COLD", false,
+		"run every python task in an interpreter of its own instead of forking it from a warm one")
+	s.StringVar(&o.preload, "python-preload", "ORK_PYTHON_PRELOAD", "",
+		"comma-separated modules the warm interpreter imports once at start (pandas,numpy)")
+	s.IntVar(&o.cfg.ZygoteMaxForks, "python-max-forks", "ORK_PYTHON_MAX_FORKS", executor.ZygoteMaxForksDefault,
+		"tasks forked from one warm interpreter before it is replaced by a fresh one")
+	s.DurationVar(&o.cfg.ZygoteMaxAge, "python-max-age", "ORK_PYTHON_MAX_AGE", executor.ZygoteMaxAgeDefault,
+		"how long one warm interpreter serves before it is replaced by a fresh one")
 	s.IntVar(&o.cfg.Concurrency, "concurrency", "ORK_EXECUTOR_CONCURRENCY", executor.ConcurrencyDefault,
 		"tasks run at once by this instance")
 	s.StringVar(&o.cfg.Instance, "instance", "ORK_EXECUTOR_INSTANCE", "", "instance name; default hostname-pid-random")
@@ -34,12 +43,18 @@ func (o *options) flags(s *envflag.Set) {
 
 // check completes the configuration and validates it.
 func (o *options) check() error {
-	o.cfg.Types = nil
-	for t := range strings.SplitSeq(o.types, ",") {
-		if t = strings.TrimSpace(t); t != "" {
-			o.cfg.Types = append(o.cfg.Types, t)
-		}
-	}
+	o.cfg.Types, o.cfg.PythonPreload = splitList(o.types), splitList(o.preload)
 	o.cfg = o.cfg.WithDefaults()
 	return o.cfg.Validate()
+}
+
+// splitList splits a comma-separated flag, dropping empty entries.
+func splitList(s string) []string {
+	var out []string
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }

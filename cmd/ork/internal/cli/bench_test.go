@@ -52,7 +52,7 @@ func TestBenchRejectsBadArguments(t *testing.T) {
 		"unknown shape":        {"bench", "--shape", "ring"},
 		"cluster without url":  {"bench", "quick", "--mode", "cluster"},
 		"task type sans shape": {"bench", "quick", "--task-type", "sleep"},
-		"unknown task type":    {"bench", "--shape", "wide", "--task-type", "python"},
+		"unknown task type":    {"bench", "--shape", "wide", "--task-type", "java"},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 type runOptions struct {
 	db, nats, key, triggeredBy string
 	python                     string
+	pythonCold                 bool
 	json, verbose, all         bool
 	concurrency                int
 }
@@ -61,6 +62,7 @@ Exit status: 0 when the run succeeded, 1 when it failed or was cancelled or the 
 	cmd.Flags().StringVar(&o.triggeredBy, "triggered-by", "cli", "who started the run, stored with it")
 	cmd.Flags().IntVar(&o.concurrency, "concurrency", embedded.ConcurrencyDefault, "tasks in flight at once (in-process mode)")
 	cmd.Flags().StringVar(&o.python, "python", "", "interpreter of python tasks in-process (env "+embedded.PythonEnv+", default "+embedded.PythonDefault+")")
+	cmd.Flags().BoolVar(&o.pythonCold, "python-cold", false, "start one interpreter per python task instead of forking each from a warm one")
 	cmd.Flags().BoolVarP(&o.verbose, "verbose", "v", false, "show the services' debug logs")
 	return cmd
 }
@@ -99,7 +101,7 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 	)
 	if natsURL == "" {
 		stk, err := embedded.Start(ctx, embedded.Config{DBURL: dbURL, Concurrency: o.concurrency,
-			Python: o.python}, log)
+			Python: o.python, PythonCold: o.pythonCold}, log)
 		if err != nil {
 			return err
 		}

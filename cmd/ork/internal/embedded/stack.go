@@ -45,6 +45,8 @@ type Config struct {
 	Concurrency int
 	// Python is the interpreter of python tasks; empty means $ORK_PYTHON, else python3.
 	Python string
+	// PythonCold runs each python task in an interpreter of its own instead of a fork of a warm one.
+	PythonCold bool
 	// OnRecorderCommit, when set, is called after every batch the recorder committed and
 	// acknowledged (recorder.Service.OnCommit), from the recorder's goroutine: keep it short.
 	OnRecorderCommit func(RecorderCommit)
@@ -152,6 +154,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	if cfg.Python != "" {
 		ecfg.Python = cfg.Python
 	}
+	ecfg.PythonCold = ecfg.PythonCold || cfg.PythonCold
 	ecfg.Types = cfg.ExecutorTypes
 	ecfg.Concurrency = cfg.Concurrency
 	exe, err := executor.New(s.Bus, ecfg, log.Named("executor"))
