@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -22,7 +23,7 @@ import (
 
 // Fields a workflow and a task may have, in the order the documentation lists them.
 var (
-	workflowFields = []string{"name", "description", "schedule", "types", "tasks"}
+	workflowFields = []string{"name", "description", "schedule", "preload", "types", "tasks"}
 	taskFields     = []string{"executor", "file", "module", "function", "command", "shell", "depends_on", "timeout",
 		"retries", "input_type", "output_type", "inputs"}
 	bindingFields = []string{"const", "ref"}
@@ -355,6 +356,7 @@ func unitOf(field string) string {
 // parsed is the workflow as read from YAML, with the positions later checks report at.
 type parsed struct {
 	name, description, schedule string
+	preload                     []string
 	tasks                       []*ptask
 	byName                      map[string]*ptask
 }
@@ -395,6 +397,8 @@ func (p *parser) parseWorkflow(top *yaml.Node) *parsed {
 			if s, ok := p.str(e.value, "description", "", "description"); ok {
 				w.description = s
 			}
+		case "preload":
+			w.preload = p.parsePreload(e.value)
 		case "schedule":
 			if s, ok := p.str(e.value, "schedule", "", "schedule"); ok {
 				if _, err := ParseSchedule(s); err != nil {
@@ -580,6 +584,36 @@ func (p *parser) parseTask(e entry, path string) *ptask {
 		t.Function = "main"
 	}
 	return t
+}
+
+// parsePreload reads the workflow's preload: a list of Python modules the warm interpreter imports
+// once for its python tasks.
+func (p *parser) parsePreload(v *yaml.Node) []string {
+	n := p.resolve(v)
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, "preload", "preload must be a list of Python module names, not %s", describeNode(n))
+		return nil
+	}
+	var out []string
+	for _, item := range n.Content {
+		item = p.resolve(item)
+		if item == nil {
+			return out
+		}
+		if item.Kind != yaml.ScalarNode || item.ShortTag() != "!!str" {
+			p.errorf(item, "preload", "preload entries must be Python module names, not %s", describeNode(item))
+			continue
+		}
+		if msg := preloadProblem(item.Value); msg != "" {
+			p.errorf(item, "preload", "preload %q %s", truncate(item.Value), msg)
+			continue
+		}
+		out = append(out, item.Value)
+	}
+	return out
 }
 
 func (p *parser) parseCommand(v *yaml.Node, path, who string) []string {
@@ -907,7 +941,11 @@ func compile(w *parsed, dir string) (*Plan, error) {
 	}
 	plan := &Plan{Name: w.name, Description: w.description, Schedule: w.schedule}
 	for _, i := range topoOrder(deps) {
-		plan.Tasks = append(plan.Tasks, w.tasks[i].Task)
+		t := w.tasks[i].Task
+		if t.Executor == ExecutorPython && len(w.preload) > 0 {
+			t.Preload = slices.Clone(w.preload)
+		}
+		plan.Tasks = append(plan.Tasks, t)
 	}
 	raw, err := json.Marshal(plan)
 	if err != nil {

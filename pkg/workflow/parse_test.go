@@ -311,3 +311,30 @@ func TestErrorListFormat(t *testing.T) {
 		t.Fatalf("errors.As did not reach the first error: %v", e)
 	}
 }
+
+// A workflow's preload reaches its python tasks, and only them.
+func TestPreloadCompiledIntoPythonTasks(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "t.py"), []byte("def main():\n    return 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := "name: pre\npreload: [json, xml.dom]\ntasks:\n  py:\n    executor: python\n    file: t.py\n  other:\n    executor: noop\n"
+	plan, err := Parse("pre.yaml", []byte(src), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plan.Task("py").Preload; len(got) != 2 || got[0] != "json" || got[1] != "xml.dom" {
+		t.Errorf("python task preload %v", got)
+	}
+	if got := plan.Task("other").Preload; got != nil {
+		t.Errorf("noop task preload %v, want none", got)
+	}
+	if err := plan.Validate(); err != nil {
+		t.Errorf("the compiled plan does not validate: %v", err)
+	}
+	plan.Task("other").Preload = []string{"json"}
+	if err := plan.Validate(); err == nil || !strings.Contains(err.Error(), "preload is for python tasks") {
+		t.Errorf("preload on a noop task: %v", err)
+	}
+}

@@ -55,6 +55,9 @@ type Task struct {
 	InputType      *Type              `json:"input_type,omitempty"`
 	OutputType     *Type              `json:"output_type,omitempty"`
 	Inputs         map[string]Binding `json:"inputs,omitempty"`
+	// Preload are the modules the executor's warm interpreter imports once, before it forks this
+	// python task (the workflow's preload), so heavy imports are not paid per task.
+	Preload []string `json:"preload,omitempty"`
 }
 
 // Binding is the value of one input: either a constant or a reference to an upstream output.

@@ -209,3 +209,11 @@ func (h *intHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return x
 }
+
+// preloadProblem says what is wrong with a module name to preload, or returns "".
+func preloadProblem(s string) string {
+	if !moduleRE.MatchString(s) || len(s) > 256 {
+		return "is not a dotted Python module name"
+	}
+	return ""
+}

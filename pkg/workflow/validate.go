@@ -77,6 +77,14 @@ func (p *Plan) Validate() error {
 		if t.File != "" && (!filepath.IsLocal(t.File) || filepath.Clean(t.File) != t.File) {
 			add(path+".file", "task %q: file %q must be a clean path inside the workflow directory", t.Name, t.File)
 		}
+		for _, m := range t.Preload {
+			if msg := preloadProblem(m); msg != "" {
+				add(path+".preload", "task %q: preload %q %s", t.Name, m, msg)
+			}
+		}
+		if len(t.Preload) > 0 && t.Executor != ExecutorPython {
+			add(path+".preload", "task %q: preload is for python tasks, not %s", t.Name, t.Executor)
+		}
 		if t.TimeoutSeconds < 0 {
 			add(path+".timeout", "task %q: timeout must not be negative", t.Name)
 		}

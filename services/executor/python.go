@@ -94,7 +94,7 @@ func (s *Service) runPython(ctx context.Context, d *event.Dispatch) outcome {
 		spec.stdin = inputs
 	}
 	if !s.cfg.PythonCold {
-		if z := s.zygote(python); z != nil {
+		if z := s.zygote(python, t.Preload); z != nil {
 			// Warm: a fork of the zygote; the inputs always come on stdin, so the request stays
 			// small whatever their size.
 			spec.zygote, spec.stdin = z, inputs

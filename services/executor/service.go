@@ -153,7 +153,7 @@ func (s *Service) Run(ctx context.Context) error {
 		hardStop()
 		<-done
 	}
-	s.closeZygote()
+	s.closeZygotes()
 	s.log.Info("executor stopped")
 	return nil
 }

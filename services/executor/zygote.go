@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -278,53 +279,97 @@ func (z *zygote) kill() {
 	}
 }
 
-// zygotes keeps the executor's current zygote: started on the first python task, replaced when it
-// died, when the interpreter changed, or after ZygoteMaxForks forks or ZygoteMaxAge; after a
-// failed start, python tasks run cold for zygoteRetryAfter, with the reason logged.
+// zygotes keeps the executor's warm interpreters, one per interpreter and set of preloaded modules
+// (the executor's --python-preload plus a workflow's preload): started on the first python task
+// that needs it, replaced when it died or after ZygoteMaxForks forks or ZygoteMaxAge; at most
+// maxZygotes live at once (the least recently used is retired). After a failed start, tasks that
+// need it run cold for zygoteRetryAfter, with the reason logged.
 type zygotes struct {
 	mu          sync.Mutex
-	cur         *zygote
-	python      string
-	failedUntil time.Time
+	byKey       map[string]*zygoteEntry
+	failedUntil map[string]time.Time
 }
 
-// get returns a live zygote of python, or nil (the caller runs the task cold).
-func (s *Service) zygote(python string) *zygote {
+type zygoteEntry struct {
+	z        *zygote
+	lastUsed time.Time
+}
+
+// maxZygotes bounds the warm interpreters of one executor.
+const maxZygotes = 4
+
+// zygoteKey names the zygote of an interpreter and a set of preloads.
+func zygoteKey(python string, preload []string) string {
+	return python + "\x00" + strings.Join(preload, ",")
+}
+
+// zygote returns a live zygote of python with preload imported, or nil (the caller runs the task
+// cold).
+func (s *Service) zygote(python string, taskPreload []string) *zygote {
+	preload := slices.Concat(s.cfg.PythonPreload, taskPreload)
+	slices.Sort(preload)
+	preload = slices.Compact(preload)
+	key := zygoteKey(python, preload)
 	zs := &s.zygotes
 	zs.mu.Lock()
 	defer zs.mu.Unlock()
-	if z := zs.cur; z != nil {
-		if z.alive() && zs.python == python && !z.worn(s.cfg.ZygoteMaxForks, s.cfg.ZygoteMaxAge) {
-			return z
+	if zs.byKey == nil {
+		zs.byKey, zs.failedUntil = map[string]*zygoteEntry{}, map[string]time.Time{}
+	}
+	if e := zs.byKey[key]; e != nil {
+		if e.z.alive() && !e.z.worn(s.cfg.ZygoteMaxForks, s.cfg.ZygoteMaxAge) {
+			e.lastUsed = time.Now()
+			return e.z
 		}
-		if z.alive() {
-			z.retire()
+		if e.z.alive() {
+			e.z.retire()
 		} else {
-			s.log.Warn("the python zygote ended; starting another", zap.String("output", z.stderr.String()))
+			s.log.Warn("the python zygote ended; starting another", zap.String("output", e.z.stderr.String()))
 		}
-		zs.cur = nil
+		delete(zs.byKey, key)
 	}
-	if time.Now().Before(zs.failedUntil) {
+	if time.Now().Before(zs.failedUntil[key]) {
 		return nil
 	}
-	z, err := startZygote(python, s.zygoteScript, s.runner, s.cfg.PythonPreload, s.log)
+	if len(zs.byKey) >= maxZygotes {
+		var oldest string
+		for k, e := range zs.byKey {
+			if oldest == "" || e.lastUsed.Before(zs.byKey[oldest].lastUsed) {
+				oldest = k
+			}
+		}
+		zs.byKey[oldest].z.retire()
+		delete(zs.byKey, oldest)
+	}
+	z, err := startZygote(python, s.zygoteScript, s.runner, preload, s.log)
 	if err != nil {
-		zs.failedUntil = time.Now().Add(zygoteRetryAfter)
+		zs.failedUntil[key] = time.Now().Add(zygoteRetryAfter)
 		s.log.Warn("the python zygote did not start; python tasks run with one interpreter each",
-			zap.String("python", python), zap.Error(err), zap.Duration("retry_after", zygoteRetryAfter))
+			zap.String("python", python), zap.Strings("preload", preload), zap.Error(err), zap.Duration("retry_after", zygoteRetryAfter))
 		return nil
 	}
-	zs.cur, zs.python = z, python
+	zs.byKey[key] = &zygoteEntry{z: z, lastUsed: time.Now()}
 	return z
 }
 
-// closeZygote retires the current zygote (Run's end).
-func (s *Service) closeZygote() {
+// liveZygotes returns the zygotes in use (tests).
+func (s *Service) liveZygotes() []*zygote {
 	s.zygotes.mu.Lock()
 	defer s.zygotes.mu.Unlock()
-	if z := s.zygotes.cur; z != nil {
-		z.retire()
-		s.zygotes.cur = nil
+	var out []*zygote
+	for _, e := range s.zygotes.byKey {
+		out = append(out, e.z)
+	}
+	return out
+}
+
+// closeZygotes retires every zygote (Run's end).
+func (s *Service) closeZygotes() {
+	s.zygotes.mu.Lock()
+	defer s.zygotes.mu.Unlock()
+	for k, e := range s.zygotes.byKey {
+		e.z.retire()
+		delete(s.zygotes.byKey, k)
 	}
 }
 

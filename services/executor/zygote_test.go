@@ -74,8 +74,12 @@ func TestZygoteIsolatesTasks(t *testing.T) {
 		jsonEqual(t, e.Output, `{"counter": 1, "seen": false}`)
 	}
 	// They were forks of one zygote, not cold interpreters.
-	z := s.zygotes.cur
-	if z == nil || z.forks != 3 {
+	zs := s.liveZygotes()
+	if len(zs) != 1 || zs[0].forks != 3 {
+		t.Fatalf("zygotes %v, want one that forked the 3 tasks", zs)
+	}
+	z := zs[0]
+	if z == nil {
 		t.Fatalf("zygote %+v, want one that forked the 3 tasks", z)
 	}
 	e := runPy(t, h, "parent", "parent", "")
@@ -123,7 +127,7 @@ func TestZygoteRestartedWhenItDies(t *testing.T) {
 	writeFile(t, filepath.Join(h.dir, "ztasks.py"), zygoteTasks, 0o644)
 	first := runPy(t, h, "p1", "parent", "")
 	wantSuccess(t, first)
-	old := s.zygotes.cur
+	old := s.liveZygotes()[0]
 	_ = syscall.Kill(old.cmd.Process.Pid, syscall.SIGKILL)
 	if !poll.Within(waitDeadline, func() bool { return !old.alive() }) {
 		t.Fatal("the killed zygote still looks alive")
@@ -154,20 +158,32 @@ func TestZygoteReplacedAfterMaxForks(t *testing.T) {
 	}
 }
 
-// Preloaded modules are imported once, in the zygote, before any task.
+// Preloaded modules (the executor's, or a workflow's) are imported once, in the zygote, before
+// any task; a workflow's preload gets a zygote of its own.
 func TestZygotePreloads(t *testing.T) {
 	t.Parallel()
-	for _, preload := range []bool{false, true} {
+	for _, where := range []string{"none", "executor", "workflow"} {
 		h := setup(t)
 		cfg := zygoteConfig(t)
-		if preload {
+		if where == "executor" {
 			cfg.PythonPreload = []string{"decimal"}
 		}
-		h.start(t, cfg)
+		s, _ := h.start(t, cfg)
 		writeFile(t, filepath.Join(h.dir, "ztasks.py"), zygoteTasks, 0o644)
-		e := runPy(t, h, "pre", "preloaded", "")
+		tk := pythonTask("pre", "ztasks.py", "preloaded")
+		if where == "workflow" {
+			tk.Preload = []string{"decimal"}
+		}
+		e := h.result(t, h.dispatch(t, event.Dispatch{Task: tk}))
 		wantSuccess(t, e)
-		jsonEqual(t, e.Output, strconv.FormatBool(preload))
+		jsonEqual(t, e.Output, strconv.FormatBool(where != "none"))
+		if where == "workflow" {
+			// A task without the preload runs on another zygote, which has not imported it.
+			jsonEqual(t, runPy(t, h, "plain", "preloaded", "").Output, "false")
+			if n := len(s.liveZygotes()); n != 2 {
+				t.Errorf("%d zygotes, want one per preload set", n)
+			}
+		}
 	}
 }
 
@@ -203,7 +219,7 @@ func TestPythonColdFlag(t *testing.T) {
 	s, _ := h.start(t, cfg)
 	writeFile(t, filepath.Join(h.dir, "ztasks.py"), zygoteTasks, 0o644)
 	wantSuccess(t, runPy(t, h, "cold", "leak", ""))
-	if s.zygotes.cur != nil {
+	if len(s.liveZygotes()) != 0 {
 		t.Fatal("a zygote was started with PythonCold")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -228,5 +229,68 @@ func TestReadmeWorkflowsRun(t *testing.T) {
 		if r.code != 0 {
 			t.Errorf("README workflow %d does not run (exit %d):\n%s\n%s%s", i, r.code, body, r.stdout, r.stderr)
 		}
+	}
+}
+
+// timeRE matches an RFC 3339 UTC time.
+var timeRE = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z`)
+
+// Every example with python tasks gives the same statuses, attempts and outputs warm (forked from
+// the zygote, the default) and cold (--python-cold).
+func TestPythonExamplesSameWarmAndCold(t *testing.T) {
+	t.Parallel()
+	type taskResult struct {
+		Status   string          `json:"status"`
+		Attempts int             `json:"attempts"`
+		Output   json.RawMessage `json:"output"`
+		Error    *string         `json:"error"`
+	}
+	type result struct {
+		RunID  string                `json:"run_id"`
+		Status string                `json:"status"`
+		Tasks  map[string]taskResult `json:"tasks"`
+	}
+	files, err := filepath.Glob(filepath.Join("..", "..", "..", "..", "examples", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), "executor: python") {
+			continue
+		}
+		checked++
+		name := filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var got [2]result
+			for i, flags := range [][]string{nil, {"--python-cold"}} {
+				dir := copyExamples(t)
+				r := ork(t, dir, append([]string{"run", "examples/" + name, "--json"}, flags...)...)
+				if err := json.Unmarshal([]byte(r.stdout), &got[i]); err != nil {
+					t.Fatalf("%v: %v\n%s\n%s", flags, err, r.stdout, r.stderr)
+				}
+			}
+			warm, cold := got[0], got[1]
+			if warm.Status != cold.Status || len(warm.Tasks) != len(cold.Tasks) {
+				t.Fatalf("warm %+v, cold %+v", warm, cold)
+			}
+			for task, w := range warm.Tasks {
+				c := cold.Tasks[task]
+				// An output may name its run (a file per run) or the time: compare it without them.
+				wOut := timeRE.ReplaceAllString(strings.ReplaceAll(string(w.Output), warm.RunID, "RUN"), "TIME")
+				cOut := timeRE.ReplaceAllString(strings.ReplaceAll(string(c.Output), cold.RunID, "RUN"), "TIME")
+				if w.Status != c.Status || w.Attempts != c.Attempts || wOut != cOut {
+					t.Errorf("task %s: warm %s/%d/%s, cold %s/%d/%s", task, w.Status, w.Attempts, w.Output, c.Status, c.Attempts, c.Output)
+				}
+			}
+		})
+	}
+	if checked < 3 {
+		t.Fatalf("only %d examples have python tasks", checked)
 	}
 }
