@@ -16,6 +16,7 @@ its children have ended; so does the end of the socket.
 
 import importlib.util
 import json
+import traceback
 import os
 import select
 import signal
@@ -34,13 +35,22 @@ def load_runner(path):
     return module
 
 
-def die_with_parent():
+def load_prctl():
+    """libc's prctl, loaded once in the zygote (importing ctypes costs milliseconds), or None."""
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        return ctypes.CDLL(None, use_errno=True).prctl
     except Exception:  # noqa: BLE001 - without prctl the executor still kills the group
-        pass
+        return None
+
+
+PRCTL = load_prctl()
+
+
+def die_with_parent():
+    if PRCTL is not None:
+        PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def child(runner, sock, req, fds, parent):
@@ -69,8 +79,6 @@ def child(runner, sock, req, fds, parent):
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: B902 - the child must never return into the zygote's loop
         try:
-            import traceback
-
             traceback.print_exc()
         finally:
             code = 1
