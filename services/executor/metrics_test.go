@@ -11,6 +11,7 @@ import (
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/metrics"
 	"github.com/ork-go/ork/pkg/metrics/metricstest"
+	"github.com/ork-go/ork/pkg/poll"
 	"github.com/ork-go/ork/pkg/workflow"
 )
 
@@ -46,14 +47,17 @@ func TestMetricsAreServed(t *testing.T) {
 	tk, in := sleepTask("long", "30")
 	long := h.dispatch(t, event.Dispatch{Task: tk, Inputs: in})
 	h.events.wait(t, "task.started of long", func(evs []event.Event) bool { return len(started(evs, long)) > 0 })
-	body := metricstest.Scrape(t, srv.Addr().String())
-	metricstest.Want(t, body, `ork_executor_tasks_running{type="sleep"}`, metricstest.Equal(1), "1 while it runs")
+	// The gauge moves just after task.started is published: wait for it.
+	poll.UntilWithin(t, waitDeadline, "ork_executor_tasks_running{type=\"sleep\"} = 1 while it runs", func() bool {
+		v, ok := metricstest.Value(metricstest.Scrape(t, srv.Addr().String()), `ork_executor_tasks_running{type="sleep"}`)
+		return ok && v == 1
+	})
 	stop()
 	h.events.wait(t, "the lost attempt", func(evs []event.Event) bool {
 		return slices.ContainsFunc(evs, func(e event.Event) bool { return isTerminal(e, long) && e.Reason == event.ReasonLost })
 	})
 
-	body = metricstest.Scrape(t, srv.Addr().String())
+	body := metricstest.Scrape(t, srv.Addr().String())
 	for series, want := range map[string]float64{
 		`ork_executor_tasks_started_total{type="noop"}`:                                   2,
 		`ork_executor_tasks_started_total{type="process"}`:                                1,
