@@ -51,11 +51,7 @@ func (c *Client) control(ctx context.Context, typ string, p ControlParams) (even
 	if p.RunID == "" {
 		return event.Event{}, fmt.Errorf("%s: a run id is required", typ)
 	}
-	within := p.KnownWithin
-	if within == 0 {
-		within = KnownWithinDefault
-	}
-	known, err := c.Known(ctx, p.RunID, within)
+	known, err := c.Known(ctx, p.RunID, orDefault(p.KnownWithin, KnownWithinDefault))
 	if err != nil {
 		return event.Event{}, err
 	}

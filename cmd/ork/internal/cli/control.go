@@ -22,10 +22,11 @@ const controlTimeoutDefault = time.Minute
 // controlSpec describes one control command.
 type controlSpec struct {
 	use, short, long, example string
-	request                   string // the event type published
-	answer                    string // the event type answering it; run.finished for cancel
-	done                      string // what the answer means, "cancelled"
-	waitDefault               bool
+	request                   string // the event type published, for messages
+	// send is the client's step that publishes the request (client.Client.Cancel, Pause, Resume).
+	send        func(*client.Client, context.Context, client.ControlParams) (event.Event, error)
+	done        string // what the answer means, "cancelled"
+	waitDefault bool
 }
 
 type controlOptions struct {
@@ -45,7 +46,7 @@ are ignored. A run that has already finished is left as it is.
 By default the command waits until the run has ended; --wait=false only sends the request.`,
 		example:     "  ork cancel 0193a4c2-7f1e-7c3a-9d2b-5e8f00c1a2b3 --nats nats://127.0.0.1:4222",
 		request:     event.TypeRunCancelRequested,
-		answer:      event.TypeRunFinished,
+		send:        (*client.Client).Cancel,
 		done:        "cancelled",
 		waitDefault: true,
 	})
@@ -61,7 +62,7 @@ starts until the run is resumed (ork resume). A paused run can still be cancelle
 With --wait the command waits for the scheduler's confirmation.`,
 		example: "  ork pause 0193a4c2-7f1e-7c3a-9d2b-5e8f00c1a2b3 --nats nats://127.0.0.1:4222 --wait",
 		request: event.TypeRunPauseRequested,
-		answer:  event.TypeRunPaused,
+		send:    (*client.Client).Pause,
 		done:    "paused",
 	})
 }
@@ -75,7 +76,7 @@ func newResumeCmd() *cobra.Command {
 With --wait the command waits for the scheduler's confirmation.`,
 		example: "  ork resume 0193a4c2-7f1e-7c3a-9d2b-5e8f00c1a2b3 --nats nats://127.0.0.1:4222 --wait",
 		request: event.TypeRunResumeRequested,
-		answer:  event.TypeRunResumed,
+		send:    (*client.Client).Resume,
 		done:    "resumed",
 	})
 }
@@ -127,16 +128,7 @@ func runControl(ctx context.Context, stdout io.Writer, spec controlSpec, runID s
 	defer b.Close()
 
 	cl := client.New(b)
-	params := client.ControlParams{RunID: runID, Reason: o.reason, TriggeredBy: "cli"}
-	var req event.Event
-	switch spec.request {
-	case event.TypeRunCancelRequested:
-		req, err = cl.Cancel(ctx, params)
-	case event.TypeRunPauseRequested:
-		req, err = cl.Pause(ctx, params)
-	default:
-		req, err = cl.Resume(ctx, params)
-	}
+	req, err := spec.send(cl, ctx, client.ControlParams{RunID: runID, Reason: o.reason, TriggeredBy: "cli"})
 	if errors.Is(err, client.ErrUnknownRun) {
 		return fmt.Errorf("no run %s on the cluster at %s (its scheduler keeps runs for a week after their last change)", runID, natsURL)
 	}
