@@ -16,24 +16,42 @@ type Config struct {
 	Format string // json or console; default json
 }
 
-// New builds a logger writing to stderr.
-func New(cfg Config) (*zap.Logger, error) {
+// level returns the configured level, or an error naming a bad one.
+func (cfg Config) level() (zapcore.Level, error) {
 	level := zapcore.InfoLevel
 	if cfg.Level != "" {
 		if err := level.UnmarshalText([]byte(cfg.Level)); err != nil {
-			return nil, fmt.Errorf("log level %q: %w", cfg.Level, err)
+			return level, fmt.Errorf("log level %q: %w", cfg.Level, err)
 		}
 	}
+	return level, nil
+}
+
+// Validate names a bad level or format, without building a logger.
+func (cfg Config) Validate() error {
+	if _, err := cfg.level(); err != nil {
+		return err
+	}
+	switch cfg.Format {
+	case "", "json", "console":
+		return nil
+	}
+	return fmt.Errorf("log format %q: want json or console", cfg.Format)
+}
+
+// New builds a logger writing to stderr.
+func New(cfg Config) (*zap.Logger, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	level, _ := cfg.level()
 	encCfg := zap.NewProductionEncoderConfig()
 	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
 	var enc zapcore.Encoder
-	switch cfg.Format {
-	case "", "json":
-		enc = zapcore.NewJSONEncoder(encCfg)
-	case "console":
+	if cfg.Format == "console" {
 		enc = zapcore.NewConsoleEncoder(encCfg)
-	default:
-		return nil, fmt.Errorf("log format %q: want json or console", cfg.Format)
+	} else {
+		enc = zapcore.NewJSONEncoder(encCfg)
 	}
 	return zap.New(zapcore.NewCore(enc, zapcore.Lock(os.Stderr), level)), nil
 }

@@ -82,7 +82,7 @@ func (c Command) Parse(args []string, getenv func(string) string, out io.Writer)
 	if err := o.Bus.WithDefaults().Validate(); err != nil {
 		return o, err
 	}
-	if _, err := logging.New(o.Log); err != nil {
+	if err := o.Log.Validate(); err != nil {
 		return o, err
 	}
 	if c.Check != nil {
