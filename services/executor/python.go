@@ -85,21 +85,18 @@ func (s *Service) runPython(ctx context.Context, d *event.Dispatch) outcome {
 	}
 	inputs := inputJSON(d)
 	python := s.pythonPath()
-	spec := childSpec{
-		argv:   []string{python, "-u", s.runner, kind, target, function},
-		env:    taskEnv(d, inputs, len(inputs) <= inputEnvMax),
-		result: true,
-	}
-	if len(inputs) > inputEnvMax {
-		spec.stdin = inputs
-	}
-	if !s.cfg.PythonCold {
-		if z := s.zygote(python, t.Preload); z != nil {
-			// Warm: a fork of the zygote; the inputs always come on stdin, so the request stays
-			// small whatever their size.
-			spec.zygote, spec.stdin = z, inputs
-			spec.zygoteRequest = zygoteRequest{Kind: kind, Target: target, Function: function, Dir: d.Dir,
-				Env: envMap(taskEnv(d, inputs, false))}
+	spec := childSpec{result: true}
+	if z := s.warmZygote(python, t.Preload); z != nil {
+		// Warm: a fork of the zygote; the inputs always come on stdin, so the request stays small
+		// whatever their size.
+		spec.zygote, spec.stdin = z, inputs
+		spec.zygoteRequest = zygoteRequest{Kind: kind, Target: target, Function: function, Dir: d.Dir,
+			Env: envMap(taskEnv(d, inputs, false))}
+	} else {
+		spec.argv = []string{python, "-u", s.runner, kind, target, function}
+		spec.env = taskEnv(d, inputs, len(inputs) <= inputEnvMax)
+		if len(inputs) > inputEnvMax {
+			spec.stdin = inputs
 		}
 	}
 	r := s.runChild(ctx, d, spec)

@@ -207,16 +207,6 @@ type zygoteRequest struct {
 // spawn forks one task with stdin, stdout, stderr and result as its descriptors 0 to 3.
 func (z *zygote) spawn(req zygoteRequest, files [4]*os.File) (proc, error) {
 	c := &zygoteChild{pid: make(chan zygoteReply, 2), exit: make(chan procExit, 1)}
-	z.mu.Lock()
-	z.nextID++
-	req.ID = z.nextID
-	z.forks++
-	z.waits[req.ID] = c
-	z.mu.Unlock()
-	data, err := json.Marshal(req)
-	if err != nil {
-		return proc{}, err
-	}
 	var fds [4]int
 	for i, f := range files {
 		rc, err := f.SyscallConn()
@@ -227,8 +217,17 @@ func (z *zygote) spawn(req zygoteRequest, files [4]*os.File) (proc, error) {
 			return proc{}, err
 		}
 	}
-	// files stay open until spawn returns (the caller closes them), so their numbers stay theirs.
-	err = z.send(data, syscall.UnixRights(fds[:]...))
+	z.mu.Lock()
+	z.nextID++
+	req.ID = z.nextID
+	z.forks++
+	z.waits[req.ID] = c
+	z.mu.Unlock()
+	data, err := json.Marshal(req)
+	if err == nil {
+		// files stay open until spawn returns (the caller closes them), so their numbers stay theirs.
+		err = z.send(data, syscall.UnixRights(fds[:]...))
+	}
 	if err != nil {
 		z.mu.Lock()
 		delete(z.waits, req.ID)
@@ -303,9 +302,12 @@ func zygoteKey(python string, preload []string) string {
 	return python + "\x00" + strings.Join(preload, ",")
 }
 
-// zygote returns a live zygote of python with preload imported, or nil (the caller runs the task
-// cold).
-func (s *Service) zygote(python string, taskPreload []string) *zygote {
+// warmZygote returns a live zygote of python with preload imported, or nil when the task runs
+// cold (PythonCold, or the zygote could not start).
+func (s *Service) warmZygote(python string, taskPreload []string) *zygote {
+	if s.cfg.PythonCold {
+		return nil
+	}
 	preload := slices.Concat(s.cfg.PythonPreload, taskPreload)
 	slices.Sort(preload)
 	preload = slices.Compact(preload)
@@ -350,17 +352,6 @@ func (s *Service) zygote(python string, taskPreload []string) *zygote {
 	}
 	zs.byKey[key] = &zygoteEntry{z: z, lastUsed: time.Now()}
 	return z
-}
-
-// liveZygotes returns the zygotes in use (tests).
-func (s *Service) liveZygotes() []*zygote {
-	s.zygotes.mu.Lock()
-	defer s.zygotes.mu.Unlock()
-	var out []*zygote
-	for _, e := range s.zygotes.byKey {
-		out = append(out, e.z)
-	}
-	return out
 }
 
 // closeZygotes retires every zygote (Run's end).

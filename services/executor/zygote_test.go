@@ -223,3 +223,14 @@ func TestPythonColdFlag(t *testing.T) {
 		t.Fatal("a zygote was started with PythonCold")
 	}
 }
+
+// liveZygotes returns the zygotes in use .
+func (s *Service) liveZygotes() []*zygote {
+	s.zygotes.mu.Lock()
+	defer s.zygotes.mu.Unlock()
+	var out []*zygote
+	for _, e := range s.zygotes.byKey {
+		out = append(out, e.z)
+	}
+	return out
+}
