@@ -38,8 +38,7 @@ type cancelledSet struct {
 
 func (c *cancelledSet) add(k attemptKey) {
 	if c.keys == nil {
-		c.keys = make(map[attemptKey]struct{}, cancelledMemory)
-		c.order = make([]attemptKey, 0, cancelledMemory)
+		c.keys = make(map[attemptKey]struct{})
 	}
 	if _, ok := c.keys[k]; ok {
 		return

@@ -25,6 +25,9 @@ type Store struct {
 	st   stmts   // prepared on w
 }
 
+// ReaderIdleTime is how long an unused reader connection stays open.
+const ReaderIdleTime = 30 * time.Second
+
 // Open opens the SQLite database at path. It never creates nor migrates one: schema.Up (`ork
 // migrate up`) does, so a command that only reads can never change a schema.
 func Open(ctx context.Context, path string) (*Store, error) {
@@ -49,6 +52,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(ReadersDefault)
 	r.SetMaxIdleConns(ReadersDefault)
+	// A reader idle for a while is closed: each keeps its own page cache (up to 2 MB), which an
+	// idle process should not hold on to. The writer stays open (it owns the prepared statements).
+	r.SetConnMaxIdleTime(ReaderIdleTime)
 	s := &Store{path: path, w: w, r: r}
 	if err := s.st.prepare(ctx, w); err != nil {
 		return nil, errors.Join(fmt.Errorf("opening sqlite store %s: %w (is it migrated? ork migrate up --db sqlite://%s)", path, err, path), s.Close())

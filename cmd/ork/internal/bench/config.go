@@ -188,6 +188,9 @@ type Config struct {
 	// Idle is how long the idle CPU and memory are sampled, before the scenarios (fresh services)
 	// and again after them; 0 skips both samples.
 	Idle time.Duration `json:"idle"`
+	// HeapProfile, when set, is where a heap profile of this process is written at the end of the
+	// idle sample after the load (embedded mode: what the idle services still hold).
+	HeapProfile string `json:"-"`
 	// ScenarioTimeout bounds each scenario.
 	ScenarioTimeout time.Duration `json:"-"`
 	// Scenarios run in order.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -382,6 +383,9 @@ func (e *env) sampleIdle(ctx context.Context, rep *Report, when string, progress
 	}
 	idle.When = when
 	rep.Idle = append(rep.Idle, *idle)
+	if when == idleAfter && e.cfg.HeapProfile != "" {
+		return writeHeapProfile(e.cfg.HeapProfile)
+	}
 	return nil
 }
 
@@ -407,6 +411,23 @@ func (e *env) idle(ctx context.Context) (*Idle, error) {
 		return nil, err
 	}
 	return &Idle{Seconds: e.cfg.Idle.Seconds(), Resources: res}, nil
+}
+
+// writeHeapProfile writes the live heap, after a collection, to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("creating heap profile: %w", err)
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("writing heap profile: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing heap profile: %w", err)
+	}
+	return nil
 }
 
 // redact hides the password of a database URL.

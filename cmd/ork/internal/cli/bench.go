@@ -17,11 +17,11 @@ import (
 
 // benchOptions are the flags of ork bench.
 type benchOptions struct {
-	configName, shape, taskType, mode, nats, db, out, cpuProfile, devstackDir, recorderMetrics string
-	tasks, depth, runs, concurrency                                                            int
-	sleepSeconds                                                                               float64
-	idle                                                                                       time.Duration
-	json, verbose, memory                                                                      bool
+	configName, shape, taskType, mode, nats, db, out, cpuProfile, heapProfile, devstackDir, recorderMetrics string
+	tasks, depth, runs, concurrency                                                                         int
+	sleepSeconds                                                                                            float64
+	idle                                                                                                    time.Duration
+	json, verbose, memory                                                                                   bool
 }
 
 // Sizes of a custom scenario whose size flags are not given.
@@ -79,6 +79,7 @@ reads their CPU and memory through the pid files in --devstack-dir. See docs/ben
 	f.BoolVar(&o.json, "json", false, "print the report as JSON instead of a table")
 	f.StringVar(&o.out, "out", "", "also write the JSON report to this file")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (pprof) to this file")
+	f.StringVar(&o.heapProfile, "heapprofile", "", "write a heap profile of this process (pprof) to this file at the end of the idle sample after the load")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "show the services' debug logs")
 	return cmd
 }
@@ -131,6 +132,7 @@ func (o *benchOptions) config(cmd *cobra.Command, args []string) (bench.Config, 
 	cfg.NATSURL = resolve(o.nats, envNATSURL, "")
 	cfg.DBURL = o.db
 	cfg.Memory = o.memory
+	cfg.HeapProfile = o.heapProfile
 	cfg.Mode = o.mode
 	if cfg.Mode == "" && cfg.NATSURL != "" {
 		cfg.Mode = bench.ModeCluster

@@ -50,6 +50,9 @@ type Config struct {
 	// OnRecorderCommit, when set, is called after every batch the recorder committed and
 	// acknowledged (recorder.Service.OnCommit), from the recorder's goroutine: keep it short.
 	OnRecorderCommit func(RecorderCommit)
+	// IdleRelease is how long the stack must be quiet before it returns freed memory to the
+	// system (0: IdleReleaseDefault; negative: never).
+	IdleRelease time.Duration
 	// Recorder, Scheduler and Executor override service settings (zero values take their defaults).
 	Recorder  recorder.Config
 	Scheduler scheduler.Config
@@ -82,6 +85,9 @@ func (c Config) WithDefaults() Config {
 	if c.Concurrency == 0 {
 		c.Concurrency = ConcurrencyDefault
 	}
+	if c.IdleRelease == 0 {
+		c.IdleRelease = IdleReleaseDefault
+	}
 	return c
 }
 
@@ -94,7 +100,8 @@ type Stack struct {
 	log      *zap.Logger
 	lock     *flock.Flock
 	tempDir  string
-	services []*service // in start order: recorder, scheduler, executor
+	idle     *idleRelease // nil when Config.IdleRelease is negative
+	services []*service   // in start order: recorder, scheduler, executor
 }
 
 type service struct {
@@ -144,6 +151,15 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		return nil, err
 	}
 	rec.OnCommit = cfg.OnRecorderCommit
+	if cfg.IdleRelease > 0 {
+		s.idle = newIdleRelease(cfg.IdleRelease, bcfg.WithDefaults().DuplicateWindow+cfg.IdleRelease)
+		rec.OnCommit = func(c RecorderCommit) {
+			s.idle.active()
+			if cfg.OnRecorderCommit != nil {
+				cfg.OnRecorderCommit(c)
+			}
+		}
+	}
 	s.start("recorder", rec.Run)
 	sch, err := scheduler.New(s.Bus, cfg.Scheduler, log.Named("scheduler"))
 	if err != nil {
@@ -214,6 +230,9 @@ func (s *Stack) Stop() error {
 		}
 	}
 	s.services = nil
+	if s.idle != nil {
+		s.idle.stop()
+	}
 	if s.Bus != nil {
 		s.Bus.Close()
 		s.Bus = nil
