@@ -322,7 +322,20 @@ func countDead(items []item) int {
 }
 
 func params(items []item) store.ApplyBatchParams {
-	var p store.ApplyBatchParams
+	var events, logs, dead int
+	for _, it := range items {
+		switch {
+		case it.dup:
+		case it.ev != nil:
+			events++
+		case it.logs != nil:
+			logs++
+		case it.dead != nil:
+			dead++
+		}
+	}
+	// Sized once: an event is a large struct, and growing the slice copied each one several times.
+	p := store.ApplyBatchParams{Events: make([]event.Event, 0, events), Logs: make([]event.LogBatch, 0, logs), DeadLetters: make([]store.DeadLetter, 0, dead)}
 	for _, it := range items {
 		switch {
 		case it.dup:

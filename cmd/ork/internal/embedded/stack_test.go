@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/ork-go/ork/cmd/ork/internal/embedded"
@@ -28,17 +29,21 @@ import (
 var examplesDir = filepath.Join("..", "..", "..", "..", "examples")
 
 // start brings up an in-process stack over the given database URL for one test.
-func start(t *testing.T, dbURL string, port int) *embedded.Stack {
+func start(t testing.TB, dbURL string, port int) *embedded.Stack {
 	t.Helper()
 	return startIn(t, t.TempDir(), dbURL, port)
 }
 
 // startIn is start with a chosen data directory (the embedded NATS store lives there).
-func startIn(t *testing.T, dataDir, dbURL string, port int) *embedded.Stack {
+func startIn(t testing.TB, dataDir, dbURL string, port int) *embedded.Stack {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := embedded.Start(ctx, embedded.Config{DataDir: dataDir, DBURL: dbURL, Port: port}, zaptest.NewLogger(t))
+	log := zaptest.NewLogger(t)
+	if _, ok := t.(*testing.B); ok {
+		log = zap.NewNop() // a benchmark prints every log line
+	}
+	s, err := embedded.Start(ctx, embedded.Config{DataDir: dataDir, DBURL: dbURL, Port: port}, log)
 	if err != nil {
 		t.Fatalf("starting the stack: %v", err)
 	}
@@ -52,7 +57,7 @@ func startIn(t *testing.T, dataDir, dbURL string, port int) *embedded.Stack {
 
 // runPlan submits a plan, waits for run.finished and for the recorder's commit, and returns the
 // recorded run.
-func runPlan(t *testing.T, s *embedded.Stack, plan *workflow.Plan, key string) store.Run {
+func runPlan(t testing.TB, s *embedded.Stack, plan *workflow.Plan, key string) store.Run {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
