@@ -104,9 +104,8 @@ func report(b *testing.B, before, after costSample, tasks int) {
 	for group, seq := range after.stored {
 		b.ReportMetric(per(seq-before.stored[group]), "stored-"+group+"/task")
 	}
-	b.ReportMetric(per(int64(after.mallocs-before.mallocs)), "allocs/task")       //nolint:gosec // deltas fit
+	b.ReportMetric(per(int64(after.mallocs-before.mallocs)), "allocs/task")        //nolint:gosec // deltas fit
 	b.ReportMetric(per(int64(after.allocBytes-before.allocBytes)), "B-alloc/task") //nolint:gosec // deltas fit
 	b.ReportMetric(float64(after.cpu-before.cpu)/float64(time.Millisecond)/float64(tasks), "cpu-ms/task")
 	b.ReportMetric(0, "ns/op") // one op is a whole run: the per-task figures above are the result
 }
-
