@@ -230,9 +230,12 @@ var taskRanks = []struct {
 }{
 	{event.TaskPending, 0}, {event.TaskPaused, 0},
 	{event.TaskDispatched, 1},
-	{event.TaskRunning, 2},
+	{event.TaskRunning, TaskRankRunning},
 	{event.TaskLost, 3},
 }
+
+// TaskRankRunning is the rank of a running task: a task row below it has not started its attempt.
+const TaskRankRunning = 2
 
 // TaskRankEnded is the lowest rank of an attempt that has ended: lost or final. Its end fields
 // (error, reason, exit code, duration, finish time) are recorded from this rank on.

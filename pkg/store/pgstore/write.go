@@ -151,8 +151,8 @@ type batchPlan struct {
 	orphans     []event.Event
 	finished    []string
 	submissions []*event.Event
-	tasks       map[taskKey]*taskFold
-	attempts    map[attemptKey]*attemptFold
+	tasks       map[taskKey]*store.TaskFold
+	attempts    map[attemptKey]*store.AttemptFold
 	runEvents   []runChange
 }
 
@@ -162,52 +162,9 @@ type runChange struct {
 	status string
 }
 
-// taskFold is the chain of a task's events in a batch that would each advance the task row when
-// applied in order: only its last element and the start of that element's attempt matter.
-type taskFold struct {
-	final  *event.Event
-	status string
-	start  *event.Event // the last running event of the chain
-}
-
-func (f *taskFold) add(e *event.Event, status string) {
-	if f.final != nil && !store.TaskAdvances(f.final.Attempt, store.TaskRank(f.status, f.final.Reason), e.Attempt, store.TaskRank(status, e.Reason)) {
-		return
-	}
-	f.final, f.status = e, status
-	if status == event.TaskRunning {
-		f.start = e
-	}
-}
-
-// attemptFold folds a batch's events of one attempt: the first event of the highest rank sets the
-// status and terminal fields; timestamps and instance are the first seen of each.
-type attemptFold struct {
-	final        *event.Event
-	status       string
-	dispatchedAt *time.Time
-	startedAt    *time.Time
-	instance     string
-}
-
-func (f *attemptFold) add(e *event.Event, status string) {
-	if f.final == nil || store.TaskRank(status, e.Reason) > store.TaskRank(f.status, f.final.Reason) {
-		f.final, f.status = e, status
-	}
-	switch {
-	case status == event.TaskDispatched && f.dispatchedAt == nil:
-		f.dispatchedAt = &e.Time
-	case status == event.TaskRunning && f.startedAt == nil:
-		f.startedAt = &e.Time
-	}
-	if f.instance == "" {
-		f.instance = e.Instance
-	}
-}
-
 // decide walks the events in order against what the database knew before the batch.
 func decide(evs []event.Event, k known) *batchPlan {
-	bp := &batchPlan{tasks: map[taskKey]*taskFold{}, attempts: map[attemptKey]*attemptFold{}}
+	bp := &batchPlan{tasks: map[taskKey]*store.TaskFold{}, attempts: map[attemptKey]*store.AttemptFold{}}
 	finished := map[string]bool{}
 	for i := range evs {
 		e := &evs[i]
@@ -253,18 +210,18 @@ func decide(evs []event.Event, k known) *batchPlan {
 			}
 			tf := bp.tasks[tk]
 			if tf == nil {
-				tf = &taskFold{}
+				tf = &store.TaskFold{}
 				bp.tasks[tk] = tf
 			}
-			tf.add(e, status)
+			tf.Add(e, status)
 			if e.Attempt >= 1 {
 				ak := attemptKey{e.RunID, e.Task, e.Attempt}
 				af := bp.attempts[ak]
 				if af == nil {
-					af = &attemptFold{}
+					af = &store.AttemptFold{}
 					bp.attempts[ak] = af
 				}
-				af.add(e, status)
+				af.Add(e, status)
 			}
 		}
 	}
@@ -420,7 +377,7 @@ var sqlUpdateTasks = `UPDATE tasks AS t SET
 	attempt = i.attempt,
 	status = i.status,
 	started_at = CASE
-		WHEN i.started_at IS NOT NULL AND (i.attempt > t.attempt OR ` + store.TaskRankSQL("t.status", "t.reason") + ` < 2) THEN i.started_at
+		WHEN i.started_at IS NOT NULL AND (i.attempt > t.attempt OR ` + store.TaskRankSQL("t.status", "t.reason") + ` < ` + strconv.Itoa(store.TaskRankRunning) + `) THEN i.started_at
 		WHEN i.attempt > t.attempt THEN NULL
 		ELSE t.started_at END,
 	finished_at = i.finished_at,
@@ -444,13 +401,11 @@ func (bp *batchPlan) queueTasks(b *pgx.Batch) {
 	started, finished := make([]*time.Time, n), make([]*time.Time, n)
 	for i, k := range keys {
 		f := bp.tasks[k]
-		e := f.final
-		runs[i], names[i], statuses[i] = pgText(k.run), pgText(k.task), f.status
-		attempts[i], ranks[i] = int32(e.Attempt), int32(store.TaskRank(f.status, e.Reason)) //nolint:gosec // small
-		if f.start != nil && f.start.Attempt == e.Attempt {
-			started[i] = &f.start.Time
-		}
-		if event.IsTerminalTask(f.status) {
+		e := f.Final
+		runs[i], names[i], statuses[i] = pgText(k.run), pgText(k.task), f.Status
+		attempts[i], ranks[i] = int32(e.Attempt), int32(store.TaskRank(f.Status, e.Reason)) //nolint:gosec // small
+		started[i] = f.StartedAt()
+		if event.IsTerminalTask(f.Status) {
 			finished[i] = &e.Time
 			outputs[i], errs[i], reasons[i] = pgJSON(e.Output), pgText(e.Error), pgText(e.Reason)
 		}
@@ -498,10 +453,10 @@ func (bp *batchPlan) queueAttempts(b *pgx.Batch) {
 	dispatched, started, finished := make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
 	for i, k := range keys {
 		f := bp.attempts[k]
-		e := f.final
-		runs[i], tasks[i], attempts[i], statuses[i], instances[i] = pgText(k.run), pgText(k.task), int32(k.attempt), f.status, pgText(f.instance) //nolint:gosec // small
-		dispatched[i], started[i] = f.dispatchedAt, f.startedAt
-		if event.IsTerminalTask(f.status) {
+		e := f.Final
+		runs[i], tasks[i], attempts[i], statuses[i], instances[i] = pgText(k.run), pgText(k.task), int32(k.attempt), f.Status, pgText(f.Instance) //nolint:gosec // small
+		dispatched[i], started[i] = f.DispatchedAt, f.StartedAt
+		if event.IsTerminalTask(f.Status) {
 			if e.ExitCode != nil {
 				c := int32(*e.ExitCode) //nolint:gosec // exit codes are small
 				exitCodes[i] = &c
@@ -584,7 +539,7 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-func sortedTaskKeys(m map[taskKey]*taskFold) []taskKey {
+func sortedTaskKeys(m map[taskKey]*store.TaskFold) []taskKey {
 	keys := make([]taskKey, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/ork-go/ork/pkg/event"
@@ -40,12 +41,14 @@ ON CONFLICT DO NOTHING`
 VALUES (?1, ?2, ?3, ?4, ?5, '` + event.TaskPending + `', 0, ?6, ?7)
 ON CONFLICT (run_id, name) DO NOTHING`
 
-	// Moves a task row forward in (attempt, rank) order. SET expressions see the old row, so
-	// "attempt = ?2" tells a new attempt (which clears started_at) from the current one.
+	// Moves a task row forward in (attempt, rank) order, from a store.TaskFold. SET expressions see
+	// the old row, so "?2 > attempt" tells a new attempt (which clears started_at) from the current
+	// one; a start is taken unless the row has started this attempt already.
 	sqlTaskAdvance = `UPDATE tasks SET
   status      = ?3,
   attempt     = ?2,
-  started_at  = CASE WHEN ?4 IS NOT NULL THEN ?4 WHEN attempt = ?2 THEN started_at ELSE NULL END,
+  started_at  = CASE WHEN ?4 IS NOT NULL AND (?2 > attempt OR ` + store.TaskRankSQL("status", "reason") + ` < ` + strconv.Itoa(store.TaskRankRunning) + `) THEN ?4
+                     WHEN ?2 > attempt THEN NULL ELSE started_at END,
   finished_at = ?5,
   output      = ?6,
   error       = ?7,
@@ -140,6 +143,21 @@ type batch struct {
 	txs map[*sql.Stmt]*sql.Stmt
 	res store.ApplyBatchResult
 	fin map[string]bool
+
+	// The batch's task events, folded (store.TaskFold, store.AttemptFold) and written after the
+	// other events: one task update and one attempt upsert each, in the order first seen. A task
+	// event whose task does not exist when it comes (in batch order) is an orphan, as if applied alone.
+	tasks    map[taskKey]*store.TaskFold
+	taskKeys []taskKey
+	attempts map[attemptKey]*store.AttemptFold
+	attKeys  []attemptKey
+}
+
+type taskKey struct{ run, task string }
+
+type attemptKey struct {
+	run, task string
+	attempt   int
 }
 
 // stmt returns a prepared statement bound to the transaction.
@@ -178,7 +196,8 @@ func (s *Store) ApplyBatch(ctx context.Context, p store.ApplyBatchParams) (res s
 	// Statements run under a context without cancellation: modernc.org/sqlite starts a goroutine
 	// per statement to watch a cancellable one, which costs more than the statement. The batch
 	// checks ctx itself between events, and rolls back when it ends.
-	b := &batch{ctx: context.WithoutCancel(ctx), tx: tx, st: &s.st, txs: make(map[*sql.Stmt]*sql.Stmt), fin: map[string]bool{}}
+	b := &batch{ctx: context.WithoutCancel(ctx), tx: tx, st: &s.st, txs: make(map[*sql.Stmt]*sql.Stmt), fin: map[string]bool{},
+		tasks: map[taskKey]*store.TaskFold{}, attempts: map[attemptKey]*store.AttemptFold{}}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, ignoreDone(tx.Rollback()))
@@ -191,6 +210,9 @@ func (s *Store) ApplyBatch(ctx context.Context, p store.ApplyBatchParams) (res s
 		if err := b.event(&p.Events[i]); err != nil {
 			return store.ApplyBatchResult{}, fmt.Errorf("applying event %s (%s): %w", p.Events[i].ID, p.Events[i].Type, interpretError(err))
 		}
+	}
+	if err := b.writeTasks(); err != nil {
+		return store.ApplyBatchResult{}, fmt.Errorf("applying task events: %w", interpretError(err))
 	}
 	for i := range p.Logs {
 		if err := b.logs(&p.Logs[i]); err != nil {
@@ -350,28 +372,17 @@ func (b *batch) request(e *event.Event) error {
 	return nil
 }
 
+// taskEvent folds a task event into the batch's task and attempt folds.
 func (b *batch) taskEvent(e *event.Event, status string) error {
 	if e.RunID == "" || e.Task == "" || e.Attempt < 0 {
 		b.orphan(e)
 		return nil
 	}
-	at := dbTime(e.Time)
-	var started, finished, output any
-	if status == event.TaskRunning {
-		started = at
-	}
-	terminal := event.IsTerminalTask(status)
-	if terminal {
-		finished = at
-		if len(e.Output) > 0 {
-			output = string(e.Output)
-		}
-	}
-	n, err := b.exec(b.st.taskAdvance, e.RunID, e.Attempt, status, started, finished, output, e.Error, e.Reason, e.Task, store.TaskRank(status, e.Reason))
-	if err != nil {
-		return fmt.Errorf("updating task %s: %w", e.Task, err)
-	}
-	if n == 0 {
+	tk := taskKey{e.RunID, e.Task}
+	tf := b.tasks[tk]
+	if tf == nil {
+		// The first event of a task in the batch: the task row exists if its run was submitted before
+		// (in an earlier batch, or earlier in this one: the submission is written already).
 		known, err := b.exists(b.st.taskExists, e.RunID, e.Task)
 		if err != nil {
 			return err
@@ -380,21 +391,63 @@ func (b *batch) taskEvent(e *event.Event, status string) error {
 			b.orphan(e)
 			return nil
 		}
+		tf = &store.TaskFold{}
+		b.tasks[tk] = tf
+		b.taskKeys = append(b.taskKeys, tk)
 	}
-	if e.Attempt < 1 {
-		return nil
+	tf.Add(e, status)
+	if e.Attempt >= 1 {
+		ak := attemptKey{e.RunID, e.Task, e.Attempt}
+		f := b.attempts[ak]
+		if f == nil {
+			f = &store.AttemptFold{}
+			b.attempts[ak] = f
+			b.attKeys = append(b.attKeys, ak)
+		}
+		f.Add(e, status)
 	}
-	var dispatched any
-	if status == event.TaskDispatched {
-		dispatched = at
+	return nil
+}
+
+// writeTasks writes the folded task events: the task rows, then the attempts.
+func (b *batch) writeTasks() error {
+	for _, tk := range b.taskKeys {
+		tf := b.tasks[tk]
+		e, status := tf.Final, tf.Status
+		var started, finished, output any
+		if t := tf.StartedAt(); t != nil {
+			started = dbTime(*t)
+		}
+		if event.IsTerminalTask(status) {
+			finished = dbTime(e.Time)
+			if len(e.Output) > 0 {
+				output = string(e.Output)
+			}
+		}
+		if _, err := b.exec(b.st.taskAdvance, e.RunID, e.Attempt, status, started, finished, output, e.Error, e.Reason, e.Task, store.TaskRank(status, e.Reason)); err != nil {
+			return fmt.Errorf("updating task %s: %w", e.Task, err)
+		}
 	}
-	var exitCode any
-	if e.ExitCode != nil {
-		exitCode = *e.ExitCode
-	}
-	if _, err := b.exec(b.st.attemptUpsert, e.RunID, e.Task, e.Attempt, status, e.Instance, exitCode, e.Error, e.Reason,
-		e.DurationMS, dispatched, started, finished); err != nil {
-		return fmt.Errorf("recording attempt %d of %s: %w", e.Attempt, e.Task, err)
+	for _, ak := range b.attKeys {
+		f := b.attempts[ak]
+		e := f.Final
+		var dispatched, started, finished, exitCode any
+		if f.DispatchedAt != nil {
+			dispatched = dbTime(*f.DispatchedAt)
+		}
+		if f.StartedAt != nil {
+			started = dbTime(*f.StartedAt)
+		}
+		if event.IsTerminalTask(f.Status) {
+			finished = dbTime(e.Time)
+		}
+		if e.ExitCode != nil {
+			exitCode = *e.ExitCode
+		}
+		if _, err := b.exec(b.st.attemptUpsert, ak.run, ak.task, ak.attempt, f.Status, f.Instance, exitCode, e.Error, e.Reason,
+			e.DurationMS, dispatched, started, finished); err != nil {
+			return fmt.Errorf("recording attempt %d of %s: %w", ak.attempt, ak.task, err)
+		}
 	}
 	return nil
 }
