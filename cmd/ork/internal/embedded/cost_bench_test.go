@@ -58,12 +58,18 @@ func sampleCost(b *testing.B, s *embedded.Stack) costSample {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	c.mallocs, c.allocBytes = ms.Mallocs, ms.TotalAlloc
+	c.cpu = processCPU(b)
+	return c
+}
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU(b *testing.B) time.Duration {
+	b.Helper()
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)
 	}
-	c.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	return c
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // streamGroup names a stream in the report: the KV buckets together, the others by name.
@@ -82,6 +88,7 @@ func benchTaskCost(b *testing.B, sc bench.Scenario) {
 	}
 	runPlan(b, s, plan, "") // warm up: streams, consumers, prepared statements
 	before := sampleCost(b, s)
+	start := time.Now()
 	b.ResetTimer()
 	for range b.N {
 		p := *plan
@@ -91,8 +98,10 @@ func benchTaskCost(b *testing.B, sc bench.Scenario) {
 		}
 	}
 	b.StopTimer()
+	elapsed := time.Since(start)
 	after := sampleCost(b, s)
 	report(b, before, after, b.N*len(plan.Tasks))
+	b.ReportMetric(float64(b.N*len(plan.Tasks))/elapsed.Seconds(), "tasks/s")
 }
 
 func report(b *testing.B, before, after costSample, tasks int) {
