@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -40,6 +41,17 @@ func TestMain(m *testing.M) {
 		os.Exit(code)
 	}))
 }
+
+// python3 is the real path of the machine's python3 (its sys.executable), asked once: a python3 on
+// PATH may be a version manager's shim (pyenv's costs 0.4 s per start, seconds under load), and the
+// tasks of these tests start it hundreds of times.
+var python3 = sync.OnceValue(func() string {
+	out, err := exec.Command("python3", "-c", "import sys; sys.stdout.write(sys.executable or '')").Output()
+	if err != nil || len(out) == 0 {
+		return "python3"
+	}
+	return string(out)
+})
 
 // build builds the binaries once for the package.
 var build processes.BuildOnce
@@ -257,7 +269,7 @@ func (e *env) workflow(name string, tasks []taskSpec) *workflow.Plan {
 	for _, ts := range tasks {
 		cmd := ts.command
 		if cmd == nil {
-			cmd = append([]string{"python3", e.body, e.ledger, strconv.FormatFloat(ts.seconds, 'f', -1, 64), strconv.Itoa(ts.lines)}, ts.argv...)
+			cmd = append([]string{python3(), e.body, e.ledger, strconv.FormatFloat(ts.seconds, 'f', -1, 64), strconv.Itoa(ts.lines)}, ts.argv...)
 		}
 		if ts.command == nil {
 			// Its numbered lines and the ORK_OUTPUT line.

@@ -208,7 +208,7 @@ func measure(t *testing.T, args ...string) measured {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "python3", append([]string{"-c", measurePy}, args...)...).Output()
+	out, err := exec.CommandContext(ctx, python3(), append([]string{"-c", measurePy}, args...)...).Output()
 	if err != nil {
 		t.Fatalf("measuring %v: %v", args, err)
 	}
@@ -228,7 +228,7 @@ func TestOutputBounds(t *testing.T) {
 	literal := []string{"; rm -rf / #", "$(id)", "`id`", "--flag", "a b", "*"}
 	plan := e.workflow("output-bounds", []taskSpec{
 		{name: "flood", command: []string{"sh", "-c", "yes 0123456789012345678901234567890123456789 | head -c 1000000000"}},
-		{name: "longlines", command: []string{"python3", "-c", "import sys\nfor i in range(5):\n    sys.stdout.write('x' * 10000000 + '\\n')\n    sys.stdout.flush()\n"}},
+		{name: "longlines", command: []string{python3(), "-c", "import sys\nfor i in range(5):\n    sys.stdout.write('x' * 10000000 + '\\n')\n    sys.stdout.flush()\n"}},
 		{name: "argv", argv: literal},
 	})
 	runID := e.submit(plan)
