@@ -21,6 +21,8 @@ import (
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/store"
+	"github.com/ork-go/ork/pkg/store/storeopen"
 )
 
 // TestStreamLimits: with ORK_TASKS limited to one message the scheduler's dispatches are refused
@@ -246,6 +248,20 @@ func TestPostgresOutage(t *testing.T) {
 	e := setup(t, options{executors: 2, concurrency: 2, dbURL: dbURL})
 	runID := e.submit(e.wide("pg-outage", 16, 0.2, 3))
 	e.waitExecutions(3)
+	// The outage must come while the recorder runs: one that cannot reach its database at start exits
+	// (its supervisor restarts it), which is not what this test is about. Under load the executors
+	// can start tasks before the recorder has opened the store, so wait for it to record the run.
+	st, err := storeopen.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitUntil("the recorder to record the submission", func() bool {
+		_, err := st.RunGet(ctx, store.RunGetParams{ID: runID})
+		return err == nil
+	})
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
 	pg.stop(t)
 	t.Logf("postgres stopped after %d executions", len(e.executions()))
 	cpu0, err := e.s.Recorder.CPUTime()
