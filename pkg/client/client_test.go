@@ -290,6 +290,24 @@ func TestWait(t *testing.T) {
 	}
 }
 
+// A waiter without OnEvent is sent only run.finished, and still gets it when the run ended before
+// it started waiting.
+func TestWaitForTheEndOnly(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	run := event.NewID()
+	finished := event.New(event.TypeRunFinished, run, "", 0)
+	finished.Status = event.RunFailed
+	f.publish(t, event.New(event.TypeRunStarted, run, "", 0), event.New(event.TypeTaskFailed, run, "a", 1), finished)
+	e, err := f.client.Wait(f.ctx, client.WaitParams{RunID: run})
+	if err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	if e.ID != finished.ID || e.Status != event.RunFailed {
+		t.Errorf("final event %+v, want %+v", e, finished)
+	}
+}
+
 func TestWatchRecorded(t *testing.T) {
 	t.Parallel()
 
