@@ -3,6 +3,8 @@ package deploy_test
 import (
 	"bufio"
 	"context"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -29,9 +31,29 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
+// composeSecrets stands for the .env deploy/secrets.sh writes.
+var composeSecrets = map[string]string{
+	"ORK_POSTGRES_PASSWORD":       "pg-secret",
+	"ORK_NATS_OPERATOR_PASSWORD":  "operator-secret",
+	"ORK_NATS_SCHEDULER_PASSWORD": "scheduler-secret",
+	"ORK_NATS_RECORDER_PASSWORD":  "recorder-secret",
+	"ORK_NATS_EXECUTOR_PASSWORD":  "executor-secret",
+	"ORK_NATS_SUBMITTER_PASSWORD": "submitter-secret",
+}
+
 // loadCompose parses docker-compose.yml with compose-go, every profile enabled, the way
-// `docker compose` would (interpolation, merge keys, path resolution, consistency checks).
+// `docker compose` would (interpolation, merge keys, path resolution, consistency checks), with
+// composeSecrets as the environment.
 func loadCompose(t *testing.T) *types.Project {
+	t.Helper()
+	p, err := loadComposeWith(t, composeSecrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func loadComposeWith(t *testing.T, env map[string]string) (*types.Project, error) {
 	t.Helper()
 	root := repoRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -40,15 +62,15 @@ func loadCompose(t *testing.T) *types.Project {
 	if err != nil {
 		t.Fatalf("reading docker-compose.yml: %v", err)
 	}
-	details.Environment = types.Mapping{}
+	details.Environment = types.Mapping(maps.Clone(env)) // the loader adds to it
 	project, err := loader.LoadWithContext(ctx, *details, func(o *loader.Options) {
 		o.SetProjectName("ork", true)
 		o.Profiles = []string{"*"}
 	})
 	if err != nil {
-		t.Fatalf("loading docker-compose.yml: %v", err)
+		return nil, fmt.Errorf("loading docker-compose.yml: %w", err)
 	}
-	return project
+	return project, nil
 }
 
 func service(t *testing.T, p *types.Project, name string) types.ServiceConfig {
@@ -60,12 +82,12 @@ func service(t *testing.T, p *types.Project, name string) types.ServiceConfig {
 	return s
 }
 
-const dbURL = "postgres://ork:ork@postgres:5432/ork?sslmode=disable"
+const dbURL = "postgres://ork:pg-secret@postgres:5432/ork?sslmode=disable"
 
 func TestComposeServices(t *testing.T) {
 	t.Parallel()
 	p := loadCompose(t)
-	want := []string{"executor", "migrate", "nats", "ork", "postgres", "recorder", "scheduler"}
+	want := []string{"executor", "migrate", "nats", "ork", "postgres", "provision", "recorder", "scheduler"}
 	got := p.ServiceNames()
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
@@ -115,10 +137,8 @@ func TestComposeNATS(t *testing.T) {
 	if data.Type != types.VolumeTypeVolume || data.Source != "nats-data" {
 		t.Errorf("nats: store_dir %s is mounted from %+v, want the nats-data volume", opts.StoreDir, data)
 	}
-	for _, port := range []uint32{4222, 8222} {
-		if !slices.ContainsFunc(nats.Ports, func(pc types.ServicePortConfig) bool { return pc.Target == port }) {
-			t.Errorf("nats: port %d is not published", port)
-		}
+	if !slices.ContainsFunc(nats.Ports, func(pc types.ServicePortConfig) bool { return pc.Target == 4222 }) {
+		t.Error("nats: port 4222 is not published")
 	}
 }
 
@@ -133,15 +153,18 @@ func TestComposePostgresAndMigrate(t *testing.T) {
 	if v := findVolume(t, pg, "/var/lib/postgresql/data"); v.Source != "postgres-data" {
 		t.Errorf("postgres: data mounted from %q, want the postgres-data volume", v.Source)
 	}
-	for k, want := range map[string]string{"POSTGRES_USER": "ork", "POSTGRES_PASSWORD": "ork", "POSTGRES_DB": "ork"} {
+	for k, want := range map[string]string{"POSTGRES_USER": "ork", "POSTGRES_PASSWORD": "pg-secret", "POSTGRES_DB": "ork"} {
 		if got := pg.Environment[k]; got == nil || *got != want {
 			t.Errorf("postgres: %s = %v, want %q (the services' URL uses it)", k, got, want)
 		}
 	}
 
 	migrate := service(t, p, "migrate")
-	if !slices.Equal([]string(migrate.Command), []string{"migrate", "up", "--db", dbURL}) {
+	if !slices.Equal([]string(migrate.Command), []string{"migrate", "up"}) {
 		t.Errorf("migrate: command = %v", migrate.Command)
+	}
+	if got := migrate.Environment["ORK_DB_URL"]; got == nil || *got != dbURL {
+		t.Errorf("migrate: ORK_DB_URL = %v, want %s", got, dbURL)
 	}
 	checkDependsOn(t, migrate, map[string]string{"postgres": types.ServiceConditionHealthy})
 	if migrate.Restart != "no" {
@@ -152,7 +175,8 @@ func TestComposePostgresAndMigrate(t *testing.T) {
 func TestComposeOrkServices(t *testing.T) {
 	t.Parallel()
 	p := loadCompose(t)
-	waits := map[string]string{"nats": types.ServiceConditionHealthy, "migrate": types.ServiceConditionCompletedSuccessfully}
+	waits := map[string]string{"nats": types.ServiceConditionHealthy, "provision": types.ServiceConditionCompletedSuccessfully,
+		"migrate": types.ServiceConditionCompletedSuccessfully}
 	for _, name := range []string{"recorder", "scheduler", "executor", "ork"} {
 		s := service(t, p, name)
 		checkDependsOn(t, s, waits)
@@ -162,8 +186,10 @@ func TestComposeOrkServices(t *testing.T) {
 	}
 	rec := service(t, p, "recorder")
 	checkDependsOn(t, rec, map[string]string{"postgres": types.ServiceConditionHealthy})
-	if got := rec.Environment["ORK_DB_URL"]; got == nil || *got != dbURL {
-		t.Errorf("recorder: ORK_DB_URL = %v, want %s", got, dbURL)
+	for _, name := range []string{"recorder", "ork"} {
+		if got := service(t, p, name).Environment["ORK_DB_URL"]; got == nil || *got != dbURL {
+			t.Errorf("%s: ORK_DB_URL = %v, want %s", name, got, dbURL)
+		}
 	}
 	if !slices.Contains(rec.Command, "--no-migrate") {
 		t.Errorf("recorder: command = %v, want --no-migrate (migrate owns the schema)", rec.Command)
@@ -186,6 +212,78 @@ func TestComposeOrkServices(t *testing.T) {
 		if v.Source != filepath.Join(root, "examples") || !v.ReadOnly {
 			t.Errorf("%s: examples mount = %+v, want ./examples read-only", name, v)
 		}
+	}
+}
+
+// TestComposeClosed checks that the stack is closed by default (docs/security.md): every service
+// connects to NATS as its own role with that role's secret, only the operator provisions, nothing
+// is published beyond the host's loopback, monitoring and metrics are not published or not
+// served, and no password is written in the file.
+func TestComposeClosed(t *testing.T) {
+	t.Parallel()
+	p := loadCompose(t)
+	roles := map[string]string{
+		"provision": "operator", "recorder": "recorder", "scheduler": "scheduler",
+		"executor": "executor", "ork": "submitter",
+	}
+	for name, role := range roles {
+		s := service(t, p, name)
+		env := func(k string) string {
+			if v := s.Environment[k]; v != nil {
+				return *v
+			}
+			return ""
+		}
+		secret := composeSecrets["ORK_NATS_"+strings.ToUpper(role)+"_PASSWORD"]
+		if env("ORK_NATS_USER") != role || env("ORK_NATS_PASSWORD") != secret {
+			t.Errorf("%s: connects as %q with password %q, want role %s with its secret", name, env("ORK_NATS_USER"), env("ORK_NATS_PASSWORD"), role)
+		}
+		if want := "_INBOX_" + role; env("ORK_NATS_INBOX_PREFIX") != want {
+			t.Errorf("%s: ORK_NATS_INBOX_PREFIX = %q, want %s (the only inbox its role may subscribe to)", name, env("ORK_NATS_INBOX_PREFIX"), want)
+		}
+		if role != "operator" && env("ORK_NATS_PROVISION") != "false" {
+			t.Errorf("%s: ORK_NATS_PROVISION = %q, want false: its role may not create streams", name, env("ORK_NATS_PROVISION"))
+		}
+		if env("ORK_METRICS_ADDR") != "" {
+			t.Errorf("%s: serves metrics and pprof on %s by default", name, env("ORK_METRICS_ADDR"))
+		}
+	}
+	nats := service(t, p, "nats")
+	for k, v := range composeSecrets {
+		if k == "ORK_POSTGRES_PASSWORD" {
+			continue
+		}
+		if got := nats.Environment[k]; got == nil || *got != v {
+			t.Errorf("nats: %s = %v, want the .env value (deploy/nats-server.conf reads it)", k, got)
+		}
+	}
+	for _, name := range p.ServiceNames() {
+		for _, pc := range service(t, p, name).Ports {
+			if pc.HostIP != "127.0.0.1" {
+				t.Errorf("%s: port %d is published on %q, want 127.0.0.1 only", name, pc.Target, pc.HostIP)
+			}
+			if pc.Target == 8222 {
+				t.Errorf("%s: the NATS monitoring port is published", name)
+			}
+		}
+	}
+	// No password in the file itself: each one is a reference to .env.
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := regexp.MustCompile(`(?m)^[ \t]*[A-Z_]*PASSWORD:[ \t]*[^$\s]\S*|^[^#\n]*postgres://[^:/\s]+:[^$@\s]+@`).Find(raw); m != nil {
+		t.Errorf("docker-compose.yml holds a literal secret: %q", m)
+	}
+}
+
+// TestComposeRefusesWithoutSecrets checks that compose stops, naming deploy/secrets.sh, when .env
+// is missing, instead of starting with empty passwords.
+func TestComposeRefusesWithoutSecrets(t *testing.T) {
+	t.Parallel()
+	_, err := loadComposeWith(t, map[string]string{})
+	if err == nil || !strings.Contains(err.Error(), "deploy/secrets.sh") {
+		t.Fatalf("loading without .env: %v, want an error naming deploy/secrets.sh", err)
 	}
 }
 

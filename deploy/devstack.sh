@@ -27,9 +27,15 @@
 #   ORK_DEVSTACK_BIN            bin directory (default ./bin)
 #   ORK_DEVSTACK_STATE          state directory (default ./.ork/devstack)
 #
+# NATS runs with authentication (deploy/nats-server.conf, docs/security.md): the first `up` writes a
+# random password per role into secrets.env (mode 0600) in the state directory, starts every
+# service with its own role's credentials and provisioning off, and provisions the streams once with
+# `ork nats provision` as the operator. It also writes submitter.env and operator.env: source one to
+# use the CLI against the stack (`. .ork/devstack/submitter.env; ork run FILE`).
+#
 # The state directory holds <name>.log, <name>.pid, nats-server.conf (nats-N.conf), the NATS store in
-# nats/ (nats-N/), and env (the URLs and node count chosen by `up`, reused by the next `up`, `status`
-# and `down`). Each process runs in its own session and
+# nats/ (nats-N/), the secrets and role env files, and env (the URLs and node count chosen by `up`,
+# reused by the next `up`, `status` and `down`). Each process runs in its own session and
 # process group; `down` signals the whole group (executors stop their running tasks themselves).
 set -euo pipefail
 
@@ -151,9 +157,48 @@ build() {
 	for s in recorder scheduler executor; do
 		(cd "services/$s" && CGO_ENABLED=0 go build -o "$BIN/ork-$s" ./cmd)
 	done
-	if ! (cd cmd/ork && CGO_ENABLED=0 go build -o "$BIN/ork" .) 2>"$STATE/build-ork.log"; then
-		log "warning: the ork CLI did not build (see $STATE/build-ork.log); the stack runs without it"
+	(cd cmd/ork && CGO_ENABLED=0 go build -o "$BIN/ork" .) || die "the ork CLI did not build: the stack needs it to provision NATS"
+}
+
+SECRETS="$STATE/secrets.env"
+ROLES="operator scheduler recorder executor submitter"
+
+# secrets writes a random password per NATS role the first time, and loads them.
+secrets() {
+	if [[ ! -f $SECRETS ]]; then
+		local role
+		(
+			umask 077
+			for role in $ROLES; do
+				printf 'ORK_NATS_%s_PASSWORD=%s\n' "${role^^}" "$(od -An -N18 -tx1 /dev/urandom | tr -d ' \n')"
+			done >"$SECRETS"
+		)
+		log "wrote new NATS role passwords to $SECRETS"
 	fi
+	[[ $(stat -c %a "$SECRETS") == 600 ]] || die "$SECRETS must be readable by its owner only (chmod 600)"
+	set -a
+	# shellcheck disable=SC1090
+	. "$SECRETS"
+	set +a
+	for role in operator submitter; do
+		(
+			umask 077
+			printf 'export ORK_NATS_URL=%q\n' "$NATS_URL"
+			role_env "$role" | sed 's/^/export /'
+		) >"$STATE/$role.env"
+	done
+}
+
+# role_env prints the client environment of a role: its user, password and inbox prefix.
+role_env() {
+	local var="ORK_NATS_${1^^}_PASSWORD"
+	printf 'ORK_NATS_USER=%s\nORK_NATS_PASSWORD=%s\nORK_NATS_INBOX_PREFIX=_INBOX_%s\n' "$1" "${!var}" "$1"
+}
+
+# provision creates or updates the streams and the bucket as the operator.
+provision() {
+	env $(role_env operator) ORK_NATS_REPLICAS=$NODES "$BIN/ork" nats provision --nats "$NATS_URL" >>"$STATE/provision.log" 2>&1 ||
+		{ tail -n 20 "$STATE/provision.log" >&2; die "provisioning NATS failed (log: $STATE/provision.log)"; }
 }
 
 # create_database creates the database of DB_URL when it does not exist.
@@ -222,8 +267,14 @@ start() {
 	local ARGS=()
 	set_args "$name"
 	printf '\n==== %s start %s\n' "$(date -u +%FT%TZ)" "$name" >>"$STATE/$name.log"
-	# Every service provisions the streams at start: with a cluster, one replica per node.
-	ORK_NATS_REPLICAS=$NODES setsid "$bin" "${ARGS[@]}" </dev/null >>"$STATE/$name.log" 2>&1 &
+	# nats-server reads the role passwords from its environment (exported by secrets); each service
+	# gets its own role's credentials, and provisioning off (`provision` did it as the operator).
+	local role_vars=()
+	case "$name" in
+	recorder | scheduler) role_vars=($(role_env "$name") ORK_NATS_PROVISION=false) ;;
+	executor-*) role_vars=($(role_env executor) ORK_NATS_PROVISION=false) ;;
+	esac
+	env "${role_vars[@]}" ORK_NATS_REPLICAS=$NODES setsid "$bin" "${ARGS[@]}" </dev/null >>"$STATE/$name.log" 2>&1 &
 	echo $! >"$STATE/$name.pid"
 }
 
@@ -270,7 +321,8 @@ print_urls() {
   Metrics:     http://127.0.0.1:$METRICS_BASE/metrics (recorder), :$((METRICS_BASE + 1)) (scheduler),
                :$((METRICS_BASE + 2)).. (executors)
 
-  $BIN/ork run FILE --nats $NATS_URL
+  . $STATE/submitter.env     # the submitter role: run, cancel, pause, resume
+  $BIN/ork run FILE
   $BIN/ork status --db '$DB_URL'
 EOF
 }
@@ -291,6 +343,7 @@ cmd_up() {
 	choose_urls
 	local nats_waited=0
 	build
+	secrets
 	create_database
 	local started=() name
 	for name in $(components); do
@@ -301,7 +354,7 @@ cmd_up() {
 			nats_config "$name"
 			start "$name"
 		else
-			((nats_waited)) || { wait_nats; nats_waited=1; }
+			((nats_waited)) || { wait_nats; provision; nats_waited=1; }
 			start "$name"
 		fi
 		started+=("$name")

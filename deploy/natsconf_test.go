@@ -1,11 +1,14 @@
 package deploy_test
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/ork-go/ork/deploy/processes"
 )
 
 // TestNATSConfig parses deploy/nats-server.conf with the server's own parser.
@@ -32,4 +35,13 @@ func TestNATSConfig(t *testing.T) {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 		}
 	}
+}
+
+// TestMain gives deploy/nats-server.conf the role passwords it reads from the environment, as
+// docker-compose.yml and the process stack do, so that the server's own parser can load it.
+func TestMain(m *testing.M) {
+	for _, role := range processes.Roles {
+		os.Setenv(processes.PasswordEnv(role), role+"-secret")
+	}
+	os.Exit(m.Run())
 }

@@ -16,7 +16,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
-	"go.uber.org/zap"
 
 	"github.com/ork-go/ork/deploy/faults"
 	"github.com/ork-go/ork/deploy/processes"
@@ -206,7 +205,7 @@ func setup(t *testing.T, o options) *env {
 	if err := s.WaitExecutors(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b, err := bus.Connect(bus.Config{URL: s.NATSURL(), Name: "faults-test"}, zap.NewNop())
+	b, err := s.Connect(processes.RoleOperator, bus.Config{Name: "faults-test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,6 +354,7 @@ func (e *env) check(p faults.Params) faults.Report {
 	p.DBURL = e.dbURL
 	if p.NATSURL == "" {
 		p.NATSURL = e.s.NATSURL()
+		p.NATSAuth = e.s.Auth(processes.RoleOperator)
 	}
 	p.RunIDs = e.accepted()
 	if p.Deadline == 0 {

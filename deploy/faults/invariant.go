@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
 	"github.com/ork-go/ork/pkg/store/pgstore"
@@ -33,6 +34,8 @@ type Params struct {
 	// NATSURL, when set, makes Check compare the database with the streams: the attempts named by
 	// the runs' task events on ORK_EVENTS and the log lines on ORK_LOGS must all be stored, once.
 	NATSURL string
+	// NATSAuth holds the credentials for NATSURL (a role that may read ORK_EVENTS and ORK_LOGS).
+	NATSAuth bus.Auth
 	// RunIDs are the accepted runs: every one must end.
 	RunIDs []string
 	// WantStatus optionally names the final status each run must have; other runs must only end.
@@ -157,7 +160,7 @@ func Check(ctx context.Context, p Params) (Report, error) {
 		if err == nil && p.NATSURL != "" && rep.OK() {
 			// The runs ended: read the streams once, then wait for the recorder to catch up.
 			if tally == nil {
-				if tally, err = readStreams(ctx, p.NATSURL, p.RunIDs); err != nil {
+				if tally, err = readStreams(ctx, p.NATSURL, p.NATSAuth, p.RunIDs); err != nil {
 					return Report{}, err
 				}
 				continue

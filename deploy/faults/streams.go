@@ -8,7 +8,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 
+	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/event"
 )
 
@@ -22,16 +24,13 @@ type streamTally struct {
 }
 
 // readStreams reads ORK_EVENTS and ORK_LOGS from their first to their last message.
-func readStreams(ctx context.Context, url string, runIDs []string) (*streamTally, error) {
-	nc, err := nats.Connect(url, nats.Name("ork-faults-check"))
+func readStreams(ctx context.Context, url string, auth bus.Auth, runIDs []string) (*streamTally, error) {
+	b, err := bus.Connect(bus.Config{URL: url, Name: "ork-faults-check", Auth: auth}, zap.NewNop())
 	if err != nil {
-		return nil, fmt.Errorf("connecting to nats: %w", err)
+		return nil, err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to jetstream: %w", err)
-	}
+	defer b.Close()
+	js := b.JS
 	runs := map[string]bool{}
 	for _, id := range runIDs {
 		runs[id] = true

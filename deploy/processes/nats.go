@@ -41,6 +41,9 @@ type NATSConfig struct {
 	StartTimeout time.Duration
 	// Cluster, when set, makes the server one node of a cluster.
 	Cluster *NATSClusterNode
+	// Secrets are the role passwords the shipped configuration reads from the environment; fresh
+	// random ones when nil.
+	Secrets Secrets
 }
 
 // WithDefaults returns the config with zero fields set to their defaults.
@@ -80,7 +83,9 @@ type NATS struct {
 	MonitorURL string
 	// StoreDir is the JetStream store directory given to the server.
 	StoreDir string
-	cfg      NATSConfig
+	// Secrets are the role passwords the server was started with.
+	Secrets Secrets
+	cfg     NATSConfig
 }
 
 var (
@@ -127,7 +132,10 @@ func StartNATS(ctx context.Context, cfg NATSConfig) (*NATS, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &NATS{StoreDir: filepath.Join(cfg.Dir, "store"), cfg: cfg}
+	if cfg.Secrets == nil {
+		cfg.Secrets = NewSecrets()
+	}
+	n := &NATS{StoreDir: filepath.Join(cfg.Dir, "store"), cfg: cfg, Secrets: cfg.Secrets}
 	if err := n.start(ctx); err != nil {
 		return nil, err
 	}
@@ -178,6 +186,7 @@ func (n *NATS) start(ctx context.Context) error {
 			"--ports_file_dir", portsDir,
 		},
 		LogPath: filepath.Join(cfg.Dir, "nats-server.log"),
+		Env:     cfg.Secrets.ServerEnv(),
 	})
 	if err != nil {
 		return err
@@ -298,6 +307,9 @@ func StartNATSCluster(ctx context.Context, cfg NATSConfig, nodes int) ([]*NATS, 
 	routes := make([]string, nodes)
 	for i := range nodes {
 		routes[i] = fmt.Sprintf("nats-route://%s:%d", NATSHostDefault, ports[nodes+i])
+	}
+	if cfg.Secrets == nil {
+		cfg.Secrets = NewSecrets() // one set for every node
 	}
 	servers := make([]*NATS, nodes)
 	errs := make([]error, nodes)

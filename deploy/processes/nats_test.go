@@ -65,8 +65,9 @@ func TestNATSRestartKeepsPortAndStore(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = n.Kill() })
 	url := n.URL
+	operator := nats.UserInfo(processes.RoleOperator, n.Secrets[processes.RoleOperator])
 
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, operator)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func TestNATSRestartKeepsPortAndStore(t *testing.T) {
 	if n.URL != url {
 		t.Fatalf("restarted on %s, want %s", n.URL, url)
 	}
-	nc, err = nats.Connect(url)
+	nc, err = nats.Connect(url, operator)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package processes
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ork-go/ork/pkg/bus"
 )
 
 // Defaults of Config.
@@ -107,7 +112,9 @@ func (c Config) Validate() error {
 // Stack is a running set of processes: nats-server, recorder, scheduler and executors.
 type Stack struct {
 	// NATS is the (first) nats-server; NATSNodes holds every node of a cluster (Config.NATSCluster).
-	NATS      *NATS
+	NATS *NATS
+	// Secrets are the role passwords (deploy/nats-server.conf): Auth and Connect use them.
+	Secrets   Secrets
 	NATSNodes []*NATS
 	// Recorder is the first recorder; Recorders holds all of them (Config.Recorders).
 	Recorder  *Process
@@ -151,6 +158,10 @@ func StartStack(ctx context.Context, cfg Config) (*Stack, error) {
 		}
 		s.NATS, s.NATSNodes = n, []*NATS{n}
 	}
+	s.Secrets = s.NATS.Secrets
+	if err := s.provision(ctx); err != nil {
+		return nil, errors.Join(err, s.Kill())
+	}
 	if cfg.MigrateFirst {
 		if err := s.migrate(ctx); err != nil {
 			return nil, errors.Join(err, s.Kill())
@@ -180,6 +191,50 @@ func StartStack(ctx context.Context, cfg Config) (*Stack, error) {
 		s.Executors = append(s.Executors, p)
 	}
 	return s, nil
+}
+
+// provision creates the streams and the bucket as the operator, with the stream limits of the
+// services' environment (Config.Env), as `ork nats provision` does in the shipped stacks: the
+// services' own roles may not, and they start with provisioning off.
+func (s *Stack) provision(ctx context.Context) error {
+	cfg := bus.Config{Name: "stack-provision"}
+	getenv := func(name string) string {
+		v := ""
+		for _, kv := range s.cfg.Env {
+			if k, val, ok := strings.Cut(kv, "="); ok && k == name {
+				v = val // later entries win, as in a process's environment
+			}
+		}
+		return v
+	}
+	if err := cfg.RegisterStreamFlags(flag.NewFlagSet("provision", flag.ContinueOnError), getenv); err != nil {
+		return fmt.Errorf("stack: stream limits in Env: %w", err)
+	}
+	b, err := s.Connect(RoleOperator, cfg)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return b.Provision(ctx)
+}
+
+// Auth returns the credentials of role on the stack's NATS (the Role* constants).
+func (s *Stack) Auth(role string) bus.Auth { return s.Secrets.Auth(role) }
+
+// Connect connects to the stack's NATS as role, with cfg's other settings (its URL and Auth are
+// set here; an empty Name becomes the role).
+func (s *Stack) Connect(role string, cfg bus.Config) (*bus.Bus, error) {
+	cfg.URL, cfg.Auth = s.NATSURL(), s.Auth(role)
+	if cfg.Name == "" {
+		cfg.Name = role
+	}
+	return bus.Connect(cfg, zap.NewNop())
+}
+
+// serviceEnv is the environment of a service of role: its credentials, then Config.Env (which
+// wins, so a test can give a service other ones).
+func (s *Stack) serviceEnv(role string) []string {
+	return append(s.Secrets.ClientEnv(role), s.cfg.Env...)
 }
 
 // NATSURL is the URL the services connect to: the server's, or every node's, comma-separated.
@@ -227,7 +282,7 @@ func (s *Stack) recorderSpec(i int) ProcessSpec {
 		Name:    name,
 		Path:    s.cfg.Binaries.Recorder,
 		Args:    append(args, s.cfg.RecorderArgs...),
-		Env:     s.cfg.Env,
+		Env:     s.serviceEnv(RoleRecorder),
 		LogPath: filepath.Join(s.cfg.Dir, name+".log"),
 	}
 }
@@ -245,7 +300,7 @@ func (s *Stack) schedulerSpec(i int) ProcessSpec {
 		Name:    name,
 		Path:    s.cfg.Binaries.Scheduler,
 		Args:    append([]string{"--nats", s.NATSURL()}, s.cfg.SchedulerArgs...),
-		Env:     s.cfg.Env,
+		Env:     s.serviceEnv(RoleScheduler),
 		LogPath: filepath.Join(s.cfg.Dir, name+".log"),
 	}
 }
@@ -262,7 +317,7 @@ func (s *Stack) ExecutorSpec(instance string) ProcessSpec {
 			"--concurrency", strconv.Itoa(s.cfg.ExecutorConcurrency),
 			"--instance", instance,
 		}, s.cfg.ExecutorArgs...),
-		Env:     s.cfg.Env,
+		Env:     s.serviceEnv(RoleExecutor),
 		LogPath: filepath.Join(s.cfg.Dir, instance+".log"),
 	}
 }

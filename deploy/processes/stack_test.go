@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
 
 	"github.com/ork-go/ork/deploy/processes"
 	"github.com/ork-go/ork/pkg/bus"
@@ -154,12 +153,13 @@ func TestMultiProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b, err := bus.Connect(bus.Config{URL: s.NATS.URL, Name: "stack-test"}, zaptest.NewLogger(t))
+	// A submitter, like `ork run --nats`: it may check the streams, not provision them.
+	b, err := s.Connect(processes.RoleSubmitter, bus.Config{Name: "stack-test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if err := b.Provision(ctx); err != nil {
+	if err := b.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
 	c := client.New(b)

@@ -35,6 +35,8 @@ const (
 type Config struct {
 	URL  string
 	Name string // client name shown by the server
+	// Auth holds the credentials and TLS settings of the connection.
+	Auth Auth
 	// Replicas of every stream and of the KV bucket (1 on a single server).
 	Replicas int
 	// Memory keeps streams in memory instead of on disk (tests and benchmarks only).
@@ -99,6 +101,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.URL == "" && c.InProcess == nil:
 		return errors.New("bus: URL is required")
+	case c.Auth.Validate() != nil:
+		return c.Auth.Validate()
 	case c.Replicas < 1 || c.Replicas > 5:
 		return fmt.Errorf("bus: Replicas must be 1..5, got %d", c.Replicas)
 	case c.DuplicateWindow < time.Second:
@@ -130,6 +134,10 @@ type Bus struct {
 	// conn lives until the connection is next lost; lost cancels it. OpContext ties operations to it.
 	conn context.Context
 	lost context.CancelCauseFunc
+	// denied is closed, and replaced, when the server refuses an operation of this connection;
+	// deniedErr says which.
+	denied    chan struct{}
+	deniedErr error
 }
 
 // Connect connects to the server and prepares JetStream. It reconnects forever after a loss.
@@ -138,7 +146,7 @@ func Connect(cfg Config, log *zap.Logger) (*Bus, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	b := &Bus{cfg: cfg, log: log}
+	b := &Bus{cfg: cfg, log: log, denied: make(chan struct{})}
 	b.conn, b.lost = context.WithCancelCause(context.Background())
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
@@ -153,13 +161,30 @@ func Connect(cfg Config, log *zap.Logger) (*Bus, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted())) }),
+		// A refused publish or subscription (the server's permissions) comes back asynchronously;
+		// without this it would only show as a publish that never gets its ack.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			fields := []zap.Field{zap.Error(err)}
+			if sub != nil {
+				fields = append(fields, zap.String("subscription", sub.Subject))
+			}
+			log.Error("nats refused an operation", fields...)
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				b.permissionDenied(err)
+			}
+		}),
 	}
+	auth, err := cfg.Auth.options()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, auth...)
 	if cfg.InProcess != nil {
 		opts = append(opts, nats.InProcessServer(cfg.InProcess))
 	}
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to nats at %s: %w", cfg.URL, err)
+		return nil, connectError(cfg.URL, cfg.Auth, err)
 	}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(cfg.PublishWindow))
 	if err != nil {
@@ -255,7 +280,7 @@ func (b *Bus) StreamConfigs() []jetstream.StreamConfig {
 // Provision creates or updates the streams and the run-state bucket. Running it twice changes nothing.
 func (b *Bus) Provision(ctx context.Context) error {
 	for _, sc := range b.StreamConfigs() {
-		err := retryTransient(ctx, func(ctx context.Context) error {
+		err := b.retryTransient(ctx, func(ctx context.Context) error {
 			_, err := b.JS.CreateOrUpdateStream(ctx, sc)
 			return err
 		})
@@ -263,30 +288,55 @@ func (b *Bus) Provision(ctx context.Context) error {
 			return fmt.Errorf("provisioning stream %s: %w", sc.Name, err)
 		}
 	}
-	_, err := b.Runs(ctx)
-	return err
+	return b.retryTransient(ctx, func(ctx context.Context) error {
+		_, err := b.createRuns(ctx)
+		return err
+	})
 }
 
 // Ensure creates the streams and the run-state bucket that do not exist yet, and leaves the others as
 // they are: for clients such as `ork run --nats`, which must not reset the limits or the replica
 // count the services provisioned (a three-replica stream updated to one replica would lose two).
-func (b *Bus) Ensure(ctx context.Context) error {
+// It only reads what exists, so a role without the right to create streams (docs/security.md) can
+// call it once an operator has provisioned.
+func (b *Bus) Ensure(ctx context.Context) error { return b.ensure(ctx, true) }
+
+// Check reports an error naming the first stream or bucket that does not exist, and creates
+// nothing: what a service started without provisioning (its role may not create streams) does.
+func (b *Bus) Check(ctx context.Context) error { return b.ensure(ctx, false) }
+
+// ErrNotProvisioned is wrapped by Check's error for a missing stream or bucket.
+var ErrNotProvisioned = errors.New("not provisioned: run `ork nats provision` with the operator's credentials, or start a service with provisioning on")
+
+func (b *Bus) ensure(ctx context.Context, create bool) error {
 	for _, sc := range b.StreamConfigs() {
-		err := retryTransient(ctx, func(ctx context.Context) error {
-			_, err := b.JS.CreateStream(ctx, sc)
+		err := b.retryTransient(ctx, func(ctx context.Context) error {
+			_, err := b.JS.Stream(ctx, sc.Name)
+			if errors.Is(err, jetstream.ErrStreamNotFound) && create {
+				if _, err = b.JS.CreateStream(ctx, sc); errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+					err = nil
+				}
+			}
 			return err
 		})
-		if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("stream %s: %w", sc.Name, ErrNotProvisioned)
+		}
+		if err != nil {
 			return fmt.Errorf("provisioning stream %s: %w", sc.Name, err)
 		}
 	}
-	return retryTransient(ctx, func(ctx context.Context) error {
+	err := b.retryTransient(ctx, func(ctx context.Context) error {
 		_, err := b.JS.KeyValue(ctx, event.BucketRuns)
-		if errors.Is(err, jetstream.ErrBucketNotFound) {
+		if errors.Is(err, jetstream.ErrBucketNotFound) && create {
 			_, err = b.createRuns(ctx)
 		}
 		return err
 	})
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fmt.Errorf("bucket %s: %w", event.BucketRuns, ErrNotProvisioned)
+	}
+	return err
 }
 
 // Bounds of retryTransient.
@@ -299,12 +349,12 @@ const (
 // retryTransient calls fn until it succeeds, fails for a reason that waiting does not cure, or
 // provisionTimeout has passed. A cluster that is still electing its leaders or placing replicas
 // (several services provisioning at once as a stack starts) answers late or refuses for a moment.
-func retryTransient(ctx context.Context, fn func(context.Context) error) error {
+// A request the server's permissions refuse gets no reply at all, only an asynchronous error: the
+// attempt ends at that error, which is returned, instead of waiting out its timeout and retrying.
+func (b *Bus) retryTransient(ctx context.Context, fn func(context.Context) error) error {
 	deadline := time.Now().Add(provisionTimeout)
 	for {
-		actx, cancel := context.WithTimeout(ctx, provisionAttemptTimeout)
-		err := fn(actx)
-		cancel()
+		err := b.attempt(ctx, fn)
 		if err == nil || ctx.Err() != nil || !transient(err) || time.Now().After(deadline) {
 			return err
 		}
@@ -316,6 +366,43 @@ func retryTransient(ctx context.Context, fn func(context.Context) error) error {
 		case <-t.C:
 		}
 	}
+}
+
+// attempt runs fn once within provisionAttemptTimeout, cut short by a permission violation.
+func (b *Bus) attempt(ctx context.Context, fn func(context.Context) error) error {
+	b.mu.Lock()
+	denied := b.denied
+	b.mu.Unlock()
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	tctx, cancelTimeout := context.WithTimeout(actx, provisionAttemptTimeout)
+	defer cancelTimeout()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-denied:
+			b.mu.Lock()
+			err := b.deniedErr
+			b.mu.Unlock()
+			cancel(err)
+		case <-done:
+		}
+	}()
+	err := fn(tctx)
+	if cause := context.Cause(actx); errors.Is(cause, nats.ErrPermissionViolation) {
+		return fmt.Errorf("%w (the credentials' role may not do this: see docs/security.md)", cause)
+	}
+	return err
+}
+
+// permissionDenied records a refusal and wakes the attempts in flight.
+func (b *Bus) permissionDenied(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.deniedErr = err
+	close(b.denied)
+	b.denied = make(chan struct{})
 }
 
 // JetStream API error codes that mean "not now" rather than "no".
@@ -342,15 +429,19 @@ func transient(err error) bool {
 	return false
 }
 
-// Runs returns the run-state KV bucket, creating or updating it, and retries what a cluster refuses
-// for a moment (see retryTransient).
+// Runs opens the run-state KV bucket, which Provision (or `ork nats provision`) created, and
+// retries what a cluster refuses for a moment (see retryTransient). Opening reads only the bucket's
+// configuration, which every role of docs/security.md that uses the bucket may do.
 func (b *Bus) Runs(ctx context.Context) (jetstream.KeyValue, error) {
 	var kv jetstream.KeyValue
-	err := retryTransient(ctx, func(ctx context.Context) error {
+	err := b.retryTransient(ctx, func(ctx context.Context) error {
 		var err error
-		kv, err = b.createRuns(ctx)
+		kv, err = b.JS.KeyValue(ctx, event.BucketRuns)
 		return err
 	})
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("bucket %s: %w", event.BucketRuns, ErrNotProvisioned)
+	}
 	return kv, err
 }
 

@@ -55,7 +55,7 @@ func (b *Bus) Consumer(ctx context.Context, spec ConsumerSpec) (jetstream.Consum
 		cfg.FilterSubjects = spec.Filters
 	}
 	var c jetstream.Consumer
-	err := retryTransient(ctx, func(ctx context.Context) error {
+	err := b.retryTransient(ctx, func(ctx context.Context) error {
 		var err error
 		c, err = b.JS.CreateOrUpdateConsumer(ctx, spec.Stream, cfg)
 		return err

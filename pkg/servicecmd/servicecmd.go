@@ -29,6 +29,9 @@ import (
 type Common struct {
 	// Bus holds the NATS URL, the client name and the stream limits the service provisions.
 	Bus bus.Config
+	// Provision creates or updates the streams and the run-state bucket at start; off, the service
+	// only checks that they exist (its role may not create them: docs/security.md).
+	Provision bool
 	// MetricsAddr is where /metrics and /debug/pprof/ are served; empty: off.
 	MetricsAddr string
 	Log         logging.Config
@@ -62,7 +65,10 @@ func (c Command) Parse(args []string, getenv func(string) string, out io.Writer)
 	fs.SetOutput(out)
 	busErr := o.Bus.RegisterStreamFlags(fs, getenv)
 	s := envflag.New(fs, getenv)
-	s.StringVar(&o.Bus.URL, "nats", "ORK_NATS_URL", bus.URLDefault, "NATS server URL")
+	s.StringVar(&o.Bus.URL, "nats", "ORK_NATS_URL", bus.URLDefault, "NATS server URL (nats:// or tls://; several comma-separated)")
+	o.Bus.Auth.RegisterAuthFlags(s)
+	s.BoolVar(&o.Provision, "provision", bus.EnvProvision, true,
+		"create or update the streams and the run-state bucket at start; false: only check they exist (a role without the right to create them)")
 	s.StringVar(&o.Log.Level, "log-level", "ORK_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	s.StringVar(&o.Log.Format, "log-format", "ORK_LOG_FORMAT", "json", "log format: json or console")
 	s.StringVar(&o.MetricsAddr, "metrics-addr", metrics.AddrEnv, "",
@@ -117,7 +123,11 @@ func (c Command) Serve(ctx context.Context, o Common, log *zap.Logger) (err erro
 		return err
 	}
 	defer b.Close()
-	if err := b.Provision(ctx); err != nil {
+	provision := b.Provision
+	if !o.Provision {
+		provision = b.Check
+	}
+	if err := provision(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}

@@ -94,7 +94,7 @@ func (r *runner) ceilingPoint(ctx context.Context, batchSize, rep int) (_ Ceilin
 		return p, err
 	}
 	defer func() { err = errors.Join(err, nats.Stop(5*time.Second)) }()
-	b, err := bus.Connect(bus.Config{URL: nats.URL, Name: "benchcluster"}, zap.NewNop())
+	b, err := bus.Connect(bus.Config{URL: nats.URL, Name: "benchcluster", Auth: nats.Secrets.Auth(processes.RoleOperator)}, zap.NewNop())
 	if err != nil {
 		return p, err
 	}
@@ -118,6 +118,7 @@ func (r *runner) ceilingPoint(ctx context.Context, batchSize, rep int) (_ Ceilin
 		Name: "recorder", Path: r.bins.Recorder, LogPath: logPath,
 		Args: []string{"--nats", nats.URL, "--db", dbURL, "--batch-size", strconv.Itoa(batchSize), "--log-level", "debug",
 			"--metrics-addr", metricsAddr},
+		Env: nats.Secrets.ClientEnv(processes.RoleRecorder),
 	})
 	if err != nil {
 		return p, err

@@ -149,7 +149,7 @@ func (r *runner) scalePoint(ctx context.Context, n, rep int) (_ []ScalePoint, er
 	}
 	var out []ScalePoint
 	for _, sc := range []ScenarioTask{{"noop", r.cfg.NoopTasks}, {"process", r.cfg.ProcessTasks}} {
-		p, err := r.runBench(ctx, dir, s.NATS.URL, dbURL, sc)
+		p, err := r.runBench(ctx, dir, s.NATS.URL, s.Secrets, dbURL, sc)
 		if err != nil {
 			return out, err
 		}
@@ -179,7 +179,7 @@ func waitReady(ctx context.Context, s *processes.Stack) error {
 }
 
 // runBench runs one wide scenario with `ork bench` in cluster mode and reads its JSON report.
-func (r *runner) runBench(ctx context.Context, dir, natsURL, dbURL string, sc ScenarioTask) (ScalePoint, error) {
+func (r *runner) runBench(ctx context.Context, dir, natsURL string, secrets processes.Secrets, dbURL string, sc ScenarioTask) (ScalePoint, error) {
 	name := fmt.Sprintf("wide-%d-%s", sc.Tasks, sc.TaskType)
 	out := filepath.Join(dir, name+".json")
 	load := loadAverage()
@@ -187,6 +187,7 @@ func (r *runner) runBench(ctx context.Context, dir, natsURL, dbURL string, sc Sc
 		"--nats", natsURL, "--db", dbURL, "--devstack-dir", dir, "--idle", "0",
 		"--shape", "wide", "--tasks", strconv.Itoa(sc.Tasks), "--task-type", sc.TaskType,
 		"--out", out)
+	cmd.Env = append(os.Environ(), secrets.ClientEnv(processes.RoleSubmitter)...)
 	var output bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Run(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/workflow"
 )
 
@@ -170,6 +171,8 @@ type Config struct {
 	Mode string `json:"mode"`
 	// NATSURL is the cluster's NATS (cluster mode).
 	NATSURL string `json:"-"`
+	// NATSAuth holds the credentials and TLS settings of the connection to NATSURL.
+	NATSAuth bus.Auth `json:"-"`
 	// DBURL is the cluster's database (cluster mode, optional, for the report only); embedded mode
 	// uses SQLite in a temporary directory unless set.
 	DBURL string `json:"-"`

@@ -89,12 +89,13 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, progress func(string)
 			rep.Notes = append(rep.Notes, "JetStream streams in memory (--memory), not on disk")
 		}
 	case ModeCluster:
-		b, err := bus.Connect(bus.Config{URL: cfg.NATSURL, Name: "ork-bench"}, log.Named("bus"))
+		b, err := bus.Connect(bus.Config{URL: cfg.NATSURL, Name: "ork-bench", Auth: cfg.NATSAuth}, log.Named("bus"))
 		if err != nil {
 			return nil, err
 		}
 		defer b.Close()
-		if err := b.Provision(ctx); err != nil {
+		// A submitter's credentials suffice: the cluster's services provisioned the streams.
+		if err := b.Ensure(ctx); err != nil {
 			return nil, err
 		}
 		e.bus = b

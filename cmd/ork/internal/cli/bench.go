@@ -17,11 +17,12 @@ import (
 
 // benchOptions are the flags of ork bench.
 type benchOptions struct {
-	configName, shape, taskType, mode, nats, db, out, cpuProfile, heapProfile, devstackDir, recorderMetrics string
+	configName, shape, taskType, mode, db, out, cpuProfile, heapProfile, devstackDir, recorderMetrics string
 	tasks, depth, runs, concurrency                                                                         int
 	sleepSeconds                                                                                            float64
 	idle                                                                                                    time.Duration
 	json, verbose, memory                                                                                   bool
+	nats                                                                                                    natsFlags
 }
 
 // Sizes of a custom scenario whose size flags are not given.
@@ -70,7 +71,7 @@ reads their CPU and memory through the pid files in --devstack-dir. See docs/ben
 	f.Float64Var(&o.sleepSeconds, "sleep-seconds", bench.SleepSecondsDefault, "duration of a sleep task")
 	f.IntVar(&o.concurrency, "concurrency", bench.ConcurrencyDefault, "tasks in flight in the embedded executor")
 	f.StringVar(&o.mode, "mode", "", "embedded or cluster (default embedded, cluster with --nats)")
-	addNATSFlag(cmd, &o.nats, "cluster mode: the cluster's NATS URL")
+	addNATSFlags(cmd, &o.nats, "cluster mode: the cluster's NATS URL")
 	f.StringVar(&o.db, "db", "", "cluster mode: the cluster's database, read back after each scenario; embedded: the database to use instead of a temporary SQLite file")
 	f.StringVar(&o.devstackDir, "devstack-dir", bench.DevstackDirDefault, "cluster mode: where the services' <name>.pid files are")
 	f.StringVar(&o.recorderMetrics, "recorder-metrics", bench.RecorderMetricsURLDefault, "cluster mode: a recorder's Prometheus endpoint, where the batches it commits are counted")
@@ -129,7 +130,18 @@ func (o *benchOptions) config(cmd *cobra.Command, args []string) (bench.Config, 
 	cfg.Concurrency = o.concurrency
 	cfg.DevstackDir = o.devstackDir
 	cfg.RecorderMetricsURL = o.recorderMetrics
-	cfg.NATSURL = resolve(o.nats, envNATSURL, "")
+	natsURL, err := o.nats.URL()
+	if err != nil {
+		return cfg, err
+	}
+	cfg.NATSURL = natsURL
+	if natsURL != "" {
+		bcfg, err := o.nats.config(natsURL, "ork-bench")
+		if err != nil {
+			return cfg, err
+		}
+		cfg.NATSAuth = bcfg.Auth
+	}
 	cfg.DBURL = o.db
 	cfg.Memory = o.memory
 	cfg.HeapProfile = o.heapProfile

@@ -30,7 +30,8 @@ type controlSpec struct {
 }
 
 type controlOptions struct {
-	nats, reason string
+	nats   natsFlags
+	reason string
 	wait, json   bool
 	timeout      time.Duration
 }
@@ -93,7 +94,7 @@ func newControlCmd(spec controlSpec) *cobra.Command {
 			return runControl(cmd.Context(), cmd.OutOrStdout(), spec, args[0], o)
 		},
 	}
-	addNATSFlag(cmd, &o.nats, "NATS URL of the cluster running the run")
+	addNATSFlags(cmd, &o.nats, "NATS URL of the cluster running the run")
 	cmd.Flags().BoolVar(&o.wait, "wait", spec.waitDefault, "wait for the scheduler's answer and print it")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", controlTimeoutDefault, "how long --wait waits for the answer")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the answer event as JSON")
@@ -105,11 +106,9 @@ func newControlCmd(spec controlSpec) *cobra.Command {
 
 // runControl publishes one control request and, with --wait, follows the run until the answer.
 func runControl(ctx context.Context, stdout io.Writer, spec controlSpec, runID string, o controlOptions) error {
-	natsURL := resolve(o.nats, envNATSURL, "")
-	if natsURL != "" {
-		if err := checkNATSURL(natsURL); err != nil {
-			return usageError(err)
-		}
+	natsURL, err := o.nats.URL()
+	if err != nil {
+		return err
 	}
 	if natsURL == "" {
 		name, _, _ := strings.Cut(spec.use, " ")
@@ -121,7 +120,11 @@ func runControl(ctx context.Context, stdout io.Writer, spec controlSpec, runID s
 	}
 	log := quietLogger(false)
 	defer func() { _ = log.Sync() }()
-	b, err := bus.Connect(bus.Config{URL: natsURL, Name: "ork-cli"}, log.Named("bus"))
+	bcfg, err := o.nats.config(natsURL, "ork-cli")
+	if err != nil {
+		return err
+	}
+	b, err := bus.Connect(bcfg, log.Named("bus"))
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/ork-go/ork/pkg/bus"
+	"github.com/ork-go/ork/pkg/envflag"
 	"github.com/ork-go/ork/pkg/logging"
 	"github.com/ork-go/ork/pkg/store"
 	"github.com/ork-go/ork/pkg/store/storeopen"
@@ -29,9 +32,43 @@ func addDBFlag(cmd *cobra.Command, target *string) {
 	cmd.Flags().StringVar(target, "db", "", "database URL: sqlite://PATH, postgres://..., file://DIR (env "+envDBURL+", default "+dbURLDefault+")")
 }
 
-// addNATSFlag adds --nats to a command.
-func addNATSFlag(cmd *cobra.Command, target *string, what string) {
-	cmd.Flags().StringVar(target, "nats", "", what+" (env "+envNATSURL+")")
+// natsFlags are a command's connection to a cluster: --nats and the credential and TLS flags.
+type natsFlags struct {
+	url     string
+	auth    bus.Auth
+	authErr error // a bad ORK_NATS_* variable
+}
+
+// addNATSFlags adds --nats and bus.Auth's flags (the services' own, with the same variables) to a
+// command.
+func addNATSFlags(cmd *cobra.Command, n *natsFlags, what string) {
+	cmd.Flags().StringVar(&n.url, "nats", "", what+" (env "+envNATSURL+")")
+	fs := flag.NewFlagSet(cmd.Name(), flag.ContinueOnError)
+	s := envflag.New(fs, os.Getenv)
+	n.auth.RegisterAuthFlags(s)
+	n.authErr = s.Err()
+	cmd.Flags().AddGoFlagSet(fs)
+}
+
+// URL returns --nats, else ORK_NATS_URL, checked; "" when neither is set.
+func (n *natsFlags) URL() (string, error) {
+	u := resolve(n.url, envNATSURL, "")
+	if u == "" {
+		return "", nil
+	}
+	if err := checkNATSURL(u); err != nil {
+		return "", usageError(err)
+	}
+	return u, nil
+}
+
+// config returns the bus configuration of the connection to url as client name.
+func (n *natsFlags) config(url, name string) (bus.Config, error) {
+	cfg := bus.Config{URL: url, Name: name, Auth: n.auth}
+	if err := errors.Join(n.authErr, n.auth.Validate()); err != nil {
+		return cfg, usageError(err)
+	}
+	return cfg, nil
 }
 
 // resolve returns the flag value, else the environment variable, else the default.

@@ -79,6 +79,7 @@ from.`,
 	root.AddCommand(newCancelCmd())
 	root.AddCommand(newPauseCmd())
 	root.AddCommand(newResumeCmd())
+	root.AddCommand(newNATSCmd())
 	return root
 }
 

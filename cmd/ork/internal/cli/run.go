@@ -21,7 +21,8 @@ import (
 )
 
 type runOptions struct {
-	db, nats, key, triggeredBy string
+	db, key, triggeredBy string
+	nats                 natsFlags
 	python                     string
 	pythonCold                 bool
 	json, verbose, all         bool
@@ -55,7 +56,7 @@ Exit status: 0 when the run succeeded, 1 when it failed or was cancelled or the 
 		},
 	}
 	addDBFlag(cmd, &o.db)
-	addNATSFlag(cmd, &o.nats, "submit to a running cluster at this NATS URL instead of running in-process")
+	addNATSFlags(cmd, &o.nats, "submit to a running cluster at this NATS URL instead of running in-process")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print one JSON object with the result instead of the table (docs/run.schema.json)")
 	cmd.Flags().BoolVar(&o.all, "all", false, "list every task in the final table, however many")
 	cmd.Flags().StringVar(&o.key, "idempotency-key", "", "submitting twice with one key starts one run")
@@ -79,10 +80,14 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 			return usageError(err)
 		}
 	}
-	natsURL := resolve(o.nats, envNATSURL, "")
+	natsURL, err := o.nats.URL()
+	if err != nil {
+		return err
+	}
+	var bcfg bus.Config
 	if natsURL != "" {
-		if err := checkNATSURL(natsURL); err != nil {
-			return usageError(err)
+		if bcfg, err = o.nats.config(natsURL, "ork-cli"); err != nil {
+			return err
 		}
 	}
 	params := client.SubmitParams{Plan: plan, IdempotencyKey: o.key, TriggeredBy: o.triggeredBy}
@@ -116,7 +121,7 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 			}
 			defer st.Close()
 		}
-		b, err = bus.Connect(bus.Config{URL: natsURL, Name: "ork-cli"}, log.Named("bus"))
+		b, err = bus.Connect(bcfg, log.Named("bus"))
 		if err != nil {
 			return err
 		}
