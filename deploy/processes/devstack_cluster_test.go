@@ -66,12 +66,25 @@ func TestDevstackCluster(t *testing.T) {
 	}
 
 	run := exec.CommandContext(ctx, bins.CLI, "run", wideWorkflowFile(t, 4), "--nats", natsURL)
+	run.Env = append(withoutNATSCredentials(os.Environ()), devstackRoleEnv(t, state, "submitter")...)
 	run.Dir = t.TempDir()
 	if out, err := run.CombinedOutput(); err != nil {
 		t.Fatalf("ork run --nats %s: %v\n%s\nlogs:\n%s", natsURL, err, out, stateLogs(state))
 	}
 
-	b, err := bus.Connect(bus.Config{URL: natsURL, Name: t.Name()}, zaptest.NewLogger(t))
+	var auth bus.Auth
+	for _, kv := range devstackRoleEnv(t, state, "submitter") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case bus.EnvUser:
+			auth.User = v
+		case bus.EnvPassword:
+			auth.Password = v
+		case bus.EnvInboxPrefix:
+			auth.InboxPrefix = v
+		}
+	}
+	b, err := bus.Connect(bus.Config{URL: natsURL, Name: t.Name(), Auth: auth}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,49 @@ func devstack(ctx context.Context, t *testing.T, env []string, args ...string) (
 	return out.String(), err
 }
 
+// devstackRoleEnv reads the environment devstack.sh wrote for role ("export K=V" lines): the NATS
+// URL and the role's credentials. For the executor, which has no file, it builds the same from
+// secrets.env.
+func devstackRoleEnv(t *testing.T, state, role string) []string {
+	t.Helper()
+	file := filepath.Join(state, role+".env")
+	if role == "executor" {
+		data, err := os.ReadFile(filepath.Join(state, "secrets.env"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "ORK_NATS_EXECUTOR_PASSWORD="); ok {
+				return []string{"ORK_NATS_USER=executor", "ORK_NATS_PASSWORD=" + v, "ORK_NATS_INBOX_PREFIX=_INBOX_executor"}
+			}
+		}
+		t.Fatal("secrets.env has no executor password")
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		kv := strings.TrimPrefix(line, "export ")
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env = append(env, k+"="+strings.Trim(v, "'"))
+		}
+	}
+	return env
+}
+
+// withoutNATSCredentials drops any ORK_NATS_* credentials of the test's own environment.
+func withoutNATSCredentials(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "ORK_NATS_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
 var reNATSURL = regexp.MustCompile(`NATS:\s+(nats://127\.0\.0\.1:\d+)`)
 
 // TestDevstackScript brings the dev stack up with deploy/devstack.sh, runs a workflow on it with
@@ -84,10 +127,24 @@ func TestDevstackScript(t *testing.T) {
 
 	// The ork CLI submits over the printed URL and exits 0 once the recorder committed a success.
 	flow := wideWorkflowFile(t, 4)
-	run := exec.CommandContext(ctx, bins.CLI, "run", flow, "--nats", natsURL)
+	// Without credentials the stack's NATS turns the CLI away, naming the server and what to set.
+	anon := exec.CommandContext(ctx, bins.CLI, "run", flow, "--nats", natsURL)
+	anon.Env = withoutNATSCredentials(os.Environ())
+	if out, err := anon.CombinedOutput(); err == nil || !strings.Contains(string(out), "Authorization Violation") ||
+		!strings.Contains(string(out), natsURL) || !strings.Contains(string(out), "ORK_NATS_USER") {
+		t.Errorf("ork run without credentials: %v\n%s\nwant an authorization error naming %s and ORK_NATS_USER", err, out, natsURL)
+	}
+	// An executor's credentials may not submit.
+	asExecutor := exec.CommandContext(ctx, bins.CLI, "run", flow, "--nats", natsURL)
+	asExecutor.Env = append(withoutNATSCredentials(os.Environ()), devstackRoleEnv(t, state, "executor")...)
+	if out, err := asExecutor.CombinedOutput(); err == nil || !strings.Contains(string(out), "ermissions") {
+		t.Errorf("ork run as the executor: %v\n%s\nwant a permissions violation", err, out)
+	}
+	run := exec.CommandContext(ctx, bins.CLI, "run", flow)
+	run.Env = append(withoutNATSCredentials(os.Environ()), devstackRoleEnv(t, state, "submitter")...)
 	run.Dir = t.TempDir()
 	if out, err := run.CombinedOutput(); err != nil {
-		t.Fatalf("ork run --nats %s: %v\n%s\nlogs:\n%s", natsURL, err, out, stateLogs(state))
+		t.Fatalf("ork run with submitter.env (%s): %v\n%s\nlogs:\n%s", natsURL, err, out, stateLogs(state))
 	}
 
 	// Every service serves its Prometheus metrics on the port the script gave it.

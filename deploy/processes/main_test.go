@@ -22,6 +22,11 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binDir = dir
+	// For the tests that parse deploy/nats-server.conf in this process; the servers started by the
+	// tests get their own secrets in their environment.
+	for _, role := range processes.Roles {
+		_ = os.Setenv(processes.PasswordEnv(role), role+"-secret")
+	}
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
 		_ = os.RemoveAll(dir)
 		os.Exit(code)

@@ -354,7 +354,7 @@ const (
 func (b *Bus) retryTransient(ctx context.Context, fn func(context.Context) error) error {
 	deadline := time.Now().Add(provisionTimeout)
 	for {
-		err := b.attempt(ctx, fn)
+		err := b.attempt(ctx, provisionAttemptTimeout, fn)
 		if err == nil || ctx.Err() != nil || !transient(err) || time.Now().After(deadline) {
 			return err
 		}
@@ -368,14 +368,15 @@ func (b *Bus) retryTransient(ctx context.Context, fn func(context.Context) error
 	}
 }
 
-// attempt runs fn once within provisionAttemptTimeout, cut short by a permission violation.
-func (b *Bus) attempt(ctx context.Context, fn func(context.Context) error) error {
+// attempt runs fn once within timeout, cut short by a permission violation: a request the server
+// refuses gets no reply, only the asynchronous error, which attempt returns instead.
+func (b *Bus) attempt(ctx context.Context, timeout time.Duration, fn func(context.Context) error) error {
 	b.mu.Lock()
 	denied := b.denied
 	b.mu.Unlock()
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	tctx, cancelTimeout := context.WithTimeout(actx, provisionAttemptTimeout)
+	tctx, cancelTimeout := context.WithTimeout(actx, timeout)
 	defer cancelTimeout()
 	done := make(chan struct{})
 	defer close(done)

@@ -141,7 +141,7 @@ const (
 
 // PublishUntilStored publishes m and waits for the stream's ack, trying again (with the same
 // deduplication id, so a retry never stores it twice) until it is stored, the stream refuses it
-// for good, or ctx ends. Each try is bounded and ends at once when the connection is lost: a
+// for good (or the server's permissions refuse it), or ctx ends. Each try is bounded and ends at once when the connection is lost: a
 // publish sent just before a server crash or restart never gets its ack, and waiting for ctx's
 // deadline would leave a client hanging for as long. It is for clients (a submission, a control
 // request); the services retry through redelivery instead.
@@ -152,9 +152,10 @@ func (b *Bus) PublishUntilStored(ctx context.Context, m Msg) error {
 	wait := publishRetryMin
 	for {
 		tctx, cancel := b.OpContext(ctx)
-		tctx, cancelTry := context.WithTimeout(tctx, b.cfg.PublishTryTimeout)
-		_, err := b.JS.PublishMsg(tctx, natsMsg(m))
-		cancelTry()
+		err := b.attempt(tctx, b.cfg.PublishTryTimeout, func(ctx context.Context) error {
+			_, err := b.JS.PublishMsg(ctx, natsMsg(m))
+			return err
+		})
 		cancel()
 		if err == nil {
 			return nil
@@ -181,7 +182,7 @@ func (b *Bus) PublishUntilStored(ctx context.Context, m Msg) error {
 // the try timed out or was cut by a lost connection, nobody answered (a stream between leaders, a
 // server restarting), or the cluster said "not now".
 func retryable(err error) bool {
-	if RefusedForGood(err) {
+	if RefusedForGood(err) || errors.Is(err, nats.ErrPermissionViolation) {
 		return false
 	}
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||

@@ -1,0 +1,286 @@
+package processes_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/ork-go/ork/deploy/processes"
+	"github.com/ork-go/ork/pkg/bus"
+	"github.com/ork-go/ork/pkg/event"
+)
+
+// roleConn is a raw connection as one role, collecting the server's refusals.
+type roleConn struct {
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	refusal chan error
+}
+
+func connectAs(t *testing.T, n *processes.NATS, role string) *roleConn {
+	t.Helper()
+	c := &roleConn{refusal: make(chan error, 16)}
+	nc, err := nats.Connect(n.URL,
+		nats.UserInfo(role, n.Secrets[role]),
+		nats.CustomInboxPrefix(processes.InboxPrefix(role)),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			select {
+			case c.refusal <- err:
+			default:
+			}
+		}))
+	if err != nil {
+		t.Fatalf("connecting as %s: %v", role, err)
+	}
+	t.Cleanup(nc.Close)
+	c.nc = nc
+	if c.js, err = jetstream.New(nc); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// refused runs op and requires the server to refuse it: a permissions violation naming subject.
+func (c *roleConn) refused(t *testing.T, what, subject string, op func(ctx context.Context) error) {
+	t.Helper()
+	for len(c.refusal) > 0 {
+		<-c.refusal
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	// A refused request gets no reply: op returns when the refusal arrives, or at the timeout.
+	opDone := make(chan error, 1)
+	go func() { opDone <- op(ctx) }()
+	select {
+	case err := <-c.refusal:
+		cancel()
+		<-opDone
+		if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), subject) {
+			t.Errorf("%s: refused with %v, want a permissions violation on %s", what, err, subject)
+		}
+	case opErr := <-opDone:
+		_ = c.nc.FlushTimeout(3 * time.Second)
+		select {
+		case err := <-c.refusal:
+			if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), subject) {
+				t.Errorf("%s: refused with %v, want a permissions violation on %s", what, err, subject)
+			}
+		case <-time.After(2 * time.Second):
+			t.Errorf("%s: allowed (op returned %v), want it refused on %s", what, opErr, subject)
+		}
+	}
+}
+
+// allowed runs op and requires it to succeed with no refusal.
+func (c *roleConn) allowed(t *testing.T, what string, op func(ctx context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := op(ctx); err != nil {
+		t.Errorf("%s: %v, want it allowed", what, err)
+	}
+	_ = c.nc.FlushTimeout(3 * time.Second)
+	select {
+	case err := <-c.refusal:
+		t.Errorf("%s: the server refused %v", what, err)
+	default:
+	}
+}
+
+func publishAck(c *roleConn, subject string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := c.js.Publish(ctx, subject, []byte(`{}`))
+		return err
+	}
+}
+
+func pull(c *roleConn, stream, consumer string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		// The request itself: Consumer() would first ask for the consumer's info.
+		return c.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+stream+"."+consumer, c.nc.NewRespInbox(), []byte(`{"batch":1,"no_wait":true}`))
+	}
+}
+
+// TestSecurityBoundaries starts the nats-server of deploy/nats-server.conf and tries each role's
+// permissions: what the role needs works, and the forbidden operations are refused by the server.
+func TestSecurityBoundaries(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	n, err := processes.StartNATS(ctx, processes.NATSConfig{Binary: natsServer(t), Dir: t.TempDir(), Base: baseConfig(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Kill() })
+
+	t.Run("anonymous and wrong credentials are refused, with the server and the reason named", func(t *testing.T) {
+		for name, cfg := range map[string]bus.Config{
+			"anonymous":      {URL: n.URL},
+			"wrong password": {URL: n.URL, Auth: bus.Auth{User: processes.RoleSubmitter, Password: "guess"}},
+			"unknown user":   {URL: n.URL, Auth: bus.Auth{User: "admin", Password: n.Secrets[processes.RoleOperator]}},
+		} {
+			start := time.Now()
+			b, err := bus.Connect(cfg, zap.NewNop())
+			if err == nil {
+				b.Close()
+				t.Errorf("%s: connected", name)
+				continue
+			}
+			if !errors.Is(err, nats.ErrAuthorization) || !strings.Contains(err.Error(), n.URL) {
+				t.Errorf("%s: %v, want an authorization error naming %s", name, err, n.URL)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("%s: refused after %s, want within seconds", name, d)
+			}
+		}
+	})
+
+	// The operator provisions; nobody else may.
+	op, err := bus.Connect(bus.Config{URL: n.URL, Auth: n.Secrets.Auth(processes.RoleOperator)}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(op.Close)
+	if err := op.Provision(ctx); err != nil {
+		t.Fatalf("the operator provisions: %v", err)
+	}
+
+	sub := connectAs(t, n, processes.RoleSubmitter)
+	exe := connectAs(t, n, processes.RoleExecutor)
+	sch := connectAs(t, n, processes.RoleScheduler)
+	rec := connectAs(t, n, processes.RoleRecorder)
+	run := event.NewID()
+
+	t.Run("submitter", func(t *testing.T) {
+		sub.allowed(t, "submit a run", publishAck(sub, event.SubjectRunSubmitted))
+		sub.allowed(t, "request a cancel", publishAck(sub, event.SubjectEvent(event.TypeRunCancelRequested, run)))
+		sub.allowed(t, "follow a run's events", func(ctx context.Context) error {
+			cons, err := sub.js.OrderedConsumer(ctx, event.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{event.SubjectRunEvents(run)}})
+			if err != nil {
+				return err
+			}
+			_, err = cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+			return err
+		})
+		sub.allowed(t, "wait for recorded notices", func(context.Context) error {
+			_, err := sub.nc.SubscribeSync(event.SubjectRecordedPrefix + run)
+			return err
+		})
+		sub.allowed(t, "read run state", func(ctx context.Context) error {
+			kv, err := sub.js.KeyValue(ctx, event.BucketRuns)
+			if err != nil {
+				return err
+			}
+			if _, err := kv.Get(ctx, "run."+run); !errors.Is(err, jetstream.ErrKeyNotFound) {
+				return fmt.Errorf("get: %w", err)
+			}
+			return nil
+		})
+		sub.refused(t, "publish a task event", "ork.events.task.succeeded", publishAck(sub, event.SubjectEvent(event.TypeTaskSucceeded, run)))
+		sub.refused(t, "publish a dispatch", "ork.tasks.process", publishAck(sub, event.SubjectTasks("process")))
+		sub.refused(t, "purge the events stream", "$JS.API.STREAM.PURGE.ORK_EVENTS", func(ctx context.Context) error {
+			s, err := sub.js.Stream(ctx, event.StreamEvents)
+			if err != nil {
+				return err
+			}
+			return s.Purge(ctx)
+		})
+		sub.refused(t, "delete a stream", "$JS.API.STREAM.DELETE.ORK_TASKS", func(ctx context.Context) error {
+			return sub.js.DeleteStream(ctx, event.StreamTasks)
+		})
+		sub.refused(t, "read the tasks work queue", "$JS.API.CONSUMER.MSG.NEXT.ORK_TASKS.exec-process", pull(sub, event.StreamTasks, event.ConsumerExecutor("process")))
+		sub.refused(t, "open a consumer on the work queue", "$JS.API.CONSUMER.CREATE.ORK_TASKS", func(ctx context.Context) error {
+			_, err := sub.js.CreateOrUpdateConsumer(ctx, event.StreamTasks, jetstream.ConsumerConfig{Name: "spy", FilterSubject: event.SubjectTasksAll})
+			return err
+		})
+		sub.refused(t, "steal the scheduler's events", "$JS.API.CONSUMER.MSG.NEXT.ORK_EVENTS.scheduler", pull(sub, event.StreamEvents, event.ConsumerScheduler))
+		sub.refused(t, "write run state", "$KV.ork_runs.run.", publishAck(sub, "$KV."+event.BucketRuns+".run."+run))
+		sub.refused(t, "read an executor's replies", "_INBOX_executor.>", func(context.Context) error {
+			_, err := sub.nc.SubscribeSync("_INBOX_executor.>")
+			return err
+		})
+	})
+
+	t.Run("executor", func(t *testing.T) {
+		exe.allowed(t, "create its type's consumer and pull", func(ctx context.Context) error {
+			cons, err := exe.js.CreateOrUpdateConsumer(ctx, event.StreamTasks, jetstream.ConsumerConfig{
+				Durable: event.ConsumerExecutor("process"), FilterSubject: event.SubjectTasks("process"), AckPolicy: jetstream.AckExplicitPolicy})
+			if err != nil {
+				return err
+			}
+			_, err = cons.Fetch(1, jetstream.FetchMaxWait(500*time.Millisecond))
+			return err
+		})
+		exe.allowed(t, "publish a task event", publishAck(exe, event.SubjectEvent(event.TypeTaskStarted, run)))
+		exe.allowed(t, "publish log lines", publishAck(exe, event.SubjectLogsAll[:len(event.SubjectLogsAll)-1]+run+".a"))
+		exe.refused(t, "submit a run", event.SubjectRunSubmitted, publishAck(exe, event.SubjectRunSubmitted))
+		exe.refused(t, "finish a run", "ork.events.run.finished", publishAck(exe, event.SubjectEvent(event.TypeRunFinished, run)))
+		exe.refused(t, "publish a dispatch", "ork.tasks.process", publishAck(exe, event.SubjectTasks("process")))
+		exe.refused(t, "pull another type's work", "$JS.API.CONSUMER.MSG.NEXT.ORK_TASKS.exec-gpu", pull(exe, event.StreamTasks, event.ConsumerExecutor("gpu")))
+		exe.refused(t, "create another type's consumer", "$JS.API.CONSUMER.CREATE.ORK_TASKS.exec-gpu", func(ctx context.Context) error {
+			_, err := exe.js.CreateOrUpdateConsumer(ctx, event.StreamTasks, jetstream.ConsumerConfig{
+				Durable: event.ConsumerExecutor("gpu"), FilterSubject: event.SubjectTasks("gpu"), AckPolicy: jetstream.AckExplicitPolicy})
+			return err
+		})
+		exe.refused(t, "write run state", "$KV.ork_runs", publishAck(exe, "$KV."+event.BucketRuns+".run."+run))
+		exe.refused(t, "delete its consumer", "$JS.API.CONSUMER.DELETE.ORK_TASKS.exec-process", func(ctx context.Context) error {
+			return exe.js.DeleteConsumer(ctx, event.StreamTasks, event.ConsumerExecutor("process"))
+		})
+	})
+
+	t.Run("scheduler", func(t *testing.T) {
+		sch.allowed(t, "publish a dispatch", publishAck(sch, event.SubjectTasks("process")))
+		sch.allowed(t, "finish a run", publishAck(sch, event.SubjectEvent(event.TypeRunFinished, run)))
+		sch.allowed(t, "write run state", func(ctx context.Context) error {
+			kv, err := sch.js.KeyValue(ctx, event.BucketRuns)
+			if err != nil {
+				return err
+			}
+			_, err = kv.Put(ctx, "run."+run, []byte(`{}`))
+			return err
+		})
+		sch.refused(t, "submit a run", event.SubjectRunSubmitted, publishAck(sch, event.SubjectRunSubmitted))
+		sch.refused(t, "delete the bucket", "$JS.API.STREAM.DELETE.KV_ork_runs", func(ctx context.Context) error {
+			return sch.js.DeleteKeyValue(ctx, event.BucketRuns)
+		})
+		sch.refused(t, "pull the recorder's events", "$JS.API.CONSUMER.MSG.NEXT.ORK_EVENTS.recorder", pull(sch, event.StreamEvents, event.ConsumerRecorderEvents))
+	})
+
+	t.Run("recorder", func(t *testing.T) {
+		rec.allowed(t, "announce a recorded run", func(context.Context) error {
+			return rec.nc.Publish(event.SubjectRecordedPrefix+run, []byte(event.RunSuccess))
+		})
+		rec.refused(t, "publish an event", "ork.events.run.finished", publishAck(rec, event.SubjectEvent(event.TypeRunFinished, run)))
+		rec.refused(t, "publish a dispatch", "ork.tasks.process", publishAck(rec, event.SubjectTasks("process")))
+		rec.refused(t, "update a stream", "$JS.API.STREAM.UPDATE.ORK_EVENTS", func(ctx context.Context) error {
+			_, err := rec.js.UpdateStream(ctx, jetstream.StreamConfig{Name: event.StreamEvents, Subjects: []string{event.SubjectEventsAll}})
+			return err
+		})
+	})
+
+	t.Run("a service without the right to provision says so at once", func(t *testing.T) {
+		b, err := bus.Connect(bus.Config{URL: n.URL, Auth: n.Secrets.Auth(processes.RoleExecutor)}, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		start := time.Now()
+		err = b.Provision(ctx)
+		if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), "docs/security.md") {
+			t.Errorf("provisioning as the executor: %v, want a permissions violation pointing to docs/security.md", err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("refused after %s, want at once (no retry loop)", d)
+		}
+		if err := b.Check(ctx); err != nil {
+			t.Errorf("checking the provisioned streams as the executor: %v", err)
+		}
+	})
+}
