@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/ork-go/ork/deploy/processes"
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/client"

@@ -18,11 +18,11 @@ import (
 // benchOptions are the flags of ork bench.
 type benchOptions struct {
 	configName, shape, taskType, mode, db, out, cpuProfile, heapProfile, devstackDir, recorderMetrics string
-	tasks, depth, runs, concurrency                                                                         int
-	sleepSeconds                                                                                            float64
-	idle                                                                                                    time.Duration
-	json, verbose, memory                                                                                   bool
-	nats                                                                                                    natsFlags
+	tasks, depth, runs, concurrency                                                                   int
+	sleepSeconds                                                                                      float64
+	idle                                                                                              time.Duration
+	json, verbose, memory                                                                             bool
+	nats                                                                                              natsFlags
 }
 
 // Sizes of a custom scenario whose size flags are not given.

@@ -30,10 +30,10 @@ type controlSpec struct {
 }
 
 type controlOptions struct {
-	nats   natsFlags
-	reason string
-	wait, json   bool
-	timeout      time.Duration
+	nats       natsFlags
+	reason     string
+	wait, json bool
+	timeout    time.Duration
 }
 
 func newCancelCmd() *cobra.Command {

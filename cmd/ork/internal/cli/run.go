@@ -23,10 +23,10 @@ import (
 type runOptions struct {
 	db, key, triggeredBy string
 	nats                 natsFlags
-	python                     string
-	pythonCold                 bool
-	json, verbose, all         bool
-	concurrency                int
+	python               string
+	pythonCold           bool
+	json, verbose, all   bool
+	concurrency          int
 }
 
 func newRunCmd() *cobra.Command {
