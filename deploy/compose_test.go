@@ -201,6 +201,9 @@ func TestComposeOrkServices(t *testing.T) {
 	} else if *exec.Deploy.Replicas != 2 {
 		t.Errorf("executor: deploy.replicas = %d, want 2", *exec.Deploy.Replicas)
 	}
+	if got := exec.Environment["ORK_EXECUTOR_WORKFLOW_ROOTS"]; got == nil || *got != "/opt/ork/examples" {
+		t.Errorf("executor: ORK_EXECUTOR_WORKFLOW_ROOTS = %v, want /opt/ork/examples (the mounted workflows, and nothing else)", got)
+	}
 	if _, ok := exec.Environment["ORK_EXECUTOR_INSTANCE"]; ok {
 		t.Error("executor: ORK_EXECUTOR_INSTANCE is set, so every replica would record the same instance")
 	}

@@ -20,6 +20,9 @@
 #   ORK_DEVSTACK_EXECUTORS      number of executors (default 2)
 #   ORK_EXECUTOR_TYPES          executor types (default process,python,noop,sleep)
 #   ORK_EXECUTOR_CONCURRENCY    tasks in flight per executor (default 4)
+#   ORK_EXECUTOR_WORKFLOW_ROOTS folders the executors run workflows from (default the repository
+#                               and $TMPDIR or /tmp, where `ork bench` writes its workflows; a
+#                               workflow elsewhere is refused; docs/security.md)
 #   ORK_DEVSTACK_SYNC_INTERVAL  JetStream sync_interval override ("always" = durable, slow)
 #   ORK_DEVSTACK_METRICS_PORT   first Prometheus port (default 9103: recorder; scheduler 9104;
 #                               executor-N 9104+N)
@@ -50,6 +53,7 @@ DB_URL_DEFAULT="postgres://postgres@127.0.0.1:5432/ork_dev?sslmode=disable"
 EXECUTORS="${ORK_DEVSTACK_EXECUTORS:-2}"
 EXECUTOR_TYPES="${ORK_EXECUTOR_TYPES:-process,python,noop,sleep}"
 EXECUTOR_CONCURRENCY="${ORK_EXECUTOR_CONCURRENCY:-4}"
+WORKFLOW_ROOTS="${ORK_EXECUTOR_WORKFLOW_ROOTS:-$ROOT,${TMPDIR:-/tmp}}"
 # Prometheus endpoints: recorder on the base port, scheduler on base+1, executor-N on base+1+N.
 METRICS_BASE="${ORK_DEVSTACK_METRICS_PORT:-9103}"
 
@@ -254,6 +258,7 @@ set_args() {
 	recorder) ARGS=(--nats "$NATS_URL" --db "$DB_URL" --metrics-addr "127.0.0.1:$METRICS_BASE") ;;
 	scheduler) ARGS=(--nats "$NATS_URL" --metrics-addr "127.0.0.1:$((METRICS_BASE + 1))") ;;
 	executor-*) ARGS=(--nats "$NATS_URL" --types "$EXECUTOR_TYPES" --concurrency "$EXECUTOR_CONCURRENCY" --instance "$1"
+		--workflow-roots "$WORKFLOW_ROOTS"
 		--metrics-addr "127.0.0.1:$((METRICS_BASE + 1 + ${1#executor-}))") ;;
 	esac
 }

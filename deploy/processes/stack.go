@@ -59,6 +59,9 @@ type Config struct {
 	ExecutorArgs  []string
 	// Env is added to the environment of every service.
 	Env []string
+	// WorkflowRoots are the executors' --workflow-roots; default the system's temporary directory,
+	// where tests write their workflows.
+	WorkflowRoots []string
 	// NATSCluster, when above 1, starts that many nats-servers clustered over loopback instead of
 	// one; the services get every node's URL. Give the services ORK_NATS_REPLICAS in Env.
 	NATSCluster int
@@ -80,6 +83,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Recorders == 0 {
 		c.Recorders = 1
+	}
+	if len(c.WorkflowRoots) == 0 {
+		c.WorkflowRoots = []string{os.TempDir()}
 	}
 	return c
 }
@@ -316,6 +322,7 @@ func (s *Stack) ExecutorSpec(instance string) ProcessSpec {
 			"--types", s.cfg.ExecutorTypes,
 			"--concurrency", strconv.Itoa(s.cfg.ExecutorConcurrency),
 			"--instance", instance,
+			"--workflow-roots", strings.Join(s.cfg.WorkflowRoots, ","),
 		}, s.cfg.ExecutorArgs...),
 		Env:     s.serviceEnv(RoleExecutor),
 		LogPath: filepath.Join(s.cfg.Dir, instance+".log"),

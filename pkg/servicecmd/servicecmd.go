@@ -1,9 +1,10 @@
 // Package servicecmd is what the three service commands (ork-scheduler, ork-executor,
-// ork-recorder) share: the common flags (--nats, the stream limits, --log-level, --log-format,
-// --metrics-addr), each defaulting to its ORK_* variable; the logger; the metrics server; the
-// connection to NATS and the provisioning of the streams; signal handling (the first SIGINT or
-// SIGTERM drains the service, a second one kills it); and the exit codes (2 for bad flags or
-// environment, 1 when the service fails). A service's main only adds its own flags and runs it.
+// ork-recorder) share: the common flags (--nats and its credential and TLS flags, --provision, the
+// stream limits, --log-level, --log-format, --metrics-addr), each defaulting to its ORK_* variable;
+// the logger; the metrics server; the connection to NATS and the provisioning of the streams (or,
+// with --provision=false, the check that they exist); signal handling (the first SIGINT or SIGTERM
+// drains the service, a second one kills it); and the exit codes (2 for bad flags or environment, 1
+// when the service fails). A service's main only adds its own flags and runs it.
 package servicecmd
 
 import (

@@ -26,7 +26,7 @@ func benchService(b *testing.B) *Service {
 		b.Fatal(err)
 	}
 	b.Cleanup(bb.Close)
-	s, err := New(bb, Config{Types: KnownTypes(), CacheDir: b.TempDir()}, zap.NewNop())
+	s, err := New(bb, Config{Types: KnownTypes(), CacheDir: filepath.Join(b.TempDir(), "cache")}, zap.NewNop())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func BenchmarkDispatchNoop(b *testing.B) {
 	if err := bb.Provision(ctx); err != nil {
 		b.Fatal(err)
 	}
-	s, err := New(bb, Config{Types: []string{workflow.ExecutorNoop}, CacheDir: b.TempDir()}, zap.NewNop())
+	s, err := New(bb, Config{Types: []string{workflow.ExecutorNoop}, CacheDir: filepath.Join(b.TempDir(), "cache")}, zap.NewNop())
 	if err != nil {
 		b.Fatal(err)
 	}

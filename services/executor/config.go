@@ -50,8 +50,15 @@ type Config struct {
 	Concurrency int
 	// Instance names this executor instance in events; default hostname-pid-random.
 	Instance string
-	// CacheDir holds the python runner script; default os.UserCacheDir()/ork.
+	// CacheDir holds the python runner script: a private directory (mode 0700, owned by this
+	// user), checked at start; default os.UserCacheDir()/ork, or a fresh temporary directory when
+	// the user has no cache directory.
 	CacheDir string
+	// WorkflowRoots, when set, are the only folders (with their subfolders) a dispatch's workflow
+	// folder may lie in, checked after symbolic links are resolved: the folder comes from the
+	// network. Empty: any folder (the embedded `ork run`, whose only submitter is itself);
+	// ork-executor defaults it to its working directory.
+	WorkflowRoots []string
 	// Python is the interpreter of python tasks; default $ORK_PYTHON or python3.
 	Python string
 	// PythonCold runs every python task in an interpreter of its own instead of forking it from
@@ -101,10 +108,10 @@ func (c Config) WithDefaults() Config {
 		c.Instance = defaultInstance()
 	}
 	if c.CacheDir == "" {
+		// Without a user cache directory New makes a fresh private one: never a predictable
+		// shared path in /tmp, which another user could create first.
 		if dir, err := os.UserCacheDir(); err == nil {
 			c.CacheDir = filepath.Join(dir, "ork")
-		} else {
-			c.CacheDir = filepath.Join(os.TempDir(), "ork-cache-"+strconv.Itoa(os.Getuid()))
 		}
 	}
 	if c.Python == "" {
@@ -154,6 +161,11 @@ func (c Config) Validate() error {
 	if len(c.Types) == 0 {
 		return fmt.Errorf("executor: Types must name at least one of %v", KnownTypes())
 	}
+	for _, r := range c.WorkflowRoots {
+		if !filepath.IsAbs(r) {
+			return fmt.Errorf("executor: WorkflowRoots: %q is not an absolute path", r)
+		}
+	}
 	for i, t := range c.Types {
 		if !slices.Contains(KnownTypes(), t) {
 			return fmt.Errorf("executor: Types: unknown executor type %q (known: %v)", t, KnownTypes())
@@ -167,8 +179,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("executor: Concurrency must be positive, got %d", c.Concurrency)
 	case c.Instance == "":
 		return fmt.Errorf("executor: Instance is required")
-	case c.CacheDir == "":
-		return fmt.Errorf("executor: CacheDir is required")
+	case c.CacheDir != "" && !filepath.IsAbs(c.CacheDir):
+		return fmt.Errorf("executor: CacheDir must be an absolute path, got %q", c.CacheDir)
 	case c.Python == "":
 		return fmt.Errorf("executor: Python is required")
 	case c.ZygoteMaxForks < 1:

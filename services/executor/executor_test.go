@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -129,7 +130,7 @@ func setupAt(t *testing.T, url string) *harness {
 
 // testConfig is a config suited to tests: a private cache and every type.
 func testConfig(t *testing.T) Config {
-	return Config{Types: KnownTypes(), CacheDir: t.TempDir(), KillGrace: 500 * time.Millisecond}
+	return Config{Types: KnownTypes(), CacheDir: filepath.Join(t.TempDir(), "cache"), KillGrace: 500 * time.Millisecond}
 }
 
 // start runs a service until the test ends; the returned function stops it and waits for Run.

@@ -130,9 +130,13 @@ func TestWorkflowFolderChecked(t *testing.T) {
 	t.Parallel()
 	h := setup(t)
 	cfg := testConfig(t)
+	cfg.WorkflowRoots = []string{h.dir}
 	h.start(t, cfg)
 	outside := t.TempDir()
 	writeFile(t, filepath.Join(outside, "evil.sh"), "#!/bin/sh\necho pwned\n", 0o755)
+	if err := os.Symlink(outside, filepath.Join(h.dir, "elsewhere")); err != nil {
+		t.Fatal(err)
+	}
 	writeFile(t, filepath.Join(outside, "evil.py"), "def main():\n    return 'pwned'\n", 0o644)
 	if err := os.Symlink(filepath.Join(outside, "evil.sh"), filepath.Join(h.dir, "link.sh")); err != nil {
 		t.Fatal(err)
@@ -154,6 +158,12 @@ func TestWorkflowFolderChecked(t *testing.T) {
 			"must be inside the workflow folder"},
 		{"symlink leads out", event.Dispatch{Task: workflow.Task{Name: "link", Executor: workflow.ExecutorProcess, File: "link.sh"}},
 			"must be inside the workflow folder"},
+		{"folder outside the roots", event.Dispatch{Dir: outside, Task: processTask("out", "echo", "hi")},
+			"the workflow folder " + outside + " is outside the workflow roots of executor "},
+		{"folder outside the roots, python", event.Dispatch{Dir: outside, Task: pythonTask("pyout", "evil.py", "")},
+			" (" + h.dir + "): start the executor with --workflow-roots (ORK_EXECUTOR_WORKFLOW_ROOTS)"},
+		{"folder inside the roots by a link leading out", event.Dispatch{Dir: filepath.Join(h.dir, "elsewhere"), Task: processTask("via", "echo", "hi")},
+			"the workflow folder " + filepath.Join(h.dir, "elsewhere") + " (" + outside + ") is outside the workflow roots"},
 		{"missing file", event.Dispatch{Task: workflow.Task{Name: "nofile", Executor: workflow.ExecutorProcess, File: "absent.sh"}},
 			"the task file absent.sh does not exist in the workflow folder " + h.dir},
 	}

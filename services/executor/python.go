@@ -9,10 +9,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -28,15 +30,14 @@ var runnerSource []byte
 const inputEnvMax = 128<<10 - len("ORK_INPUT_JSON=") - 1
 
 // installScript writes a python script (the runner, the zygote) into dir as NAME-<hash>.py, once
-// per content version, atomically, and returns its path.
+// per content version, atomically, and returns its path. A file already there is used only when it
+// holds exactly source: it is read and compared on every call, and rewritten when it differs, so
+// a script changed on disk is never run. dir must be private (privateDir).
 func installScript(dir, name string, source []byte) (string, error) {
 	sum := sha256.Sum256(source)
 	path := filepath.Join(dir, name+"-"+hex.EncodeToString(sum[:6])+".py")
 	if have, err := os.ReadFile(path); err == nil && bytes.Equal(have, source) {
 		return path, nil
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("creating cache directory: %w", err)
 	}
 	tmp, err := os.CreateTemp(dir, "."+name+"-*.py")
 	if err != nil {
@@ -53,6 +54,37 @@ func installScript(dir, name string, source []byte) (string, error) {
 		return "", fmt.Errorf("installing python "+name+": %w", err)
 	}
 	return path, nil
+}
+
+// privateDir returns dir, created with mode 0700 when missing, after checking that it is a real
+// directory (not a symbolic link) owned by this user that no other user can read or write: the
+// runner and the zygote are executed from it. An empty dir gets a fresh temporary one.
+func privateDir(dir string) (string, error) {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "ork-cache-")
+		if err != nil {
+			return "", fmt.Errorf("creating a cache directory: %w", err)
+		}
+		return d, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("creating cache directory: %w", err)
+	}
+	info, err := os.Lstat(dir)
+	if err != nil {
+		return "", fmt.Errorf("cache directory: %w", err)
+	}
+	switch st, _ := info.Sys().(*syscall.Stat_t); {
+	case info.Mode()&fs.ModeSymlink != 0:
+		return "", fmt.Errorf("cache directory %s is a symbolic link: refused, it must be a directory of its own", dir)
+	case !info.IsDir():
+		return "", fmt.Errorf("cache directory %s is not a directory", dir)
+	case st != nil && int(st.Uid) != os.Getuid():
+		return "", fmt.Errorf("cache directory %s is owned by uid %d, not by this user (uid %d): refused, another user could change the scripts run from it", dir, st.Uid, os.Getuid())
+	case info.Mode().Perm()&0o077 != 0:
+		return "", fmt.Errorf("cache directory %s has mode %o: other users can read or write it; run chmod 700 %s", dir, info.Mode().Perm(), dir)
+	}
+	return dir, nil
 }
 
 // pythonResult is the envelope the runner writes on fd 3.
@@ -93,7 +125,11 @@ func (s *Service) runPython(ctx context.Context, d *event.Dispatch) outcome {
 		spec.zygoteRequest = zygoteRequest{Kind: kind, Target: target, Function: function, Dir: d.Dir,
 			Env: envMap(taskEnv(d, inputs, false))}
 	} else {
-		spec.argv = []string{python, "-u", s.runner, kind, target, function}
+		runner, err := installScript(s.cfg.CacheDir, "runner", runnerSource)
+		if err != nil {
+			return failed(event.ReasonStart, "the python runner: "+err.Error(), nil)
+		}
+		spec.argv = []string{python, "-u", runner, kind, target, function}
 		spec.env = taskEnv(d, inputs, len(inputs) <= inputEnvMax)
 		if len(inputs) > inputEnvMax {
 			spec.stdin = inputs

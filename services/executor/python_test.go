@@ -235,3 +235,64 @@ func TestRunnerInstalledOnceAtomically(t *testing.T) {
 		t.Errorf("cache holds %d files, want only the runner", len(entries))
 	}
 }
+
+// The cache directory the runner and the zygote run from must be private: a directory of its own,
+// owned by this user, mode 0700. Anything else is refused at start, naming the problem.
+func TestCacheDirPrivate(t *testing.T) {
+	t.Parallel()
+	fresh := filepath.Join(t.TempDir(), "cache")
+	if dir, err := privateDir(fresh); err != nil || dir != fresh {
+		t.Fatalf("a missing directory: %q, %v; want it created", dir, err)
+	}
+	if info, err := os.Stat(fresh); err != nil || info.Mode().Perm() != 0o700 {
+		t.Fatalf("created with %v (%v), want mode 0700", info.Mode().Perm(), err)
+	}
+	open := filepath.Join(t.TempDir(), "open")
+	if err := os.Mkdir(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(fresh, link); err != nil {
+		t.Fatal(err)
+	}
+	for dir, want := range map[string]string{open: "has mode 755: other users can read or write it", link: "is a symbolic link"} {
+		if _, err := privateDir(dir); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error saying it %s", dir, err, want)
+		}
+	}
+	tmp, err := privateDir("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	if info, err := os.Stat(tmp); err != nil || info.Mode().Perm() != 0o700 || !strings.Contains(filepath.Base(tmp), "ork-cache-") {
+		t.Errorf("no cache directory: got %s (%v), want a fresh private temporary one", tmp, err)
+	}
+	cfg := testConfig(t)
+	cfg.CacheDir = open
+	if _, err := New(setup(t).bus, cfg, nil); err == nil || !strings.Contains(err.Error(), "chmod 700") {
+		t.Errorf("New with an open cache directory: %v, want it refused", err)
+	}
+}
+
+// A runner script changed on disk is never run: it is verified before each use and rewritten.
+func TestRunnerVerifiedBeforeUse(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	cfg := testConfig(t)
+	cfg.PythonCold = true
+	s, _ := h.start(t, cfg)
+	writeFile(t, filepath.Join(h.dir, "tasks.py"), pyTasks, 0o644)
+	if err := os.WriteFile(s.runner, []byte("import sys\nprint('tampered')\nsys.exit(0)\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := h.dispatch(t, event.Dispatch{Task: pythonTask("verified", "tasks.py", ""), Inputs: []byte(`{"a": 1}`)})
+	e := h.result(t, d)
+	wantSuccess(t, e)
+	if have, err := os.ReadFile(s.runner); err != nil || string(have) != string(runnerSource) {
+		t.Errorf("the runner on disk was not restored (%v)", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -116,7 +117,12 @@ func (s *Service) checkFolder(d *event.Dispatch) (string, *outcome) {
 		o := failed(event.ReasonStart, fmt.Sprintf("the workflow folder %q is not an absolute path; submit the workflow with ork run or ork's client, which send the folder of the workflow file", d.Dir), nil)
 		return "", &o
 	}
-	root, err := os.OpenRoot(d.Dir)
+	dir, o := s.allowedFolder(d.Dir)
+	if o != nil {
+		return "", o
+	}
+	d.Dir = dir // the task runs in the folder that was checked, not a link that may change
+	root, err := os.OpenRoot(dir)
 	if err != nil {
 		msg := fmt.Sprintf("the workflow folder %s does not exist on %s: tasks run in the folder of the workflow file, "+
 			"so the executor must see the workflow's files at the same path as the machine that submitted it "+
@@ -144,6 +150,45 @@ func (s *Service) checkFolder(d *event.Dispatch) (string, *outcome) {
 		return "", &o
 	}
 	return filepath.Join(d.Dir, filepath.Clean(d.Task.File)), nil
+}
+
+// resolveRoots returns the workflow roots with their symbolic links resolved; each must exist.
+func resolveRoots(roots []string) ([]string, error) {
+	out := make([]string, 0, len(roots))
+	for _, r := range roots {
+		real, err := filepath.EvalSymlinks(r)
+		if err != nil {
+			return nil, fmt.Errorf("executor: workflow root: %w", err)
+		}
+		out = append(out, real)
+	}
+	return out, nil
+}
+
+// allowedFolder resolves a dispatch's workflow folder (its symbolic links followed) and checks it
+// lies in one of the workflow roots, when the executor has any. It returns the resolved folder, or
+// the outcome that refuses it.
+func (s *Service) allowedFolder(dir string) (string, *outcome) {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return dir, nil // os.OpenRoot reports the missing folder with its advice
+	}
+	if len(s.roots) == 0 {
+		return real, nil
+	}
+	for _, r := range s.roots {
+		if rel, err := filepath.Rel(r, real); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return real, nil
+		}
+	}
+	shown := real
+	if real != dir {
+		shown = dir + " (" + real + ")"
+	}
+	o := failed(event.ReasonStart, fmt.Sprintf("the workflow folder %s is outside the workflow roots of executor %s (%s): "+
+		"start the executor with --workflow-roots (ORK_EXECUTOR_WORKFLOW_ROOTS) naming a folder that holds it", shown, s.cfg.Instance,
+		strings.Join(s.roots, ", ")), nil)
+	return "", &o
 }
 
 // runProcess runs a process task: its argv as given, never through a shell.

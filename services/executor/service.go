@@ -39,6 +39,8 @@ type Service struct {
 	// without python tasks should not pay.
 	python     string
 	pythonOnce sync.Once
+	// roots are WorkflowRoots with symbolic links resolved.
+	roots []string
 	// zygoteScript is the path of zygote.py; zygotes holds the warm python interpreter.
 	zygoteScript string
 	zygotes      zygotes
@@ -77,7 +79,16 @@ func New(b *bus.Bus, cfg Config, log *zap.Logger) (*Service, error) {
 	s := &Service{bus: b, cfg: cfg, log: log.With(logging.Instance(cfg.Instance)), slots: newSlots(cfg.Concurrency),
 		ready: make(chan struct{}), running: make(map[attemptKey]context.CancelCauseFunc)}
 	s.hard, s.hardStop = context.WithCancel(context.Background())
+	roots, err := resolveRoots(cfg.WorkflowRoots)
+	if err != nil {
+		return nil, err
+	}
+	s.roots = roots
 	if slices.Contains(cfg.Types, workflow.ExecutorPython) {
+		if s.cfg.CacheDir, err = privateDir(cfg.CacheDir); err != nil {
+			return nil, fmt.Errorf("executor: %w", err)
+		}
+		cfg = s.cfg
 		path, err := installScript(cfg.CacheDir, "runner", runnerSource)
 		if err != nil {
 			return nil, fmt.Errorf("executor: %w", err)

@@ -343,7 +343,16 @@ func (s *Service) warmZygote(python string, taskPreload []string) *zygote {
 		zs.byKey[oldest].z.retire()
 		delete(zs.byKey, oldest)
 	}
-	z, err := startZygote(python, s.zygoteScript, s.runner, preload, s.log)
+	// The scripts are verified (read and compared, rewritten if changed) before each zygote starts.
+	runner, err := installScript(s.cfg.CacheDir, "runner", runnerSource)
+	var script string
+	if err == nil {
+		script, err = installScript(s.cfg.CacheDir, "zygote", zygoteSource)
+	}
+	var z *zygote
+	if err == nil {
+		z, err = startZygote(python, script, runner, preload, s.log)
+	}
 	if err != nil {
 		zs.failedUntil[key] = time.Now().Add(zygoteRetryAfter)
 		s.log.Warn("the python zygote did not start; python tasks run with one interpreter each",

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"strings"
 
 	"github.com/ork-go/ork/pkg/envflag"
@@ -11,6 +13,7 @@ import (
 type options struct {
 	types   string // comma-separated, into cfg.Types by check
 	preload string // comma-separated, into cfg.PythonPreload by check
+	roots   string // comma-separated, into cfg.WorkflowRoots by check; empty: the working directory
 	cfg     executor.Config
 }
 
@@ -30,6 +33,8 @@ func (o *options) flags(s *envflag.Set) {
 		"how long one warm interpreter serves before it is replaced by a fresh one")
 	s.IntVar(&o.cfg.Concurrency, "concurrency", "ORK_EXECUTOR_CONCURRENCY", executor.ConcurrencyDefault,
 		"tasks run at once by this instance")
+	s.StringVar(&o.roots, "workflow-roots", "ORK_EXECUTOR_WORKFLOW_ROOTS", "",
+		"comma-separated absolute folders a task's workflow folder must lie in (it comes from the network); default the working directory")
 	s.StringVar(&o.cfg.Instance, "instance", "ORK_EXECUTOR_INSTANCE", "", "instance name; default hostname-pid-random")
 	s.DurationVar(&o.cfg.AckWait, "ack-wait", "ORK_EXECUTOR_ACK_WAIT", executor.AckWaitDefault,
 		"redelivery delay of an unacknowledged task; heartbeats every third of it")
@@ -43,7 +48,14 @@ func (o *options) flags(s *envflag.Set) {
 
 // check completes the configuration and validates it.
 func (o *options) check() error {
-	o.cfg.Types, o.cfg.PythonPreload = splitList(o.types), splitList(o.preload)
+	o.cfg.Types, o.cfg.PythonPreload, o.cfg.WorkflowRoots = splitList(o.types), splitList(o.preload), splitList(o.roots)
+	if len(o.cfg.WorkflowRoots) == 0 {
+		wd, err := os.Getwd()
+		if err != nil {
+			return fmt.Errorf("--workflow-roots: the working directory: %w", err)
+		}
+		o.cfg.WorkflowRoots = []string{wd}
+	}
 	o.cfg = o.cfg.WithDefaults()
 	return o.cfg.Validate()
 }
