@@ -326,6 +326,9 @@ func DecodeEvent(data []byte) (Event, error) {
 	if e.RunID == "" && e.Type != TypeRunSubmitted {
 		return Event{}, errors.New("decoding event: no run_id")
 	}
+	if err := checkSizes(&e); err != nil {
+		return Event{}, fmt.Errorf("decoding event: %w", err)
+	}
 	return e, nil
 }
 

@@ -1,6 +1,8 @@
 package event_test
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/ork-go/ork/pkg/event"
@@ -43,5 +45,36 @@ func TestAnswerID(t *testing.T) {
 	}
 	if a == event.AnswerID("req-2", event.TypeRunPaused) || a == event.AnswerID("req-1", event.TypeRunResumed) {
 		t.Fatal("AnswerID collides")
+	}
+}
+
+// An event with a field over its limit is refused by the decoder, naming the field; one at the
+// limit is accepted.
+func TestFieldLimits(t *testing.T) {
+	t.Parallel()
+	run := event.NewID()
+	ok := event.New(event.TypeTaskFailed, run, "a", 1)
+	ok.Error = strings.Repeat("e", event.MaxErrorBytes)
+	for name, e := range map[string]event.Event{
+		"task":   event.New(event.TypeTaskStarted, run, strings.Repeat("t", event.MaxTokenBytes+1), 1),
+		"run_id": event.New(event.TypeRunStarted, strings.Repeat("r", event.MaxIDBytes+1), "", 0),
+		"error":  func() event.Event { e := ok; e.Error += "e"; return e }(),
+		"output": func() event.Event {
+			e := event.New(event.TypeTaskSucceeded, run, "a", 1)
+			e.Output = json.RawMessage(`"` + strings.Repeat("o", event.MaxOutputBytes) + `"`)
+			return e
+		}(),
+	} {
+		data, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := event.DecodeEvent(data); err == nil || !strings.Contains(err.Error(), "field "+name+" is ") {
+			t.Errorf("%s over its limit: %v, want it refused naming the field", name, err)
+		}
+	}
+	data, _ := json.Marshal(ok)
+	if _, err := event.DecodeEvent(data); err != nil {
+		t.Errorf("an error at the limit: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/workflow"
 )
 
@@ -195,8 +196,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("executor: DrainGrace must not be negative, got %s", c.DrainGrace)
 	case c.MaxAckPending < c.Concurrency:
 		return fmt.Errorf("executor: MaxAckPending must be at least Concurrency (%d), got %d", c.Concurrency, c.MaxAckPending)
-	case c.OutputMaxBytes < 1:
-		return fmt.Errorf("executor: OutputMaxBytes must be positive, got %d", c.OutputMaxBytes)
+	case c.OutputMaxBytes < 1 || c.OutputMaxBytes > event.MaxOutputBytes:
+		return fmt.Errorf("executor: OutputMaxBytes must be 1..%d (event.MaxOutputBytes), got %d", event.MaxOutputBytes, c.OutputMaxBytes)
 	case c.LogMaxBytes < 1:
 		return fmt.Errorf("executor: LogMaxBytes must be positive, got %d", c.LogMaxBytes)
 	case c.LogLineMaxBytes < 64:

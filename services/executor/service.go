@@ -316,7 +316,8 @@ func (s *Service) attempt(hard context.Context, typ string, d *event.Dispatch, m
 	if o.ok {
 		ev.Output = o.output
 	} else {
-		ev.Error, ev.Reason = o.err, o.reason
+		// Bounded, so that no consumer refuses the event (event.MaxErrorBytes).
+		ev.Error, ev.Reason = shorten(o.err, event.TaskErrorBytes-len("…")), o.reason
 	}
 	m, err := bus.EventMsg(&ev)
 	if err == nil && int64(len(m.Data)) > s.bus.NC.MaxPayload() {

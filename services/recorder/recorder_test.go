@@ -310,6 +310,7 @@ func TestDeadLetters(t *testing.T) {
 		orphan := event.New(event.TypeTaskStarted, unknown, "a", 1)
 		orphanMsg := eventMsgs(t, orphan)[0]
 		noAttemptMsg := eventMsgs(t, noAttempt)[0]
+		hugeMsg := eventMsgs(t, event.New(event.TypeTaskStarted, unknown, strings.Repeat("x", 5000), 1))[0]
 		bad := []struct {
 			msg    bus.Msg
 			reason string
@@ -318,6 +319,7 @@ func TestDeadLetters(t *testing.T) {
 			{bus.Msg{Subject: event.SubjectEvent("run.started", unknown), Data: []byte(`{"v":99,"id":"x","type":"run.started","run_id":"` + unknown + `"}`)}, "unknown schema version"},
 			{bus.Msg{Subject: event.SubjectEvent("task.exploded", unknown), Data: []byte(`{"v":1,"id":"y","type":"task.exploded","run_id":"` + unknown + `"}`)}, "unknown event type"},
 			{bus.Msg{Subject: noAttemptMsg.Subject, Data: noAttemptMsg.Data}, "without task or attempt"},
+			{hugeMsg, "field task is 5000 bytes, over its limit of 1024"},
 			{orphanMsg, "orphan"},
 			{bus.Msg{Subject: (&event.LogBatch{RunID: unknown, Task: "a"}).Subject(), Data: []byte("[1,2")}, "decoding log batch"},
 		}
