@@ -68,3 +68,15 @@ func baseConfig(t *testing.T) []byte {
 	}
 	return data
 }
+
+// startShippedNATS starts a nats-server process with deploy/nats-server.conf (fresh role secrets),
+// killed at the test's end.
+func startShippedNATS(ctx context.Context, t *testing.T) *processes.NATS {
+	t.Helper()
+	n, err := processes.StartNATS(ctx, processes.NATSConfig{Binary: natsServer(t), Dir: t.TempDir(), Base: baseConfig(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Kill() })
+	return n
+}

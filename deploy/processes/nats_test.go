@@ -59,11 +59,7 @@ func TestNATSRestartKeepsPortAndStore(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	n, err := processes.StartNATS(ctx, processes.NATSConfig{Binary: natsServer(t), Dir: t.TempDir(), Base: baseConfig(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Kill() })
+	n := startShippedNATS(ctx, t)
 	url := n.URL
 	operator := nats.UserInfo(processes.RoleOperator, n.Secrets[processes.RoleOperator])
 

@@ -114,11 +114,7 @@ func TestSecurityBoundaries(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	n, err := processes.StartNATS(ctx, processes.NATSConfig{Binary: natsServer(t), Dir: t.TempDir(), Base: baseConfig(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Kill() })
+	n := startShippedNATS(ctx, t)
 
 	t.Run("anonymous and wrong credentials are refused, with the server and the reason named", func(t *testing.T) {
 		for name, cfg := range map[string]bus.Config{
