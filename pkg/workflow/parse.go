@@ -25,7 +25,8 @@ import (
 var (
 	workflowFields = []string{"name", "description", "schedule", "preload", "types", "tasks"}
 	taskFields     = []string{"executor", "file", "module", "function", "command", "shell", "depends_on", "timeout",
-		"retries", "input_type", "output_type", "inputs"}
+		"retries", "input_type", "output_type", "inputs", "limits"}
+	limitFields = []string{"memory", "open_files", "processes", "cpu_seconds"}
 	bindingFields = []string{"const", "ref"}
 )
 
@@ -347,10 +348,75 @@ func (p *parser) nonNegInt(n *yaml.Node, path, who, field string) (int, bool) {
 }
 
 func unitOf(field string) string {
-	if field == "timeout" {
+	switch field {
+	case "timeout", "cpu_seconds":
 		return "seconds"
+	case "open_files":
+		return "files"
+	case "processes":
+		return "processes"
 	}
 	return "attempts"
+}
+
+// parseLimits reads a task's limits: {memory: 512MiB, open_files: 256, processes: 64,
+// cpu_seconds: 30}; memory is bytes or a number with KiB, MiB or GiB.
+func (p *parser) parseLimits(n *yaml.Node, path, who string) *Limits {
+	body := p.resolve(n)
+	if body == nil {
+		return nil
+	}
+	if body.Kind != yaml.MappingNode {
+		p.errorf(body, path, "%slimits must be a mapping of memory, open_files, processes and cpu_seconds, not %s", who, describeNode(body))
+		return nil
+	}
+	l := &Limits{}
+	for _, f := range p.entries(body, path, who+"limits: ", limitFields) {
+		fpath := path + "." + f.key
+		switch f.key {
+		case "memory":
+			v := p.resolve(f.value)
+			if v == nil {
+				break
+			}
+			bytes, ok := ParseMemory(v.Value)
+			if v.Kind != yaml.ScalarNode || !ok {
+				p.errorf(v, fpath, "%slimits: memory must be a size in bytes or with KiB, MiB or GiB (512MiB), not %s", who, describeNode(v))
+				break
+			}
+			l.MemoryBytes = bytes
+		case "open_files":
+			l.OpenFiles, _ = p.nonNegInt(f.value, fpath, who+"limits: ", f.key)
+		case "processes":
+			l.Processes, _ = p.nonNegInt(f.value, fpath, who+"limits: ", f.key)
+		case "cpu_seconds":
+			l.CPUSeconds, _ = p.nonNegInt(f.value, fpath, who+"limits: ", f.key)
+		}
+	}
+	if *l == (Limits{}) {
+		return nil
+	}
+	return l
+}
+
+// ParseMemory reads a positive size: a whole number of bytes, or one followed by KiB, MiB or GiB.
+func ParseMemory(s string) (int64, bool) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > math.MaxInt64/mult {
+		return 0, false
+	}
+	return n * mult, true
 }
 
 // parsed is the workflow as read from YAML, with the positions later checks report at.
@@ -546,6 +612,8 @@ func (p *parser) parseTask(e entry, path string) *ptask {
 		case "inputs":
 			t.inputsKey = f.kNode
 			p.parseInputs(t, f.value, fpath, who)
+		case "limits":
+			t.Limits = p.parseLimits(f.value, fpath, who)
 		}
 	}
 	if _, ok := fieldNodes["executor"]; !ok {

@@ -58,6 +58,22 @@ type Task struct {
 	// Preload are the modules the executor's warm interpreter imports once, before it forks this
 	// python task (the workflow's preload), so heavy imports are not paid per task.
 	Preload []string `json:"preload,omitempty"`
+	// Limits override the executor's resource limits for this task's processes.
+	Limits *Limits `json:"limits,omitempty"`
+}
+
+// Limits are resource limits of a task's processes, applied as rlimits on the child (0: the
+// executor's default, which may be none).
+type Limits struct {
+	// MemoryBytes bounds the address space of each process (RLIMIT_AS).
+	MemoryBytes int64 `json:"memory_bytes,omitempty"`
+	// OpenFiles bounds the open file descriptors of each process (RLIMIT_NOFILE).
+	OpenFiles int `json:"open_files,omitempty"`
+	// Processes bounds the processes of the executor's user while the task runs (RLIMIT_NPROC:
+	// the kernel counts every process of that user, not only the task's).
+	Processes int `json:"processes,omitempty"`
+	// CPUSeconds bounds the CPU time of each process (RLIMIT_CPU).
+	CPUSeconds int `json:"cpu_seconds,omitempty"`
 }
 
 // Binding is the value of one input: either a constant or a reference to an upstream output.

@@ -60,6 +60,9 @@ type Config struct {
 	// network. Empty: any folder (the embedded `ork run`, whose only submitter is itself);
 	// ork-executor defaults it to its working directory.
 	WorkflowRoots []string
+	// Limits are the default resource limits of every task's processes (a task's own limits
+	// override them field by field); zero fields: no limit.
+	Limits workflow.Limits
 	// Python is the interpreter of python tasks; default $ORK_PYTHON or python3.
 	Python string
 	// PythonCold runs every python task in an interpreter of its own instead of forking it from
@@ -161,6 +164,9 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	if len(c.Types) == 0 {
 		return fmt.Errorf("executor: Types must name at least one of %v", KnownTypes())
+	}
+	if l := c.Limits; l.MemoryBytes < 0 || l.OpenFiles < 0 || l.Processes < 0 || l.CPUSeconds < 0 {
+		return fmt.Errorf("executor: Limits must not be negative, got %+v", l)
 	}
 	for _, r := range c.WorkflowRoots {
 		if !filepath.IsAbs(r) {

@@ -150,7 +150,8 @@ func (s *Service) runPython(ctx context.Context, d *event.Dispatch) outcome {
 		if code := r.exitCode; code != nil && *code == 0 {
 			return failed(event.ReasonOutput, "python ended without returning a result from "+function, code)
 		}
-		return failed(event.ReasonExit, "python "+r.exitText()+" before "+function+" returned"+r.stderrHint(), r.exitCode)
+		return failed(event.ReasonExit, "python "+r.exitText()+" before "+function+" returned"+r.stderrHint()+
+			limitHint(s.limitsFor(t), r.signal, r.lastErr), r.exitCode)
 	}
 	var res pythonResult
 	if err := json.Unmarshal(r.result, &res); err != nil {
@@ -160,7 +161,7 @@ func (s *Service) runPython(ctx context.Context, d *event.Dispatch) outcome {
 		if res.Reason == event.ReasonOutput {
 			return failed(event.ReasonOutput, res.Error, r.exitCode)
 		}
-		return failed(event.ReasonExit, res.Error, r.exitCode)
+		return failed(event.ReasonExit, res.Error+limitHint(s.limitsFor(t), r.signal, res.Error), r.exitCode)
 	}
 	if len(res.Output) > s.cfg.OutputMaxBytes {
 		return failed(event.ReasonOutput, "the output is "+formatBytes(int64(len(res.Output)))+", over the "+

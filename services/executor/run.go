@@ -219,7 +219,7 @@ func (s *Service) runProcess(ctx context.Context, d *event.Dispatch) outcome {
 	case r.timedOut:
 		return timedOut(t.TimeoutSeconds)
 	case r.exitCode == nil || *r.exitCode != 0:
-		return failed(event.ReasonExit, "the command "+r.exitText()+r.stderrHint(), r.exitCode)
+		return failed(event.ReasonExit, "the command "+r.exitText()+r.stderrHint()+limitHint(s.limitsFor(&d.Task), r.signal, r.lastErr), r.exitCode)
 	case !r.hasOutput:
 		return s.succeeded(t, nil, r.exitCode)
 	case r.outputCut:
@@ -273,6 +273,8 @@ type childSpec struct {
 	// zygote, when set, forks the child from the warm python interpreter instead of exec'ing argv.
 	zygote        *zygote
 	zygoteRequest zygoteRequest
+	// limits are the task's resource limits (runChild sets them).
+	limits workflow.Limits
 }
 
 // childResult is how a child ended.
@@ -404,12 +406,24 @@ func (s *Service) runChild(ctx context.Context, d *event.Dispatch, spec childSpe
 	if err == nil && spec.result {
 		resultR, child[3], err = pipe()
 	}
+	spec.limits = s.limitsFor(&d.Task)
+	limits := rlimits(spec.limits)
 	var p proc
 	if err == nil {
 		if spec.zygote != nil {
+			spec.zygoteRequest.Limits = limits
 			p, err = spec.zygote.spawn(spec.zygoteRequest, child)
 		} else {
-			p, err = startExec(d, spec, child, s.cfg.KillGrace)
+			if len(limits) > 0 {
+				path, lerr := findPrlimit()
+				if lerr != nil {
+					err = fmt.Errorf("the task has resource limits, which need the prlimit program (util-linux) on this executor: %w", lerr)
+				}
+				spec.argv = prlimitArgs(path, spec.limits, spec.argv)
+			}
+			if err == nil {
+				p, err = startExec(d, spec, child, s.cfg.KillGrace)
+			}
 		}
 	}
 	if err != nil {

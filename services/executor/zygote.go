@@ -202,6 +202,8 @@ type zygoteRequest struct {
 	Function string            `json:"function"`
 	Dir      string            `json:"dir"`
 	Env      map[string]string `json:"env"`
+	// Limits are rlimits (as, nofile, nproc, cpu) the child sets on itself before the task runs.
+	Limits map[string]int64 `json:"limits,omitempty"`
 }
 
 // spawn forks one task with stdin, stdout, stderr and result as its descriptors 0 to 3.

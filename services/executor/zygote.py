@@ -69,6 +69,15 @@ def child(runner, sock, req, fds, parent):
         os.closerange(4, 1 << 16)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
+        # The task's resource limits, on this process before the task's code runs. The CPU time's
+        # hard limit is a second later, so that the soft one's SIGXCPU says what happened.
+        limits = req.get("limits") or {}
+        if limits:
+            import resource
+
+            for name, value in limits.items():
+                hard = value + 1 if name == "cpu" else value
+                resource.setrlimit(getattr(resource, "RLIMIT_" + name.upper()), (value, hard))
         os.chdir(req["dir"])
         os.environ.clear()
         os.environ.update(req["env"])

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/ork-go/ork/pkg/envflag"
+	"github.com/ork-go/ork/pkg/workflow"
 	"github.com/ork-go/ork/services/executor"
 )
 
@@ -14,6 +15,7 @@ type options struct {
 	types   string // comma-separated, into cfg.Types by check
 	preload string // comma-separated, into cfg.PythonPreload by check
 	roots   string // comma-separated, into cfg.WorkflowRoots by check; empty: the working directory
+	memory  string // into cfg.Limits.MemoryBytes by check
 	cfg     executor.Config
 }
 
@@ -35,6 +37,14 @@ func (o *options) flags(s *envflag.Set) {
 		"tasks run at once by this instance")
 	s.StringVar(&o.roots, "workflow-roots", "ORK_EXECUTOR_WORKFLOW_ROOTS", "",
 		"comma-separated absolute folders a task's workflow folder must lie in (it comes from the network); default the working directory")
+	s.StringVar(&o.memory, "limit-memory", "ORK_EXECUTOR_LIMIT_MEMORY", "",
+		"default address-space limit of each task process (512MiB, 2GiB; a task's limits: memory overrides it); empty: none")
+	s.IntVar(&o.cfg.Limits.OpenFiles, "limit-open-files", "ORK_EXECUTOR_LIMIT_OPEN_FILES", 0,
+		"default open-files limit of each task process; 0: none")
+	s.IntVar(&o.cfg.Limits.Processes, "limit-processes", "ORK_EXECUTOR_LIMIT_PROCESSES", 0,
+		"default process limit while a task runs (RLIMIT_NPROC: counts every process of the executor's user); 0: none")
+	s.IntVar(&o.cfg.Limits.CPUSeconds, "limit-cpu-seconds", "ORK_EXECUTOR_LIMIT_CPU_SECONDS", 0,
+		"default CPU-time limit of each task process, in seconds; 0: none")
 	s.StringVar(&o.cfg.Instance, "instance", "ORK_EXECUTOR_INSTANCE", "", "instance name; default hostname-pid-random")
 	s.DurationVar(&o.cfg.AckWait, "ack-wait", "ORK_EXECUTOR_ACK_WAIT", executor.AckWaitDefault,
 		"redelivery delay of an unacknowledged task; heartbeats every third of it")
@@ -49,6 +59,13 @@ func (o *options) flags(s *envflag.Set) {
 // check completes the configuration and validates it.
 func (o *options) check() error {
 	o.cfg.Types, o.cfg.PythonPreload, o.cfg.WorkflowRoots = splitList(o.types), splitList(o.preload), splitList(o.roots)
+	if o.memory != "" {
+		v, ok := workflow.ParseMemory(o.memory)
+		if !ok {
+			return fmt.Errorf("--limit-memory %q: want a size in bytes or with KiB, MiB or GiB (512MiB)", o.memory)
+		}
+		o.cfg.Limits.MemoryBytes = v
+	}
 	if len(o.cfg.WorkflowRoots) == 0 {
 		wd, err := os.Getwd()
 		if err != nil {
