@@ -26,7 +26,7 @@ var (
 	workflowFields = []string{"name", "description", "schedule", "preload", "types", "tasks"}
 	taskFields     = []string{"executor", "file", "module", "function", "command", "shell", "depends_on", "timeout",
 		"retries", "input_type", "output_type", "inputs", "limits"}
-	limitFields = []string{"memory", "open_files", "processes", "cpu_seconds"}
+	limitFields   = []string{"memory", "open_files", "processes", "cpu_seconds"}
 	bindingFields = []string{"const", "ref"}
 )
 
