@@ -619,6 +619,9 @@ func (p *parser) parseTask(e entry, path string) *ptask {
 	if _, ok := fieldNodes["executor"]; !ok {
 		p.errorf(e.kNode, path+".executor", "%smissing executor (python, process, shell, noop or sleep)", who)
 	}
+	if n, ok := fieldNodes["limits"]; ok && (t.Executor == ExecutorNoop || t.Executor == ExecutorSleep) {
+		p.errorf(n, path+".limits", "%slimits apply to tasks that run processes (python, process, shell), not %s", who, t.Executor)
+	}
 	// A shell task (executor shell, or a process task with shell: true) runs its command string with
 	// /bin/sh -c, so pipes, $VAR and globs work; the compiled argv says so.
 	t.Shell = t.executor == "shell" || shellFlag

@@ -91,6 +91,14 @@ func (p *Plan) Validate() error {
 		if t.Retries < 0 {
 			add(path+".retries", "task %q: retries must not be negative", t.Name)
 		}
+		if l := t.Limits; l != nil {
+			if l.MemoryBytes < 0 || l.OpenFiles < 0 || l.Processes < 0 || l.CPUSeconds < 0 {
+				add(path+".limits", "task %q: limits must not be negative", t.Name)
+			}
+			if t.Executor == ExecutorNoop || t.Executor == ExecutorSleep {
+				add(path+".limits", "task %q: limits apply to tasks that run processes (python, process, shell), not %s", t.Name, t.Executor)
+			}
+		}
 		for _, tt := range [...]struct {
 			field string
 			typ   *Type
