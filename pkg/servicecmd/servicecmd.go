@@ -30,9 +30,10 @@ import (
 type Common struct {
 	// Bus holds the NATS URL, the client name and the stream limits the service provisions.
 	Bus bus.Config
-	// Provision creates or updates the streams and the run-state bucket at start; off, the service
-	// only checks that they exist (its role may not create them: docs/security.md).
-	Provision bool
+	// CheckOnly makes the service only check at start that the streams and the run-state bucket
+	// exist (its role may not create them: docs/security.md) instead of creating or updating them
+	// (--provision=false).
+	CheckOnly bool
 	// MetricsAddr is where /metrics and /debug/pprof/ are served; empty: off.
 	MetricsAddr string
 	Log         logging.Config
@@ -68,7 +69,8 @@ func (c Command) Parse(args []string, getenv func(string) string, out io.Writer)
 	s := envflag.New(fs, getenv)
 	s.StringVar(&o.Bus.URL, "nats", "ORK_NATS_URL", bus.URLDefault, "NATS server URL (nats:// or tls://; several comma-separated)")
 	o.Bus.Auth.RegisterAuthFlags(s)
-	s.BoolVar(&o.Provision, "provision", bus.EnvProvision, true,
+	provision := true
+	s.BoolVar(&provision, "provision", bus.EnvProvision, true,
 		"create or update the streams and the run-state bucket at start; false: only check they exist (a role without the right to create them)")
 	s.StringVar(&o.Log.Level, "log-level", "ORK_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	s.StringVar(&o.Log.Format, "log-format", "ORK_LOG_FORMAT", "json", "log format: json or console")
@@ -86,6 +88,7 @@ func (c Command) Parse(args []string, getenv func(string) string, out io.Writer)
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	o.CheckOnly = !provision
 	if err := o.Bus.WithDefaults().Validate(); err != nil {
 		return o, err
 	}
@@ -125,7 +128,7 @@ func (c Command) Serve(ctx context.Context, o Common, log *zap.Logger) (err erro
 	}
 	defer b.Close()
 	provision := b.Provision
-	if !o.Provision {
+	if o.CheckOnly {
 		provision = b.Check
 	}
 	if err := provision(ctx); err != nil {

@@ -82,3 +82,30 @@ func TestServeUnreachableNATS(t *testing.T) {
 		t.Fatalf("Serve with no server: %v, want an error naming it", err)
 	}
 }
+
+// Provisioning is on by default; ORK_NATS_PROVISION=false turns it off (the service only checks),
+// --provision overrides the variable; the credential flags read their variables too.
+func TestProvisionAndCredentials(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"ORK_NATS_PROVISION": "false", "ORK_NATS_USER": "scheduler", "ORK_NATS_PASSWORD": "pw",
+		"ORK_NATS_INBOX_PREFIX": "_INBOX_scheduler"}
+	getenv := func(k string) string { return env[k] }
+	o, err := command(new(int)).Parse(nil, func(string) string { return "" }, io.Discard)
+	if err != nil || o.CheckOnly {
+		t.Fatalf("defaults: CheckOnly %v (%v), want provisioning on", o.CheckOnly, err)
+	}
+	o, err = command(new(int)).Parse(nil, getenv, io.Discard)
+	if err != nil || !o.CheckOnly {
+		t.Fatalf("ORK_NATS_PROVISION=false: CheckOnly %v (%v), want true", o.CheckOnly, err)
+	}
+	if a := o.Bus.Auth; a.User != "scheduler" || a.Password != "pw" || a.InboxPrefix != "_INBOX_scheduler" {
+		t.Errorf("auth from the environment: %+v", a)
+	}
+	o, err = command(new(int)).Parse([]string{"--provision=true", "--nats-user", "other"}, getenv, io.Discard)
+	if err != nil || o.CheckOnly || o.Bus.Auth.User != "other" {
+		t.Errorf("flags over the environment: CheckOnly %v user %q (%v)", o.CheckOnly, o.Bus.Auth.User, err)
+	}
+	if _, err := command(new(int)).Parse([]string{"--nats-password", "x"}, func(string) string { return "" }, io.Discard); err == nil {
+		t.Error("a password without a user was accepted")
+	}
+}
