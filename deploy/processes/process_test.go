@@ -60,6 +60,8 @@ func TestProcessKillReachesTheGroup(t *testing.T) {
 	if gone(child) {
 		t.Fatalf("child %d is not running before the kill", child)
 	}
+	// The shell writes "started" after the pid file: wait for it before the kill cuts it short.
+	poll.UntilWithin(t, 10*time.Second, "the log", func() bool { return strings.Contains(p.LogTail(), "started") })
 	if err := p.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +69,9 @@ func TestProcessKillReachesTheGroup(t *testing.T) {
 		t.Fatal("Kill returned before the process exited")
 	}
 	poll.UntilWithin(t, 10*time.Second, "the child to die with its group", func() bool { return gone(child) })
-	poll.UntilWithin(t, 10*time.Second, "the log", func() bool { return strings.Contains(p.LogTail(), "started") })
+	if !strings.Contains(p.LogTail(), "started") {
+		t.Errorf("the log lost its line after the kill: %q", p.LogTail())
+	}
 }
 
 func TestProcessStop(t *testing.T) {
