@@ -11,9 +11,9 @@ import (
 // are UUIDs, names are at most workflow.MaxNameLength, the executor shortens errors to
 // MaxErrorBytes/16 and caps outputs below MaxOutputBytes.
 const (
-	MaxIDBytes     = 128     // id, run_id
-	MaxTokenBytes  = 1024    // type, task, workflow, status, executor, instance, reason, idempotency_key, triggered_by
-	MaxErrorBytes  = 1 << 20 // error
+	MaxIDBytes     = 128      // id, run_id
+	MaxTokenBytes  = 1024     // type, task, workflow, status, executor, instance, reason, idempotency_key, triggered_by
+	MaxErrorBytes  = 1 << 20  // error
 	MaxOutputBytes = 16 << 20 // output
 	// TaskErrorBytes is what the executor shortens a task's error to before publishing it: room is
 	// left for the scheduler to quote it in a run's error.
