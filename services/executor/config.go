@@ -63,6 +63,9 @@ type Config struct {
 	// Limits are the default resource limits of every task's processes (a task's own limits
 	// override them field by field); zero fields: no limit.
 	Limits workflow.Limits
+	// RunAs, when set, is the user every task process runs as: a user name, a uid, or uid:gid
+	// (the executor itself keeps its own user, which must be root to switch).
+	RunAs string
 	// Python is the interpreter of python tasks; default $ORK_PYTHON or python3.
 	Python string
 	// PythonCold runs every python task in an interpreter of its own instead of forking it from

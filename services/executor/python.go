@@ -123,14 +123,22 @@ func (s *Service) runPython(ctx context.Context, d *event.Dispatch) outcome {
 		// whatever their size.
 		spec.zygote, spec.stdin = z, inputs
 		spec.zygoteRequest = zygoteRequest{Kind: kind, Target: target, Function: function, Dir: d.Dir,
-			Env: envMap(taskEnv(d, inputs, false))}
+			Env: envMap(s.taskEnv(d, inputs, false)), User: s.runAs.zygoteUser()}
+	} else if s.runAs != nil {
+		// As another user, who cannot read the executor's private cache: the runner's source is
+		// the argument itself, straight from this binary.
+		spec.argv = []string{python, "-u", "-c", string(runnerSource), kind, target, function}
+		spec.env = s.taskEnv(d, inputs, len(inputs) <= inputEnvMax)
+		if len(inputs) > inputEnvMax {
+			spec.stdin = inputs
+		}
 	} else {
 		runner, err := installScript(s.cfg.CacheDir, "runner", runnerSource)
 		if err != nil {
 			return failed(event.ReasonStart, "the python runner: "+err.Error(), nil)
 		}
 		spec.argv = []string{python, "-u", runner, kind, target, function}
-		spec.env = taskEnv(d, inputs, len(inputs) <= inputEnvMax)
+		spec.env = s.taskEnv(d, inputs, len(inputs) <= inputEnvMax)
 		if len(inputs) > inputEnvMax {
 			spec.stdin = inputs
 		}
@@ -138,7 +146,7 @@ func (s *Service) runPython(ctx context.Context, d *event.Dispatch) outcome {
 	r := s.runChild(ctx, d, spec)
 	switch {
 	case r.startErr != nil:
-		return failed(event.ReasonStart, "could not start python ("+s.cfg.Python+"): "+r.startErr.Error(), nil)
+		return failed(event.ReasonStart, "could not start python ("+s.cfg.Python+"): "+r.startErr.Error()+s.runAs.permissionHint(r.startErr.Error()), nil)
 	case r.aborted:
 		return outcome{aborted: true}
 	case r.timedOut:
@@ -151,7 +159,7 @@ func (s *Service) runPython(ctx context.Context, d *event.Dispatch) outcome {
 			return failed(event.ReasonOutput, "python ended without returning a result from "+function, code)
 		}
 		return failed(event.ReasonExit, "python "+r.exitText()+" before "+function+" returned"+r.stderrHint()+
-			limitHint(s.limitsFor(t), r.signal, r.lastErr), r.exitCode)
+			limitHint(s.limitsFor(t), r.signal, r.lastErr)+s.runAs.permissionHint(r.lastErr), r.exitCode)
 	}
 	var res pythonResult
 	if err := json.Unmarshal(r.result, &res); err != nil {
@@ -161,7 +169,7 @@ func (s *Service) runPython(ctx context.Context, d *event.Dispatch) outcome {
 		if res.Reason == event.ReasonOutput {
 			return failed(event.ReasonOutput, res.Error, r.exitCode)
 		}
-		return failed(event.ReasonExit, res.Error+limitHint(s.limitsFor(t), r.signal, res.Error), r.exitCode)
+		return failed(event.ReasonExit, res.Error+limitHint(s.limitsFor(t), r.signal, res.Error)+s.runAs.permissionHint(res.Error), r.exitCode)
 	}
 	if len(res.Output) > s.cfg.OutputMaxBytes {
 		return failed(event.ReasonOutput, "the output is "+formatBytes(int64(len(res.Output)))+", over the "+

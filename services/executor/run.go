@@ -210,16 +210,16 @@ func (s *Service) runProcess(ctx context.Context, d *event.Dispatch) outcome {
 		return failed(event.ReasonInput, "the inputs are "+formatBytes(int64(len(inputs)))+
 			", more than ORK_INPUT_JSON can carry (128 KiB)", nil)
 	}
-	r := s.runChild(ctx, d, childSpec{argv: argv, env: taskEnv(d, inputs, true), capture: true})
+	r := s.runChild(ctx, d, childSpec{argv: argv, env: s.taskEnv(d, inputs, true), capture: true})
 	switch {
 	case r.startErr != nil:
-		return failed(event.ReasonStart, "could not start the command: "+r.startErr.Error(), nil)
+		return failed(event.ReasonStart, "could not start the command: "+r.startErr.Error()+s.runAs.permissionHint(r.startErr.Error()), nil)
 	case r.aborted:
 		return outcome{aborted: true}
 	case r.timedOut:
 		return timedOut(t.TimeoutSeconds)
 	case r.exitCode == nil || *r.exitCode != 0:
-		return failed(event.ReasonExit, "the command "+r.exitText()+r.stderrHint()+limitHint(s.limitsFor(&d.Task), r.signal, r.lastErr), r.exitCode)
+		return failed(event.ReasonExit, "the command "+r.exitText()+r.stderrHint()+limitHint(s.limitsFor(&d.Task), r.signal, r.lastErr)+s.runAs.permissionHint(r.lastErr), r.exitCode)
 	case !r.hasOutput:
 		return s.succeeded(t, nil, r.exitCode)
 	case r.outputCut:
@@ -245,7 +245,7 @@ func inputJSON(d *event.Dispatch) []byte {
 var passedEnv = []string{"PATH", "HOME", "LANG", "TMPDIR"}
 
 // taskEnv is a task's whole environment: a few inherited variables and the task contract.
-func taskEnv(d *event.Dispatch, inputs []byte, withInputs bool) []string {
+func (s *Service) taskEnv(d *event.Dispatch, inputs []byte, withInputs bool) []string {
 	env := make([]string, 0, len(passedEnv)+5)
 	for _, k := range passedEnv {
 		if v, ok := os.LookupEnv(k); ok {
@@ -255,18 +255,19 @@ func taskEnv(d *event.Dispatch, inputs []byte, withInputs bool) []string {
 	if withInputs {
 		env = append(env, "ORK_INPUT_JSON="+string(inputs))
 	}
-	return append(env,
+	return s.runAs.env(append(env,
 		"ORK_RUN_ID="+d.RunID,
 		"ORK_TASK_NAME="+d.Task.Name,
 		"ORK_WORKFLOW_NAME="+d.Workflow,
 		"ORK_ATTEMPT="+strconv.Itoa(d.Attempt),
-	)
+	))
 }
 
 // childSpec is a child process to run for a task.
 type childSpec struct {
 	argv    []string
 	env     []string
+	cred    *syscall.Credential // the user to run as; nil: the executor's
 	stdin   []byte // nil: /dev/null
 	capture bool   // capture the last ORK_OUTPUT stdout line
 	result  bool   // read a result from fd 3
@@ -337,7 +338,9 @@ func startExec(d *event.Dispatch, spec childSpec, files [4]*os.File, killGrace t
 		cmd.ExtraFiles = []*os.File{files[3]}
 	}
 	// Own process group, so the whole tree can be signalled; killed if the executor dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// As the task's user, when it has one (Go sets the parent-death signal after switching, which
+	// would clear it).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: spec.cred}
 	// A leftover process holding a pipe cannot make Wait hang.
 	cmd.WaitDelay = killGrace
 	if err := startChild(cmd); err != nil {
@@ -422,6 +425,7 @@ func (s *Service) runChild(ctx context.Context, d *event.Dispatch, spec childSpe
 				spec.argv = prlimitArgs(path, spec.limits, spec.argv)
 			}
 			if err == nil {
+				spec.cred = s.runAs.credential()
 				p, err = startExec(d, spec, child, s.cfg.KillGrace)
 			}
 		}

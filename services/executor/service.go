@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -41,6 +42,8 @@ type Service struct {
 	pythonOnce sync.Once
 	// roots are WorkflowRoots with symbolic links resolved.
 	roots []string
+	// runAs is the user tasks run as (Config.RunAs); nil: the executor's own.
+	runAs *runAs
 	// zygoteScript is the path of zygote.py; zygotes holds the warm python interpreter.
 	zygoteScript string
 	zygotes      zygotes
@@ -84,6 +87,9 @@ func New(b *bus.Bus, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, err
 	}
 	s.roots = roots
+	if s.runAs, err = resolveRunAs(cfg.RunAs, os.Geteuid()); err != nil {
+		return nil, err
+	}
 	if slices.Contains(cfg.Types, workflow.ExecutorPython) {
 		if s.cfg.CacheDir, err = privateDir(cfg.CacheDir); err != nil {
 			return nil, fmt.Errorf("executor: %w", err)

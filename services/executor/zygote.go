@@ -204,6 +204,15 @@ type zygoteRequest struct {
 	Env      map[string]string `json:"env"`
 	// Limits are rlimits (as, nofile, nproc, cpu) the child sets on itself before the task runs.
 	Limits map[string]int64 `json:"limits,omitempty"`
+	// User, when set, is the user the child switches to before the task runs (Config.RunAs).
+	User *zygoteUser `json:"user,omitempty"`
+}
+
+// zygoteUser is a user to switch to: its uid, primary gid and groups.
+type zygoteUser struct {
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups"`
 }
 
 // spawn forks one task with stdin, stdout, stderr and result as its descriptors 0 to 3.

@@ -78,6 +78,16 @@ def child(runner, sock, req, fds, parent):
             for name, value in limits.items():
                 hard = value + 1 if name == "cpu" else value
                 resource.setrlimit(getattr(resource, "RLIMIT_" + name.upper()), (value, hard))
+        # The task's user (the executor's --run-as), before anything of the task's is touched: its
+        # folder and its file are then opened with that user's rights.
+        user = req.get("user")
+        if user:
+            os.setgroups(user["groups"])
+            os.setgid(user["gid"])
+            os.setuid(user["uid"])
+            die_with_parent()  # a change of user clears the parent-death signal
+            if os.getppid() != parent:
+                os._exit(1)
         os.chdir(req["dir"])
         os.environ.clear()
         os.environ.update(req["env"])

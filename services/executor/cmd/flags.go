@@ -45,6 +45,8 @@ func (o *options) flags(s *envflag.Set) {
 		"default process limit while a task runs (RLIMIT_NPROC: counts every process of the executor's user); 0: none")
 	s.IntVar(&o.cfg.Limits.CPUSeconds, "limit-cpu-seconds", "ORK_EXECUTOR_LIMIT_CPU_SECONDS", 0,
 		"default CPU-time limit of each task process, in seconds; 0: none")
+	s.StringVar(&o.cfg.RunAs, "run-as", "ORK_EXECUTOR_RUN_AS", "",
+		"run every task process as this user (a name, a uid, or uid:gid); the executor must run as root; empty: the executor's own user")
 	s.StringVar(&o.cfg.Instance, "instance", "ORK_EXECUTOR_INSTANCE", "", "instance name; default hostname-pid-random")
 	s.DurationVar(&o.cfg.AckWait, "ack-wait", "ORK_EXECUTOR_ACK_WAIT", executor.AckWaitDefault,
 		"redelivery delay of an unacknowledged task; heartbeats every third of it")
