@@ -268,9 +268,9 @@ type childSpec struct {
 	argv    []string
 	env     []string
 	cred    *syscall.Credential // the user to run as; nil: the executor's
-	stdin   []byte // nil: /dev/null
-	capture bool   // capture the last ORK_OUTPUT stdout line
-	result  bool   // read a result from fd 3
+	stdin   []byte              // nil: /dev/null
+	capture bool                // capture the last ORK_OUTPUT stdout line
+	result  bool                // read a result from fd 3
 	// zygote, when set, forks the child from the warm python interpreter instead of exec'ing argv.
 	zygote        *zygote
 	zygoteRequest zygoteRequest
