@@ -239,15 +239,18 @@ func TestPostgresOutage(t *testing.T) {
 	t.Parallel()
 	adminURL(t) // the other fault tests' requirement, kept for symmetry of skips
 	pg := startPGCluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	dbURL, err := processes.CreateDatabase(ctx, pg.url("postgres"), "ork")
+	createCtx, cancelCreate := context.WithTimeout(context.Background(), time.Minute)
+	dbURL, err := processes.CreateDatabase(createCtx, pg.url("postgres"), "ork")
+	cancelCreate()
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := setup(t, options{executors: 2, concurrency: 2, dbURL: dbURL})
 	runID := e.submit(e.wide("pg-outage", 16, 0.2, 3))
 	e.waitExecutions(3)
+	// A deadline of its own from here: under load the setup alone can take most of a minute.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	// The outage must come while the recorder runs: one that cannot reach its database at start exits
 	// (its supervisor restarts it), which is not what this test is about. Under load the executors
 	// can start tasks before the recorder has opened the store, so wait for it to record the run.

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -37,6 +38,9 @@ type SubmitParams struct {
 	IdempotencyKey string
 	// TriggeredBy says who or what started the run ("cli", "api", "schedule", a user name).
 	TriggeredBy string
+	// Params are the run's parameter values by name; the plan's defaults fill the others. They are
+	// checked against the declared types before anything is published: a *workflow.ParamError.
+	Params map[string]json.RawMessage
 }
 
 // SubmitRunID returns the run id Submit will use for p.
@@ -59,8 +63,13 @@ func (c *Client) Submit(ctx context.Context, p SubmitParams) (string, error) {
 	if p.Plan == nil {
 		return "", errors.New("submitting run: plan is required")
 	}
+	params, err := p.Plan.BindParams(p.Params)
+	if err != nil {
+		return "", err
+	}
 	runID := SubmitRunID(p)
 	e := event.New(event.TypeRunSubmitted, runID, "", 0)
+	e.Params = params
 	e.Workflow = p.Plan.Name
 	e.Plan = p.Plan
 	e.IdempotencyKey = p.IdempotencyKey

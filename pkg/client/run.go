@@ -66,7 +66,11 @@ func (c *Client) Run(ctx context.Context, p RunParams) (RunResult, error) {
 	}
 	defer func() { _ = recorded.Close() }()
 
-	follower := view.NewFollower(p.Submit.Plan, res.RunID, time.Now())
+	params, err := p.Submit.Plan.BindParams(p.Submit.Params)
+	if err != nil {
+		return res, err
+	}
+	follower := view.NewFollower(p.Submit.Plan, res.RunID, time.Now(), params)
 	onEvent := func(e event.Event) {
 		follower.Event(&e)
 		if p.OnEvent != nil {

@@ -135,6 +135,9 @@ type Event struct {
 	Plan           *workflow.Plan `json:"plan,omitempty"`
 	IdempotencyKey string         `json:"idempotency_key,omitempty"`
 	TriggeredBy    string         `json:"triggered_by,omitempty"`
+	// Params are the run's parameters (run.submitted only): a JSON object with a value for every
+	// parameter the plan declares, checked by the submitter (workflow.Plan.BindParams).
+	Params json.RawMessage `json:"params,omitempty"`
 
 	// Status is the final status on run.finished.
 	Status string `json:"status,omitempty"`

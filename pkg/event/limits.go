@@ -40,6 +40,7 @@ func checkSizes(e *Event) error {
 		{"triggered_by", len(e.TriggeredBy), MaxTokenBytes},
 		{"error", len(e.Error), MaxErrorBytes},
 		{"output", len(e.Output), MaxOutputBytes},
+		{"params", len(e.Params), MaxOutputBytes},
 	} {
 		if f.size > f.max {
 			return fmt.Errorf("field %s is %s bytes, over its limit of %s", f.name, strconv.Itoa(f.size), strconv.Itoa(f.max))

@@ -157,9 +157,11 @@ type Run struct {
 	IdempotencyKey string
 	Error          string
 	TaskCount      int
-	CreatedAt      time.Time // when run.submitted was published
-	StartedAt      *time.Time
-	FinishedAt     *time.Time
+	// Params is the run's parameters, a JSON object; nil when its workflow declares none.
+	Params     json.RawMessage
+	CreatedAt  time.Time // when run.submitted was published
+	StartedAt  *time.Time
+	FinishedAt *time.Time
 }
 
 // Task is one task of a run, at its latest applied attempt.

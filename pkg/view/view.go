@@ -26,6 +26,7 @@ import (
 type Run struct {
 	RunID      string           `json:"run_id"`
 	Workflow   string           `json:"workflow"`
+	Params     json.RawMessage  `json:"params"` // the run's parameters; null when its workflow declares none
 	Status     string           `json:"status"`
 	Error      *string          `json:"error"`
 	CreatedAt  *time.Time       `json:"created_at"`
@@ -50,7 +51,7 @@ type Task struct {
 // FromStore builds the view of a run from its database rows.
 func FromStore(r store.Run, tasks []store.Task) *Run {
 	v := &Run{
-		RunID: r.ID, Workflow: r.Workflow, Status: r.Status, Error: text(r.Error),
+		RunID: r.ID, Workflow: r.Workflow, Params: r.Params, Status: r.Status, Error: text(r.Error),
 		CreatedAt: timeOf(r.CreatedAt), StartedAt: utc(r.StartedAt), FinishedAt: utc(r.FinishedAt),
 		Tasks: make(map[string]*Task, len(tasks)),
 	}
@@ -74,9 +75,9 @@ type Follower struct {
 }
 
 // NewFollower starts the view of run runID of plan, submitted at created.
-func NewFollower(plan *workflow.Plan, runID string, created time.Time) *Follower {
+func NewFollower(plan *workflow.Plan, runID string, created time.Time, params json.RawMessage) *Follower {
 	f := &Follower{
-		run: Run{RunID: runID, Workflow: plan.Name, Status: event.RunPending, CreatedAt: timeOf(created),
+		run: Run{RunID: runID, Workflow: plan.Name, Params: params, Status: event.RunPending, CreatedAt: timeOf(created),
 			Tasks: make(map[string]*Task, len(plan.Tasks))},
 		ranks: make(map[string]int, len(plan.Tasks)),
 	}

@@ -3,6 +3,8 @@ package workflow
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -33,7 +35,8 @@ type site struct {
 
 // graphCheck is one run of the rules across tasks.
 type graphCheck struct {
-	tasks []*Task
+	tasks  []*Task
+	params []Param // the declared run parameters
 	// inputOrder returns the names of task i's inputs in the order they are checked.
 	inputOrder func(i int) []string
 	// suggest returns a " (did you mean ...?)" hint for s among candidates, or "".
@@ -123,29 +126,43 @@ func (g graphCheck) checkInputs(i int, deps map[string]bool, index map[string]in
 			continue
 		}
 		ref := b.Ref
-		refText := "tasks." + ref.Task + ".output"
-		fullText := refText
-		if len(ref.Path) > 0 {
-			fullText += "." + strings.Join(ref.Path, ".")
+		fullText := ref.String()
+		var typ *Type
+		var refText, of string // the ref up to the path, and what its type is ("output_type of \"t\"")
+		if ref.Param != "" {
+			refText, of = "params."+ref.Param, "type of param "+strconv.Quote(ref.Param)
+			i := slices.IndexFunc(g.params, func(p Param) bool { return p.Name == ref.Param })
+			if i < 0 || ref.Task != "" {
+				names := make([]string, len(g.params))
+				for k, p := range g.params {
+					names[k] = p.Name
+				}
+				g.report(value, path+".ref", "%sref %q: no such param %q (declare it under params)%s", iwho, fullText, ref.Param, g.suggest(ref.Param, names))
+				continue
+			}
+			typ = g.params[i].Type
+		} else {
+			refText, of = "tasks."+ref.Task+".output", "output_type of "+strconv.Quote(ref.Task)
+			up, ok := index[ref.Task]
+			switch {
+			case !ok:
+				g.report(value, path+".ref", "%sref %q: no such task %q", iwho, fullText, ref.Task)
+				continue
+			case !deps[ref.Task]:
+				g.report(value, path+".ref", "%sref %q: task %q is not in depends_on", iwho, fullText, ref.Task)
+				continue
+			}
+			typ = g.tasks[up].OutputType
 		}
-		up, ok := index[ref.Task]
-		switch {
-		case !ok:
-			g.report(value, path+".ref", "%sref %q: no such task %q", iwho, fullText, ref.Task)
-			continue
-		case !deps[ref.Task]:
-			g.report(value, path+".ref", "%sref %q: task %q is not in depends_on", iwho, fullText, ref.Task)
-			continue
-		case g.tasks[up].OutputType == nil:
+		if typ == nil {
 			continue
 		}
-		typ := g.tasks[up].OutputType
 		for _, field := range ref.Path {
 			next := typ.Field(field)
 			if next == nil {
 				if typ.Kind == KindObject {
-					g.report(value, path+".ref", "%sref %q: %s (output_type of %q) has no field %q%s",
-						iwho, fullText, typ, ref.Task, field, g.suggest(field, fieldNames(typ)))
+					g.report(value, path+".ref", "%sref %q: %s (%s) has no field %q%s",
+						iwho, fullText, typ, of, field, g.suggest(field, fieldNames(typ)))
 				} else {
 					g.report(value, path+".ref", "%sref %q: %s (at %s) is not an object, it has no field %q",
 						iwho, fullText, typ, refText, field)

@@ -23,7 +23,7 @@ import (
 
 // Fields a workflow and a task may have, in the order the documentation lists them.
 var (
-	workflowFields = []string{"name", "description", "schedule", "preload", "types", "tasks"}
+	workflowFields = []string{"name", "description", "schedule", "params", "preload", "types", "tasks"}
 	taskFields     = []string{"executor", "file", "module", "function", "command", "shell", "depends_on", "timeout",
 		"retries", "input_type", "output_type", "inputs", "limits"}
 	limitFields   = []string{"memory", "open_files", "processes", "cpu_seconds"}
@@ -423,6 +423,8 @@ func ParseMemory(s string) (int64, bool) {
 type parsed struct {
 	name, description, schedule string
 	preload                     []string
+	params                      []Param
+	paramsEntry                 *entry // where params was written, parsed after types
 	tasks                       []*ptask
 	byName                      map[string]*ptask
 }
@@ -472,6 +474,8 @@ func (p *parser) parseWorkflow(top *yaml.Node) *parsed {
 				}
 				w.schedule = s
 			}
+		case "params":
+			w.paramsEntry = &e
 		case "types":
 			typesEntry = &e
 		case "tasks":
@@ -483,6 +487,9 @@ func (p *parser) parseWorkflow(top *yaml.Node) *parsed {
 	}
 	if typesEntry != nil {
 		p.parseTypeAliases(typesEntry.value)
+	}
+	if w.paramsEntry != nil {
+		w.params = p.parseParams(w.paramsEntry.value)
 	}
 	if tasksEntry == nil {
 		p.errorf(top, "tasks", "missing tasks: a workflow needs at least one task")
@@ -802,7 +809,7 @@ func (p *parser) parseInputs(t *ptask, v *yaml.Node, path, who string) {
 			}
 			ref, ok := parseRef(s)
 			if !ok {
-				p.errorf(in.value, ipath+".ref", "%sref %q must look like tasks.<task>.output or tasks.<task>.output.<field>...", iwho, truncate(s))
+				p.errorf(in.value, ipath+".ref", "%sref %q must look like tasks.<task>.output[.<field>...] or params.<param>[.<field>...]", iwho, truncate(s))
 				continue
 			}
 			in.binding.Ref = ref
@@ -812,9 +819,17 @@ func (p *parser) parseInputs(t *ptask, v *yaml.Node, path, who string) {
 	}
 }
 
-// parseRef parses tasks.<task>.output[.field...].
+// parseRef parses tasks.<task>.output[.field...] and params.<param>[.field...].
 func parseRef(s string) (*Ref, bool) {
 	parts := strings.Split(s, ".")
+	if len(parts) >= 2 && parts[0] == "params" {
+		for _, part := range parts[1:] {
+			if nameProblem(part) != "" {
+				return nil, false
+			}
+		}
+		return &Ref{Param: parts[1], Path: parts[2:len(parts):len(parts)]}, true
+	}
 	if len(parts) < 3 || parts[0] != "tasks" || parts[2] != "output" {
 		return nil, false
 	}
@@ -960,7 +975,8 @@ func (p *parser) checkGraph(w *parsed) {
 		tasks[i] = &t.Task
 	}
 	graphCheck{
-		tasks: tasks,
+		tasks:  tasks,
+		params: w.params,
 		inputOrder: func(i int) []string {
 			names := make([]string, len(w.tasks[i].inputs))
 			for k, in := range w.tasks[i].inputs {
@@ -1010,7 +1026,7 @@ func compile(w *parsed, dir string) (*Plan, error) {
 			deps[i] = append(deps[i], w.byName[d].Index)
 		}
 	}
-	plan := &Plan{Name: w.name, Description: w.description, Schedule: w.schedule}
+	plan := &Plan{Name: w.name, Description: w.description, Schedule: w.schedule, Params: w.params}
 	for _, i := range topoOrder(deps) {
 		t := w.tasks[i].Task
 		if t.Executor == ExecutorPython && len(w.preload) > 0 {

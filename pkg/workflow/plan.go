@@ -1,6 +1,9 @@
 package workflow
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"strings"
+)
 
 // DefaultTimeoutSeconds is the timeout of a task that does not declare one.
 const DefaultTimeoutSeconds = 300
@@ -23,6 +26,9 @@ type Plan struct {
 	Name        string `json:"name"`
 	Description string `json:"description,omitempty"`
 	Schedule    string `json:"schedule,omitempty"`
+	// Params are the run parameters the workflow declares, in YAML order; a run binds each (its
+	// own value or the default) and tasks refer to them as params.NAME.
+	Params []Param `json:"params,omitempty"`
 	// Dir is the absolute directory of the workflow file. Task files and process working directories
 	// are resolved against it. It is not part of Hash: the same content in two places is one version.
 	Dir string `json:"dir"`
@@ -82,10 +88,32 @@ type Binding struct {
 	Ref   *Ref            `json:"ref,omitempty"`
 }
 
-// Ref points at an upstream task's output, or at a field path inside it.
+// Ref points at an upstream task's output, or at a run parameter, or at a field path inside either.
 type Ref struct {
-	Task string   `json:"task"`
-	Path []string `json:"path,omitempty"` // object field names below the output, outermost first
+	Task  string   `json:"task,omitempty"`  // the upstream task; "" for a parameter
+	Param string   `json:"param,omitempty"` // the run parameter (params.NAME); "" for a task output
+	Path  []string `json:"path,omitempty"`  // object field names below the value, outermost first
+}
+
+// String is the ref as written in YAML: tasks.T.output[.f...] or params.P[.f...].
+func (r *Ref) String() string {
+	s := "tasks." + r.Task + ".output"
+	if r.Param != "" {
+		s = "params." + r.Param
+	}
+	if len(r.Path) > 0 {
+		s += "." + strings.Join(r.Path, ".")
+	}
+	return s
+}
+
+// Param is one declared run parameter.
+type Param struct {
+	Name string `json:"name"`
+	Type *Type  `json:"type"`
+	// Default is the value a run gets when it gives none; nil: every run must give one.
+	Default     json.RawMessage `json:"default,omitempty"`
+	Description string          `json:"description,omitempty"`
 }
 
 // Kind is the kind of a Type.

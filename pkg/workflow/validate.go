@@ -43,6 +43,7 @@ func (p *Plan) Validate() error {
 		add("tasks", "workflow has %d tasks, more than the limit of %d", len(p.Tasks), MaxTasks)
 		return errs.err()
 	}
+	params := p.validParams(add)
 
 	index := make(map[string]int, len(p.Tasks))
 	for i := range p.Tasks {
@@ -124,6 +125,7 @@ func (p *Plan) Validate() error {
 	// The rules across tasks, the same as for a workflow file (graph.go).
 	deps := graphCheck{
 		tasks:      tasks,
+		params:     params,
 		inputOrder: func(i int) []string { return slices.Sorted(maps.Keys(p.Tasks[i].Inputs)) },
 		suggest:    func(string, []string) string { return "" },
 		report:     func(_ site, path, format string, args ...any) { add(path, format, args...) },

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -17,6 +18,30 @@ type Graph struct {
 	succ       [][]int32
 	roots      []int32
 	referenced []bool
+	// params are the run's parameter values by name (a Graph is one run's), for params.* refs.
+	params map[string]json.RawMessage
+}
+
+// bindParams checks the run's parameters (the submission's JSON object, or nothing) against the
+// plan, filling defaults, and keeps them for the params.* refs. It returns the bound object.
+func (g *Graph) bindParams(raw json.RawMessage) (json.RawMessage, error) {
+	var given map[string]json.RawMessage
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &given); err != nil {
+			return nil, fmt.Errorf("the run's params are not a JSON object: %w", err)
+		}
+	}
+	bound, err := g.Plan.BindParams(given)
+	if err != nil {
+		return nil, err
+	}
+	g.params = nil
+	if len(bound) > 0 {
+		if err := json.Unmarshal(bound, &g.params); err != nil {
+			return nil, err
+		}
+	}
+	return bound, nil
 }
 
 // NewGraph indexes a plan. It checks what the transition function relies on: unique task names,
@@ -63,7 +88,7 @@ func NewGraph(p *workflow.Plan) (*Graph, error) {
 			g.succ[j] = append(g.succ[j], int32(i))
 		}
 		for name, b := range t.Inputs {
-			if b.Ref == nil {
+			if b.Ref == nil || b.Ref.Param != "" {
 				continue
 			}
 			j, ok := g.index[b.Ref.Task]

@@ -24,6 +24,18 @@ func (s *Service) resolveInputs(ctx context.Context, runID string, g *Graph, tas
 			obj[name] = v
 			continue
 		}
+		if p := b.Ref.Param; p != "" {
+			val, ok := g.params[p]
+			if !ok {
+				return nil, fmt.Errorf("input %q refers to param %q, which the run has no value for", name, p)
+			}
+			v, err := lookupPath(val, b.Ref.Path)
+			if err != nil {
+				return nil, fmt.Errorf("input %q: param %q: %w", name, p, err)
+			}
+			obj[name] = v
+			continue
+		}
 		j, ok := g.Index(b.Ref.Task)
 		if !ok {
 			return nil, fmt.Errorf("input %q refers to unknown task %q", name, b.Ref.Task)

@@ -182,7 +182,11 @@ func (s *Service) initRun(ctx context.Context, e *runEntry, ev *event.Event) err
 	if err != nil {
 		return &invalidPlanError{err}
 	}
-	data, err := json.Marshal(ev.Plan)
+	params, err := g.bindParams(ev.Params)
+	if err != nil {
+		return &invalidPlanError{err}
+	}
+	data, err := json.Marshal(storedPlan{Plan: ev.Plan, RunParams: params})
 	if err != nil {
 		return fmt.Errorf("encoding plan: %w", err)
 	}
@@ -203,12 +207,26 @@ func (s *Service) initRun(ctx context.Context, e *runEntry, ev *event.Event) err
 	return nil
 }
 
+// storedPlan is a run's plan as the scheduler keeps it in the bucket: the plan and the run's
+// bound parameters (absent in records written before parameters existed).
+type storedPlan struct {
+	*workflow.Plan
+	RunParams json.RawMessage `json:"run_params,omitempty"`
+}
+
 func decodeGraph(data []byte) (*Graph, error) {
-	p := new(workflow.Plan)
-	if err := json.Unmarshal(data, p); err != nil {
+	sp := storedPlan{Plan: new(workflow.Plan)}
+	if err := json.Unmarshal(data, &sp); err != nil {
 		return nil, fmt.Errorf("decoding plan: %w", err)
 	}
-	return NewGraph(p)
+	g, err := NewGraph(sp.Plan)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := g.bindParams(sp.RunParams); err != nil {
+		return nil, err
+	}
+	return g, nil
 }
 
 func (s *Service) putOutputs(ctx context.Context, runID string, g *Graph, outs []Output) error {

@@ -188,17 +188,18 @@ type versionRow struct {
 }
 
 type runRow struct {
-	ID             string     `json:"id"`
-	Workflow       string     `json:"workflow"`
-	WorkflowHash   string     `json:"workflow_hash"`
-	Status         string     `json:"status"`
-	TriggeredBy    string     `json:"triggered_by"`
-	IdempotencyKey string     `json:"idempotency_key,omitempty"`
-	Error          string     `json:"error"`
-	TaskCount      int        `json:"task_count"`
-	CreatedAt      time.Time  `json:"created_at"`
-	StartedAt      *time.Time `json:"started_at,omitempty"`
-	FinishedAt     *time.Time `json:"finished_at,omitempty"`
+	ID             string          `json:"id"`
+	Workflow       string          `json:"workflow"`
+	WorkflowHash   string          `json:"workflow_hash"`
+	Status         string          `json:"status"`
+	TriggeredBy    string          `json:"triggered_by"`
+	Params         json.RawMessage `json:"params,omitempty"`
+	IdempotencyKey string          `json:"idempotency_key,omitempty"`
+	Error          string          `json:"error"`
+	TaskCount      int             `json:"task_count"`
+	CreatedAt      time.Time       `json:"created_at"`
+	StartedAt      *time.Time      `json:"started_at,omitempty"`
+	FinishedAt     *time.Time      `json:"finished_at,omitempty"`
 }
 
 type keyRow struct {

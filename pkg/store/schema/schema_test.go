@@ -44,6 +44,9 @@ func tables(t *testing.T, path string) []string {
 	return out
 }
 
+// schemaLatest is the version of the newest migration.
+const schemaLatest = 2
+
 var allTables = []string{
 	"dead_letters", "runs", "schedules", "task_attempts", "task_logs", "tasks",
 	"workflow_tasks", "workflow_versions", "workflows",
@@ -72,12 +75,12 @@ func TestSQLiteUpDown(t *testing.T) {
 	if got := tables(t, path); fmt.Sprint(got) != fmt.Sprint(allTables) {
 		t.Fatalf("tables = %v, want %v", got, allTables)
 	}
-	wantVersion(t, url, 1)
+	wantVersion(t, url, schemaLatest)
 	// Twice is harmless, and the bare-path form names the same database.
 	if err := schema.Up(ctx, path); err != nil {
 		t.Fatalf("second Up: %v", err)
 	}
-	wantVersion(t, path, 1)
+	wantVersion(t, path, schemaLatest)
 
 	if err := schema.Down(ctx, url); err != nil {
 		t.Fatalf("Down: %v", err)
@@ -92,7 +95,7 @@ func TestSQLiteUpDown(t *testing.T) {
 	if err := schema.Up(ctx, url); err != nil {
 		t.Fatalf("Up after Down: %v", err)
 	}
-	wantVersion(t, url, 1)
+	wantVersion(t, url, schemaLatest)
 }
 
 func TestSQLiteConcurrentUp(t *testing.T) {
@@ -108,7 +111,7 @@ func TestSQLiteConcurrentUp(t *testing.T) {
 			t.Errorf("concurrent Up: %v", err)
 		}
 	}
-	wantVersion(t, url, 1)
+	wantVersion(t, url, schemaLatest)
 }
 
 func TestFileStoreIsNoop(t *testing.T) {
@@ -149,7 +152,7 @@ func TestPostgresUpDown(t *testing.T) {
 	if err := schema.Up(ctx, url); err != nil {
 		t.Fatalf("Up: %v", err)
 	}
-	wantVersion(t, url, 1)
+	wantVersion(t, url, schemaLatest)
 	if err := schema.Up(ctx, url); err != nil {
 		t.Fatalf("second Up: %v", err)
 	}
@@ -160,7 +163,7 @@ func TestPostgresUpDown(t *testing.T) {
 	if err := schema.Up(ctx, strings.Replace(url, "postgres://", "postgresql://", 1)); err != nil {
 		t.Fatalf("Up (postgresql://): %v", err)
 	}
-	wantVersion(t, url, 1)
+	wantVersion(t, url, schemaLatest)
 }
 
 // sqliteColumns returns "table: col, col, …" lines for every Ork table of an SQLite database.

@@ -17,7 +17,7 @@ const (
 )
 
 const runColumns = `r.id, w.name, r.workflow_hash, r.status, r.triggered_by, coalesce(r.idempotency_key, ''), r.error,
-  r.task_count, r.created_at, r.started_at, r.finished_at`
+  r.task_count, r.params, r.created_at, r.started_at, r.finished_at`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -26,10 +26,14 @@ func scanRun(sc scanner) (store.Run, error) {
 		r                 store.Run
 		created           string
 		started, finished sql.NullString
+		params            sql.NullString
 	)
 	if err := sc.Scan(&r.ID, &r.Workflow, &r.WorkflowHash, &r.Status, &r.TriggeredBy, &r.IdempotencyKey, &r.Error,
-		&r.TaskCount, &created, &started, &finished); err != nil {
+		&r.TaskCount, &params, &created, &started, &finished); err != nil {
 		return store.Run{}, err
+	}
+	if params.Valid {
+		r.Params = json.RawMessage(params.String)
 	}
 	var err error
 	if r.CreatedAt, err = parseTime(created); err != nil {

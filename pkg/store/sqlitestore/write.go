@@ -33,8 +33,8 @@ ON CONFLICT (hash) DO NOTHING`
 	sqlWorkflowTaskInsert = `INSERT INTO workflow_tasks (hash, name, idx, executor, depends_on) VALUES (?1, ?2, ?3, ?4, ?5)
 ON CONFLICT (hash, name) DO NOTHING`
 
-	sqlRunInsert = `INSERT INTO runs (id, workflow_id, workflow_hash, status, triggered_by, idempotency_key, task_count, created_at)
-VALUES (?1, ?2, ?3, '` + event.RunPending + `', ?4, ?5, ?6, ?7)
+	sqlRunInsert = `INSERT INTO runs (id, workflow_id, workflow_hash, status, triggered_by, idempotency_key, task_count, created_at, params)
+VALUES (?1, ?2, ?3, '` + event.RunPending + `', ?4, ?5, ?6, ?7, ?8)
 ON CONFLICT DO NOTHING`
 
 	sqlTaskInsert = `INSERT INTO tasks (run_id, name, idx, executor, depends_on, status, attempt, max_retries, timeout_s)
@@ -308,7 +308,11 @@ func (b *batch) submit(e *event.Event) error {
 			}
 		}
 	}
-	n, err = b.exec(b.st.runInsert, runID, workflowID, p.Hash, e.TriggeredBy, key, len(p.Tasks), at)
+	var params any // NULL without params
+	if len(e.Params) > 0 {
+		params = string(e.Params)
+	}
+	n, err = b.exec(b.st.runInsert, runID, workflowID, p.Hash, e.TriggeredBy, key, len(p.Tasks), at, params)
 	if err != nil || n == 0 {
 		return err
 	}

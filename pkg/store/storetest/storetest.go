@@ -95,6 +95,7 @@ func testSubmit(t *testing.T, f *fixture) {
 	p.Schedule = "*/5 * * * *"
 	id := runID()
 	sub := f.submit(id, p, "key-1")
+	sub.Params = json.RawMessage(`{"day":"2024-07-14","window":{"hours":2},"tags":["a","b"]}`)
 	res := f.events(sub)
 	if len(res.Orphans) != 0 || len(res.FinishedRuns) != 0 {
 		t.Fatalf("result = %+v, want no orphans and no finished runs", res)
@@ -109,6 +110,7 @@ func testSubmit(t *testing.T, f *fixture) {
 	wantEq(t, "run.IdempotencyKey", r.IdempotencyKey, "key-1")
 	wantEq(t, "run.Error", r.Error, "")
 	wantEq(t, "run.TaskCount", r.TaskCount, 4)
+	wantJSON(t, "run.Params", r.Params, sub.Params)
 	wantTime(t, "run.CreatedAt", &r.CreatedAt, &sub.Time)
 	wantTime(t, "run.StartedAt", r.StartedAt, nil)
 	wantTime(t, "run.FinishedAt", r.FinishedAt, nil)
@@ -815,7 +817,9 @@ func testRunList(t *testing.T, f *fixture) {
 	ids := []string{runID(), runID(), runID(), runID()}
 	// Submitted in time order: etl, ml, etl, ml; the last etl one is finished.
 	f.events(f.submit(ids[0], etl, ""))
-	f.events(f.submit(ids[1], ml, ""))
+	withParams := f.submit(ids[1], ml, "")
+	withParams.Params = json.RawMessage(`{"epochs":3}`)
+	f.events(withParams)
 	f.events(f.submit(ids[2], etl, ""))
 	f.events(f.submit(ids[3], ml, ""))
 	f.events(f.ev(event.TypeRunStarted, ids[2], "", 0), f.finished(ids[2], event.RunSuccess, ""))
@@ -828,6 +832,13 @@ func testRunList(t *testing.T, f *fixture) {
 		return out
 	}
 	wantDeep(t, "all", list(store.RunListParams{}), []string{ids[3], ids[2], ids[1], ids[0]})
+	for _, r := range f.runs(store.RunListParams{}) {
+		if r.ID == ids[1] {
+			wantJSON(t, "listed run.Params", r.Params, withParams.Params)
+		} else if r.Params != nil {
+			t.Errorf("run %s without params lists params %s", r.ID, r.Params)
+		}
+	}
 	wantDeep(t, "etl", list(store.RunListParams{Workflow: "etl"}), []string{ids[2], ids[0]})
 	wantDeep(t, "pending", list(store.RunListParams{Status: event.RunPending}), []string{ids[3], ids[1], ids[0]})
 	wantDeep(t, "etl success", list(store.RunListParams{Workflow: "etl", Status: event.RunSuccess}), []string{ids[2]})

@@ -109,6 +109,9 @@ func printRun(w io.Writer, r store.Run) {
 	}
 	fmt.Fprintf(tw, "tasks\t%d\n", r.TaskCount)
 	fmt.Fprintf(tw, "triggered by\t%s\n", r.TriggeredBy)
+	if len(r.Params) > 0 {
+		fmt.Fprintf(tw, "params\t%s\n", compactJSON(r.Params))
+	}
 	fmt.Fprintf(tw, "created\t%s\n", r.CreatedAt.Local().Format(time.DateTime))
 	fmt.Fprintf(tw, "duration\t%s\n", runDuration(r))
 	_ = tw.Flush()

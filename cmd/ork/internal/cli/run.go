@@ -25,6 +25,7 @@ type runOptions struct {
 	nats                 natsFlags
 	python               string
 	pythonCold           bool
+	params               []string // NAME=VALUE
 	json, verbose, all   bool
 	concurrency          int
 }
@@ -48,6 +49,7 @@ tasks, the slowest; --all lists every task) or, with --json, one JSON object (do
 Exit status: 0 when the run succeeded, 1 when it failed or was cancelled or the workflow is invalid
 (then nothing is stored), 2 for usage errors, 130 when interrupted (Ctrl-C cancels an in-process run).`,
 		Example: `  ork run examples/hello.yaml
+  ork run examples/typed_chain.yaml --param city=Paris --param day=2024-08-01
   ork run flow.yaml --db postgres://localhost/ork
   ork run flow.yaml --nats nats://127.0.0.1:4222 --json`,
 		Args: exactArgs(1),
@@ -59,6 +61,7 @@ Exit status: 0 when the run succeeded, 1 when it failed or was cancelled or the 
 	addNATSFlags(cmd, &o.nats, "submit to a running cluster at this NATS URL instead of running in-process")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print one JSON object with the result instead of the table (docs/run.schema.json)")
 	cmd.Flags().BoolVar(&o.all, "all", false, "list every task in the final table, however many")
+	addParamFlag(cmd, &o.params)
 	cmd.Flags().StringVar(&o.key, "idempotency-key", "", "submitting twice with one key starts one run")
 	cmd.Flags().StringVar(&o.triggeredBy, "triggered-by", "cli", "who started the run, stored with it")
 	cmd.Flags().IntVar(&o.concurrency, "concurrency", embedded.ConcurrencyDefault, "tasks in flight at once (in-process mode)")
@@ -90,7 +93,11 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 			return err
 		}
 	}
-	params := client.SubmitParams{Plan: plan, IdempotencyKey: o.key, TriggeredBy: o.triggeredBy}
+	values, err := bindParamArgs(plan, o.params)
+	if err != nil {
+		return err
+	}
+	params := client.SubmitParams{Plan: plan, IdempotencyKey: o.key, TriggeredBy: o.triggeredBy, Params: values}
 	// With a key the run id derives from it, so submitting again follows the run it started.
 	runID := client.SubmitRunID(params)
 	params.RunID = runID
