@@ -18,6 +18,7 @@ import (
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/metrics"
 	"github.com/ork-go/ork/pkg/metrics/metricstest"
+	"github.com/ork-go/ork/pkg/poll"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -152,7 +153,15 @@ func TestConsumerCollectorReadsBacklogWhenScraped(t *testing.T) {
 	col.Watch(b.JS, event.StreamEvents, "no-such-consumer")
 	reg := metrics.NewRegistry()
 	reg.MustRegister(col)
-	body := metricstest.Scrape(t, serve(t, reg))
+	addr := serve(t, reg)
+	// The server counts a consumer's pending messages as it processes the stored ones, which under
+	// load can lag behind the publish acks: scrape until the count has caught up.
+	var body string
+	poll.Within(10*time.Second, func() bool {
+		body = metricstest.Scrape(t, addr)
+		v, _ := metricstest.Value(body, `ork_consumer_pending_messages{consumer="exec-noop",stream="ORK_TASKS"}`)
+		return v == 3
+	})
 	metricstest.Want(t, body, `ork_consumer_pending_messages{consumer="exec-noop",stream="ORK_TASKS"}`, metricstest.Equal(3), "3")
 	metricstest.Want(t, body, `ork_consumer_ack_pending_messages{consumer="exec-noop",stream="ORK_TASKS"}`, metricstest.Equal(2), "2")
 	metricstest.Want(t, body, `ork_consumer_redelivered_messages{consumer="exec-noop",stream="ORK_TASKS"}`, metricstest.Equal(0), "0")
