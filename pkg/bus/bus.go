@@ -277,7 +277,8 @@ func (b *Bus) StreamConfigs() []jetstream.StreamConfig {
 	}
 }
 
-// Provision creates or updates the streams and the run-state bucket. Running it twice changes nothing.
+// Provision creates or updates the streams, the run-state bucket and the registry bucket. Running it
+// twice changes nothing.
 func (b *Bus) Provision(ctx context.Context) error {
 	for _, sc := range b.StreamConfigs() {
 		err := b.retryTransient(ctx, func(ctx context.Context) error {
@@ -288,10 +289,15 @@ func (b *Bus) Provision(ctx context.Context) error {
 			return fmt.Errorf("provisioning stream %s: %w", sc.Name, err)
 		}
 	}
-	return b.retryTransient(ctx, func(ctx context.Context) error {
-		_, err := b.createRuns(ctx)
-		return err
-	})
+	for _, create := range []func(context.Context) (jetstream.KeyValue, error){b.createRuns, b.createWorkflows} {
+		if err := b.retryTransient(ctx, func(ctx context.Context) error {
+			_, err := create(ctx)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Ensure creates the streams and the run-state bucket that do not exist yet, and leaves the others as
@@ -326,17 +332,25 @@ func (b *Bus) ensure(ctx context.Context, create bool) error {
 			return fmt.Errorf("provisioning stream %s: %w", sc.Name, err)
 		}
 	}
-	err := b.retryTransient(ctx, func(ctx context.Context) error {
-		_, err := b.JS.KeyValue(ctx, event.BucketRuns)
-		if errors.Is(err, jetstream.ErrBucketNotFound) && create {
-			_, err = b.createRuns(ctx)
+	for _, bucket := range []struct {
+		name   string
+		create func(context.Context) (jetstream.KeyValue, error)
+	}{{event.BucketRuns, b.createRuns}, {event.BucketWorkflows, b.createWorkflows}} {
+		err := b.retryTransient(ctx, func(ctx context.Context) error {
+			_, err := b.JS.KeyValue(ctx, bucket.name)
+			if errors.Is(err, jetstream.ErrBucketNotFound) && create {
+				_, err = bucket.create(ctx)
+			}
+			return err
+		})
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return fmt.Errorf("bucket %s: %w", bucket.name, ErrNotProvisioned)
 		}
-		return err
-	})
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return fmt.Errorf("bucket %s: %w", event.BucketRuns, ErrNotProvisioned)
+		if err != nil {
+			return err
+		}
 	}
-	return err
+	return nil
 }
 
 // Bounds of retryTransient.
@@ -434,16 +448,38 @@ func transient(err error) bool {
 // retries what a cluster refuses for a moment (see retryTransient). Opening reads only the bucket's
 // configuration, which every role of docs/security.md that uses the bucket may do.
 func (b *Bus) Runs(ctx context.Context) (jetstream.KeyValue, error) {
+	return b.bucket(ctx, event.BucketRuns)
+}
+
+// Workflows opens the bucket of registered workflows, as Runs opens the run-state bucket.
+func (b *Bus) Workflows(ctx context.Context) (jetstream.KeyValue, error) {
+	return b.bucket(ctx, event.BucketWorkflows)
+}
+
+func (b *Bus) bucket(ctx context.Context, name string) (jetstream.KeyValue, error) {
 	var kv jetstream.KeyValue
 	err := b.retryTransient(ctx, func(ctx context.Context) error {
 		var err error
-		kv, err = b.JS.KeyValue(ctx, event.BucketRuns)
+		kv, err = b.JS.KeyValue(ctx, name)
 		return err
 	})
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, fmt.Errorf("bucket %s: %w", event.BucketRuns, ErrNotProvisioned)
+		return nil, fmt.Errorf("bucket %s: %w", name, ErrNotProvisioned)
 	}
 	return kv, err
+}
+
+// createWorkflows creates the registry bucket: the latest registration of each name, kept
+// forever (a deleted workflow leaves a tombstone until it is registered again).
+func (b *Bus) createWorkflows(ctx context.Context) (jetstream.KeyValue, error) {
+	kv, err := b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: event.BucketWorkflows, History: 1, Storage: b.storage(), Replicas: b.cfg.Replicas,
+		MaxValueSize: 8 << 20,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provisioning kv bucket %s: %w", event.BucketWorkflows, err)
+	}
+	return kv, nil
 }
 
 func (b *Bus) createRuns(ctx context.Context) (jetstream.KeyValue, error) {

@@ -41,6 +41,11 @@ const (
 	// RunStateKey(run id) from the run's first event until MaxAge after its last change.
 	BucketRuns = "ork_runs"
 
+	// BucketWorkflows is the JetStream KV bucket of registered workflows: the key is the workflow's
+	// name, the value its current registration (pkg/client's registry). The recorder mirrors it into
+	// the database, where the versions are kept.
+	BucketWorkflows = "ork_workflows"
+
 	// SubjectRecordedPrefix + run id is a core NATS (not JetStream) notice the recorder publishes after
 	// it has committed a run's terminal event, so a waiting client knows the database is up to date.
 	SubjectRecordedPrefix = "ork.recorded."
