@@ -146,32 +146,42 @@ const (
 // deadline would leave a client hanging for as long. It is for clients (a submission, a control
 // request); the services retry through redelivery instead.
 func (b *Bus) PublishUntilStored(ctx context.Context, m Msg) error {
+	_, err := b.PublishUntilStoredAck(ctx, m)
+	return err
+}
+
+// PublishUntilStoredAck is PublishUntilStored returning the stream's acknowledgement, whose
+// Duplicate says the stream already held a message with that id (within its duplicate window; a
+// retry after a lost acknowledgement sees its own first try as one).
+func (b *Bus) PublishUntilStoredAck(ctx context.Context, m Msg) (*jetstream.PubAck, error) {
 	if m.MsgID == "" {
-		return fmt.Errorf("publishing %s: a retried publish needs a deduplication id", m.Subject)
+		return nil, fmt.Errorf("publishing %s: a retried publish needs a deduplication id", m.Subject)
 	}
 	wait := publishRetryMin
 	for {
 		tctx, cancel := b.OpContext(ctx)
+		var ack *jetstream.PubAck
 		err := b.attempt(tctx, b.cfg.PublishTryTimeout, func(ctx context.Context) error {
-			_, err := b.JS.PublishMsg(ctx, natsMsg(m))
+			var err error
+			ack, err = b.JS.PublishMsg(ctx, natsMsg(m))
 			return err
 		})
 		cancel()
 		if err == nil {
-			return nil
+			return ack, nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("publishing %s (%s): %w (last try: %v)", m.Subject, m.MsgID, ctx.Err(), err)
+			return nil, fmt.Errorf("publishing %s (%s): %w (last try: %v)", m.Subject, m.MsgID, ctx.Err(), err)
 		}
 		if !retryable(err) {
-			return fmt.Errorf("publishing %s (%s): %w", m.Subject, m.MsgID, err)
+			return nil, fmt.Errorf("publishing %s (%s): %w", m.Subject, m.MsgID, err)
 		}
 		b.log.Debug("publish not acknowledged; trying again", zap.String("subject", m.Subject), zap.Error(err))
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("publishing %s (%s): %w (last try: %v)", m.Subject, m.MsgID, ctx.Err(), err)
+			return nil, fmt.Errorf("publishing %s (%s): %w (last try: %v)", m.Subject, m.MsgID, ctx.Err(), err)
 		case <-t.C:
 		}
 		wait = min(2*wait, publishRetryMax)

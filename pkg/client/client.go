@@ -60,12 +60,19 @@ func SubmitRunID(p SubmitParams) string {
 // again with the same deduplication id until ctx ends, so Submit never hangs on a lost reply and
 // never starts the run twice.
 func (c *Client) Submit(ctx context.Context, p SubmitParams) (string, error) {
+	runID, _, err := c.submit(ctx, p)
+	return runID, err
+}
+
+// submit is Submit, also telling whether the stream already held this submission (the same
+// idempotency key or run id within its duplicate window).
+func (c *Client) submit(ctx context.Context, p SubmitParams) (string, bool, error) {
 	if p.Plan == nil {
-		return "", errors.New("submitting run: plan is required")
+		return "", false, errors.New("submitting run: plan is required")
 	}
 	params, err := p.Plan.BindParams(p.Params)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	runID := SubmitRunID(p)
 	e := event.New(event.TypeRunSubmitted, runID, "", 0)
@@ -76,12 +83,13 @@ func (c *Client) Submit(ctx context.Context, p SubmitParams) (string, error) {
 	e.TriggeredBy = p.TriggeredBy
 	msg, err := bus.EventMsg(&e)
 	if err != nil {
-		return "", fmt.Errorf("submitting run %s: %w", runID, err)
+		return "", false, fmt.Errorf("submitting run %s: %w", runID, err)
 	}
-	if err := c.bus.PublishUntilStored(ctx, msg); err != nil {
-		return "", fmt.Errorf("submitting run %s: %w", runID, err)
+	ack, err := c.bus.PublishUntilStoredAck(ctx, msg)
+	if err != nil {
+		return "", false, fmt.Errorf("submitting run %s: %w", runID, err)
 	}
-	return runID, nil
+	return runID, ack.Duplicate, nil
 }
 
 // Follow reads the events of one run from the start of the stream, in stream order, and calls fn

@@ -179,19 +179,40 @@ func (c *Client) Unregister(ctx context.Context, name string) error {
 
 // TriggerParams starts a run of a registered workflow.
 type TriggerParams struct {
-	Workflow       string
-	Params         map[string]json.RawMessage
+	Workflow string
+	Params   map[string]json.RawMessage
+	// IdempotencyKey makes a repeated trigger harmless: it names the same run and starts nothing.
+	// Keys are the workflow's own (the submission's key is TriggerKey(Workflow, IdempotencyKey)).
 	IdempotencyKey string
 	TriggeredBy    string
 }
 
-// Trigger submits a run of the registered workflow's current plan and returns the run id and the
-// plan it runs. A repeat with the same idempotency key names the same run and starts nothing.
-func (c *Client) Trigger(ctx context.Context, p TriggerParams) (string, *workflow.Plan, error) {
+// Triggered is a run started by Trigger.
+type Triggered struct {
+	RunID string
+	Plan  *workflow.Plan
+	// Repeat is true when the stream already held this trigger's submission (the same key within
+	// the duplicate window): no new run was started.
+	Repeat bool
+}
+
+// TriggerKey is the submission's idempotency key of a trigger with key: scoped to the workflow,
+// so that two workflows may use the same keys.
+func TriggerKey(workflowName, key string) string {
+	if key == "" {
+		return ""
+	}
+	return "trigger/" + workflowName + "/" + key
+}
+
+// Trigger submits a run of the registered workflow's current plan. A repeat with the same
+// idempotency key names the same run and starts nothing.
+func (c *Client) Trigger(ctx context.Context, p TriggerParams) (Triggered, error) {
 	reg, err := c.Workflow(ctx, p.Workflow)
 	if err != nil {
-		return "", nil, err
+		return Triggered{}, err
 	}
-	runID, err := c.Submit(ctx, SubmitParams{Plan: reg.Plan, Params: p.Params, IdempotencyKey: p.IdempotencyKey, TriggeredBy: p.TriggeredBy})
-	return runID, reg.Plan, err
+	runID, dup, err := c.submit(ctx, SubmitParams{Plan: reg.Plan, Params: p.Params,
+		IdempotencyKey: TriggerKey(p.Workflow, p.IdempotencyKey), TriggeredBy: p.TriggeredBy})
+	return Triggered{RunID: runID, Plan: reg.Plan, Repeat: dup}, err
 }

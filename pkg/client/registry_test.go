@@ -108,18 +108,23 @@ func TestTrigger(t *testing.T) {
 	if _, _, err := f.client.Apply(f.ctx, client.ApplyParams{Plan: p}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := f.client.Trigger(f.ctx, client.TriggerParams{Workflow: "hello"}); err == nil {
+	if _, err := f.client.Trigger(f.ctx, client.TriggerParams{Workflow: "hello"}); err == nil {
 		t.Fatal("a trigger without a required param was submitted")
 	}
 	before := f.submittedCount(t)
-	runID, plan, err := f.client.Trigger(f.ctx, client.TriggerParams{Workflow: "hello", Params: map[string]json.RawMessage{"n": json.RawMessage("3")}, IdempotencyKey: "k1"})
-	if err != nil || runID == "" || plan.Hash != p.Hash {
-		t.Fatalf("trigger: %q %v", runID, err)
+	trig := client.TriggerParams{Workflow: "hello", Params: map[string]json.RawMessage{"n": json.RawMessage("3")}, IdempotencyKey: "k1"}
+	first, err := f.client.Trigger(f.ctx, trig)
+	if err != nil || first.RunID == "" || first.Plan.Hash != p.Hash || first.Repeat {
+		t.Fatalf("trigger: %+v %v", first, err)
+	}
+	again, err := f.client.Trigger(f.ctx, trig)
+	if err != nil || again.RunID != first.RunID || !again.Repeat {
+		t.Fatalf("the same key again: %+v %v, want a repeat of %s", again, err, first.RunID)
 	}
 	if got := f.submittedCount(t); got != before+1 {
 		t.Fatalf("%d submissions, want %d", got, before+1)
 	}
-	if _, _, err := f.client.Trigger(f.ctx, client.TriggerParams{Workflow: "nope"}); !errors.Is(err, client.ErrNotRegistered) {
+	if _, err := f.client.Trigger(f.ctx, client.TriggerParams{Workflow: "nope"}); !errors.Is(err, client.ErrNotRegistered) {
 		t.Fatalf("unknown workflow: %v", err)
 	}
 }
