@@ -98,7 +98,17 @@ type RunGetParams struct{ ID string }
 type RunListParams struct {
 	Workflow string
 	Status   string
+	// IDPrefix keeps the runs whose id starts with it, compared byte for byte (case-sensitive, no
+	// wildcards), so a person can name a run by the first characters of its id.
+	IDPrefix string
 	Limit    int
+}
+
+// LikePrefixPattern returns the SQL LIKE pattern, with backslash as its escape character, that
+// matches the strings starting with prefix: the prefix's own %, _ and \ stand for themselves.
+func LikePrefixPattern(prefix string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return r.Replace(prefix) + "%"
 }
 
 // TaskListParams selects the tasks of a run.

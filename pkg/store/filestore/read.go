@@ -101,7 +101,8 @@ func (s *Store) RunList(ctx context.Context, p store.RunListParams) ([]store.Run
 	runs := []store.Run{}
 	for i := range rows {
 		r := &rows[i]
-		if (p.Workflow == "" || r.Workflow == p.Workflow) && (p.Status == "" || r.Status == p.Status) {
+		if (p.Workflow == "" || r.Workflow == p.Workflow) && (p.Status == "" || r.Status == p.Status) &&
+			strings.HasPrefix(r.ID, p.IDPrefix) {
 			runs = append(runs, r.toRun())
 		}
 	}

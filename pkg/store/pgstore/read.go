@@ -55,6 +55,10 @@ func (s *Store) RunList(ctx context.Context, p store.RunListParams) ([]store.Run
 		args = append(args, p.Status)
 		where = append(where, "r.status = $"+strconv.Itoa(len(args)))
 	}
+	if p.IDPrefix != "" {
+		args = append(args, store.LikePrefixPattern(p.IDPrefix))
+		where = append(where, "r.id LIKE $"+strconv.Itoa(len(args))+` ESCAPE '\'`)
+	}
 	q := `SELECT ` + runColumns + ` FROM runs r JOIN workflows w ON w.id = r.workflow_id`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")

@@ -93,6 +93,12 @@ func (s *Store) RunList(ctx context.Context, p store.RunListParams) ([]store.Run
 		where = append(where, `r.status = ?`)
 		args = append(args, p.Status)
 	}
+	if p.IDPrefix != "" {
+		// SQLite's LIKE ignores ASCII case; the substr comparison keeps the match case-sensitive,
+		// as in the other stores.
+		where = append(where, `r.id LIKE ? ESCAPE '\' AND substr(r.id, 1, length(?)) = ?`)
+		args = append(args, store.LikePrefixPattern(p.IDPrefix), p.IDPrefix, p.IDPrefix)
+	}
 	q := `SELECT ` + runColumns + ` FROM runs r JOIN workflows w ON w.id = r.workflow_id`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, ` AND `)

@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"LogsBeforeRunExists", testLogsBeforeRun},
 		{"DeadLetters", testDeadLetters},
 		{"RunList", testRunList},
+		{"RunListIDPrefix", testRunListIDPrefix},
 		{"TaskListJoinsRunAndWorkflow", testTaskList},
 		{"WorkflowList", testWorkflowList},
 		{"WorkflowVersionGet", testWorkflowVersionGet},
@@ -866,6 +867,41 @@ func testRunList(t *testing.T, f *fixture) {
 	}
 	f.events(evs...)
 	wantEq(t, "default limit", len(f.runs(store.RunListParams{})), 50)
+}
+
+func testRunListIDPrefix(t *testing.T, f *fixture) {
+	etl, ml := diamond("etl"), plan("ml", "train", task("train", 0))
+	// Ids that a LIKE pattern would confuse: % and _ are wildcards, \ the escape character, and
+	// SQLite's LIKE ignores case.
+	ids := []string{"pre1-a", "pre1-b", "pre2-a", "PRE1-c", "p%e-1", "p_e-1", "pxe-1", `p\e-1`, "pe-1"}
+	for i, id := range ids {
+		p := etl
+		if i%2 == 1 {
+			p = ml
+		}
+		f.events(f.submit(id, p, ""))
+	}
+	f.events(f.ev(event.TypeRunStarted, "pre1-a", "", 0), f.finished("pre1-a", event.RunFailed, "boom"))
+
+	list := func(p store.RunListParams) []string {
+		var out []string
+		for _, r := range f.runs(p) {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	wantDeep(t, "pre1", list(store.RunListParams{IDPrefix: "pre1"}), []string{"pre1-b", "pre1-a"})
+	wantDeep(t, "pre", list(store.RunListParams{IDPrefix: "pre"}), []string{"pre2-a", "pre1-b", "pre1-a"})
+	wantDeep(t, "whole id", list(store.RunListParams{IDPrefix: "pre1-a"}), []string{"pre1-a"})
+	wantDeep(t, "case-sensitive", list(store.RunListParams{IDPrefix: "PRE"}), []string{"PRE1-c"})
+	wantDeep(t, "% is literal", list(store.RunListParams{IDPrefix: "p%"}), []string{"p%e-1"})
+	wantDeep(t, "_ is literal", list(store.RunListParams{IDPrefix: "p_"}), []string{"p_e-1"})
+	wantDeep(t, `\ is literal`, list(store.RunListParams{IDPrefix: `p\e`}), []string{`p\e-1`})
+	wantDeep(t, "no match", list(store.RunListParams{IDPrefix: "zzz"}), []string(nil))
+	wantDeep(t, "longer than every id", list(store.RunListParams{IDPrefix: "pre1-a-"}), []string(nil))
+	wantDeep(t, "with limit", list(store.RunListParams{IDPrefix: "pre", Limit: 2}), []string{"pre2-a", "pre1-b"})
+	wantDeep(t, "with workflow", list(store.RunListParams{IDPrefix: "pre", Workflow: "etl"}), []string{"pre2-a", "pre1-a"})
+	wantDeep(t, "with status", list(store.RunListParams{IDPrefix: "pre", Status: event.RunFailed}), []string{"pre1-a"})
 }
 
 func testTaskList(t *testing.T, f *fixture) {

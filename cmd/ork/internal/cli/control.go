@@ -31,6 +31,7 @@ type controlSpec struct {
 
 type controlOptions struct {
 	nats       natsFlags
+	db         string // where a RUN_ID other than a whole id is looked up
 	reason     string
 	wait, json bool
 	timeout    time.Duration
@@ -94,7 +95,10 @@ func newControlCmd(spec controlSpec) *cobra.Command {
 			return runControl(cmd.Context(), cmd.OutOrStdout(), spec, args[0], o)
 		},
 	}
+	cmd.Long += "\n\n" + runRefHelp + ` Anything but a whole id is looked up in the cluster's database,
+so it needs --db (or ` + envDBURL + `).`
 	addNATSFlags(cmd, &o.nats, "NATS URL of the cluster running the run")
+	cmd.Flags().StringVar(&o.db, "db", "", "the cluster's database, to look up a RUN_ID that is not a whole id (env "+envDBURL+")")
 	cmd.Flags().BoolVar(&o.wait, "wait", spec.waitDefault, "wait for the scheduler's answer and print it")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", controlTimeoutDefault, "how long --wait waits for the answer")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the answer event as JSON")
@@ -104,19 +108,24 @@ func newControlCmd(spec controlSpec) *cobra.Command {
 	return cmd
 }
 
-// runControl publishes one control request and, with --wait, follows the run until the answer.
-func runControl(ctx context.Context, stdout io.Writer, spec controlSpec, runID string, o controlOptions) error {
+// runControl publishes one control request for the run ref names and, with --wait, follows the
+// run until the answer.
+func runControl(ctx context.Context, stdout io.Writer, spec controlSpec, ref string, o controlOptions) error {
+	name, _, _ := strings.Cut(spec.use, " ")
 	natsURL, err := o.nats.URL()
 	if err != nil {
 		return err
 	}
 	if natsURL == "" {
-		name, _, _ := strings.Cut(spec.use, " ")
 		return usageError(fmt.Errorf("ork %s acts on a run of a cluster: pass --nats URL or set %s; "+
 			"a run started by `ork run` without --nats lives only as long as that command", name, envNATSURL))
 	}
 	if o.timeout <= 0 {
 		return usageError(fmt.Errorf("--timeout must be positive, got %s", o.timeout))
+	}
+	runID, err := controlRunID(ctx, name, ref, o.db)
+	if err != nil {
+		return err
 	}
 	log := quietLogger(false)
 	defer func() { _ = log.Sync() }()
@@ -167,6 +176,26 @@ func runControl(ctx context.Context, stdout io.Writer, spec controlSpec, runID s
 		_, err = fmt.Fprintf(stdout, "run %s %s\n", runID, spec.done)
 	}
 	return err
+}
+
+// controlRunID returns the run id a control command's RUN_ID names. A whole id is taken as it is:
+// the scheduler knows a run before the recorder has stored it. Anything else is resolved in the
+// database named by --db or the environment; a cluster has no default one.
+func controlRunID(ctx context.Context, cmdName, ref, db string) (string, error) {
+	if isFullRunID(ref) {
+		return ref, nil
+	}
+	url := resolve(db, envDBURL, "")
+	if url == "" {
+		return "", usageError(fmt.Errorf("ork %s needs a whole run id when no database is given, and %q is not one: "+
+			"pass the full id, or --db URL (or set %s) to look it up in the cluster's database", cmdName, ref, envDBURL))
+	}
+	st, err := openStoreForReading(ctx, url)
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	return resolveRunRef(ctx, st, ref)
 }
 
 func printEventJSON(w io.Writer, e event.Event) error {

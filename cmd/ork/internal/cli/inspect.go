@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
 	"github.com/ork-go/ork/pkg/view"
 )
@@ -22,30 +24,44 @@ func newStatusCmd() *cobra.Command {
 		asJSON   bool
 		limit    int
 		workflow string
+		status   string
 	)
 	cmd := &cobra.Command{
 		Use:   "status [RUN_ID]",
 		Short: "Show one run, or the most recent runs (newest first)",
 		Long: `Show one run, or list the most recent runs, newest first. With --json, one run is printed as the
-JSON object of docs/run.schema.json (its tasks included), a list as an array of them.`,
+JSON object of docs/run.schema.json (its tasks included), a list as an array of them.
+
+` + runRefHelp,
+		Example: `  ork status                      list the recent runs
+  ork status --status failed      list the recent failed runs
+  ork status latest               show the newest run
+  ork status 0193a4c2             show the run whose id starts with 0193a4c2`,
 		Args: rangeArgs(0, 1),
+		PreRunE: func(*cobra.Command, []string) error {
+			return checkRunStatus(status)
+		},
 		RunE: withStore(&db, func(ctx context.Context, st store.Store, out io.Writer, args []string) error {
 			if len(args) == 1 {
+				runID, err := resolveRunRef(ctx, st, args[0])
+				if err != nil {
+					return err
+				}
 				if asJSON {
-					v, err := readRun(ctx, st, args[0])
+					v, err := readRun(ctx, st, runID)
 					if err != nil {
 						return err
 					}
 					return writeJSON(out, v)
 				}
-				run, err := st.RunGet(ctx, store.RunGetParams{ID: args[0]})
+				run, err := st.RunGet(ctx, store.RunGetParams{ID: runID})
 				if err != nil {
-					return runNotFound(args[0], err)
+					return runNotFound(runID, err)
 				}
 				printRun(out, run)
 				return nil
 			}
-			runs, err := st.RunList(ctx, store.RunListParams{Limit: limit, Workflow: workflow})
+			runs, err := st.RunList(ctx, store.RunListParams{Limit: limit, Workflow: workflow, Status: status})
 			if err != nil {
 				return err
 			}
@@ -61,7 +77,11 @@ JSON object of docs/run.schema.json (its tasks included), a list as an array of 
 				return writeJSON(out, list)
 			}
 			if len(runs) == 0 {
-				fmt.Fprintln(out, "no runs yet")
+				if workflow != "" || status != "" {
+					fmt.Fprintln(out, "no matching runs")
+				} else {
+					fmt.Fprintln(out, "no runs yet")
+				}
 				return nil
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -76,10 +96,25 @@ JSON object of docs/run.schema.json (its tasks included), a list as an array of 
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many recent runs to list")
 	cmd.Flags().StringVar(&workflow, "workflow", "", "only runs of this workflow")
+	cmd.Flags().StringVar(&status, "status", "", "only runs in this status: "+strings.Join(runStatuses, ", "))
 	return cmd
 }
 
-// runNotFound words a failed run lookup for a person.
+// runRefHelp tells, in a command's long help, how RUN_ID names a run.
+const runRefHelp = `RUN_ID is a run id, a prefix of one that no other run's id starts with (at least 4 characters),
+or latest for the newest run.`
+
+// runStatuses are the statuses a run can be in, in the order a run moves through them.
+var runStatuses = []string{event.RunPending, event.RunRunning, event.RunPaused, event.RunSuccess, event.RunFailed, event.RunCancelled}
+
+// checkRunStatus rejects a --status that no run can have; "" means any.
+func checkRunStatus(s string) error {
+	if s == "" || slices.Contains(runStatuses, s) {
+		return nil
+	}
+	return usageError(fmt.Errorf("unknown run status %q for --status: want one of %s", s, strings.Join(runStatuses, ", ")))
+}
+
 // readRun reads one run and its tasks from the database as the JSON view.
 func readRun(ctx context.Context, st store.Store, runID string) (*view.Run, error) {
 	v, err := view.Read(ctx, st, runID)
@@ -92,6 +127,7 @@ func readRun(ctx context.Context, st store.Store, runID string) (*view.Run, erro
 	return v, nil
 }
 
+// runNotFound words a failed run lookup for a person.
 func runNotFound(id string, err error) error {
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("no run %s in this database (ork status lists the recent runs)", id)
@@ -144,20 +180,23 @@ func newTasksCmd() *cobra.Command {
 		Use:   "tasks RUN_ID",
 		Short: "Show the tasks of a run with their status, attempts and errors",
 		Long: `Show the tasks of a run with their status, attempts, duration and output or error. With --json, the
-run is printed as the JSON object of docs/run.schema.json, its tasks keyed by name.`,
+run is printed as the JSON object of docs/run.schema.json, its tasks keyed by name.
+
+` + runRefHelp,
 		Args: exactArgs(1),
 		RunE: withStore(&db, func(ctx context.Context, st store.Store, out io.Writer, args []string) error {
+			runID, err := resolveRunRef(ctx, st, args[0])
+			if err != nil {
+				return err
+			}
 			if asJSON {
-				v, err := readRun(ctx, st, args[0])
+				v, err := readRun(ctx, st, runID)
 				if err != nil {
 					return err
 				}
 				return writeJSON(out, v)
 			}
-			if _, err := st.RunGet(ctx, store.RunGetParams{ID: args[0]}); err != nil {
-				return runNotFound(args[0], err)
-			}
-			tasks, err := st.TaskList(ctx, store.TaskListParams{RunID: args[0]})
+			tasks, err := st.TaskList(ctx, store.TaskListParams{RunID: runID})
 			if err != nil {
 				return err
 			}
@@ -193,21 +232,24 @@ func newLogsCmd() *cobra.Command {
 		Short: "Print the stdout and stderr lines of a run's tasks",
 		Long: `Print the stdout and stderr lines of a run's tasks, in order: "task | line", "task#2 | line" for
 attempt 2, "task! | line" for stderr. With --json, one JSON object per line:
-{"run_id", "task", "attempt", "seq", "stream", "line", "time"}.`,
+{"run_id", "task", "attempt", "seq", "stream", "line", "time"}.
+
+` + runRefHelp,
 		Args: rangeArgs(1, 2),
 		RunE: withStore(&db, func(ctx context.Context, st store.Store, out io.Writer, args []string) error {
-			if _, err := st.RunGet(ctx, store.RunGetParams{ID: args[0]}); err != nil {
-				return runNotFound(args[0], err)
+			runID, err := resolveRunRef(ctx, st, args[0])
+			if err != nil {
+				return err
 			}
-			p := store.LogListParams{RunID: args[0]}
+			p := store.LogListParams{RunID: runID}
 			if len(args) == 2 {
 				p.Task = args[1]
-				tasks, err := st.TaskList(ctx, store.TaskListParams{RunID: args[0]})
+				tasks, err := st.TaskList(ctx, store.TaskListParams{RunID: runID})
 				if err != nil {
 					return err
 				}
 				if !slices.ContainsFunc(tasks, func(t store.Task) bool { return t.Name == p.Task }) {
-					return fmt.Errorf("run %s has no task %s (ork tasks %s lists them)", args[0], p.Task, args[0])
+					return fmt.Errorf("run %s has no task %s (ork tasks %s lists them)", runID, p.Task, runID)
 				}
 			}
 			lines, err := st.LogList(ctx, p)
