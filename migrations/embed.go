@@ -4,7 +4,10 @@
 // dialect. They are served to golang-migrate through its iofs source driver.
 package migrations
 
-import "embed"
+import (
+	"embed"
+	"fmt"
+)
 
 // Postgres holds the PostgreSQL migrations under postgres/.
 //
@@ -15,3 +18,18 @@ var Postgres embed.FS
 //
 //go:embed sqlite/*.sql
 var SQLite embed.FS
+
+// Latest is the version of the newest migration (the same for every dialect).
+var Latest = latest()
+
+func latest() uint {
+	var n uint
+	entries, _ := Postgres.ReadDir("postgres")
+	for _, e := range entries {
+		var v uint
+		if _, err := fmt.Sscanf(e.Name(), "%06d_", &v); err == nil && v > n {
+			n = v
+		}
+	}
+	return n
+}

@@ -6,7 +6,9 @@ require (
 	github.com/gofrs/flock v0.13.2
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
+	github.com/ork-go/ork/migrations v0.0.0
 	github.com/ork-go/ork/pkg v0.0.0
+	github.com/ork-go/ork/services/api v0.0.0
 	github.com/ork-go/ork/services/executor v0.0.0
 	github.com/ork-go/ork/services/recorder v0.0.0
 	github.com/ork-go/ork/services/scheduler v0.0.0
@@ -18,6 +20,7 @@ require (
 	go.uber.org/zap v1.28.0
 	golang.org/x/sync v0.25.0
 	golang.org/x/term v0.48.0
+	modernc.org/sqlite v1.62.0
 )
 
 require (
@@ -42,7 +45,6 @@ require (
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/ncruces/go-strftime v1.1.0 // indirect
-	github.com/ork-go/ork/migrations v0.0.0 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
@@ -58,12 +60,12 @@ require (
 	modernc.org/libc v1.80.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
-	modernc.org/sqlite v1.62.0 // indirect
 )
 
 replace (
 	github.com/ork-go/ork/migrations => ../../migrations
 	github.com/ork-go/ork/pkg => ../../pkg
+	github.com/ork-go/ork/services/api => ../../services/api
 	github.com/ork-go/ork/services/executor => ../../services/executor
 	github.com/ork-go/ork/services/recorder => ../../services/recorder
 	github.com/ork-go/ork/services/scheduler => ../../services/scheduler

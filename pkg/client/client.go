@@ -100,18 +100,47 @@ func (c *Client) Follow(ctx context.Context, runID string, fn func(event.Event) 
 	return c.follow(ctx, runID, event.SubjectRunEvents(runID), fn)
 }
 
+// FollowParams selects the events FollowFrom delivers.
+type FollowParams struct {
+	// RunID, when set, selects the events of one run; empty: the events of every run, run.submitted
+	// included.
+	RunID string
+	// AfterSeq, when set, starts after that ORK_EVENTS sequence (an Event's Seq): a follower that
+	// lost its connection resumes with no gap and no repeat.
+	AfterSeq uint64
+}
+
+// FollowFrom is Follow with a choice of runs and of where to start.
+func (c *Client) FollowFrom(ctx context.Context, p FollowParams, fn func(event.Event) error) error {
+	filter := event.SubjectEventsAll
+	if p.RunID != "" {
+		filter = event.SubjectRunEvents(p.RunID)
+	}
+	return c.followAt(ctx, p.RunID, filter, p.AfterSeq, fn)
+}
+
 // follow is Follow restricted to the events of runID on subject filter.
 func (c *Client) follow(ctx context.Context, runID, filter string, fn func(event.Event) error) error {
-	cons, err := c.bus.JS.OrderedConsumer(ctx, event.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{filter},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
+	return c.followAt(ctx, runID, filter, 0, fn)
+}
+
+// followAt is follow from after stream sequence after (0: the start).
+func (c *Client) followAt(ctx context.Context, runID, filter string, after uint64, fn func(event.Event) error) error {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if after > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+	}
+	what := "run " + runID
+	if runID == "" {
+		what = "the events"
+	}
+	cons, err := c.bus.JS.OrderedConsumer(ctx, event.StreamEvents, cfg)
 	if err != nil {
-		return fmt.Errorf("following run %s: %w", runID, err)
+		return fmt.Errorf("following %s: %w", what, err)
 	}
 	it, err := cons.Messages()
 	if err != nil {
-		return fmt.Errorf("following run %s: %w", runID, err)
+		return fmt.Errorf("following %s: %w", what, err)
 	}
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
@@ -122,7 +151,7 @@ func (c *Client) follow(ctx context.Context, runID, filter string, fn func(event
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("following run %s: %w", runID, err)
+			return fmt.Errorf("following %s: %w", what, err)
 		}
 		e, err := event.DecodeEvent(msg.Data())
 		if err != nil {

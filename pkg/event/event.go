@@ -370,6 +370,19 @@ func DecodeLogBatch(data []byte) (LogBatch, error) {
 	return b, nil
 }
 
+// RunStatuses are every status a run can have, in the order a run goes through them.
+var RunStatuses = []string{RunPending, RunRunning, RunPaused, RunSuccess, RunFailed, RunCancelled}
+
+// IsRunStatus reports whether s is a run status.
+func IsRunStatus(s string) bool {
+	for _, x := range RunStatuses {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
 // IsTerminalRun reports whether a run status is final.
 func IsTerminalRun(s string) bool { return s == RunSuccess || s == RunFailed || s == RunCancelled }
 

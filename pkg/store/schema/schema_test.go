@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	_ "modernc.org/sqlite"
 
+	"github.com/ork-go/ork/migrations"
 	"github.com/ork-go/ork/pkg/store/pgtest"
 	"github.com/ork-go/ork/pkg/store/schema"
 )
@@ -45,7 +46,7 @@ func tables(t *testing.T, path string) []string {
 }
 
 // schemaLatest is the version of the newest migration.
-const schemaLatest = 2
+var schemaLatest = migrations.Latest
 
 var allTables = []string{
 	"dead_letters", "runs", "schedules", "task_attempts", "task_logs", "tasks",

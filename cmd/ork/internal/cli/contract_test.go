@@ -224,6 +224,8 @@ func TestExitCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Without --db a control command takes only a whole run id (a prefix needs the database).
+	const unknownRunID = "00000000-0000-7000-8000-000000000000"
 	cases := []struct {
 		args []string
 		code int
@@ -251,9 +253,10 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"tasks", "BADID"}, 1, "no run BADID"},
 		{[]string{"logs", "BADID"}, 1, "no run BADID"},
 		{[]string{"logs", run.RunID, "nosuchtask"}, 1, "has no task nosuchtask"},
-		{[]string{"cancel", "BADID", "--nats", url}, 1, "no run BADID"},
-		{[]string{"pause", "BADID", "--nats", url, "--wait"}, 1, "no run BADID"},
-		{[]string{"resume", "BADID", "--nats", url}, 1, "no run BADID"},
+		{[]string{"cancel", unknownRunID, "--nats", url}, 1, "no run " + unknownRunID},
+		{[]string{"pause", unknownRunID, "--nats", url, "--wait"}, 1, "no run " + unknownRunID},
+		{[]string{"resume", unknownRunID, "--nats", url}, 1, "no run " + unknownRunID},
+		{[]string{"cancel", "BADID", "--nats", url}, 2, "ork cancel needs a whole run id when no database is given"},
 	}
 	for _, tc := range cases {
 		begin := time.Now()

@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/ork-go/ork/migrations"
 	"github.com/ork-go/ork/pkg/store/pgtest"
 )
 
@@ -23,11 +25,11 @@ func TestInitAndMigrate(t *testing.T) {
 				want string
 			}{
 				{[]string{"migrate", "version"}, "schema version 0"},
-				{[]string{"init"}, "ready (schema version 1)"},
-				{[]string{"init"}, "ready (schema version 1)"}, // twice is harmless
+				{[]string{"init"}, fmt.Sprintf("ready (schema version %d)", migrations.Latest)},
+				{[]string{"init"}, fmt.Sprintf("ready (schema version %d)", migrations.Latest)}, // twice is harmless
 				{[]string{"migrate", "down"}, "schema version 0"},
-				{[]string{"migrate", "up"}, "schema version 1"},
-				{[]string{"migrate", "version"}, "schema version 1"},
+				{[]string{"migrate", "up"}, fmt.Sprintf("schema version %d", migrations.Latest)},
+				{[]string{"migrate", "version"}, fmt.Sprintf("schema version %d", migrations.Latest)},
 			}
 			for _, s := range steps {
 				r := ork(t, "", append(s.args, "--db", db)...)

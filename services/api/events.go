@@ -1,0 +1,138 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ork-go/ork/pkg/client"
+	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/store"
+)
+
+// Live events are Server-Sent Events read from the ORK_EVENTS stream: the stream sequence is each
+// event's id, so a client that reconnects with Last-Event-ID (browsers do it by themselves) resumes
+// after the last event it got, with no gap and no repeat.
+
+// heartbeatInterval is how often an idle stream sends a comment, so proxies keep it open and a
+// dead client is noticed.
+const heartbeatInterval = 15 * time.Second
+
+// runEvents streams one run's events and ends after its run.finished.
+func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	after, ok := lastEventID(w, r)
+	if !ok {
+		return
+	}
+	if _, err := s.store.RunGet(r.Context(), store.RunGetParams{ID: id}); errors.Is(err, store.ErrNotFound) {
+		// Not recorded yet is fine when the cluster knows it (a run triggered a moment ago).
+		if known, kerr := s.client.Known(r.Context(), id, client.KnownWithinDefault); kerr != nil || !known {
+			writeProblem(w, r, probNotFound, "no run "+strconv.Quote(id))
+			return
+		}
+	}
+	s.stream(w, r, client.FollowParams{RunID: id, AfterSeq: after}, true)
+}
+
+// allEvents streams the events of every run (run.submitted without its plan) until the client
+// goes away.
+func (s *Server) allEvents(w http.ResponseWriter, r *http.Request) {
+	after, ok := lastEventID(w, r)
+	if !ok {
+		return
+	}
+	s.stream(w, r, client.FollowParams{AfterSeq: after}, false)
+}
+
+// lastEventID reads where to resume: the Last-Event-ID header, or the last_event_id query
+// parameter (for clients that cannot set headers).
+func lastEventID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+	v := r.Header.Get("Last-Event-ID")
+	if v == "" {
+		v = r.URL.Query().Get("last_event_id")
+	}
+	if v == "" {
+		return 0, true
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		writeProblem(w, r, probBadRequest, "Last-Event-ID must be the id of an event this server sent, got "+strconv.Quote(v))
+		return 0, false
+	}
+	return n, true
+}
+
+// stream writes events as they come. With untilFinished it ends after run.finished.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, p client.FollowParams, untilFinished bool) {
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeProblem(w, r, probInternal, "this connection cannot stream")
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stopOnShutdown := context.AfterFunc(s.streams, cancel)
+	defer stopOnShutdown()
+
+	events := make(chan event.Event, 256)
+	followErr := make(chan error, 1)
+	go func() {
+		defer close(events)
+		followErr <- s.client.FollowFrom(ctx, p, func(e event.Event) error {
+			select {
+			case events <- e:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	_, _ = fmt.Fprint(w, "retry: 2000\n\n")
+	flusher.Flush()
+
+	beat := time.NewTicker(heartbeatInterval)
+	defer beat.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-beat.C:
+			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil {
+				return
+			}
+			flusher.Flush()
+		case e, open := <-events:
+			if !open {
+				if err := <-followErr; err != nil && ctx.Err() == nil {
+					s.log.Warn("event stream ended", zapPath(r), zapErr(err))
+				}
+				return
+			}
+			if e.Type == event.TypeRunSubmitted {
+				e.Plan = nil // the list of runs needs who and what, not the whole workflow
+			}
+			data, err := json.Marshal(&e)
+			if err != nil {
+				continue
+			}
+			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, data); err != nil {
+				return
+			}
+			flusher.Flush()
+			if untilFinished && e.Type == event.TypeRunFinished {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,95 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+)
+
+// route is one operation of the API: the OpenAPI test checks this table against the document.
+type route struct {
+	method, pattern string
+	scope           Scope
+	handle          func(*Server, http.ResponseWriter, *http.Request)
+	stream          bool // a long-lived event stream: no request deadline
+}
+
+// apiRoutes is every operation.
+var apiRoutes = []route{
+	{"GET", "/healthz", ScopePublic, (*Server).healthz, false},
+	{"GET", "/readyz", ScopePublic, (*Server).readyz, false},
+	{"GET", "/api/v1/openapi.json", ScopePublic, (*Server).openapi, false},
+
+	{"GET", "/api/v1/workflows", ScopeRead, (*Server).listWorkflows, false},
+	{"GET", "/api/v1/workflows/{name}", ScopeRead, (*Server).getWorkflow, false},
+	{"PUT", "/api/v1/workflows/{name}", ScopeAdmin, (*Server).putWorkflow, false},
+	{"DELETE", "/api/v1/workflows/{name}", ScopeAdmin, (*Server).deleteWorkflow, false},
+	{"POST", "/api/v1/workflows/{name}/runs", ScopeSubmit, (*Server).triggerRun, false},
+
+	{"GET", "/api/v1/runs", ScopeRead, (*Server).listRuns, false},
+	{"GET", "/api/v1/runs/{id}", ScopeRead, (*Server).getRun, false},
+	{"POST", "/api/v1/runs/{id}/cancel", ScopeSubmit, (*Server).cancelRun, false},
+	{"POST", "/api/v1/runs/{id}/pause", ScopeSubmit, (*Server).pauseRun, false},
+	{"POST", "/api/v1/runs/{id}/resume", ScopeSubmit, (*Server).resumeRun, false},
+	{"GET", "/api/v1/runs/{id}/logs", ScopeRead, (*Server).runLogs, false},
+	{"GET", "/api/v1/runs/{id}/events", ScopeRead, (*Server).runEvents, true},
+	{"GET", "/api/v1/events", ScopeRead, (*Server).allEvents, true},
+}
+
+// routes builds the handler: Go's routing patterns, then per route the token's scope, the rate
+// limit, the body cap and the request deadline. Unknown paths and methods are problems too.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range apiRoutes {
+		mux.HandleFunc(rt.method+" "+rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+			r, ok := s.authorize(w, r, rt.scope)
+			if !ok {
+				return
+			}
+			if r.Body != nil {
+				r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+			}
+			if !rt.stream {
+				rc := http.NewResponseController(w)
+				_ = rc.SetReadDeadline(deadline(s.cfg.RequestTimeout))
+				_ = rc.SetWriteDeadline(deadline(s.cfg.RequestTimeout))
+			}
+			rt.handle(s, w, r)
+		})
+	}
+	// Everything else: 404 or 405 as problems, not Go's plain text.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		var allowed []string
+		for _, rt := range apiRoutes {
+			if rt.method != r.Method && matches(rt.pattern, r.URL.Path) {
+				allowed = append(allowed, rt.method)
+			}
+		}
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeProblem(w, r, probMethod, r.Method+" is not allowed on "+r.URL.Path+" (allowed: "+strings.Join(allowed, ", ")+")")
+			return
+		}
+		writeProblem(w, r, probNotFound, "no such endpoint: "+r.URL.Path+" (the API is under /api/v1; /api/v1/openapi.json lists it)")
+	})
+	return mux
+}
+
+// matches tells whether path fits pattern, where {x} matches one non-empty segment.
+func matches(pattern, path string) bool {
+	ps, xs := strings.Split(strings.Trim(pattern, "/"), "/"), strings.Split(strings.Trim(path, "/"), "/")
+	if len(ps) != len(xs) {
+		return false
+	}
+	for i, p := range ps {
+		if strings.HasPrefix(p, "{") {
+			if xs[i] == "" {
+				return false
+			}
+			continue
+		}
+		if p != xs[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,317 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ork-go/ork/pkg/client"
+	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/store"
+	"github.com/ork-go/ork/pkg/view"
+	"github.com/ork-go/ork/pkg/workflow"
+)
+
+// maxIdempotencyKey bounds the Idempotency-Key header (the event's token fields allow 1 KiB).
+const maxIdempotencyKey = 256
+
+// triggered is the answer to a trigger.
+type triggered struct {
+	RunID    string `json:"run_id"`
+	Workflow string `json:"workflow"`
+	Version  string `json:"version"`
+	// Repeat is true when this key had already started the run: nothing new was started.
+	Repeat bool   `json:"repeat"`
+	URL    string `json:"url"`
+}
+
+func (s *Server) triggerRun(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Params map[string]json.RawMessage `json:"params"`
+	}
+	if len(body) > 0 {
+		dec := json.NewDecoder(bytesReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeProblem(w, r, probBadRequest, `the body must be a JSON object such as {"params": {"day": "2024-08-01"}}: `+err.Error())
+			return
+		}
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > maxIdempotencyKey {
+		writeProblem(w, r, probBadRequest, "Idempotency-Key is over "+strconv.Itoa(maxIdempotencyKey)+" bytes")
+		return
+	}
+	// Past the stream's duplicate window the key's run is still in the database: same answer.
+	if key != "" {
+		runID := client.SubmitRunID(client.SubmitParams{IdempotencyKey: client.TriggerKey(name, key)})
+		if run, err := s.store.RunGet(r.Context(), store.RunGetParams{ID: runID}); err == nil && run.Workflow == name {
+			writeJSON(w, http.StatusOK, triggered{RunID: runID, Workflow: name, Version: run.WorkflowHash, Repeat: true, URL: runURL(runID)})
+			return
+		}
+	}
+	tr, err := s.client.Trigger(r.Context(), client.TriggerParams{Workflow: name, Params: req.Params, IdempotencyKey: key,
+		TriggeredBy: "api:" + principal(r.Context()).Name})
+	var perr *workflow.ParamError
+	switch {
+	case errors.Is(err, client.ErrNotRegistered):
+		writeProblem(w, r, probNotFound, "no registered workflow "+strconv.Quote(name)+" (PUT /api/v1/workflows/"+name+" registers it)")
+		return
+	case errors.As(err, &perr):
+		p := problem{Type: problemTypeBase + probParams.slug, Title: http.StatusText(probParams.status), Status: probParams.status,
+			Detail: perr.Error()}
+		for _, msg := range perr.Problems {
+			p.Errors = append(p.Errors, &workflow.Error{Path: "params", Message: msg})
+		}
+		writeProblemValue(w, r, p)
+		return
+	case err != nil:
+		s.internal(w, r, err)
+		return
+	}
+	status := http.StatusCreated
+	if tr.Repeat {
+		status = http.StatusOK
+	} else {
+		w.Header().Set("Location", runURL(tr.RunID))
+	}
+	writeJSON(w, status, triggered{RunID: tr.RunID, Workflow: name, Version: tr.Plan.Hash, Repeat: tr.Repeat, URL: runURL(tr.RunID)})
+}
+
+func runURL(id string) string { return "/api/v1/runs/" + id }
+
+// runSummary is a run in a list.
+type runSummary struct {
+	RunID          string          `json:"run_id"`
+	Workflow       string          `json:"workflow"`
+	Version        string          `json:"version"`
+	Status         string          `json:"status"`
+	Error          *string         `json:"error"`
+	Params         json.RawMessage `json:"params"`
+	TriggeredBy    string          `json:"triggered_by"`
+	IdempotencyKey string          `json:"idempotency_key"`
+	TaskCount      int             `json:"task_count"`
+	CreatedAt      time.Time       `json:"created_at"`
+	StartedAt      *time.Time      `json:"started_at"`
+	FinishedAt     *time.Time      `json:"finished_at"`
+}
+
+func summarizeRun(r store.Run) runSummary {
+	var errText *string
+	if r.Error != "" {
+		errText = &r.Error
+	}
+	return runSummary{RunID: r.ID, Workflow: r.Workflow, Version: r.WorkflowHash, Status: r.Status, Error: errText,
+		Params: r.Params, TriggeredBy: r.TriggeredBy, IdempotencyKey: r.IdempotencyKey, TaskCount: r.TaskCount,
+		CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt}
+}
+
+func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
+	size, ok := pageSize(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	status := q.Get("status")
+	if status != "" && !event.IsRunStatus(status) {
+		writeProblem(w, r, probBadRequest, "unknown status "+strconv.Quote(status)+": want pending, running, paused, success, failed or cancelled")
+		return
+	}
+	runs, err := s.store.RunList(r.Context(), store.RunListParams{Workflow: q.Get("workflow"), Status: status, Limit: size})
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	out := struct {
+		Runs          []runSummary `json:"runs"`
+		NextPageToken string       `json:"next_page_token"`
+	}{Runs: make([]runSummary, 0, len(runs))}
+	for _, run := range runs {
+		out.Runs = append(out.Runs, summarizeRun(run))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// runDetail is one run: the CLI's JSON (docs/run.schema.json) and its attempts.
+type runDetail struct {
+	*view.Run
+	Version        string        `json:"version"`
+	TriggeredBy    string        `json:"triggered_by"`
+	IdempotencyKey string        `json:"idempotency_key"`
+	Attempts       []attemptJSON `json:"attempts"`
+}
+
+type attemptJSON struct {
+	Task         string     `json:"task"`
+	Attempt      int        `json:"attempt"`
+	Status       string     `json:"status"`
+	Instance     string     `json:"instance"`
+	ExitCode     *int       `json:"exit_code"`
+	Error        string     `json:"error"`
+	Reason       string     `json:"reason"`
+	DurationMS   int64      `json:"duration_ms"`
+	DispatchedAt *time.Time `json:"dispatched_at"`
+	StartedAt    *time.Time `json:"started_at"`
+	FinishedAt   *time.Time `json:"finished_at"`
+}
+
+// runOr404 reads the run {id}, answering 404 itself.
+func (s *Server) runOr404(w http.ResponseWriter, r *http.Request) (store.Run, bool) {
+	id := r.PathValue("id")
+	run, err := s.store.RunGet(r.Context(), store.RunGetParams{ID: id})
+	if errors.Is(err, store.ErrNotFound) {
+		writeProblem(w, r, probNotFound, "no run "+strconv.Quote(id)+" in the database (GET /api/v1/runs lists them)")
+		return run, false
+	}
+	if err != nil {
+		s.internal(w, r, err)
+		return run, false
+	}
+	return run, true
+}
+
+func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
+	run, ok := s.runOr404(w, r)
+	if !ok {
+		return
+	}
+	tasks, err := s.store.TaskList(r.Context(), store.TaskListParams{RunID: run.ID})
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	attempts, err := s.store.AttemptList(r.Context(), store.AttemptListParams{RunID: run.ID})
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	d := runDetail{Run: view.FromStore(run, tasks), Version: run.WorkflowHash, TriggeredBy: run.TriggeredBy,
+		IdempotencyKey: run.IdempotencyKey, Attempts: make([]attemptJSON, 0, len(attempts))}
+	for _, a := range attempts {
+		d.Attempts = append(d.Attempts, attemptJSON{Task: a.Task, Attempt: a.Attempt, Status: a.Status, Instance: a.Instance,
+			ExitCode: a.ExitCode, Error: a.Error, Reason: a.Reason, DurationMS: a.DurationMS,
+			DispatchedAt: a.DispatchedAt, StartedAt: a.StartedAt, FinishedAt: a.FinishedAt})
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
+	s.control(w, r, (*client.Client).Cancel)
+}
+
+func (s *Server) pauseRun(w http.ResponseWriter, r *http.Request) {
+	s.control(w, r, (*client.Client).Pause)
+}
+
+func (s *Server) resumeRun(w http.ResponseWriter, r *http.Request) {
+	s.control(w, r, (*client.Client).Resume)
+}
+
+// control sends a control request and answers 202: the scheduler acts on it asynchronously, and
+// a repeated request does no harm (cancelling a cancelled run changes nothing).
+func (s *Server) control(w http.ResponseWriter, r *http.Request, send func(*client.Client, ctxT, client.ControlParams) (event.Event, error)) {
+	id := r.PathValue("id")
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			writeProblem(w, r, probBadRequest, `the body must be empty or a JSON object such as {"reason": "..."}: `+err.Error())
+			return
+		}
+	}
+	e, err := send(s.client, r.Context(), client.ControlParams{RunID: id, Reason: req.Reason, TriggeredBy: "api:" + principal(r.Context()).Name})
+	if errors.Is(err, client.ErrUnknownRun) {
+		writeProblem(w, r, probNotFound, "no run "+strconv.Quote(id)+" on the cluster")
+		return
+	}
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"run_id": id, "request": e.Type, "request_id": e.ID})
+}
+
+// logLineJSON is one log line.
+type logLineJSON struct {
+	Task    string    `json:"task"`
+	Attempt int       `json:"attempt"`
+	Seq     int64     `json:"seq"`
+	Stream  string    `json:"stream"`
+	Line    string    `json:"line"`
+	Time    time.Time `json:"time"`
+}
+
+// logsPageDefault and logsPageMax bound a page of log lines.
+const (
+	logsPageDefault = 1000
+	logsPageMax     = 10000
+)
+
+// runLogs pages through a run's log lines: per task (and attempt), after the seq given as offset.
+func (s *Server) runLogs(w http.ResponseWriter, r *http.Request) {
+	run, ok := s.runOr404(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	p := store.LogListParams{RunID: run.ID, Task: q.Get("task"), Limit: logsPageDefault}
+	attempt := 0
+	for _, f := range []struct {
+		name string
+		dst  *int
+		max  int
+	}{{"limit", &p.Limit, logsPageMax}, {"attempt", &attempt, 1 << 20}} {
+		if v := q.Get(f.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > f.max {
+				writeProblem(w, r, probBadRequest, f.name+" must be a whole number from 1 to "+strconv.Itoa(f.max)+", got "+strconv.Quote(v))
+				return
+			}
+			*f.dst = n
+		}
+	}
+	if v := q.Get("offset"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeProblem(w, r, probBadRequest, "offset must be a whole number ≥ 0 (the seq of the last line read), got "+strconv.Quote(v))
+			return
+		}
+		if p.Task == "" {
+			writeProblem(w, r, probBadRequest, "offset pages through one task's lines: give task as well")
+			return
+		}
+		p.AfterSeq = n
+	}
+	lines, err := s.store.LogList(r.Context(), p)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	out := struct {
+		Lines      []logLineJSON `json:"lines"`
+		NextOffset *int64        `json:"next_offset"` // the offset of the next page; null when this one is the last
+	}{Lines: make([]logLineJSON, 0, len(lines))}
+	for _, l := range lines {
+		if attempt != 0 && l.Attempt != attempt {
+			continue
+		}
+		out.Lines = append(out.Lines, logLineJSON{Task: l.Task, Attempt: l.Attempt, Seq: l.Seq, Stream: l.Stream, Line: l.Line, Time: l.Time})
+	}
+	if p.Task != "" && len(lines) == p.Limit {
+		next := lines[len(lines)-1].Seq
+		out.NextOffset = &next
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,220 @@
+package api
+
+import (
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ork-go/ork/pkg/client"
+	"github.com/ork-go/ork/pkg/workflow"
+)
+
+// workflowSummary is a registered workflow in a list.
+type workflowSummary struct {
+	Name        string           `json:"name"`
+	Description string           `json:"description"`
+	Version     string           `json:"version"`  // the plan's hash
+	Revision    uint64           `json:"revision"` // grows with every change of the registration
+	Schedule    string           `json:"schedule"`
+	Params      []workflow.Param `json:"params"`
+	TaskCount   int              `json:"task_count"`
+	Dir         string           `json:"dir"`
+	AppliedAt   time.Time        `json:"applied_at"`
+	AppliedBy   string           `json:"applied_by"`
+}
+
+// dagTask is one node of a workflow's compiled DAG.
+type dagTask struct {
+	Name      string   `json:"name"`
+	Executor  string   `json:"executor"`
+	DependsOn []string `json:"depends_on"`
+}
+
+// workflowDetail is one registered workflow.
+type workflowDetail struct {
+	workflowSummary
+	DAG  []dagTask      `json:"dag"`  // in plan (topological) order
+	Plan *workflow.Plan `json:"plan"` // the compiled workflow, as runs get it
+}
+
+func summarize(r client.Registered) workflowSummary {
+	p := r.Plan
+	params := p.Params
+	if params == nil {
+		params = []workflow.Param{}
+	}
+	return workflowSummary{Name: p.Name, Description: p.Description, Version: p.Hash, Revision: r.Revision,
+		Schedule: p.Schedule, Params: params, TaskCount: len(p.Tasks), Dir: p.Dir, AppliedAt: r.AppliedAt, AppliedBy: r.AppliedBy}
+}
+
+func detail(r client.Registered) workflowDetail {
+	d := workflowDetail{workflowSummary: summarize(r), Plan: r.Plan, DAG: make([]dagTask, len(r.Plan.Tasks))}
+	for i, t := range r.Plan.Tasks {
+		deps := t.DependsOn
+		if deps == nil {
+			deps = []string{}
+		}
+		d.DAG[i] = dagTask{Name: t.Name, Executor: t.Executor, DependsOn: deps}
+	}
+	return d
+}
+
+// Paging bounds.
+const (
+	pageSizeDefault = 50
+	pageSizeMax     = 500
+)
+
+// pageSize reads page_size.
+func pageSize(w http.ResponseWriter, r *http.Request) (int, bool) {
+	v := r.URL.Query().Get("page_size")
+	if v == "" {
+		return pageSizeDefault, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > pageSizeMax {
+		writeProblem(w, r, probBadRequest, "page_size must be a whole number from 1 to "+strconv.Itoa(pageSizeMax)+", got "+strconv.Quote(v))
+		return 0, false
+	}
+	return n, true
+}
+
+func (s *Server) listWorkflows(w http.ResponseWriter, r *http.Request) {
+	size, ok := pageSize(w, r)
+	if !ok {
+		return
+	}
+	after := ""
+	if tok := r.URL.Query().Get("page_token"); tok != "" {
+		b, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil {
+			writeProblem(w, r, probBadRequest, "page_token is not one this server gave")
+			return
+		}
+		after = string(b)
+	}
+	q := strings.ToLower(r.URL.Query().Get("q"))
+	all, err := s.client.Workflows(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	out := struct {
+		Workflows     []workflowSummary `json:"workflows"`
+		NextPageToken string            `json:"next_page_token"`
+	}{Workflows: []workflowSummary{}}
+	for _, reg := range all { // by name
+		name := reg.Plan.Name
+		if name <= after || (q != "" && !strings.Contains(strings.ToLower(name), q)) {
+			continue
+		}
+		if len(out.Workflows) == size {
+			out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(out.Workflows[size-1].Name))
+			break
+		}
+		out.Workflows = append(out.Workflows, summarize(reg))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getWorkflow(w http.ResponseWriter, r *http.Request) {
+	reg, err := s.client.Workflow(r.Context(), r.PathValue("name"))
+	if errors.Is(err, client.ErrNotRegistered) {
+		writeProblem(w, r, probNotFound, "no registered workflow "+strconv.Quote(r.PathValue("name"))+" (GET /api/v1/workflows lists them)")
+		return
+	}
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, detail(reg))
+}
+
+// putWorkflow registers the YAML body under {name}. The query's dir is the workflow's folder,
+// relative to the server's workflows root: task files resolve there, on the server and on the
+// executors.
+func (s *Server) putWorkflow(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	rel := r.URL.Query().Get("dir")
+	if rel == "" {
+		rel = "."
+	}
+	if !filepath.IsLocal(rel) && rel != "." {
+		writeProblem(w, r, probBadRequest, "dir must be a relative folder inside the server's workflows root, got "+strconv.Quote(rel))
+		return
+	}
+	dir := filepath.Join(s.cfg.WorkflowsRoot, rel)
+	plan, err := workflow.Parse(name+".yaml", body, dir)
+	if err != nil {
+		var list workflow.ErrorList
+		if errors.As(err, &list) {
+			writeProblemValue(w, r, problem{Type: problemTypeBase + probInvalid.slug, Title: http.StatusText(probInvalid.status),
+				Status: probInvalid.status, Detail: "the workflow is invalid: " + strconv.Itoa(len(list)) + " error(s); nothing was registered", Errors: list})
+			return
+		}
+		writeProblem(w, r, probInvalid, err.Error())
+		return
+	}
+	if plan.Name != name {
+		writeProblemValue(w, r, problem{Type: problemTypeBase + probInvalid.slug, Title: http.StatusText(probInvalid.status), Status: probInvalid.status,
+			Detail: "the workflow is named " + strconv.Quote(plan.Name) + ", not " + strconv.Quote(name) + " as in the URL; nothing was registered",
+			Errors: []*workflow.Error{{File: name + ".yaml", Path: "name", Message: "name " + strconv.Quote(plan.Name) + " does not match the URL's " + strconv.Quote(name)}}})
+		return
+	}
+	_, prevErr := s.client.Workflow(r.Context(), name)
+	reg, changed, err := s.client.Apply(r.Context(), client.ApplyParams{Plan: plan, By: "api:" + principal(r.Context()).Name})
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if changed && errors.Is(prevErr, client.ErrNotRegistered) {
+		status = http.StatusCreated
+		w.Header().Set("Location", "/api/v1/workflows/"+name)
+	}
+	writeJSON(w, status, detail(reg))
+}
+
+func (s *Server) deleteWorkflow(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	err := s.client.Unregister(r.Context(), name)
+	if errors.Is(err, client.ErrNotRegistered) {
+		writeProblem(w, r, probNotFound, "no registered workflow "+strconv.Quote(name))
+		return
+	}
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"deleted": name})
+}
+
+// readBody reads the whole (capped) body.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(r.Body)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		writeProblem(w, r, probTooLarge, "the body is over the limit of "+strconv.FormatInt(tooBig.Limit, 10)+" bytes")
+		return nil, false
+	}
+	if err != nil {
+		writeProblem(w, r, probBadRequest, "reading the body: "+err.Error())
+		return nil, false
+	}
+	return body, true
+}
+
+// internal answers 500 without the details, which go to the log.
+func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Error("request failed", zapPath(r), zapErr(err))
+	writeProblem(w, r, probInternal, "the server could not do this; its log says why")
+}
