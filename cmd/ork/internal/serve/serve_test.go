@@ -421,7 +421,9 @@ func TestIdempotentTrigger(t *testing.T) {
 	s.want(r, http.StatusOK)
 }
 
-func event2(status string) bool { return status == "success" || status == "failed" || status == "cancelled" }
+func event2(status string) bool {
+	return status == "success" || status == "failed" || status == "cancelled"
+}
 
 // A stream dropped mid-run and resumed with Last-Event-ID delivers the rest: no gap, no repeat.
 func TestEventsResume(t *testing.T) {
