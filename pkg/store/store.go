@@ -94,14 +94,43 @@ type ApplyBatchResult struct {
 // RunGetParams selects one run.
 type RunGetParams struct{ ID string }
 
-// RunListParams filters runs. Zero values mean no filter; Limit 0 means 50.
+// RunListParams filters and pages runs. Runs are listed newest first, by created_at and then id,
+// both descending, ids compared byte for byte; the order is total, so pages are stable. Zero values
+// mean no filter and the filters combine; Limit 0 means 50.
 type RunListParams struct {
 	Workflow string
 	Status   string
 	// IDPrefix keeps the runs whose id starts with it, compared byte for byte (case-sensitive, no
 	// wildcards), so a person can name a run by the first characters of its id.
 	IDPrefix string
-	Limit    int
+	// TriggeredBy keeps the runs whose triggered_by is exactly it.
+	TriggeredBy string
+	// Since and Until keep the runs with Since <= created_at < Until; a zero time is no bound.
+	Since, Until time.Time
+	// Before keeps the runs that come after the cursor in the list order, those whose (created_at,
+	// id) is less than (Before.CreatedAt, Before.ID). Passing the Cursor of a page's last run gets
+	// the next page: runs created meanwhile are newer than the cursor, so they neither shift nor
+	// repeat the older ones.
+	Before *RunCursor
+	Limit  int
+}
+
+// RunCursor is a position in the run list, between the runs before and after (CreatedAt, ID).
+type RunCursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// Cursor returns the position of r in the run list, for RunListParams.Before.
+func (r Run) Cursor() *RunCursor { return &RunCursor{CreatedAt: r.CreatedAt, ID: r.ID} }
+
+// RunOrder compares two runs in the run list order (newest first, then by id descending): negative
+// when a comes first.
+func RunOrder(aCreated time.Time, aID string, bCreated time.Time, bID string) int {
+	if c := bCreated.Compare(aCreated); c != 0 {
+		return c
+	}
+	return strings.Compare(bID, aID)
 }
 
 // LikePrefixPattern returns the SQL LIKE pattern, with backslash as its escape character, that

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/ork-go/ork/pkg/httpapi"
 )
 
 // Scope is what a token may do; each scope includes the ones before it.
@@ -115,7 +117,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, need Scope) (
 	if wait, ok := s.limiter.allow(key); !ok {
 		secs := int(math.Ceil(wait.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		p := problem{Type: problemTypeBase + probRateLimited.slug, Title: http.StatusText(probRateLimited.status),
+		p := httpapi.Problem{Type: httpapi.ProblemTypeBase + probRateLimited.slug, Title: http.StatusText(probRateLimited.status),
 			Status: probRateLimited.status, Detail: "too many requests: try again in " + strconv.Itoa(secs) + " s", RetryAfter: secs}
 		writeProblemValue(w, r, p)
 		return r, false

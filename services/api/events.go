@@ -22,7 +22,8 @@ import (
 // dead client is noticed.
 const heartbeatInterval = 15 * time.Second
 
-// runEvents streams one run's events and ends after its run.finished.
+// runEvents streams one run's events and ends after its run.finished, once the database has it
+// too (so that a client reading the run when the stream ends reads its end).
 func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	after, ok := lastEventID(w, r)
@@ -47,6 +48,20 @@ func (s *Server) allEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.stream(w, r, client.FollowParams{AfterSeq: after}, false)
+}
+
+// recordedWait bounds how long a run's stream waits, after run.finished, for the database.
+const recordedWait = 10 * time.Second
+
+// awaitRecorded returns once the run's end is in the database: at once when it is already there
+// (a stream of a run that ended long ago), else at the recorder's notice, or after recordedWait.
+func (s *Server) awaitRecorded(ctx context.Context, runID string, rec *client.Recorded) {
+	if run, err := s.store.RunGet(ctx, store.RunGetParams{ID: runID}); err == nil && event.IsTerminalRun(run.Status) {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, recordedWait)
+	defer cancel()
+	_, _ = rec.Wait(wctx)
 }
 
 // lastEventID reads where to resume: the Last-Event-ID header, or the last_event_id query
@@ -79,6 +94,16 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, p client.FollowP
 	stopOnShutdown := context.AfterFunc(s.streams, cancel)
 	defer stopOnShutdown()
 
+	// The recorder's notice is watched before the first event, so it cannot be missed.
+	var recorded *client.Recorded
+	if untilFinished {
+		var err error
+		if recorded, err = s.client.WatchRecorded(p.RunID); err != nil {
+			writeProblem(w, r, probUnavailable, err.Error())
+			return
+		}
+		defer func() { _ = recorded.Close() }()
+	}
 	events := make(chan event.Event, 256)
 	followErr := make(chan error, 1)
 	go func() {
@@ -131,6 +156,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, p client.FollowP
 			}
 			flusher.Flush()
 			if untilFinished && e.Type == event.TypeRunFinished {
+				s.awaitRecorded(ctx, p.RunID, recorded)
 				return
 			}
 		}

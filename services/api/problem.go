@@ -4,24 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/ork-go/ork/pkg/workflow"
+	"github.com/ork-go/ork/pkg/httpapi"
 )
-
-// problem is an RFC 9457 problem details object.
-type problem struct {
-	Type     string `json:"type"`
-	Title    string `json:"title"`
-	Status   int    `json:"status"`
-	Detail   string `json:"detail,omitempty"`
-	Instance string `json:"instance,omitempty"`
-	// Errors lists every problem of a workflow or of a request's fields, as `ork validate --json`.
-	Errors []*workflow.Error `json:"errors,omitempty"`
-	// RetryAfter is the rate limiter's wait, in seconds (also the Retry-After header).
-	RetryAfter int `json:"retry_after,omitempty"`
-}
-
-// problemTypeBase prefixes the type of every problem Ork reports; the slug names the kind.
-const problemTypeBase = "https://ork.dev/problems/"
 
 // Problem kinds: the slug of the type, and the status it comes with.
 var (
@@ -46,10 +30,10 @@ type problemKind struct {
 
 // writeProblem writes a problem of kind k with detail.
 func writeProblem(w http.ResponseWriter, r *http.Request, k problemKind, detail string) {
-	writeProblemValue(w, r, problem{Type: problemTypeBase + k.slug, Title: http.StatusText(k.status), Status: k.status, Detail: detail})
+	writeProblemValue(w, r, httpapi.Problem{Type: httpapi.ProblemTypeBase + k.slug, Title: http.StatusText(k.status), Status: k.status, Detail: detail})
 }
 
-func writeProblemValue(w http.ResponseWriter, r *http.Request, p problem) {
+func writeProblemValue(w http.ResponseWriter, r *http.Request, p httpapi.Problem) {
 	if p.Instance == "" && r != nil {
 		p.Instance = r.URL.Path
 	}

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/httpapi"
 	"github.com/ork-go/ork/pkg/store"
 	"github.com/ork-go/ork/pkg/view"
 	"github.com/ork-go/ork/pkg/workflow"
@@ -17,25 +17,13 @@ import (
 // maxIdempotencyKey bounds the Idempotency-Key header (the event's token fields allow 1 KiB).
 const maxIdempotencyKey = 256
 
-// triggered is the answer to a trigger.
-type triggered struct {
-	RunID    string `json:"run_id"`
-	Workflow string `json:"workflow"`
-	Version  string `json:"version"`
-	// Repeat is true when this key had already started the run: nothing new was started.
-	Repeat bool   `json:"repeat"`
-	URL    string `json:"url"`
-}
-
 func (s *Server) triggerRun(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	body, ok := s.readBody(w, r)
 	if !ok {
 		return
 	}
-	var req struct {
-		Params map[string]json.RawMessage `json:"params"`
-	}
+	var req httpapi.TriggerRequest
 	if len(body) > 0 {
 		dec := json.NewDecoder(bytesReader(body))
 		dec.DisallowUnknownFields()
@@ -53,7 +41,7 @@ func (s *Server) triggerRun(w http.ResponseWriter, r *http.Request) {
 	if key != "" {
 		runID := client.SubmitRunID(client.SubmitParams{IdempotencyKey: client.TriggerKey(name, key)})
 		if run, err := s.store.RunGet(r.Context(), store.RunGetParams{ID: runID}); err == nil && run.Workflow == name {
-			writeJSON(w, http.StatusOK, triggered{RunID: runID, Workflow: name, Version: run.WorkflowHash, Repeat: true, URL: runURL(runID)})
+			writeJSON(w, http.StatusOK, httpapi.Triggered{RunID: runID, Workflow: name, Version: run.WorkflowHash, Repeat: true, URL: runURL(runID)})
 			return
 		}
 	}
@@ -65,7 +53,7 @@ func (s *Server) triggerRun(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, probNotFound, "no registered workflow "+strconv.Quote(name)+" (PUT /api/v1/workflows/"+name+" registers it)")
 		return
 	case errors.As(err, &perr):
-		p := problem{Type: problemTypeBase + probParams.slug, Title: http.StatusText(probParams.status), Status: probParams.status,
+		p := httpapi.Problem{Type: httpapi.ProblemTypeBase + probParams.slug, Title: http.StatusText(probParams.status), Status: probParams.status,
 			Detail: perr.Error()}
 		for _, msg := range perr.Problems {
 			p.Errors = append(p.Errors, &workflow.Error{Path: "params", Message: msg})
@@ -82,33 +70,17 @@ func (s *Server) triggerRun(w http.ResponseWriter, r *http.Request) {
 	} else {
 		w.Header().Set("Location", runURL(tr.RunID))
 	}
-	writeJSON(w, status, triggered{RunID: tr.RunID, Workflow: name, Version: tr.Plan.Hash, Repeat: tr.Repeat, URL: runURL(tr.RunID)})
+	writeJSON(w, status, httpapi.Triggered{RunID: tr.RunID, Workflow: name, Version: tr.Plan.Hash, Repeat: tr.Repeat, URL: runURL(tr.RunID)})
 }
 
 func runURL(id string) string { return "/api/v1/runs/" + id }
 
-// runSummary is a run in a list.
-type runSummary struct {
-	RunID          string          `json:"run_id"`
-	Workflow       string          `json:"workflow"`
-	Version        string          `json:"version"`
-	Status         string          `json:"status"`
-	Error          *string         `json:"error"`
-	Params         json.RawMessage `json:"params"`
-	TriggeredBy    string          `json:"triggered_by"`
-	IdempotencyKey string          `json:"idempotency_key"`
-	TaskCount      int             `json:"task_count"`
-	CreatedAt      time.Time       `json:"created_at"`
-	StartedAt      *time.Time      `json:"started_at"`
-	FinishedAt     *time.Time      `json:"finished_at"`
-}
-
-func summarizeRun(r store.Run) runSummary {
+func summarizeRun(r store.Run) httpapi.RunSummary {
 	var errText *string
 	if r.Error != "" {
 		errText = &r.Error
 	}
-	return runSummary{RunID: r.ID, Workflow: r.Workflow, Version: r.WorkflowHash, Status: r.Status, Error: errText,
+	return httpapi.RunSummary{RunID: r.ID, Workflow: r.Workflow, Version: r.WorkflowHash, Status: r.Status, Error: errText,
 		Params: r.Params, TriggeredBy: r.TriggeredBy, IdempotencyKey: r.IdempotencyKey, TaskCount: r.TaskCount,
 		CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt}
 }
@@ -129,37 +101,11 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	out := struct {
-		Runs          []runSummary `json:"runs"`
-		NextPageToken string       `json:"next_page_token"`
-	}{Runs: make([]runSummary, 0, len(runs))}
+	out := httpapi.RunList{Runs: make([]httpapi.RunSummary, 0, len(runs))}
 	for _, run := range runs {
 		out.Runs = append(out.Runs, summarizeRun(run))
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// runDetail is one run: the CLI's JSON (docs/run.schema.json) and its attempts.
-type runDetail struct {
-	*view.Run
-	Version        string        `json:"version"`
-	TriggeredBy    string        `json:"triggered_by"`
-	IdempotencyKey string        `json:"idempotency_key"`
-	Attempts       []attemptJSON `json:"attempts"`
-}
-
-type attemptJSON struct {
-	Task         string     `json:"task"`
-	Attempt      int        `json:"attempt"`
-	Status       string     `json:"status"`
-	Instance     string     `json:"instance"`
-	ExitCode     *int       `json:"exit_code"`
-	Error        string     `json:"error"`
-	Reason       string     `json:"reason"`
-	DurationMS   int64      `json:"duration_ms"`
-	DispatchedAt *time.Time `json:"dispatched_at"`
-	StartedAt    *time.Time `json:"started_at"`
-	FinishedAt   *time.Time `json:"finished_at"`
 }
 
 // runOr404 reads the run {id}, answering 404 itself.
@@ -192,10 +138,10 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	d := runDetail{Run: view.FromStore(run, tasks), Version: run.WorkflowHash, TriggeredBy: run.TriggeredBy,
-		IdempotencyKey: run.IdempotencyKey, Attempts: make([]attemptJSON, 0, len(attempts))}
+	d := httpapi.RunDetail{Run: view.FromStore(run, tasks), Version: run.WorkflowHash, TriggeredBy: run.TriggeredBy,
+		IdempotencyKey: run.IdempotencyKey, Attempts: make([]httpapi.Attempt, 0, len(attempts))}
 	for _, a := range attempts {
-		d.Attempts = append(d.Attempts, attemptJSON{Task: a.Task, Attempt: a.Attempt, Status: a.Status, Instance: a.Instance,
+		d.Attempts = append(d.Attempts, httpapi.Attempt{Task: a.Task, Attempt: a.Attempt, Status: a.Status, Instance: a.Instance,
 			ExitCode: a.ExitCode, Error: a.Error, Reason: a.Reason, DurationMS: a.DurationMS,
 			DispatchedAt: a.DispatchedAt, StartedAt: a.StartedAt, FinishedAt: a.FinishedAt})
 	}
@@ -222,9 +168,7 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request, send func(*clie
 	if !ok {
 		return
 	}
-	var req struct {
-		Reason string `json:"reason"`
-	}
+	var req httpapi.ControlRequest
 	if len(body) > 0 {
 		if err := json.Unmarshal(body, &req); err != nil {
 			writeProblem(w, r, probBadRequest, `the body must be empty or a JSON object such as {"reason": "..."}: `+err.Error())
@@ -240,17 +184,7 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request, send func(*clie
 		s.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]string{"run_id": id, "request": e.Type, "request_id": e.ID})
-}
-
-// logLineJSON is one log line.
-type logLineJSON struct {
-	Task    string    `json:"task"`
-	Attempt int       `json:"attempt"`
-	Seq     int64     `json:"seq"`
-	Stream  string    `json:"stream"`
-	Line    string    `json:"line"`
-	Time    time.Time `json:"time"`
+	writeJSON(w, http.StatusAccepted, httpapi.ControlAccepted{RunID: id, Request: e.Type, RequestID: e.ID})
 }
 
 // logsPageDefault and logsPageMax bound a page of log lines.
@@ -299,15 +233,12 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	out := struct {
-		Lines      []logLineJSON `json:"lines"`
-		NextOffset *int64        `json:"next_offset"` // the offset of the next page; null when this one is the last
-	}{Lines: make([]logLineJSON, 0, len(lines))}
+	out := httpapi.LogPage{Lines: make([]httpapi.LogLine, 0, len(lines))}
 	for _, l := range lines {
 		if attempt != 0 && l.Attempt != attempt {
 			continue
 		}
-		out.Lines = append(out.Lines, logLineJSON{Task: l.Task, Attempt: l.Attempt, Seq: l.Seq, Stream: l.Stream, Line: l.Line, Time: l.Time})
+		out.Lines = append(out.Lines, httpapi.LogLine{Task: l.Task, Attempt: l.Attempt, Seq: l.Seq, Stream: l.Stream, Line: l.Line, Time: l.Time})
 	}
 	if p.Task != "" && len(lines) == p.Limit {
 		next := lines[len(lines)-1].Seq

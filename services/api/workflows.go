@@ -8,61 +8,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/ork-go/ork/pkg/client"
+	"github.com/ork-go/ork/pkg/httpapi"
 	"github.com/ork-go/ork/pkg/workflow"
 )
-
-// workflowSummary is a registered workflow in a list.
-type workflowSummary struct {
-	Name        string           `json:"name"`
-	Description string           `json:"description"`
-	Version     string           `json:"version"`  // the plan's hash
-	Revision    uint64           `json:"revision"` // grows with every change of the registration
-	Schedule    string           `json:"schedule"`
-	Params      []workflow.Param `json:"params"`
-	TaskCount   int              `json:"task_count"`
-	Dir         string           `json:"dir"`
-	AppliedAt   time.Time        `json:"applied_at"`
-	AppliedBy   string           `json:"applied_by"`
-}
-
-// dagTask is one node of a workflow's compiled DAG.
-type dagTask struct {
-	Name      string   `json:"name"`
-	Executor  string   `json:"executor"`
-	DependsOn []string `json:"depends_on"`
-}
-
-// workflowDetail is one registered workflow.
-type workflowDetail struct {
-	workflowSummary
-	DAG  []dagTask      `json:"dag"`  // in plan (topological) order
-	Plan *workflow.Plan `json:"plan"` // the compiled workflow, as runs get it
-}
-
-func summarize(r client.Registered) workflowSummary {
-	p := r.Plan
-	params := p.Params
-	if params == nil {
-		params = []workflow.Param{}
-	}
-	return workflowSummary{Name: p.Name, Description: p.Description, Version: p.Hash, Revision: r.Revision,
-		Schedule: p.Schedule, Params: params, TaskCount: len(p.Tasks), Dir: p.Dir, AppliedAt: r.AppliedAt, AppliedBy: r.AppliedBy}
-}
-
-func detail(r client.Registered) workflowDetail {
-	d := workflowDetail{workflowSummary: summarize(r), Plan: r.Plan, DAG: make([]dagTask, len(r.Plan.Tasks))}
-	for i, t := range r.Plan.Tasks {
-		deps := t.DependsOn
-		if deps == nil {
-			deps = []string{}
-		}
-		d.DAG[i] = dagTask{Name: t.Name, Executor: t.Executor, DependsOn: deps}
-	}
-	return d
-}
 
 // Paging bounds.
 const (
@@ -104,10 +54,7 @@ func (s *Server) listWorkflows(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	out := struct {
-		Workflows     []workflowSummary `json:"workflows"`
-		NextPageToken string            `json:"next_page_token"`
-	}{Workflows: []workflowSummary{}}
+	out := httpapi.WorkflowList{Workflows: []httpapi.WorkflowSummary{}}
 	for _, reg := range all { // by name
 		name := reg.Plan.Name
 		if name <= after || (q != "" && !strings.Contains(strings.ToLower(name), q)) {
@@ -117,7 +64,7 @@ func (s *Server) listWorkflows(w http.ResponseWriter, r *http.Request) {
 			out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(out.Workflows[size-1].Name))
 			break
 		}
-		out.Workflows = append(out.Workflows, summarize(reg))
+		out.Workflows = append(out.Workflows, httpapi.SummaryOf(reg))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -132,7 +79,7 @@ func (s *Server) getWorkflow(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, detail(reg))
+	writeJSON(w, http.StatusOK, httpapi.DetailOf(reg))
 }
 
 // putWorkflow registers the YAML body under {name}. The query's dir is the workflow's folder,
@@ -157,7 +104,7 @@ func (s *Server) putWorkflow(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var list workflow.ErrorList
 		if errors.As(err, &list) {
-			writeProblemValue(w, r, problem{Type: problemTypeBase + probInvalid.slug, Title: http.StatusText(probInvalid.status),
+			writeProblemValue(w, r, httpapi.Problem{Type: httpapi.ProblemTypeBase + probInvalid.slug, Title: http.StatusText(probInvalid.status),
 				Status: probInvalid.status, Detail: "the workflow is invalid: " + strconv.Itoa(len(list)) + " error(s); nothing was registered", Errors: list})
 			return
 		}
@@ -165,7 +112,7 @@ func (s *Server) putWorkflow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if plan.Name != name {
-		writeProblemValue(w, r, problem{Type: problemTypeBase + probInvalid.slug, Title: http.StatusText(probInvalid.status), Status: probInvalid.status,
+		writeProblemValue(w, r, httpapi.Problem{Type: httpapi.ProblemTypeBase + probInvalid.slug, Title: http.StatusText(probInvalid.status), Status: probInvalid.status,
 			Detail: "the workflow is named " + strconv.Quote(plan.Name) + ", not " + strconv.Quote(name) + " as in the URL; nothing was registered",
 			Errors: []*workflow.Error{{File: name + ".yaml", Path: "name", Message: "name " + strconv.Quote(plan.Name) + " does not match the URL's " + strconv.Quote(name)}}})
 		return
@@ -181,7 +128,7 @@ func (s *Server) putWorkflow(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusCreated
 		w.Header().Set("Location", "/api/v1/workflows/"+name)
 	}
-	writeJSON(w, status, detail(reg))
+	writeJSON(w, status, httpapi.DetailOf(reg))
 }
 
 func (s *Server) deleteWorkflow(w http.ResponseWriter, r *http.Request) {
@@ -195,7 +142,7 @@ func (s *Server) deleteWorkflow(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"deleted": name})
+	writeJSON(w, http.StatusOK, httpapi.Deleted{Deleted: name})
 }
 
 // readBody reads the whole (capped) body.

@@ -102,13 +102,13 @@ func (s *Store) RunList(ctx context.Context, p store.RunListParams) ([]store.Run
 	for i := range rows {
 		r := &rows[i]
 		if (p.Workflow == "" || r.Workflow == p.Workflow) && (p.Status == "" || r.Status == p.Status) &&
-			strings.HasPrefix(r.ID, p.IDPrefix) {
+			strings.HasPrefix(r.ID, p.IDPrefix) && (p.TriggeredBy == "" || r.TriggeredBy == p.TriggeredBy) &&
+			(p.Since.IsZero() || !r.CreatedAt.Before(p.Since)) && (p.Until.IsZero() || r.CreatedAt.Before(p.Until)) &&
+			(p.Before == nil || store.RunOrder(r.CreatedAt, r.ID, p.Before.CreatedAt, p.Before.ID) > 0) {
 			runs = append(runs, r.toRun())
 		}
 	}
-	slices.SortFunc(runs, func(a, b store.Run) int {
-		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(b.ID, a.ID))
-	})
+	slices.SortFunc(runs, func(a, b store.Run) int { return store.RunOrder(a.CreatedAt, a.ID, b.CreatedAt, b.ID) })
 	if len(runs) > limit {
 		runs = runs[:limit]
 	}

@@ -59,11 +59,29 @@ func (s *Store) RunList(ctx context.Context, p store.RunListParams) ([]store.Run
 		args = append(args, store.LikePrefixPattern(p.IDPrefix))
 		where = append(where, "r.id LIKE $"+strconv.Itoa(len(args))+` ESCAPE '\'`)
 	}
+	if p.TriggeredBy != "" {
+		args = append(args, p.TriggeredBy)
+		where = append(where, "r.triggered_by = $"+strconv.Itoa(len(args)))
+	}
+	if !p.Since.IsZero() {
+		args = append(args, p.Since)
+		where = append(where, "r.created_at >= $"+strconv.Itoa(len(args)))
+	}
+	if !p.Until.IsZero() {
+		args = append(args, p.Until)
+		where = append(where, "r.created_at < $"+strconv.Itoa(len(args)))
+	}
+	if p.Before != nil {
+		args = append(args, p.Before.CreatedAt, p.Before.ID)
+		where = append(where, `(r.created_at, r.id COLLATE "C") < ($`+strconv.Itoa(len(args)-1)+`, $`+strconv.Itoa(len(args))+`)`)
+	}
 	q := `SELECT ` + runColumns + ` FROM runs r JOIN workflows w ON w.id = r.workflow_id`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	q += " ORDER BY r.created_at DESC, r.id DESC LIMIT $1"
+	// Ids compare byte for byte (COLLATE "C", as the other stores and the runs indexes do), whatever
+	// the database's collation.
+	q += ` ORDER BY r.created_at DESC, r.id COLLATE "C" DESC LIMIT $1`
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, interpretError(err, "listing runs")

@@ -99,6 +99,23 @@ func (s *Store) RunList(ctx context.Context, p store.RunListParams) ([]store.Run
 		where = append(where, `r.id LIKE ? ESCAPE '\' AND substr(r.id, 1, length(?)) = ?`)
 		args = append(args, store.LikePrefixPattern(p.IDPrefix), p.IDPrefix, p.IDPrefix)
 	}
+	if p.TriggeredBy != "" {
+		where = append(where, `r.triggered_by = ?`)
+		args = append(args, p.TriggeredBy)
+	}
+	// Times are fixed-width UTC text (dbTime), so text comparison is time comparison.
+	if !p.Since.IsZero() {
+		where = append(where, `r.created_at >= ?`)
+		args = append(args, dbTime(p.Since))
+	}
+	if !p.Until.IsZero() {
+		where = append(where, `r.created_at < ?`)
+		args = append(args, dbTime(p.Until))
+	}
+	if p.Before != nil {
+		where = append(where, `(r.created_at, r.id) < (?, ?)`)
+		args = append(args, dbTime(p.Before.CreatedAt), p.Before.ID)
+	}
 	q := `SELECT ` + runColumns + ` FROM runs r JOIN workflows w ON w.id = r.workflow_id`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, ` AND `)

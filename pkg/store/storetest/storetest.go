@@ -63,6 +63,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"DeadLetters", testDeadLetters},
 		{"RunList", testRunList},
 		{"RunListIDPrefix", testRunListIDPrefix},
+		{"RunListPaging", testRunListPaging},
+		{"RunListFilters", testRunListFilters},
 		{"TaskListJoinsRunAndWorkflow", testTaskList},
 		{"WorkflowList", testWorkflowList},
 		{"WorkflowVersionGet", testWorkflowVersionGet},

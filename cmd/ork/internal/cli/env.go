@@ -124,3 +124,17 @@ func quietLogger(verbose bool) *zap.Logger {
 	}
 	return log
 }
+
+// serviceLogger logs what a long-running server says: info and above (debug with verbose), as
+// console lines on stderr.
+func serviceLogger(verbose bool) *zap.Logger {
+	level := "info"
+	if verbose {
+		level = "debug"
+	}
+	log, err := logging.New(logging.Config{Level: level, Format: "console"})
+	if err != nil {
+		return zap.NewNop()
+	}
+	return log
+}

@@ -297,40 +297,6 @@ type logJSON struct {
 	Time    time.Time `json:"time"`
 }
 
-func newWorkflowsCmd() *cobra.Command {
-	var (
-		db     string
-		asJSON bool
-	)
-	cmd := &cobra.Command{
-		Use:   "workflows",
-		Short: "List the workflows that have been run",
-		Args:  exactArgs(0),
-		RunE: withStore(&db, func(ctx context.Context, st store.Store, out io.Writer, _ []string) error {
-			wfs, err := st.WorkflowList(ctx, store.WorkflowListParams{})
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				list := make([]map[string]any, 0, len(wfs))
-				for _, w := range wfs {
-					list = append(list, map[string]any{"name": w.Name, "description": w.Description, "version": w.CurrentHash, "schedule": w.Schedule, "runs": w.RunCount, "updated_at": w.UpdatedAt})
-				}
-				return writeJSON(out, list)
-			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "WORKFLOW\tVERSION\tRUNS\tSCHEDULE\tDESCRIPTION")
-			for _, w := range wfs {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", w.Name, shortHash(w.CurrentHash), w.RunCount, w.Schedule, firstLine(w.Description))
-			}
-			return tw.Flush()
-		}),
-	}
-	addDBFlag(cmd, &db)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	return cmd
-}
-
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

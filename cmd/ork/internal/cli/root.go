@@ -40,8 +40,8 @@ func newRootCmd() *cobra.Command {
 		Short: "Ork runs workflows of tasks in dependency order",
 		Long: `Ork is a workflow orchestrator. A workflow is a YAML file naming tasks (Python functions or any
 program), their dependencies, typed inputs and outputs passed between them, retries, timeouts and an
-optional cron schedule (validated and stored; nothing fires schedules yet). Ork runs the tasks in dependency order, in parallel where it can, and keeps
-every run, task, attempt and log line.
+optional cron schedule (validated and stored; nothing fires schedules yet). Ork runs the tasks in
+dependency order, in parallel where it can, and keeps every run, task, attempt and log line.
 
 On a laptop everything runs in one process with SQLite under ./.ork; on a cluster the same roles run
 as separate services over NATS JetStream and PostgreSQL.
@@ -50,6 +50,9 @@ The workflow language is described in docs/workflow-language.md; examples/ holds
 from.`,
 		Example: `  ork validate flow.yaml          check a workflow and report every error
   ork run flow.yaml               run it to completion here and show its progress
+  ork serve                       run a server with the HTTP API on 127.0.0.1:4000
+  ork workflows apply examples/   register workflows by name (on the server of this folder)
+  ork trigger NAME -p k=v         start a run of a registered workflow
   ork status                      list recent runs
   ork tasks RUN_ID                show the tasks of a run
   ork logs RUN_ID [TASK]          show the log lines of a run`,
@@ -68,6 +71,8 @@ from.`,
 
 	root.AddCommand(newValidateCmd())
 	root.AddCommand(newRunCmd())
+	root.AddCommand(newServeCmd())
+	root.AddCommand(newTriggerCmd())
 	root.AddCommand(newStatusCmd())
 	root.AddCommand(newTasksCmd())
 	root.AddCommand(newLogsCmd())

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -27,6 +29,7 @@ type runOptions struct {
 	pythonCold           bool
 	params               []string // NAME=VALUE
 	json, verbose, all   bool
+	detach               bool
 	concurrency          int
 }
 
@@ -68,6 +71,7 @@ Exit status: 0 when the run succeeded, 1 when it failed or was cancelled or the 
 	cmd.Flags().StringVar(&o.python, "python", "", "interpreter of python tasks in-process (env "+embedded.PythonEnv+", default "+embedded.PythonDefault+")")
 	cmd.Flags().BoolVar(&o.pythonCold, "python-cold", false, "start one interpreter per python task instead of forking each from a warm one")
 	cmd.Flags().BoolVarP(&o.verbose, "verbose", "v", false, "show the services' debug logs")
+	cmd.Flags().BoolVar(&o.detach, "detach", false, "with --nats: print the run id once it is submitted and return, leaving the run to the cluster")
 	return cmd
 }
 
@@ -77,6 +81,19 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 	if err != nil {
 		return err
 	}
+	return executePlan(ctx, stdout, stderr, planSource{plan: plan}, o, begin)
+}
+
+// planSource is what a run runs: a loaded plan, or the registered workflow of that name (read
+// from the registry of the stack the run goes to).
+type planSource struct {
+	plan       *workflow.Plan
+	registered string
+}
+
+// executePlan runs a plan in-process, or submits it to a cluster, and follows it to its end.
+func executePlan(ctx context.Context, stdout, stderr io.Writer, src planSource, o runOptions, begin time.Time) error {
+	var err error
 	dbURL := resolve(o.db, envDBURL, "")
 	if dbURL != "" {
 		if _, err := storeopen.ParseURL(dbURL); err != nil {
@@ -92,17 +109,15 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 		if bcfg, err = o.nats.config(natsURL, "ork-cli"); err != nil {
 			return err
 		}
+	} else if o.detach {
+		return usageError(fmt.Errorf("--detach needs a cluster (--nats URL) or a server (ork trigger --api URL): in-process, the run would end with this command"))
 	}
-	values, err := bindParamArgs(plan, o.params)
-	if err != nil {
-		return err
-	}
-	params := client.SubmitParams{Plan: plan, IdempotencyKey: o.key, TriggeredBy: o.triggeredBy, Params: values}
-	// With a key the run id derives from it, so submitting again follows the run it started.
-	runID := client.SubmitRunID(params)
-	params.RunID = runID
-	if !o.json {
-		fmt.Fprintf(stdout, "run %s of workflow %q (%s)\n", runID, plan.Name, plural(len(plan.Tasks), "task"))
+	plan := src.plan
+	var values map[string]json.RawMessage
+	if plan != nil {
+		if values, err = bindParamArgs(plan, o.params); err != nil {
+			return err
+		}
 	}
 	log := quietLogger(o.verbose)
 	defer func() { _ = log.Sync() }()
@@ -137,6 +152,40 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 		if err := b.Ensure(ctx); err != nil {
 			return err
 		}
+	}
+	if plan == nil {
+		reg, err := client.New(b).Workflow(ctx, src.registered)
+		if errors.Is(err, client.ErrNotRegistered) {
+			return fmt.Errorf("%w (ork workflows apply FILE registers it; ork workflows list shows what is registered)", err)
+		}
+		if err != nil {
+			return err
+		}
+		plan = reg.Plan
+		if values, err = bindParamArgs(plan, o.params); err != nil {
+			return err
+		}
+	}
+	key := o.key
+	if src.registered != "" {
+		key = client.TriggerKey(plan.Name, key)
+	}
+	params := client.SubmitParams{Plan: plan, IdempotencyKey: key, TriggeredBy: o.triggeredBy, Params: values}
+	// With a key the run id derives from it, so submitting again follows the run it started.
+	runID := client.SubmitRunID(params)
+	params.RunID = runID
+	if o.detach {
+		if _, err := client.New(b).Submit(ctx, params); err != nil {
+			return err
+		}
+		if o.json {
+			return writeJSON(stdout, map[string]string{"run_id": runID, "workflow": plan.Name})
+		}
+		_, err := fmt.Fprintln(stdout, runID)
+		return err
+	}
+	if !o.json {
+		fmt.Fprintf(stdout, "run %s of workflow %q (%s)\n", runID, plan.Name, plural(len(plan.Tasks), "task"))
 	}
 
 	progress := newProgress(stdout, plan, !o.json && isTerminal(stdout), begin)
