@@ -428,4 +428,3 @@ func printWorkflow(out io.Writer, d httpapi.WorkflowDetail) {
 	}
 	_ = tw.Flush()
 }
-
