@@ -57,7 +57,8 @@ type Store interface {
 
 	// RunGet returns one run with its workflow name.
 	RunGet(ctx context.Context, p RunGetParams) (Run, error)
-	// RunList returns runs, newest first, with their workflow names (one JOIN, no N+1).
+	// RunList returns runs, newest first (created_at, then id, descending), filtered and paged by
+	// cursor, with their workflow names (one JOIN, no N+1).
 	RunList(ctx context.Context, p RunListParams) ([]Run, error)
 	// TaskList returns the tasks of a run in plan order (index), with run and workflow (one JOIN).
 	TaskList(ctx context.Context, p TaskListParams) ([]Task, error)

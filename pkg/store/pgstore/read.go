@@ -49,7 +49,9 @@ func (s *Store) RunList(ctx context.Context, p store.RunListParams) ([]store.Run
 	args := []any{limit}
 	if p.Workflow != "" {
 		args = append(args, p.Workflow)
-		where = append(where, "w.name = $"+strconv.Itoa(len(args)))
+		// By id rather than w.name, so that the planner walks runs_workflow_created_at_id_idx in
+		// list order instead of sorting the workflow's runs.
+		where = append(where, "r.workflow_id = (SELECT id FROM workflows WHERE name = $"+strconv.Itoa(len(args))+")")
 	}
 	if p.Status != "" {
 		args = append(args, p.Status)
