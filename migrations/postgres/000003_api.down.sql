@@ -1,3 +1,4 @@
+DROP TABLE IF EXISTS api_tokens;
 DROP INDEX runs_workflow_created_at_id_idx;
 DROP INDEX runs_created_at_id_idx;
 CREATE INDEX runs_created_at_idx ON runs (created_at DESC);

@@ -77,6 +77,69 @@ type Store interface {
 	Close() error
 }
 
+// Tokens persists the API's bearer tokens. It is apart from Store because tokens have another
+// writer: the admin CLI writes them directly, where everything in Store is written by the recorder.
+// Every store's concrete type implements both.
+//
+// A token's secret is never stored, only its hash. Times a write does not give (a zero CreatedAt or
+// At) are the time of the write.
+type Tokens interface {
+	// TokenCreate stores a new token; ErrConflict when a token with its id exists.
+	TokenCreate(ctx context.Context, p TokenCreateParams) error
+	// TokenGet returns one token, revoked or expired ones included; ErrNotFound when there is none.
+	TokenGet(ctx context.Context, p TokenGetParams) (Token, error)
+	// TokenList returns every token, revoked and expired ones included, by created_at then id.
+	TokenList(ctx context.Context, p TokenListParams) ([]Token, error)
+	// TokenRevoke sets the token's revoked_at; revoking it again keeps the first time. ErrNotFound
+	// when there is no such token.
+	TokenRevoke(ctx context.Context, p TokenRevokeParams) error
+	// TokenTouch records a use of the token: last_used_at becomes At unless it is later already (uses
+	// recorded out of order never move it back). Best effort: a token that does not exist is no error.
+	TokenTouch(ctx context.Context, p TokenTouchParams) error
+}
+
+// Token is an API bearer token as stored.
+type Token struct {
+	ID         string
+	Name       string // who or what it was made for
+	Scope      string // what it may do (the API's scope names)
+	SecretHash []byte
+	CreatedAt  time.Time
+	ExpiresAt  *time.Time // nil: never expires
+	RevokedAt  *time.Time
+	LastUsedAt *time.Time
+}
+
+// TokenCreateParams is a token to store.
+type TokenCreateParams struct{ Token Token }
+
+// TokenGetParams selects a token by id.
+type TokenGetParams struct{ ID string }
+
+// TokenListParams lists every token.
+type TokenListParams struct{}
+
+// TokenRevokeParams revokes a token at a time.
+type TokenRevokeParams struct {
+	ID string
+	At time.Time
+}
+
+// TokenTouchParams records a use of a token at a time.
+type TokenTouchParams struct {
+	ID string
+	At time.Time
+}
+
+// TimeOrNow returns t, or the current time when t is zero: the time of a token write that gives
+// none.
+func TimeOrNow(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now().UTC()
+	}
+	return t
+}
+
 // ApplyBatchParams is one recorder batch.
 type ApplyBatchParams struct {
 	Events      []event.Event

@@ -243,7 +243,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"tasks"}, 2, "accepts 1 arg"},
 		{[]string{"logs"}, 2, "accepts between 1 and 2 arg"},
 		{[]string{"logs", "a", "b", "c"}, 2, "accepts between 1 and 2 arg"},
-		{[]string{"workflows", "x"}, 2, "accepts 0 arg"},
+		{[]string{"workflows", "x"}, 2, `unknown command "x" for "ork workflows"`},
 		{[]string{"migrate"}, 2, "accepts 1 arg"},
 		{[]string{"cancel"}, 2, "accepts 1 arg"},
 		{[]string{"cancel", "x", "--nats", "http://127.0.0.1:4222"}, 2, "bad NATS URL"},

@@ -215,7 +215,7 @@ validated first: if any is invalid, nothing is registered and every error is pri
 unchanged file changes nothing.`,
 		Args: minimumArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return applyWorkflows(cmd.Context(), cmd.OutOrStdout(), args, &o)
+			return applyWorkflows(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args, &o)
 		},
 	}
 	o.flags(cmd)
@@ -313,26 +313,35 @@ func workflowFiles(args []string) ([]string, error) {
 	return files, nil
 }
 
-func applyWorkflows(ctx context.Context, out io.Writer, args []string, o *registryOptions) error {
+func applyWorkflows(ctx context.Context, out, stderr io.Writer, args []string, o *registryOptions) error {
 	files, err := workflowFiles(args)
 	if err != nil {
 		return err
 	}
 	plans := make([]*workflow.Plan, len(files))
-	var errs []error
+	bad := 0
 	byName := map[string]string{}
 	for i, f := range files {
 		if plans[i], err = workflow.Load(f); err != nil {
-			errs = append(errs, err)
+			bad++
+			var list workflow.ErrorList
+			if errors.As(err, &list) {
+				for _, e := range list {
+					fmt.Fprintln(stderr, e.Error())
+				}
+			} else {
+				fmt.Fprintf(stderr, "%s: %v\n", f, err)
+			}
 			continue
 		}
 		if prev, dup := byName[plans[i].Name]; dup {
-			errs = append(errs, fmt.Errorf("%s and %s are both named %q", prev, f, plans[i].Name))
+			bad++
+			fmt.Fprintf(stderr, "%s: named %q, as %s is\n", f, plans[i].Name, prev)
 		}
 		byName[plans[i].Name] = f
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w\nnothing was registered", errors.Join(errs...))
+	if bad > 0 {
+		return &ExitError{Code: ExitCodeFailure, Err: fmt.Errorf("%s of %d invalid: nothing was registered", plural(bad, "file"), len(files))}
 	}
 	return withRegistry(ctx, o, func(ctx context.Context, r registry) error {
 		var results []map[string]any

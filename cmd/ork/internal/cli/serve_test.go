@@ -1,0 +1,171 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ork-go/ork/cmd/ork/internal/serve"
+	"github.com/ork-go/ork/pkg/poll"
+)
+
+// startServe runs `ork serve` as a process in dir on a free port and returns its discovery info;
+// stop sends it SIGINT and checks that it stops cleanly and removes the file.
+func startServe(t *testing.T, dir string) (serve.Info, func()) {
+	t.Helper()
+	cmd := exec.Command(orkBin, "serve", "--addr", "127.0.0.1:0")
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var info serve.Info
+	poll.UntilWithin(t, 60*time.Second, "ork serve to write .ork/serve.json", func() bool {
+		var ok bool
+		info, ok = serve.ReadInfo(filepath.Join(dir, ".ork"))
+		return ok
+	})
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("ork serve ended with %v:\n%s", err, out.String())
+			}
+		case <-time.After(60 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("ork serve did not stop within 60 s of SIGINT:\n%s", out.String())
+		}
+		if _, err := os.Stat(filepath.Join(dir, ".ork", serve.InfoFile)); err == nil {
+			t.Errorf("ork serve left %s behind", serve.InfoFile)
+		}
+	}
+	t.Cleanup(stop)
+	return info, stop
+}
+
+// As a new user would: ork serve in a folder, then from the same folder register the examples,
+// trigger with parameters and follow, trigger twice with one key, show, delete; the commands find
+// the server by themselves. Ctrl-C stops the server cleanly.
+func TestServeAndTrigger(t *testing.T) {
+	t.Parallel()
+	dir := copyExamples(t)
+	info, stop := startServe(t, dir)
+	if !strings.HasPrefix(info.API, "http://127.0.0.1:") {
+		t.Fatalf("serve.json names %q", info.API)
+	}
+	r := ork(t, dir, "workflows", "apply", "examples/")
+	r.expect(t, 0)
+	if !strings.Contains(r.stdout, "registered typed_chain") || !strings.Contains(r.stdout, "in the server at "+info.API) {
+		t.Fatalf("apply:\n%s", r.stdout)
+	}
+	r = ork(t, dir, "workflows", "apply", "examples/hello.yaml")
+	r.expect(t, 0)
+	if !strings.Contains(r.stdout, "unchanged  hello") {
+		t.Errorf("applying again:\n%s", r.stdout)
+	}
+	// One invalid file: nothing is registered.
+	if err := os.WriteFile(filepath.Join(dir, "examples", "zz_bad.yaml"), []byte("name: zz_bad\ntasks:\n  a: {executor: nope}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = ork(t, dir, "workflows", "apply", "examples/")
+	r.expect(t, 1)
+	if !strings.Contains(r.stderr, "zz_bad.yaml:3") || !strings.Contains(r.stderr, "nothing was registered") {
+		t.Errorf("apply with a bad file:\n%s", r.stderr)
+	}
+	if r = ork(t, dir, "workflows", "list"); strings.Contains(r.stdout, "zz_bad") || !strings.Contains(r.stdout, "city,day") {
+		t.Errorf("list:\n%s", r.stdout)
+	}
+
+	r = ork(t, dir, "trigger", "typed_chain", "-p", "city=Paris", "--param", "day=2024-08-01", "--wait", "--json")
+	r.expect(t, 0)
+	var run struct {
+		RunID       string            `json:"run_id"`
+		Status      string            `json:"status"`
+		Params      map[string]string `json:"params"`
+		TriggeredBy string            `json:"triggered_by"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &run); err != nil {
+		t.Fatalf("trigger --json: %v\n%s", err, r.stdout)
+	}
+	if run.Status != "success" || run.Params["city"] != "Paris" || run.Params["day"] != "2024-08-01" {
+		t.Fatalf("triggered run %+v", run)
+	}
+	res, err := http.Get(info.API + "/api/v1/runs/" + run.RunID)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("GET the run: %v %v", res, err)
+	}
+	res.Body.Close()
+	r = ork(t, dir, "status", run.RunID[:8])
+	if r.code != 0 || !strings.Contains(r.stdout, `"city":"Paris"`) {
+		t.Errorf("status of the run (prefix):\n%s%s", r.stdout, r.stderr)
+	}
+
+	r = ork(t, dir, "trigger", "typed_chain", "-p", "day=2024-13-01")
+	r.expect(t, 2)
+	if !strings.Contains(r.stderr, `param "day"`) {
+		t.Errorf("a bad param: %s", r.stderr)
+	}
+	first := ork(t, dir, "trigger", "hello", "--idempotency-key", "k-1")
+	first.expect(t, 0)
+	again := ork(t, dir, "trigger", "hello", "--idempotency-key", "k-1")
+	again.expect(t, 0)
+	if first.stdout != again.stdout || !strings.Contains(again.stderr, "had already started this run") {
+		t.Errorf("the same key twice: %q then %q (%s)", first.stdout, again.stdout, again.stderr)
+	}
+	r = ork(t, dir, "workflows", "show", "typed_chain")
+	r.expect(t, 0)
+	if !strings.Contains(r.stdout, "city") || !strings.Contains(r.stdout, "summarize") {
+		t.Errorf("show:\n%s", r.stdout)
+	}
+	ork(t, dir, "workflows", "delete", "hello").expect(t, 0)
+	r = ork(t, dir, "trigger", "hello")
+	r.expect(t, 1)
+	if !strings.Contains(r.stderr, `no registered workflow "hello"`) {
+		t.Errorf("trigger after delete: %s", r.stderr)
+	}
+	stop()
+}
+
+// Without a server, the registry is this folder's: apply, then trigger runs the workflow here,
+// in this process, to its end; the list also shows what ran from files.
+func TestRegistryWithoutServer(t *testing.T) {
+	t.Parallel()
+	dir := copyExamples(t)
+	r := ork(t, dir, "workflows", "apply", "examples/typed_chain.yaml")
+	r.expect(t, 0)
+	if !strings.Contains(r.stdout, "in this folder's registry") {
+		t.Errorf("apply:\n%s", r.stdout)
+	}
+	r = ork(t, dir, "trigger", "typed_chain", "-p", "city=Lyon")
+	r.expect(t, 0)
+	if !strings.Contains(r.stdout, "success") {
+		t.Errorf("trigger:\n%s", r.stdout)
+	}
+	ork(t, dir, "run", "examples/hello.yaml").expect(t, 0)
+	r = ork(t, dir, "workflows")
+	r.expect(t, 0)
+	if !strings.Contains(r.stdout, "typed_chain") || !strings.Contains(r.stdout, "hello") || !strings.Contains(r.stdout, "not registered") {
+		t.Errorf("list:\n%s", r.stdout)
+	}
+	r = ork(t, dir, "run", "examples/hello.yaml", "--detach")
+	r.expect(t, 2)
+	if !strings.Contains(r.stderr, "--detach needs a cluster") {
+		t.Errorf("--detach in-process: %s", r.stderr)
+	}
+}
