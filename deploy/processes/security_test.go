@@ -179,6 +179,31 @@ func TestSecurityBoundaries(t *testing.T) {
 			}
 			return nil
 		})
+		sub.allowed(t, "register, list, read and delete a workflow", func(ctx context.Context) error {
+			kv, err := sub.js.KeyValue(ctx, event.BucketWorkflows)
+			if err != nil {
+				return err
+			}
+			if _, err := kv.Put(ctx, "sec_test", []byte(`{"plan":{}}`)); err != nil {
+				return fmt.Errorf("put: %w", err)
+			}
+			if _, err := kv.Get(ctx, "sec_test"); err != nil {
+				return fmt.Errorf("get: %w", err)
+			}
+			if _, err := kv.ListKeys(ctx); err != nil {
+				return fmt.Errorf("list: %w", err)
+			}
+			return kv.Delete(ctx, "sec_test")
+		})
+		sub.allowed(t, "follow a run's log lines", func(ctx context.Context) error {
+			cons, err := sub.js.OrderedConsumer(ctx, event.StreamLogs, jetstream.OrderedConsumerConfig{FilterSubjects: []string{event.SubjectRunLogs(run)}})
+			if err != nil {
+				return err
+			}
+			_, err = cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+			return err
+		})
+		sub.refused(t, "steal the recorder's log lines", "$JS.API.CONSUMER.MSG.NEXT.ORK_LOGS.recorder-logs", pull(sub, event.StreamLogs, event.ConsumerRecorderLogs))
 		sub.refused(t, "publish a task event", "ork.events.task.succeeded", publishAck(sub, event.SubjectEvent(event.TypeTaskSucceeded, run)))
 		sub.refused(t, "publish a dispatch", "ork.tasks.process", publishAck(sub, event.SubjectTasks("process")))
 		sub.refused(t, "purge the events stream", "$JS.API.STREAM.PURGE.ORK_EVENTS", func(ctx context.Context) error {
@@ -226,6 +251,7 @@ func TestSecurityBoundaries(t *testing.T) {
 			return err
 		})
 		exe.refused(t, "write run state", "$KV.ork_runs", publishAck(exe, "$KV."+event.BucketRuns+".run."+run))
+		exe.refused(t, "register a workflow", "$KV.ork_workflows", publishAck(exe, "$KV."+event.BucketWorkflows+".evil"))
 		exe.refused(t, "delete its consumer", "$JS.API.CONSUMER.DELETE.ORK_TASKS.exec-process", func(ctx context.Context) error {
 			return exe.js.DeleteConsumer(ctx, event.StreamTasks, event.ConsumerExecutor("process"))
 		})
@@ -253,6 +279,24 @@ func TestSecurityBoundaries(t *testing.T) {
 		rec.allowed(t, "announce a recorded run", func(context.Context) error {
 			return rec.nc.Publish(event.SubjectRecordedPrefix+run, []byte(event.RunSuccess))
 		})
+		rec.allowed(t, "watch the registry", func(ctx context.Context) error {
+			kv, err := rec.js.KeyValue(ctx, event.BucketWorkflows)
+			if err != nil {
+				return err
+			}
+			w, err := kv.WatchAll(ctx)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = w.Stop() }()
+			select {
+			case <-w.Updates(): // nil: the current values (none) have been delivered
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		rec.refused(t, "register a workflow", "$KV.ork_workflows", publishAck(rec, "$KV."+event.BucketWorkflows+".evil"))
 		rec.refused(t, "publish an event", "ork.events.run.finished", publishAck(rec, event.SubjectEvent(event.TypeRunFinished, run)))
 		rec.refused(t, "publish a dispatch", "ork.tasks.process", publishAck(rec, event.SubjectTasks("process")))
 		rec.refused(t, "update a stream", "$JS.API.STREAM.UPDATE.ORK_EVENTS", func(ctx context.Context) error {

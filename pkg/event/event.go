@@ -297,7 +297,13 @@ type LogBatch struct {
 }
 
 // Subject returns "ork.logs.<run>.<task>".
-func (b *LogBatch) Subject() string { return subjectLogsPrefix + b.RunID + "." + b.Task }
+func (b *LogBatch) Subject() string { return SubjectTaskLogs(b.RunID, b.Task) }
+
+// SubjectTaskLogs is the subject of the log batches of one task of a run.
+func SubjectTaskLogs(runID, task string) string { return subjectLogsPrefix + runID + "." + task }
+
+// SubjectRunLogs matches the log batches of every task of a run.
+func SubjectRunLogs(runID string) string { return subjectLogsPrefix + runID + ".*" }
 
 // MsgID returns "run/task/attempt/first seq", so a re-sent batch is dropped by the stream.
 func (b *LogBatch) MsgID() string {
