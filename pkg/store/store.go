@@ -1,8 +1,9 @@
-// Package store defines how Ork's state is persisted: the Store interface, its domain types and its
-// sentinel errors. The recorder is the only writer; the CLI only reads.
+// Package store defines how Ork's state is persisted: the Store and Tokens interfaces, their domain
+// types and the sentinel errors. The recorder is the only writer of what Store holds; the admin CLI
+// writes the API tokens (Tokens) directly; everything else only reads.
 //
-// Three implementations live in sub-packages (pgstore, sqlitestore, filestore) and all pass the one
-// conformance suite in storetest.
+// Three implementations live in sub-packages (pgstore, sqlitestore, filestore); each one's store
+// type implements both interfaces, and all pass the one conformance suite in storetest.
 //
 // Write semantics (ApplyBatch), identical in every implementation:
 //   - A batch is applied in ONE transaction: all of it or none of it.

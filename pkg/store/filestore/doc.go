@@ -11,6 +11,7 @@
 //	attempts/RUN/TASK/N.json
 //	logs/RUN/TASK/N.jsonl                one line per log line, appended
 //	dead_letters/STREAM.SEQ.json         plus dead_letters/.next, the insertion counter
+//	api_tokens/ID.json                   written like a batch of one row (store.Tokens)
 //	.lock                                the inter-process lock
 //
 // Concurrency. ApplyBatch holds an exclusive flock(2) on .lock (and an in-process mutex), reads take

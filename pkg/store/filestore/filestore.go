@@ -29,6 +29,7 @@ const (
 	dirAttempts    = "attempts"
 	dirLogs        = "logs"
 	dirDeadLetters = "dead_letters"
+	dirTokens      = "api_tokens"
 	lockFile       = ".lock"
 	nextFile       = ".next"
 )
@@ -57,7 +58,7 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening file store %s: %w", dir, err)
 	}
-	for _, d := range []string{dirWorkflows, dirVersions, dirRuns, dirKeys, dirTasks, dirAttempts, dirLogs, dirDeadLetters} {
+	for _, d := range []string{dirWorkflows, dirVersions, dirRuns, dirKeys, dirTasks, dirAttempts, dirLogs, dirDeadLetters, dirTokens} {
 		if err := os.MkdirAll(filepath.Join(abs, d), 0o750); err != nil {
 			return nil, fmt.Errorf("opening file store %s: %w", dir, err)
 		}
@@ -169,6 +170,9 @@ func (s *Store) logPath(run, task string, attempt int) string {
 func (s *Store) deadLetterPath(stream string, seq uint64) string {
 	return filepath.Join(s.base, dirDeadLetters, escape(stream)+"."+strconv.FormatUint(seq, 10)+".json")
 }
+func (s *Store) tokenPath(id string) string {
+	return filepath.Join(s.base, dirTokens, escape(id)+".json")
+}
 
 // Rows as stored. Field names follow the SQL columns.
 type workflowRow struct {
@@ -253,6 +257,17 @@ type deadLetterRow struct {
 	Reason    string    `json:"reason"`
 	Data      []byte    `json:"data"`
 	CreatedAt time.Time `json:"created_at"`
+}
+
+type tokenRow struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Scope      string     `json:"scope"`
+	SecretHash []byte     `json:"secret_hash"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 }
 
 // readJSON decodes the file at path into v; found is false when the file does not exist.

@@ -21,6 +21,10 @@ type batch struct {
 	dirty map[string]bool // paths to write
 }
 
+func newBatch(s *Store) *batch {
+	return &batch{s: s, rows: map[string]any{}, dirty: map[string]bool{}}
+}
+
 // get reads the row at path into a fresh *T, once per batch; it returns nil when there is none.
 func get[T any](b *batch, path string) (*T, error) {
 	if r, ok := b.rows[path]; ok {
@@ -62,7 +66,7 @@ func (s *Store) ApplyBatch(ctx context.Context, p store.ApplyBatchParams) (store
 	}
 	defer unlock()
 
-	b := &batch{s: s, rows: map[string]any{}, dirty: map[string]bool{}}
+	b := newBatch(s)
 	var res store.ApplyBatchResult
 	finished := map[string]bool{}
 	for i := range p.Events {

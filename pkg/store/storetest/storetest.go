@@ -69,6 +69,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"WorkflowList", testWorkflowList},
 		{"WorkflowVersionGet", testWorkflowVersionGet},
 		{"NotFound", testNotFound},
+		{"Tokens", testTokens},
+		{"TokensNotFound", testTokensNotFound},
 		{"EmptyBatch", testEmptyBatch},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"ConcurrentSubmissionsSameKey", testConcurrentSameKey},
