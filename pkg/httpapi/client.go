@@ -156,6 +156,7 @@ func (c *Client) Run(ctx context.Context, id string) (RunDetail, error) {
 // RunsQuery filters a list of runs.
 type RunsQuery struct {
 	Workflow, Status, TriggeredBy string
+	IDPrefix                      string // runs whose id starts with it
 	Since, Until                  time.Time
 	PageSize                      int
 	PageToken                     string
@@ -164,7 +165,8 @@ type RunsQuery struct {
 // Runs lists one page of runs, newest first.
 func (c *Client) Runs(ctx context.Context, q RunsQuery) (RunList, error) {
 	v := url.Values{}
-	for k, s := range map[string]string{"workflow": q.Workflow, "status": q.Status, "triggered_by": q.TriggeredBy, "page_token": q.PageToken} {
+	for k, s := range map[string]string{"workflow": q.Workflow, "status": q.Status, "triggered_by": q.TriggeredBy,
+		"id_prefix": q.IDPrefix, "page_token": q.PageToken} {
 		if s != "" {
 			v.Set(k, s)
 		}
@@ -223,28 +225,49 @@ func (c *Client) control(ctx context.Context, id, action, reason string) (Contro
 }
 
 // FollowRun calls fn with each event of a run, in order, from the start (or after the stream
-// sequence after), until the run's run.finished has been delivered and the server's database has
-// the end (nil), fn returns an error, or ctx ends. A dropped connection is resumed where it stopped, with no gap and no repeat.
+// sequence after), until the stream's end, which comes after run.finished once the server's
+// database has it (nil), fn returns an error, or ctx ends. A dropped connection is resumed where
+// it stopped, with no gap and no repeat.
 func (c *Client) FollowRun(ctx context.Context, id string, after uint64, fn func(event.Event) error) error {
-	path := "/api/v1/runs/" + url.PathEscape(id) + "/events"
+	return c.follow(ctx, "/api/v1/runs/"+url.PathEscape(id)+"/events", after, func(seq uint64, _ string, data []byte) error {
+		var e event.Event
+		if err := json.Unmarshal(data, &e); err != nil {
+			return fmt.Errorf("an event of run %s: %w", id, err)
+		}
+		e.Seq = seq
+		return fn(e)
+	})
+}
+
+// EndEvent is the name of the event that ends a finite stream (a run's events, a run's logs).
+const EndEvent = "end"
+
+// stopError is the callback's error, which ends the following.
+type stopError struct{ err error }
+
+func (e *stopError) Error() string { return e.err.Error() }
+
+// follow reads an event stream until its end event, resuming after a dropped connection with
+// Last-Event-ID; handle gets each other event.
+func (c *Client) follow(ctx context.Context, path string, after uint64, handle func(id uint64, name string, data []byte) error) error {
 	failures := 0
 	for {
-		finished, last, err := c.stream(ctx, path, after, fn)
-		if finished || ctx.Err() != nil {
+		ended, last, err := c.stream(ctx, path, after, handle)
+		if ended || ctx.Err() != nil {
 			return ctx.Err()
 		}
 		var p *Problem
 		var stop *stopError
-		if errors.As(err, &stop) {
+		switch {
+		case errors.As(err, &stop):
 			return stop.err
-		}
-		if errors.As(err, &p) {
+		case errors.As(err, &p):
 			return err
 		}
 		if last > after {
 			after, failures = last, 0
 		} else if failures++; failures > 5 {
-			return fmt.Errorf("following run %s: %w", id, err)
+			return fmt.Errorf("following %s: %w", path, err)
 		}
 		t := time.NewTimer(time.Duration(failures) * 200 * time.Millisecond)
 		select {
@@ -256,13 +279,8 @@ func (c *Client) FollowRun(ctx context.Context, id string, after uint64, fn func
 	}
 }
 
-// stopError is the callback's error, which ends the following.
-type stopError struct{ err error }
-
-func (e *stopError) Error() string { return e.err.Error() }
-
 // stream reads one connection of an event stream.
-func (c *Client) stream(ctx context.Context, path string, after uint64, fn func(event.Event) error) (finished bool, last uint64, err error) {
+func (c *Client) stream(ctx context.Context, path string, after uint64, handle func(uint64, string, []byte) error) (ended bool, last uint64, err error) {
 	last = after
 	req, err := http.NewRequestWithContext(ctx, "GET", c.base+path, nil)
 	if err != nil {
@@ -291,30 +309,26 @@ func (c *Client) stream(ctx context.Context, path string, after uint64, fn func(
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(make([]byte, 64<<10), 32<<20)
 	var id uint64
+	var name string
 	var data []byte
 	for sc.Scan() {
 		line := sc.Bytes()
 		switch {
 		case len(line) == 0:
-			if data == nil {
-				continue
-			}
-			var e event.Event
-			if err := json.Unmarshal(data, &e); err != nil {
-				return false, last, fmt.Errorf("an event of %s: %w", path, err)
-			}
-			e.Seq, last, data = id, id, nil
-			if err := fn(e); err != nil {
-				return false, last, &stopError{err}
-			}
-			if e.Type == event.TypeRunFinished {
-				// The server ends the stream once its database has the end too: wait for that, so
-				// that a read of the run after this sees it.
-				_, _ = io.Copy(io.Discard, res.Body)
+			if name == EndEvent {
 				return true, last, nil
 			}
+			if data != nil {
+				if err := handle(id, name, data); err != nil {
+					return false, last, &stopError{err}
+				}
+				last = id
+			}
+			name, data = "", nil
 		case bytes.HasPrefix(line, []byte("id: ")):
 			id, _ = strconv.ParseUint(string(line[4:]), 10, 64)
+		case bytes.HasPrefix(line, []byte("event: ")):
+			name = string(line[7:])
 		case bytes.HasPrefix(line, []byte("data: ")):
 			data = append([]byte(nil), line[6:]...)
 		}
@@ -323,4 +337,24 @@ func (c *Client) stream(ctx context.Context, path string, after uint64, fn func(
 		return false, last, err
 	}
 	return false, last, io.ErrUnexpectedEOF
+}
+
+// LogBatch is a batch of log lines of one attempt, as the log stream sends them.
+type LogBatch = event.LogBatch
+
+// FollowLogs calls fn with each log batch of a run (of one task when task is set), those stored
+// so far and then the new ones, until the run has ended and every line has been delivered (nil),
+// fn returns an error, or ctx ends. A dropped connection is resumed where it stopped.
+func (c *Client) FollowLogs(ctx context.Context, id, task string, fn func(LogBatch) error) error {
+	path := "/api/v1/runs/" + url.PathEscape(id) + "/logs/stream"
+	if task != "" {
+		path += "?task=" + url.QueryEscape(task)
+	}
+	return c.follow(ctx, path, 0, func(_ uint64, _ string, data []byte) error {
+		var b LogBatch
+		if err := json.Unmarshal(data, &b); err != nil {
+			return fmt.Errorf("a log batch of run %s: %w", id, err)
+		}
+		return fn(b)
+	})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/httpapi"
 	"github.com/ork-go/ork/pkg/store"
 )
 
@@ -22,20 +23,16 @@ import (
 // dead client is noticed.
 const heartbeatInterval = 15 * time.Second
 
-// runEvents streams one run's events and ends after its run.finished, once the database has it
-// too (so that a client reading the run when the stream ends reads its end).
+// runEvents streams one run's events and ends with its run.finished, sent once the database has
+// it too (so that a client reading the run then reads its end).
 func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	after, ok := lastEventID(w, r)
 	if !ok {
 		return
 	}
-	if _, err := s.store.RunGet(r.Context(), store.RunGetParams{ID: id}); errors.Is(err, store.ErrNotFound) {
-		// Not recorded yet is fine when the cluster knows it (a run triggered a moment ago).
-		if known, kerr := s.client.Known(r.Context(), id, client.KnownWithinDefault); kerr != nil || !known {
-			writeProblem(w, r, probNotFound, "no run "+strconv.Quote(id))
-			return
-		}
+	if !s.runKnown(w, r, id) {
+		return
 	}
 	s.stream(w, r, client.FollowParams{RunID: id, AfterSeq: after}, true)
 }
@@ -82,18 +79,9 @@ func lastEventID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 	return n, true
 }
 
-// stream writes events as they come. With untilFinished it ends after run.finished.
+// stream writes a run's events (or every run's) as they come. With untilFinished it ends after
+// run.finished, once the database has it.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, p client.FollowParams, untilFinished bool) {
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		writeProblem(w, r, probInternal, "this connection cannot stream")
-		return
-	}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	stopOnShutdown := context.AfterFunc(s.streams, cancel)
-	defer stopOnShutdown()
-
 	// The recorder's notice is watched before the first event, so it cannot be missed.
 	var recorded *client.Recorded
 	if untilFinished {
@@ -104,13 +92,55 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, p client.FollowP
 		}
 		defer func() { _ = recorded.Close() }()
 	}
-	events := make(chan event.Event, 256)
+	pump(s, w, r, func(ctx context.Context, emit func(event.Event) error) error {
+		return s.client.FollowFrom(ctx, p, emit)
+	}, func(ctx context.Context, e event.Event) (sseMsg, bool) {
+		if e.Type == event.TypeRunSubmitted {
+			e.Plan = nil // the list of runs needs who and what, not the whole workflow
+		}
+		data, err := json.Marshal(&e)
+		if err != nil {
+			return sseMsg{}, false
+		}
+		end := untilFinished && e.Type == event.TypeRunFinished
+		if end {
+			// Sent once the database has it, so a client that reads the run on seeing it sees it.
+			s.awaitRecorded(ctx, p.RunID, recorded)
+		}
+		return sseMsg{id: e.Seq, name: e.Type, data: data, last: end}, true
+	})
+}
+
+// sseMsg is one Server-Sent Event; last ends the stream after it.
+type sseMsg struct {
+	id   uint64
+	name string
+	data []byte
+	last bool
+}
+
+// pump runs follow, which emits items, and writes each as an event (encode says what it is, or
+// false to skip it), with a heartbeat while idle, until follow ends, an item is the last, the
+// client goes away or the server shuts down.
+func pump[T any](s *Server, w http.ResponseWriter, r *http.Request, follow func(context.Context, func(T) error) error,
+	encode func(context.Context, T) (sseMsg, bool)) {
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeProblem(w, r, probInternal, "this connection cannot stream")
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stopOnShutdown := context.AfterFunc(s.streams, cancel)
+	defer stopOnShutdown()
+
+	items := make(chan T, 256)
 	followErr := make(chan error, 1)
 	go func() {
-		defer close(events)
-		followErr <- s.client.FollowFrom(ctx, p, func(e event.Event) error {
+		defer close(items)
+		followErr <- follow(ctx, func(it T) error {
 			select {
-			case events <- e:
+			case items <- it:
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()
@@ -137,28 +167,74 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, p client.FollowP
 				return
 			}
 			flusher.Flush()
-		case e, open := <-events:
+		case it, open := <-items:
 			if !open {
-				if err := <-followErr; err != nil && ctx.Err() == nil {
+				err := <-followErr
+				if err != nil && ctx.Err() == nil {
 					s.log.Warn("event stream ended", zapPath(r), zapErr(err))
+				}
+				if err == nil {
+					endStream(w, flusher)
 				}
 				return
 			}
-			if e.Type == event.TypeRunSubmitted {
-				e.Plan = nil // the list of runs needs who and what, not the whole workflow
-			}
-			data, err := json.Marshal(&e)
-			if err != nil {
+			m, ok := encode(ctx, it)
+			if !ok {
 				continue
 			}
-			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, data); err != nil {
+			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", m.id, m.name, m.data); err != nil {
 				return
 			}
 			flusher.Flush()
-			if untilFinished && e.Type == event.TypeRunFinished {
-				s.awaitRecorded(ctx, p.RunID, recorded)
+			if m.last {
+				endStream(w, flusher)
 				return
 			}
 		}
 	}
+}
+
+// runLogStream streams a run's log batches (of one task with ?task=) as events named "log", the
+// ORK_LOGS sequence as id: those stored so far, then the new ones as the tasks print them. It ends
+// once the run has ended and every line has been sent.
+func (s *Server) runLogStream(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	after, ok := lastEventID(w, r)
+	if !ok {
+		return
+	}
+	if !s.runKnown(w, r, id) {
+		return
+	}
+	type batch struct {
+		seq uint64
+		b   event.LogBatch
+	}
+	task := r.URL.Query().Get("task")
+	pump(s, w, r, func(ctx context.Context, emit func(batch) error) error {
+		return s.client.FollowLogs(ctx, client.LogsParams{RunID: id, Task: task, AfterSeq: after},
+			func(seq uint64, b event.LogBatch) error { return emit(batch{seq, b}) })
+	}, func(_ context.Context, b batch) (sseMsg, bool) {
+		data, err := json.Marshal(&b.b)
+		return sseMsg{id: b.seq, name: "log", data: data}, err == nil
+	})
+}
+
+// endStream sends the event that ends a finite stream: the client knows it is complete and does
+// not reconnect.
+func endStream(w http.ResponseWriter, flusher http.Flusher) {
+	_, _ = fmt.Fprint(w, "event: "+httpapi.EndEvent+"\ndata: {}\n\n")
+	flusher.Flush()
+}
+
+// runKnown answers 404 itself unless the run is in the database or, triggered a moment ago, known
+// to the cluster.
+func (s *Server) runKnown(w http.ResponseWriter, r *http.Request, id string) bool {
+	if _, err := s.store.RunGet(r.Context(), store.RunGetParams{ID: id}); errors.Is(err, store.ErrNotFound) {
+		if known, kerr := s.client.Known(r.Context(), id, client.KnownWithinDefault); kerr != nil || !known {
+			writeProblem(w, r, probNotFound, "no run "+strconv.Quote(id))
+			return false
+		}
+	}
+	return true
 }

@@ -32,6 +32,7 @@ var apiRoutes = []route{
 	{"POST", "/api/v1/runs/{id}/resume", ScopeSubmit, (*Server).resumeRun, false},
 	{"GET", "/api/v1/runs/{id}/logs", ScopeRead, (*Server).runLogs, false},
 	{"GET", "/api/v1/runs/{id}/events", ScopeRead, (*Server).runEvents, true},
+	{"GET", "/api/v1/runs/{id}/logs/stream", ScopeRead, (*Server).runLogStream, true},
 	{"GET", "/api/v1/events", ScopeRead, (*Server).allEvents, true},
 }
 

@@ -96,7 +96,8 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, probBadRequest, "unknown status "+strconv.Quote(status)+": want pending, running, paused, success, failed or cancelled")
 		return
 	}
-	runs, err := s.store.RunList(r.Context(), store.RunListParams{Workflow: q.Get("workflow"), Status: status, Limit: size})
+	runs, err := s.store.RunList(r.Context(), store.RunListParams{Workflow: q.Get("workflow"), Status: status,
+		IDPrefix: q.Get("id_prefix"), Limit: size})
 	if err != nil {
 		s.internal(w, r, err)
 		return

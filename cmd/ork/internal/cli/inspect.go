@@ -226,6 +226,9 @@ func newLogsCmd() *cobra.Command {
 		db      string
 		attempt int
 		asJSON  bool
+		follow  bool
+		api     apiFlags
+		nats    natsFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "logs RUN_ID [TASK]",
@@ -236,54 +239,77 @@ attempt 2, "task! | line" for stderr. With --json, one JSON object per line:
 
 ` + runRefHelp,
 		Args: rangeArgs(1, 2),
-		RunE: withStore(&db, func(ctx context.Context, st store.Store, out io.Writer, args []string) error {
-			runID, err := resolveRunRef(ctx, st, args[0])
-			if err != nil {
-				return err
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if follow {
+				task := ""
+				if len(args) == 2 {
+					task = args[1]
+				}
+				return followLogs(cmd.Context(), cmd.OutOrStdout(), args[0], task, logsFollow{api: &api, nats: &nats, attempt: attempt, json: asJSON})
 			}
-			p := store.LogListParams{RunID: runID}
-			if len(args) == 2 {
-				p.Task = args[1]
-				tasks, err := st.TaskList(ctx, store.TaskListParams{RunID: runID})
-				if err != nil {
-					return err
-				}
-				if !slices.ContainsFunc(tasks, func(t store.Task) bool { return t.Name == p.Task }) {
-					return fmt.Errorf("run %s has no task %s (ork tasks %s lists them)", runID, p.Task, runID)
-				}
-			}
-			lines, err := st.LogList(ctx, p)
-			if err != nil {
-				return err
-			}
-			enc := json.NewEncoder(out)
-			for _, l := range lines {
-				if attempt > 0 && l.Attempt != attempt {
-					continue
-				}
-				if asJSON {
-					err := enc.Encode(logJSON{RunID: l.RunID, Task: l.Task, Attempt: l.Attempt, Seq: l.Seq, Stream: l.Stream, Line: l.Line, Time: l.Time.UTC()})
-					if err != nil {
-						return err
-					}
-					continue
-				}
-				prefix := l.Task
-				if l.Attempt > 1 {
-					prefix = fmt.Sprintf("%s#%d", l.Task, l.Attempt)
-				}
-				if l.Stream == "stderr" {
-					prefix += "!"
-				}
-				fmt.Fprintf(out, "%s | %s\n", prefix, l.Line)
-			}
-			return nil
-		}),
+			return withStore(&db, printStoredLogs(&attempt, &asJSON))(cmd, args)
+		},
 	}
 	addDBFlag(cmd, &db)
+	addAPIFlags(cmd, &api)
+	addNATSFlags(cmd, &nats, "with -f, the cluster's NATS URL")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the run live until it ends (on a server, or a cluster with --nats): the lines so far, then each as it is printed")
 	cmd.Flags().IntVar(&attempt, "attempt", 0, "only this attempt (default: all)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per line")
 	return cmd
+}
+
+// printStoredLogs prints the lines the database holds.
+func printStoredLogs(attemptFlag *int, asJSONFlag *bool) func(ctx context.Context, st store.Store, out io.Writer, args []string) error {
+	return func(ctx context.Context, st store.Store, out io.Writer, args []string) error {
+		attempt, asJSON := *attemptFlag, *asJSONFlag
+		runID, err := resolveRunRef(ctx, st, args[0])
+		if err != nil {
+			return err
+		}
+		p := store.LogListParams{RunID: runID}
+		if len(args) == 2 {
+			p.Task = args[1]
+			tasks, err := st.TaskList(ctx, store.TaskListParams{RunID: runID})
+			if err != nil {
+				return err
+			}
+			if !slices.ContainsFunc(tasks, func(t store.Task) bool { return t.Name == p.Task }) {
+				return fmt.Errorf("run %s has no task %s (ork tasks %s lists them)", runID, p.Task, runID)
+			}
+		}
+		lines, err := st.LogList(ctx, p)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(out)
+		for _, l := range lines {
+			if attempt > 0 && l.Attempt != attempt {
+				continue
+			}
+			if err := printLogLine(out, enc, asJSON, logJSON{RunID: l.RunID, Task: l.Task, Attempt: l.Attempt, Seq: l.Seq, Stream: l.Stream, Line: l.Line, Time: l.Time.UTC()}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// printLogLine prints one line as `ork logs` does: "task | line", "task#2 | line" for attempt 2,
+// "task! | line" for stderr, or one JSON object.
+func printLogLine(out io.Writer, enc *json.Encoder, asJSON bool, l logJSON) error {
+	if asJSON {
+		return enc.Encode(l)
+	}
+	prefix := l.Task
+	if l.Attempt > 1 {
+		prefix = fmt.Sprintf("%s#%d", l.Task, l.Attempt)
+	}
+	if l.Stream == "stderr" {
+		prefix += "!"
+	}
+	_, err := fmt.Fprintf(out, "%s | %s\n", prefix, l.Line)
+	return err
 }
 
 // logJSON is one line of `ork logs --json`.

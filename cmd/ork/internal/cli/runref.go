@@ -28,33 +28,63 @@ const (
 // resolveRunRef returns the id of the run ref names in st: latest, a whole run id, or a prefix of
 // at least runIDPrefixMin characters that only one run's id starts with.
 func resolveRunRef(ctx context.Context, st store.Store, ref string) (string, error) {
+	return resolveRunRefIn(ctx, storeRuns{st}, ref)
+}
+
+// runFinder is where runs are looked up: a database, or a server's API.
+type runFinder interface {
+	// exists reports whether a run of this id exists.
+	exists(ctx context.Context, id string) (bool, error)
+	// newest lists up to limit runs, newest first, whose id starts with prefix ("" for any).
+	newest(ctx context.Context, prefix string, limit int) ([]store.Run, error)
+	where() string
+}
+
+type storeRuns struct{ st store.Store }
+
+func (s storeRuns) exists(ctx context.Context, id string) (bool, error) {
+	_, err := s.st.RunGet(ctx, store.RunGetParams{ID: id})
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (s storeRuns) newest(ctx context.Context, prefix string, limit int) ([]store.Run, error) {
+	return s.st.RunList(ctx, store.RunListParams{IDPrefix: prefix, Limit: limit})
+}
+
+func (storeRuns) where() string { return "this database" }
+
+// resolveRunRefIn is resolveRunRef over any finder.
+func resolveRunRefIn(ctx context.Context, f runFinder, ref string) (string, error) {
 	if ref == runRefLatest {
-		runs, err := st.RunList(ctx, store.RunListParams{Limit: 1})
+		runs, err := f.newest(ctx, "", 1)
 		if err != nil {
 			return "", fmt.Errorf("finding the latest run: %w", err)
 		}
 		if len(runs) == 0 {
-			return "", errors.New("no runs in this database yet, so no latest run (ork run FILE starts one)")
+			return "", fmt.Errorf("no runs in %s yet, so no latest run (ork run FILE starts one)", f.where())
 		}
 		return runs[0].ID, nil
 	}
-	_, err := st.RunGet(ctx, store.RunGetParams{ID: ref})
-	if err == nil {
+	ok, err := f.exists(ctx, ref)
+	if err != nil {
+		return "", fmt.Errorf("reading run %s: %w", ref, err)
+	}
+	if ok {
 		return ref, nil
 	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return "", runNotFound(ref, err)
-	}
 	if len(ref) < runIDPrefixMin {
-		return "", fmt.Errorf("no run %s in this database; a prefix of a run id needs at least %d characters (ork status lists the recent runs)", ref, runIDPrefixMin)
+		return "", fmt.Errorf("no run %s in %s; a prefix of a run id needs at least %d characters (ork status lists the recent runs)", ref, f.where(), runIDPrefixMin)
 	}
-	runs, err := st.RunList(ctx, store.RunListParams{IDPrefix: ref, Limit: runRefCandidatesShown + 1})
+	runs, err := f.newest(ctx, ref, runRefCandidatesShown+1)
 	if err != nil {
 		return "", fmt.Errorf("finding the runs whose id starts with %s: %w", ref, err)
 	}
 	switch len(runs) {
 	case 0:
-		return "", runNotFound(ref, store.ErrNotFound)
+		return "", fmt.Errorf("no run %s in %s (ork status lists the recent runs)", ref, f.where())
 	case 1:
 		return runs[0].ID, nil
 	}

@@ -111,3 +111,28 @@ func serverDir(info *serve.Info, dir string) (string, error) {
 }
 
 var errNoServer = errors.New("no server")
+
+// apiRuns finds runs through a server's API.
+type apiRuns struct{ api *httpapi.Client }
+
+func (a apiRuns) exists(ctx context.Context, id string) (bool, error) {
+	_, err := a.api.Run(ctx, id)
+	if httpapi.IsProblem(err, "not-found") {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (a apiRuns) newest(ctx context.Context, prefix string, limit int) ([]store.Run, error) {
+	page, err := a.api.Runs(ctx, httpapi.RunsQuery{IDPrefix: prefix, PageSize: limit})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Run, len(page.Runs))
+	for i, r := range page.Runs {
+		out[i] = store.Run{ID: r.RunID, Workflow: r.Workflow, CreatedAt: r.CreatedAt}
+	}
+	return out, nil
+}
+
+func (a apiRuns) where() string { return "the server at " + a.api.Base() }
