@@ -41,6 +41,10 @@ type SubmitParams struct {
 	// Params are the run's parameter values by name; the plan's defaults fill the others. They are
 	// checked against the declared types before anything is published: a *workflow.ParamError.
 	Params map[string]json.RawMessage
+
+	// rerunOf and reuse make the run a rerun (Rerun).
+	rerunOf string
+	reuse   map[string]json.RawMessage
 }
 
 // SubmitRunID returns the run id Submit will use for p.
@@ -77,6 +81,7 @@ func (c *Client) submit(ctx context.Context, p SubmitParams) (string, bool, erro
 	runID := SubmitRunID(p)
 	e := event.New(event.TypeRunSubmitted, runID, "", 0)
 	e.Params = params
+	e.RerunOf, e.Reuse = p.rerunOf, p.reuse
 	e.Workflow = p.Plan.Name
 	e.Plan = p.Plan
 	e.IdempotencyKey = p.IdempotencyKey

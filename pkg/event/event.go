@@ -122,6 +122,7 @@ const (
 	ReasonMaxDeliveries  = "max_deliveries"  // the dispatch was delivered too many times
 	ReasonCancelled      = "cancelled"       // the run was cancelled
 	ReasonStalled        = "stalled"         // the run had nothing in flight and could not be re-driven
+	ReasonReused         = "reused"          // a rerun took the task's output from the run it reruns (attempt 0: it did not run)
 )
 
 // Event is the envelope of everything on ORK_EVENTS. Fields beyond the identity are set per type.
@@ -143,6 +144,10 @@ type Event struct {
 	// Params are the run's parameters (run.submitted only): a JSON object with a value for every
 	// parameter the plan declares, checked by the submitter (workflow.Plan.BindParams).
 	Params json.RawMessage `json:"params,omitempty"`
+	// RerunOf is the run this one reruns (run.submitted only): Reuse holds, by task name, the
+	// outputs of that run's tasks that are not run again; the scheduler counts them as succeeded.
+	RerunOf string                     `json:"rerun_of,omitempty"`
+	Reuse   map[string]json.RawMessage `json:"reuse,omitempty"`
 
 	// Status is the final status on run.finished.
 	Status string `json:"status,omitempty"`

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 )
@@ -41,10 +42,21 @@ func checkSizes(e *Event) error {
 		{"error", len(e.Error), MaxErrorBytes},
 		{"output", len(e.Output), MaxOutputBytes},
 		{"params", len(e.Params), MaxOutputBytes},
+		{"rerun_of", len(e.RerunOf), MaxIDBytes},
+		{"reuse", reuseSize(e.Reuse), MaxOutputBytes},
 	} {
 		if f.size > f.max {
 			return fmt.Errorf("field %s is %s bytes, over its limit of %s", f.name, strconv.Itoa(f.size), strconv.Itoa(f.max))
 		}
 	}
 	return nil
+}
+
+// reuseSize is the bytes of a rerun's reused outputs, names included.
+func reuseSize(m map[string]json.RawMessage) int {
+	n := 0
+	for k, v := range m {
+		n += len(k) + len(v)
+	}
+	return n
 }

@@ -310,9 +310,39 @@ func (a *applier) dispatch(i, attempt int, notBefore *time.Time) {
 func (a *applier) submit() {
 	a.st.Status = RunActive
 	a.event(event.TypeRunStarted, "", 0).Workflow = a.g.Plan.Name
-	for _, r := range a.g.roots {
-		a.dispatch(int(r), 1, nil)
+	if len(a.g.reuse) == 0 {
+		for _, r := range a.g.roots {
+			a.dispatch(int(r), 1, nil)
+		}
+		return
 	}
+	// A rerun: the reused tasks are succeeded at attempt 0, with the outputs of the run it reruns;
+	// every other task whose dependencies are all reused starts.
+	for i := range a.g.Len() {
+		out, ok := a.g.reuse[i]
+		if !ok {
+			continue
+		}
+		a.st.set(i, TaskState{Status: TaskSucceeded})
+		a.st.Remaining--
+		if a.g.referenced[i] {
+			a.cmds.Outputs = append(a.cmds.Outputs, Output{Task: i, Value: out})
+		}
+		a.reused(i)
+	}
+	ensureWaiting(a.g, a.st)
+	for i := range a.g.Len() {
+		if a.st.Tasks[i].Status == TaskPending && a.st.waiting[i] == 0 {
+			a.dispatch(i, 1, nil)
+		}
+	}
+}
+
+// reused publishes the success of reused task i: attempt 0, reason reused, its reused output.
+func (a *applier) reused(i int) {
+	e := a.event(event.TypeTaskSucceeded, a.g.Task(i).Name, 0)
+	e.Reason = event.ReasonReused
+	e.Output = a.g.reuse[i]
 }
 
 func (a *applier) succeed(i int) {
@@ -546,9 +576,33 @@ func Replay(g *Graph, st *RunState, ev *event.Event, now time.Time, p Policy) Co
 			return Commands{Outcome: Duplicate}
 		}
 		a.event(event.TypeRunStarted, "", 0).Workflow = g.Plan.Name
-		for _, r := range g.roots {
-			if st.Tasks[r] == (TaskState{Status: TaskDispatched, Attempt: 1}) {
-				redispatch(int(r), nil)
+		if len(g.reuse) == 0 {
+			for _, r := range g.roots {
+				if st.Tasks[r] == (TaskState{Status: TaskDispatched, Attempt: 1}) {
+					redispatch(int(r), nil)
+				}
+			}
+			break
+		}
+		// A rerun: what submit did, from the state: the reused tasks' successes, and the first
+		// attempts of the tasks that only depend on reused ones.
+		for i := range g.Len() {
+			if _, ok := g.reuse[i]; ok && st.Tasks[i] == (TaskState{Status: TaskSucceeded}) {
+				a.reused(i)
+			}
+		}
+		for i := range g.Len() {
+			if st.Tasks[i] != (TaskState{Status: TaskDispatched, Attempt: 1}) {
+				continue
+			}
+			onlyReused := true
+			for _, d := range g.deps[i] {
+				if _, ok := g.reuse[int(d)]; !ok {
+					onlyReused = false
+				}
+			}
+			if onlyReused {
+				redispatch(i, nil)
 			}
 		}
 	case event.TypeTaskSucceeded:

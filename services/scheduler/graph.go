@@ -20,6 +20,40 @@ type Graph struct {
 	referenced []bool
 	// params are the run's parameter values by name (a Graph is one run's), for params.* refs.
 	params map[string]json.RawMessage
+	// reuse holds, by task position, the outputs a rerun takes from the run it reruns: those tasks
+	// do not run, they count as succeeded (at attempt 0).
+	reuse map[int]json.RawMessage
+}
+
+// bindReuse checks a rerun's reused outputs against the plan: every name a task, and every
+// dependency of a reused task reused too (a task that runs again makes what depends on it run
+// again). It keeps them for the run.
+func (g *Graph) bindReuse(reuse map[string]json.RawMessage) error {
+	g.reuse = nil
+	if len(reuse) == 0 {
+		return nil
+	}
+	g.reuse = make(map[int]json.RawMessage, len(reuse))
+	for name, out := range reuse {
+		i, ok := g.index[name]
+		if !ok {
+			return fmt.Errorf("the rerun reuses the output of %q, which is not a task of the workflow", name)
+		}
+		if len(out) == 0 {
+			out = json.RawMessage("null")
+		} else if !json.Valid(out) {
+			return fmt.Errorf("the rerun's output of %q is not JSON", name)
+		}
+		g.reuse[i] = out
+	}
+	for i := range g.reuse {
+		for _, d := range g.deps[i] {
+			if _, ok := g.reuse[int(d)]; !ok {
+				return fmt.Errorf("the rerun reuses the output of %q, but it depends on %q, which runs again", g.Task(i).Name, g.Task(int(d)).Name)
+			}
+		}
+	}
+	return nil
 }
 
 // bindParams checks the run's parameters (the submission's JSON object, or nothing) against the

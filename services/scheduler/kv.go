@@ -186,7 +186,10 @@ func (s *Service) initRun(ctx context.Context, e *runEntry, ev *event.Event) err
 	if err != nil {
 		return &invalidPlanError{err}
 	}
-	data, err := json.Marshal(storedPlan{Plan: ev.Plan, RunParams: params})
+	if err := g.bindReuse(ev.Reuse); err != nil {
+		return &invalidPlanError{err}
+	}
+	data, err := json.Marshal(storedPlan{Plan: ev.Plan, RunParams: params, Reuse: ev.Reuse})
 	if err != nil {
 		return fmt.Errorf("encoding plan: %w", err)
 	}
@@ -212,6 +215,8 @@ func (s *Service) initRun(ctx context.Context, e *runEntry, ev *event.Event) err
 type storedPlan struct {
 	*workflow.Plan
 	RunParams json.RawMessage `json:"run_params,omitempty"`
+	// Reuse is a rerun's reused outputs by task name.
+	Reuse map[string]json.RawMessage `json:"reuse,omitempty"`
 }
 
 func decodeGraph(data []byte) (*Graph, error) {
@@ -224,6 +229,9 @@ func decodeGraph(data []byte) (*Graph, error) {
 		return nil, err
 	}
 	if _, err := g.bindParams(sp.RunParams); err != nil {
+		return nil, err
+	}
+	if err := g.bindReuse(sp.Reuse); err != nil {
 		return nil, err
 	}
 	return g, nil
