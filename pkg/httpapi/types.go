@@ -200,3 +200,20 @@ func DetailOf(r client.Registered) WorkflowDetail {
 	}
 	return d
 }
+
+// RerunRequest is the body of POST /runs/{id}/rerun.
+type RerunRequest struct {
+	Mode   string `json:"mode"`    // "all" (default) or "failed"
+	DryRun bool   `json:"dry_run"` // only say what would run
+}
+
+// Rerun answers a rerun: the new run (none for a dry run), what it runs and what it reuses.
+type Rerun struct {
+	RunID   string   `json:"run_id,omitempty"`
+	RerunOf string   `json:"rerun_of"`
+	Mode    string   `json:"mode"`
+	Run     []string `json:"run"`    // the tasks that run again, in plan order
+	Reused  []string `json:"reused"` // the tasks whose outputs are taken from the run rerun
+	DryRun  bool     `json:"dry_run"`
+	URL     string   `json:"url,omitempty"`
+}

@@ -30,6 +30,7 @@ var apiRoutes = []route{
 	{"POST", "/api/v1/runs/{id}/cancel", ScopeSubmit, (*Server).cancelRun, false},
 	{"POST", "/api/v1/runs/{id}/pause", ScopeSubmit, (*Server).pauseRun, false},
 	{"POST", "/api/v1/runs/{id}/resume", ScopeSubmit, (*Server).resumeRun, false},
+	{"POST", "/api/v1/runs/{id}/rerun", ScopeSubmit, (*Server).rerunRun, false},
 	{"GET", "/api/v1/runs/{id}/logs", ScopeRead, (*Server).runLogs, false},
 	{"GET", "/api/v1/runs/{id}/events", ScopeRead, (*Server).runEvents, true},
 	{"GET", "/api/v1/runs/{id}/logs/stream", ScopeRead, (*Server).runLogStream, true},

@@ -254,7 +254,12 @@ func checkEvent(e *event.Event) error {
 		if !event.IsTerminalRun(e.Status) {
 			return fmt.Errorf("run.finished with non-final status %q", e.Status)
 		}
-	case event.TypeTaskDispatched, event.TypeTaskStarted, event.TypeTaskSucceeded, event.TypeTaskFailed:
+	case event.TypeTaskSucceeded:
+		// A rerun's reused task succeeds at attempt 0: it did not run (reason reused).
+		if e.Task == "" || e.Attempt < 1 && !(e.Attempt == 0 && e.Reason == event.ReasonReused) {
+			return fmt.Errorf("%s without task or attempt", e.Type)
+		}
+	case event.TypeTaskDispatched, event.TypeTaskStarted, event.TypeTaskFailed:
 		if e.Task == "" || e.Attempt < 1 {
 			return fmt.Errorf("%s without task or attempt", e.Type)
 		}
