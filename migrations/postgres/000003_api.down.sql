@@ -1,3 +1,9 @@
+DROP INDEX workflow_versions_workflow_created_at_idx;
+CREATE INDEX workflow_versions_workflow_idx ON workflow_versions (workflow_id);
+ALTER TABLE workflows DROP COLUMN registered_by;
+ALTER TABLE workflows DROP COLUMN registered_at;
+ALTER TABLE workflows DROP COLUMN registered_rev;
+ALTER TABLE workflows DROP COLUMN registered;
 DROP TABLE IF EXISTS api_tokens;
 DROP INDEX runs_workflow_created_at_id_idx;
 DROP INDEX runs_created_at_id_idx;

@@ -19,3 +19,15 @@ CREATE TABLE api_tokens (
     revoked_at   TIMESTAMPTZ,
     last_used_at TIMESTAMPTZ
 );
+
+-- The mirror of the workflow registry (the ork_workflows KV bucket): whether the registry holds the
+-- workflow now, and the KV revision, time and author of the last change applied. A change applies
+-- only when its revision is greater than registered_rev (see pkg/store).
+ALTER TABLE workflows ADD COLUMN registered     BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE workflows ADD COLUMN registered_rev BIGINT  NOT NULL DEFAULT 0;
+ALTER TABLE workflows ADD COLUMN registered_at  TIMESTAMPTZ;
+ALTER TABLE workflows ADD COLUMN registered_by  TEXT    NOT NULL DEFAULT '';
+
+-- A workflow's versions are listed newest first.
+DROP INDEX workflow_versions_workflow_idx;
+CREATE INDEX workflow_versions_workflow_created_at_idx ON workflow_versions (workflow_id, created_at DESC, hash COLLATE "C");

@@ -1,3 +1,8 @@
+DROP INDEX workflow_versions_workflow_created_at;
+ALTER TABLE workflows DROP COLUMN registered_by;
+ALTER TABLE workflows DROP COLUMN registered_at;
+ALTER TABLE workflows DROP COLUMN registered_rev;
+ALTER TABLE workflows DROP COLUMN registered;
 DROP TABLE IF EXISTS api_tokens;
 DROP INDEX runs_workflow_created_at_id;
 DROP INDEX runs_created_at_id;

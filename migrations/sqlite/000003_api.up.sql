@@ -19,3 +19,14 @@ CREATE TABLE api_tokens (
     revoked_at   TEXT,
     last_used_at TEXT
 );
+
+-- The mirror of the workflow registry (the ork_workflows KV bucket): whether the registry holds the
+-- workflow now (0/1), and the KV revision, time and author of the last change applied. A change
+-- applies only when its revision is greater than registered_rev (see pkg/store).
+ALTER TABLE workflows ADD COLUMN registered     INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workflows ADD COLUMN registered_rev INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workflows ADD COLUMN registered_at  TEXT;
+ALTER TABLE workflows ADD COLUMN registered_by  TEXT    NOT NULL DEFAULT '';
+
+-- A workflow's versions are listed newest first.
+CREATE INDEX workflow_versions_workflow_created_at ON workflow_versions (workflow_id, created_at DESC, hash);

@@ -8,10 +8,24 @@
 // Write semantics (ApplyBatch), identical in every implementation:
 //   - A batch is applied in ONE transaction: all of it or none of it.
 //   - Every write is an idempotent upsert: applying the same batch twice leaves the same state.
-//   - run.submitted inserts the workflow (by name; description and current version updated), its
-//     version (by content hash, with the plan JSON), the workflow_tasks of that version, the run
-//     (status pending) and one task row per plan task (status pending, attempt 0). A second
-//     submission of the same run id or idempotency key changes nothing.
+//   - Registrations mirror the workflow registry (the ork_workflows KV bucket: one key per workflow
+//     name, its value the current plan, every change a new revision) and are applied before the
+//     batch's events. A registration applies only when its Revision is greater than the one the
+//     workflow holds (0 when it never was registered; KV revisions start at 1), so a replayed or
+//     older one changes nothing, whatever the order they arrive in; several of one name in a batch
+//     apply as if one by one, in batch order. A registration with a plan upserts the workflow by
+//     name (description, schedule, current hash = the plan's hash, updated_at moved forward to
+//     AppliedAt), inserts its version and the version's workflow_tasks when the hash is new (as
+//     run.submitted does), and marks the workflow registered. A deletion (no plan) marks it not
+//     registered and changes nothing else: the row, its versions and runs stay. Both record the
+//     revision, AppliedAt and AppliedBy. A deletion of a workflow the store does not know inserts it,
+//     not registered and without a version, so that an older registration arriving later is still
+//     ignored.
+//   - run.submitted inserts the workflow (by name; description and current version updated unless
+//     the workflow is registered: then the registry says what is current), its version (by content
+//     hash, with the plan JSON), the workflow_tasks of that version, the run (status pending) and one
+//     task row per plan task (status pending, attempt 0). It never changes a workflow's
+//     registration. A second submission of the same run id or idempotency key changes nothing.
 //   - A task row moves only forward in the order (attempt, rank), compared lexicographically, where
 //     rank is pending 0 < dispatched 1 < running 2 < lost 3 < final 4 (success, failed, skipped,
 //     cancelled) < given up 5 (failed with reason max_lost). So an event of an older attempt never
@@ -43,6 +57,7 @@ import (
 	"time"
 
 	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/workflow"
 )
 
 // Sentinel errors. Drivers translate their errors into these in one place.
@@ -67,10 +82,15 @@ type Store interface {
 	AttemptList(ctx context.Context, p AttemptListParams) ([]Attempt, error)
 	// LogList returns log lines of a run (optionally one task), ordered by task index, attempt, seq.
 	LogList(ctx context.Context, p LogListParams) ([]LogLine, error)
-	// WorkflowList returns workflows by name with their run counts.
+	// WorkflowList returns workflows by name (byte order) with their run counts, filtered and paged.
 	WorkflowList(ctx context.Context, p WorkflowListParams) ([]Workflow, error)
+	// WorkflowGet returns one workflow by name with its run count; ErrNotFound when there is none.
+	WorkflowGet(ctx context.Context, p WorkflowGetParams) (Workflow, error)
 	// WorkflowVersionGet returns a stored workflow version (its plan) by content hash.
 	WorkflowVersionGet(ctx context.Context, p WorkflowVersionGetParams) (WorkflowVersion, error)
+	// WorkflowVersionList returns a workflow's versions with their plans, newest first (created_at
+	// descending, then hash); none for a workflow the store does not know.
+	WorkflowVersionList(ctx context.Context, p WorkflowVersionListParams) ([]WorkflowVersion, error)
 	// DeadLetterList returns dead letters, oldest first.
 	DeadLetterList(ctx context.Context, p DeadLetterListParams) ([]DeadLetter, error)
 
@@ -146,6 +166,28 @@ type ApplyBatchParams struct {
 	Events      []event.Event
 	Logs        []event.LogBatch
 	DeadLetters []DeadLetter
+	// Registrations are changes of the workflow registry, mirrored into the workflows.
+	Registrations []Registration
+}
+
+// Empty reports whether the batch holds nothing to write.
+func (p *ApplyBatchParams) Empty() bool {
+	return len(p.Events) == 0 && len(p.Logs) == 0 && len(p.DeadLetters) == 0 && len(p.Registrations) == 0
+}
+
+// Registration is one change of the workflow registry (the ork_workflows KV bucket): a workflow
+// registered with its current plan, or deleted from the registry.
+type Registration struct {
+	Name string
+	// Revision is the change's KV revision. A registration applies only when it is greater than the
+	// workflow's stored one, which makes registrations idempotent and safe to replay or reorder.
+	Revision uint64
+	// Plan is the registered plan; nil means the workflow was deleted from the registry.
+	Plan *workflow.Plan
+	// AppliedAt is when the change was made (the KV entry's time); zero means now.
+	AppliedAt time.Time
+	// AppliedBy says who made it.
+	AppliedBy string
 }
 
 // ApplyBatchResult tells the recorder what the batch did.
@@ -201,9 +243,11 @@ func RunOrder(aCreated time.Time, aID string, bCreated time.Time, bID string) in
 // LikePrefixPattern returns the SQL LIKE pattern, with backslash as its escape character, that
 // matches the strings starting with prefix: the prefix's own %, _ and \ stand for themselves.
 func LikePrefixPattern(prefix string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return r.Replace(prefix) + "%"
+	return likeEscaper.Replace(prefix) + "%"
 }
+
+// likeEscaper makes %, _ and \ stand for themselves in a LIKE pattern whose escape is \.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // TaskListParams selects the tasks of a run.
 type TaskListParams struct{ RunID string }
@@ -223,8 +267,51 @@ type LogListParams struct {
 	Limit    int
 }
 
-// WorkflowListParams lists workflows; Limit 0 means no limit.
-type WorkflowListParams struct{ Limit int }
+// WorkflowListParams filters and pages workflows, listed by name. Zero values mean no filter and
+// the filters combine; Limit 0 means no limit.
+type WorkflowListParams struct {
+	// Registered keeps only the workflows the registry holds now.
+	Registered bool
+	// NameContains keeps the workflows whose name contains it, ignoring the case of ASCII letters (as
+	// every store can: other letters are compared as they are).
+	NameContains string
+	// After keeps the names greater than it, byte for byte: the last name of a page gets the next.
+	After string
+	Limit int
+}
+
+// WorkflowGetParams selects a workflow by name.
+type WorkflowGetParams struct{ Name string }
+
+// WorkflowVersionListParams selects a workflow's versions; Limit 0 means no limit.
+type WorkflowVersionListParams struct {
+	Workflow string
+	Limit    int
+}
+
+// LikeContainsPattern returns the SQL LIKE pattern, with backslash as its escape character, that
+// matches the strings containing sub, sub's ASCII letters lowered: match it against a string with
+// its ASCII letters lowered for WorkflowListParams.NameContains.
+func LikeContainsPattern(sub string) string {
+	return "%" + likeEscaper.Replace(LowerASCII(sub)) + "%"
+}
+
+// ContainsFoldASCII reports whether s contains sub, ignoring the case of ASCII letters only, as
+// WorkflowListParams.NameContains matches.
+func ContainsFoldASCII(s, sub string) bool {
+	return strings.Contains(LowerASCII(s), LowerASCII(sub))
+}
+
+// LowerASCII returns s with its ASCII letters lowered and every other byte kept.
+func LowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b)
+}
 
 // WorkflowVersionGetParams selects a version by hash.
 type WorkflowVersionGetParams struct{ Hash string }
@@ -241,6 +328,12 @@ type Workflow struct {
 	RunCount    int
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+	// Registered tells whether the registry holds the workflow now. Revision, AppliedAt and AppliedBy
+	// are those of the last registry change applied (a deletion too); 0, nil and "" when none was.
+	Registered bool
+	Revision   uint64
+	AppliedAt  *time.Time
+	AppliedBy  string
 }
 
 // WorkflowVersion is one stored version of a workflow.

@@ -18,8 +18,9 @@
 // a shared one, so several processes (say a recorder and the CLI) can share a directory. Locks are
 // advisory: a tool that edits files without taking them is not excluded.
 //
-// Atomicity, and its limits. ApplyBatch first computes every new row in memory, applying the events
-// in order with the same rules as the SQL stores (see pkg/store), and only then writes: each changed
+// Atomicity, and its limits. ApplyBatch first computes every new row in memory, applying the
+// registrations and then the events in order with the same rules as the SQL stores (see pkg/store),
+// and only then writes: each changed
 // row goes to a temporary file next to its place and log lines are appended; one flush (syncfs(2) on
 // Linux, one fsync per file elsewhere) makes them durable; renames put the rows in place and a
 // second flush makes the renames durable. A reader never sees a half-written row. A batch as a whole

@@ -182,6 +182,11 @@ type workflowRow struct {
 	CurrentHash string    `json:"current_hash"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+	// The registry's mirror; absent from the files of a workflow never registered.
+	Registered    bool       `json:"registered,omitempty"`
+	RegisteredRev uint64     `json:"registered_rev,omitempty"`
+	RegisteredAt  *time.Time `json:"registered_at,omitempty"`
+	RegisteredBy  string     `json:"registered_by,omitempty"`
 }
 
 type versionRow struct {

@@ -274,6 +274,27 @@ func compareBool(a, b bool) int {
 	}
 }
 
+func (w *workflowRow) toWorkflow(runCount int) store.Workflow {
+	return store.Workflow{
+		Name: w.Name, Description: w.Description, CurrentHash: w.CurrentHash, Schedule: w.Schedule,
+		RunCount: runCount, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt,
+		Registered: w.Registered, Revision: w.RegisteredRev, AppliedAt: w.RegisteredAt, AppliedBy: w.RegisteredBy,
+	}
+}
+
+// runCounts reads every run file and counts the runs of each workflow.
+func (s *Store) runCounts() (map[string]int, error) {
+	runs, err := readAll[runRow](filepath.Join(s.base, dirRuns))
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]int{}
+	for _, r := range runs {
+		counts[r.Workflow]++
+	}
+	return counts, nil
+}
+
 // WorkflowList reads every workflow and run file and returns workflows by name with run counts.
 func (s *Store) WorkflowList(ctx context.Context, p store.WorkflowListParams) ([]store.Workflow, error) {
 	unlock, err := s.lockRead(ctx)
@@ -285,26 +306,49 @@ func (s *Store) WorkflowList(ctx context.Context, p store.WorkflowListParams) ([
 	if err != nil {
 		return nil, err
 	}
-	runs, err := readAll[runRow](filepath.Join(s.base, dirRuns))
-	if err != nil {
-		return nil, err
-	}
-	counts := map[string]int{}
-	for _, r := range runs {
-		counts[r.Workflow]++
-	}
+	rows = slices.DeleteFunc(rows, func(w workflowRow) bool {
+		return (p.Registered && !w.Registered) || !store.ContainsFoldASCII(w.Name, p.NameContains) ||
+			(p.After != "" && w.Name <= p.After)
+	})
 	slices.SortFunc(rows, func(a, b workflowRow) int { return cmp.Compare(a.Name, b.Name) })
 	if p.Limit > 0 && len(rows) > p.Limit {
 		rows = rows[:p.Limit]
 	}
+	counts, err := s.runCounts()
+	if err != nil {
+		return nil, err
+	}
 	out := make([]store.Workflow, 0, len(rows))
-	for _, w := range rows {
-		out = append(out, store.Workflow{
-			Name: w.Name, Description: w.Description, CurrentHash: w.CurrentHash, Schedule: w.Schedule,
-			RunCount: counts[w.Name], CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt,
-		})
+	for i := range rows {
+		out = append(out, rows[i].toWorkflow(counts[rows[i].Name]))
 	}
 	return out, nil
+}
+
+// WorkflowGet reads one workflow file, and every run file for its run count.
+func (s *Store) WorkflowGet(ctx context.Context, p store.WorkflowGetParams) (store.Workflow, error) {
+	unlock, err := s.lockRead(ctx)
+	if err != nil {
+		return store.Workflow{}, err
+	}
+	defer unlock()
+	var w workflowRow
+	found, err := readJSON(s.workflowPath(p.Name), &w)
+	if err != nil {
+		return store.Workflow{}, err
+	}
+	if !found {
+		return store.Workflow{}, fmt.Errorf("workflow %s: %w", p.Name, store.ErrNotFound)
+	}
+	counts, err := s.runCounts()
+	if err != nil {
+		return store.Workflow{}, err
+	}
+	return w.toWorkflow(counts[w.Name]), nil
+}
+
+func (v *versionRow) toVersion() store.WorkflowVersion {
+	return store.WorkflowVersion{Workflow: v.Workflow, Hash: v.Hash, Plan: v.Plan, CreatedAt: v.CreatedAt}
 }
 
 // WorkflowVersionGet returns a stored version by content hash.
@@ -313,7 +357,32 @@ func (s *Store) WorkflowVersionGet(ctx context.Context, p store.WorkflowVersionG
 	if err != nil {
 		return store.WorkflowVersion{}, err
 	}
-	return store.WorkflowVersion{Workflow: v.Workflow, Hash: v.Hash, Plan: v.Plan, CreatedAt: v.CreatedAt}, nil
+	return v.toVersion(), nil
+}
+
+// WorkflowVersionList reads every version file and returns a workflow's, newest first.
+func (s *Store) WorkflowVersionList(ctx context.Context, p store.WorkflowVersionListParams) ([]store.WorkflowVersion, error) {
+	unlock, err := s.lockRead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	rows, err := readAll[versionRow](filepath.Join(s.base, dirVersions))
+	if err != nil {
+		return nil, err
+	}
+	rows = slices.DeleteFunc(rows, func(v versionRow) bool { return v.Workflow != p.Workflow })
+	slices.SortFunc(rows, func(a, b versionRow) int {
+		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(a.Hash, b.Hash))
+	})
+	if p.Limit > 0 && len(rows) > p.Limit {
+		rows = rows[:p.Limit]
+	}
+	out := make([]store.WorkflowVersion, 0, len(rows))
+	for i := range rows {
+		out = append(out, rows[i].toVersion())
+	}
+	return out, nil
 }
 
 // DeadLetterList returns dead letters in the order they were recorded.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
+	"github.com/ork-go/ork/pkg/workflow"
 )
 
 // batch is one ApplyBatch in memory: rows read once, changed in place, written at the end.
@@ -57,7 +58,7 @@ func (s *Store) ApplyBatch(ctx context.Context, p store.ApplyBatchParams) (store
 	if err := ctx.Err(); err != nil {
 		return store.ApplyBatchResult{}, fmt.Errorf("applying batch: %w", err)
 	}
-	if len(p.Events) == 0 && len(p.Logs) == 0 && len(p.DeadLetters) == 0 {
+	if p.Empty() {
 		return store.ApplyBatchResult{}, nil
 	}
 	unlock, err := s.lockWrite()
@@ -68,6 +69,11 @@ func (s *Store) ApplyBatch(ctx context.Context, p store.ApplyBatchParams) (store
 
 	b := newBatch(s)
 	var res store.ApplyBatchResult
+	for i := range p.Registrations {
+		if err := b.register(&p.Registrations[i]); err != nil {
+			return store.ApplyBatchResult{}, err
+		}
+	}
 	finished := map[string]bool{}
 	for i := range p.Events {
 		e := &p.Events[i]
@@ -141,22 +147,15 @@ func (b *batch) submit(e *event.Event) (bool, error) {
 	if w == nil {
 		w = &workflowRow{Name: p.Name, CreatedAt: e.Time, UpdatedAt: e.Time}
 	}
-	w.Description, w.Schedule, w.CurrentHash = p.Description, p.Schedule, p.Hash
+	if !w.Registered { // the registry says what a registered workflow's current version is
+		w.Description, w.Schedule, w.CurrentHash = p.Description, p.Schedule, p.Hash
+	}
 	if e.Time.After(w.UpdatedAt) {
 		w.UpdatedAt = e.Time
 	}
 	b.put(s.workflowPath(p.Name), w)
-
-	v, err := get[versionRow](b, s.versionPath(p.Hash))
-	if err != nil {
+	if err := b.putVersion(p.Name, p, e.Time); err != nil {
 		return false, err
-	}
-	if v == nil {
-		planJSON, err := json.Marshal(p)
-		if err != nil {
-			return false, fmt.Errorf("encoding plan of workflow %s: %w", p.Name, err)
-		}
-		b.put(s.versionPath(p.Hash), &versionRow{Hash: p.Hash, Workflow: p.Name, Plan: planJSON, CreatedAt: e.Time})
 	}
 
 	b.put(s.runPath(e.RunID), &runRow{
@@ -170,6 +169,53 @@ func (b *batch) submit(e *event.Event) (bool, error) {
 		})
 	}
 	return true, nil
+}
+
+// putVersion adds a plan's version of a workflow unless its hash is stored already.
+func (b *batch) putVersion(name string, p *workflow.Plan, at time.Time) error {
+	v, err := get[versionRow](b, b.s.versionPath(p.Hash))
+	if err != nil || v != nil {
+		return err
+	}
+	planJSON, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encoding plan of workflow %s: %w", name, err)
+	}
+	b.put(b.s.versionPath(p.Hash), &versionRow{Hash: p.Hash, Workflow: name, Plan: planJSON, CreatedAt: at})
+	return nil
+}
+
+// register applies one registration when its revision is newer than the workflow's (see
+// store.ApplyBatchParams.Registrations).
+func (b *batch) register(r *store.Registration) error {
+	path := b.s.workflowPath(r.Name)
+	w, err := get[workflowRow](b, path)
+	if err != nil {
+		return err
+	}
+	var stored uint64
+	if w != nil {
+		stored = w.RegisteredRev
+	}
+	if r.Revision <= stored {
+		return nil // replayed or superseded
+	}
+	at := store.TimeOrNow(r.AppliedAt)
+	if w == nil {
+		w = &workflowRow{Name: r.Name, CreatedAt: at, UpdatedAt: at}
+	}
+	if p := r.Plan; p != nil {
+		w.Description, w.Schedule, w.CurrentHash = p.Description, p.Schedule, p.Hash
+		if at.After(w.UpdatedAt) {
+			w.UpdatedAt = at
+		}
+		if err := b.putVersion(r.Name, p, at); err != nil {
+			return err
+		}
+	}
+	w.Registered, w.RegisteredRev, w.RegisteredAt, w.RegisteredBy = r.Plan != nil, r.Revision, &at, r.AppliedBy
+	b.put(path, w)
+	return nil
 }
 
 func (b *batch) runEvent(e *event.Event, status string) (bool, error) {

@@ -5,13 +5,14 @@
 //
 // Writes. ApplyBatch runs one transaction per batch in two round trips plus the commit:
 //
-//  1. one pipelined read of the runs (by id or idempotency key) and the tasks the batch names, so
-//     that duplicates and orphans are decided in Go, in event order (an event that precedes its
-//     run's submission in the same batch is an orphan, one that follows it applies);
-//  2. one pipelined pgx.Batch holding every write: workflows, versions, the compiled DAG, runs and
-//     tasks as unnest-array inserts; task and attempt rows as a single unnest UPDATE/UPSERT each;
-//     run events one small UPDATE each; logs and dead letters as unnest inserts ON CONFLICT DO
-//     NOTHING.
+//  1. one pipelined read of the runs (by id or idempotency key) and the tasks the batch names, and
+//     of the registered revisions of the workflows its registrations name, so that duplicates,
+//     orphans and the registrations that apply are decided in Go, in batch order (an event that
+//     precedes its run's submission in the same batch is an orphan, one that follows it applies);
+//  2. one pipelined pgx.Batch holding every write: registrations (the last that applies per
+//     workflow), workflows, versions, the compiled DAG, runs and tasks as unnest-array inserts;
+//     task and attempt rows as a single unnest UPDATE/UPSERT each; run events one small UPDATE
+//     each; logs and dead letters as unnest inserts ON CONFLICT DO NOTHING.
 //
 // The forward-only rules live in the WHERE and CASE clauses of those statements, so they hold
 // against whatever another transaction committed meanwhile. Several events of one task in a batch
@@ -22,7 +23,8 @@
 // the same order; a deadlock or serialization failure retries the whole batch, and so does a
 // submission that another writer's commit beat to its run id or idempotency key after step 1 (the
 // run insert counts its rows), so that the retry sees the winner and reports the loser's events as
-// orphans.
+// orphans, and a registration whose workflow another writer moved to a newer revision after step 1
+// (the registration upsert counts its rows), so that the retry writes neither it nor its version.
 //
 // Logs go through unnest rather than COPY: COPY cannot run inside the pipeline, so it costs its own
 // round trip plus a temporary table, and on this machine class (2 shared cores) BenchmarkLogs

@@ -87,7 +87,7 @@ func interpretError(err error, what string) error {
 
 // retryable reports whether a failed transaction may simply be run again.
 func retryable(err error) bool {
-	if errors.Is(err, errStaleSubmission) {
+	if errors.Is(err, errStaleSubmission) || errors.Is(err, errStaleRegistration) {
 		return true
 	}
 	var pgErr *pgconn.PgError

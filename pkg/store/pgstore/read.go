@@ -190,44 +190,109 @@ func (s *Store) LogList(ctx context.Context, p store.LogListParams) ([]store.Log
 	return lines, nil
 }
 
-// WorkflowList returns workflows by name with their run counts.
+// workflowColumns are a workflow's columns with its run count, over workflows w.
+const workflowColumns = `w.name, w.description, w.current_hash, w.schedule,
+	(SELECT count(*) FROM runs r WHERE r.workflow_id = w.id), w.created_at, w.updated_at,
+	w.registered, w.registered_rev, w.registered_at, w.registered_by`
+
+func scanWorkflow(row pgx.Row) (store.Workflow, error) {
+	var w store.Workflow
+	var rev int64
+	err := row.Scan(&w.Name, &w.Description, &w.CurrentHash, &w.Schedule, &w.RunCount, &w.CreatedAt, &w.UpdatedAt,
+		&w.Registered, &rev, &w.AppliedAt, &w.AppliedBy)
+	w.Revision = uint64(rev) //nolint:gosec // stored from a uint64 that fits
+	w.CreatedAt, w.UpdatedAt, w.AppliedAt = w.CreatedAt.UTC(), w.UpdatedAt.UTC(), utc(w.AppliedAt)
+	return w, err
+}
+
+// asciiLower is the SQL of store.LowerASCII over a text expression.
+func asciiLower(expr string) string {
+	return "translate(" + expr + ", 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
+}
+
+// WorkflowList returns workflows by name, byte for byte (COLLATE "C", whatever the database's
+// collation), with their run counts.
 func (s *Store) WorkflowList(ctx context.Context, p store.WorkflowListParams) ([]store.Workflow, error) {
-	q := `SELECT w.name, w.description, w.current_hash, w.schedule, count(r.id), w.created_at, w.updated_at
-		FROM workflows w LEFT JOIN runs r ON r.workflow_id = w.id
-		GROUP BY w.id ORDER BY w.name`
+	var where []string
 	var args []any
+	if p.Registered {
+		where = append(where, "w.registered")
+	}
+	if p.NameContains != "" {
+		args = append(args, store.LikeContainsPattern(p.NameContains))
+		where = append(where, asciiLower("w.name")+" LIKE $"+strconv.Itoa(len(args))+` ESCAPE '\'`)
+	}
+	if p.After != "" {
+		args = append(args, p.After)
+		where = append(where, `w.name COLLATE "C" > $`+strconv.Itoa(len(args)))
+	}
+	q := `SELECT ` + workflowColumns + ` FROM workflows w`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY w.name COLLATE "C"`
 	if p.Limit > 0 {
-		q += " LIMIT $1"
 		args = append(args, p.Limit)
+		q += " LIMIT $" + strconv.Itoa(len(args))
 	}
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, interpretError(err, "listing workflows")
 	}
-	ws, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Workflow, error) {
-		var w store.Workflow
-		err := row.Scan(&w.Name, &w.Description, &w.CurrentHash, &w.Schedule, &w.RunCount, &w.CreatedAt, &w.UpdatedAt)
-		w.CreatedAt, w.UpdatedAt = w.CreatedAt.UTC(), w.UpdatedAt.UTC()
-		return w, err
-	})
+	ws, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Workflow, error) { return scanWorkflow(row) })
 	if err != nil {
 		return nil, interpretError(err, "listing workflows")
 	}
 	return ws, nil
 }
 
-// WorkflowVersionGet returns a stored version by content hash.
-func (s *Store) WorkflowVersionGet(ctx context.Context, p store.WorkflowVersionGetParams) (store.WorkflowVersion, error) {
+// WorkflowGet returns one workflow by name with its run count.
+func (s *Store) WorkflowGet(ctx context.Context, p store.WorkflowGetParams) (store.Workflow, error) {
+	w, err := scanWorkflow(s.pool.QueryRow(ctx, `SELECT `+workflowColumns+` FROM workflows w WHERE w.name = $1`, p.Name))
+	if err != nil {
+		return store.Workflow{}, interpretError(err, "workflow "+p.Name)
+	}
+	return w, nil
+}
+
+// WorkflowVersionList returns a workflow's versions, newest first.
+func (s *Store) WorkflowVersionList(ctx context.Context, p store.WorkflowVersionListParams) ([]store.WorkflowVersion, error) {
+	q := `SELECT w.name, v.hash, v.plan, v.created_at
+		FROM workflow_versions v JOIN workflows w ON w.id = v.workflow_id
+		WHERE v.workflow_id = (SELECT id FROM workflows WHERE name = $1)
+		ORDER BY v.created_at DESC, v.hash COLLATE "C"`
+	args := []any{p.Workflow}
+	if p.Limit > 0 {
+		q += " LIMIT $2"
+		args = append(args, p.Limit)
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, interpretError(err, "listing versions of workflow "+p.Workflow)
+	}
+	vs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.WorkflowVersion, error) { return scanVersion(row) })
+	if err != nil {
+		return nil, interpretError(err, "listing versions of workflow "+p.Workflow)
+	}
+	return vs, nil
+}
+
+func scanVersion(row pgx.Row) (store.WorkflowVersion, error) {
 	var v store.WorkflowVersion
 	var plan []byte
-	err := s.pool.QueryRow(ctx, `SELECT w.name, v.hash, v.plan, v.created_at
-		FROM workflow_versions v JOIN workflows w ON w.id = v.workflow_id WHERE v.hash = $1`, p.Hash).
-		Scan(&v.Workflow, &v.Hash, &plan, &v.CreatedAt)
+	err := row.Scan(&v.Workflow, &v.Hash, &plan, &v.CreatedAt)
+	v.Plan = plan
+	v.CreatedAt = v.CreatedAt.UTC()
+	return v, err
+}
+
+// WorkflowVersionGet returns a stored version by content hash.
+func (s *Store) WorkflowVersionGet(ctx context.Context, p store.WorkflowVersionGetParams) (store.WorkflowVersion, error) {
+	v, err := scanVersion(s.pool.QueryRow(ctx, `SELECT w.name, v.hash, v.plan, v.created_at
+		FROM workflow_versions v JOIN workflows w ON w.id = v.workflow_id WHERE v.hash = $1`, p.Hash))
 	if err != nil {
 		return store.WorkflowVersion{}, interpretError(err, "workflow version "+p.Hash)
 	}
-	v.Plan = plan
-	v.CreatedAt = v.CreatedAt.UTC()
 	return v, nil
 }
 

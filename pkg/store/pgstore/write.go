@@ -14,11 +14,16 @@ import (
 
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
+	"github.com/ork-go/ork/pkg/workflow"
 )
 
 // errStaleSubmission reports that another transaction committed a run with the id or idempotency key
 // of a submission after this one read them: the batch is retried with fresh knowledge.
 var errStaleSubmission = errors.New("a submission raced another writer")
+
+// errStaleRegistration reports that another transaction moved a workflow's registered revision after
+// this one read it: the batch is retried with fresh knowledge.
+var errStaleRegistration = errors.New("a registration raced another writer")
 
 // applyAttemptsMax bounds how often a batch is retried after a deadlock, a serialization failure or a
 // lost submission race (see retryable).
@@ -29,7 +34,7 @@ func (s *Store) ApplyBatch(ctx context.Context, p store.ApplyBatchParams) (store
 	if err := ctx.Err(); err != nil {
 		return store.ApplyBatchResult{}, fmt.Errorf("applying batch: %w", err)
 	}
-	if len(p.Events) == 0 && len(p.Logs) == 0 && len(p.DeadLetters) == 0 {
+	if p.Empty() {
 		return store.ApplyBatchResult{}, nil
 	}
 	for try := 1; ; try++ {
@@ -48,11 +53,11 @@ func (s *Store) applyOnce(ctx context.Context, p store.ApplyBatchParams) (store.
 	// A no-op after Commit; without ctx's cancellation so that a cancelled batch keeps its connection.
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // the interesting error is returned below
 
-	known, err := loadKnown(ctx, tx, p.Events)
+	known, err := loadKnown(ctx, tx, p.Events, p.Registrations)
 	if err != nil {
 		return store.ApplyBatchResult{}, err
 	}
-	plan := decide(p.Events, known)
+	plan := decide(p.Events, p.Registrations, known)
 	b := &pgx.Batch{}
 	if err := plan.queue(b); err != nil {
 		return store.ApplyBatchResult{}, err
@@ -84,18 +89,35 @@ type attemptKey struct {
 	attempt   int
 }
 
-// known is what the database held before the batch: runs, idempotency keys and tasks it names.
+// known is what the database held before the batch: runs, idempotency keys and tasks it names, and
+// the registered revisions of the workflows its registrations name.
 type known struct {
 	runs  map[string]bool
 	keys  map[string]bool
 	tasks map[taskKey]bool
+	revs  map[string]uint64
 }
 
-// loadKnown reads, in one round trip, which of the runs, keys and tasks named by events exist.
-func loadKnown(ctx context.Context, db dbtx, evs []event.Event) (known, error) {
-	k := known{runs: map[string]bool{}, keys: map[string]bool{}, tasks: map[taskKey]bool{}}
-	if len(evs) == 0 {
+// loadKnown reads, in one round trip, which of the runs, keys and tasks named by events exist, and
+// the registered revision of each workflow named by a registration.
+func loadKnown(ctx context.Context, db dbtx, evs []event.Event, regs []store.Registration) (known, error) {
+	k := known{runs: map[string]bool{}, keys: map[string]bool{}, tasks: map[taskKey]bool{}, revs: map[string]uint64{}}
+	b := &pgx.Batch{}
+	k.queueRuns(b, evs)
+	k.queueRevisions(b, regs)
+	if b.Len() == 0 {
 		return k, nil
+	}
+	if err := db.SendBatch(ctx, b).Close(); err != nil {
+		return known{}, interpretError(err, "reading the runs, tasks and workflows of a batch")
+	}
+	return k, nil
+}
+
+// queueRuns adds to b the reads of the runs, keys and tasks named by evs.
+func (k *known) queueRuns(b *pgx.Batch, evs []event.Event) {
+	if len(evs) == 0 {
+		return
 	}
 	var runIDs, keys, taskRuns, taskNames []string
 	seenRun, seenTask := map[string]bool{}, map[taskKey]bool{}
@@ -113,7 +135,6 @@ func loadKnown(ctx context.Context, db dbtx, evs []event.Event) (known, error) {
 			taskRuns, taskNames = append(taskRuns, pgText(e.RunID)), append(taskNames, pgText(e.Task))
 		}
 	}
-	b := &pgx.Batch{}
 	b.Queue(`SELECT id, COALESCE(idempotency_key, '') FROM runs
 		WHERE id = ANY($1::text[]) OR idempotency_key = ANY($2::text[])`, runIDs, keys).
 		Query(func(rows pgx.Rows) error {
@@ -140,17 +161,39 @@ func loadKnown(ctx context.Context, db dbtx, evs []event.Event) (known, error) {
 				return err
 			})
 	}
-	if err := db.SendBatch(ctx, b).Close(); err != nil {
-		return known{}, interpretError(err, "reading the runs and tasks of a batch")
-	}
-	return k, nil
 }
 
-// batchPlan is a batch decided in Go: orphans set aside, duplicates dropped, task events folded.
+// queueRevisions adds to b the read of the registered revisions of the workflows regs name.
+func (k *known) queueRevisions(b *pgx.Batch, regs []store.Registration) {
+	if len(regs) == 0 {
+		return
+	}
+	names := make([]string, 0, len(regs))
+	for i := range regs {
+		names = append(names, pgText(regs[i].Name))
+	}
+	b.Queue(`SELECT name, registered_rev FROM workflows WHERE name = ANY($1::text[])`, names).
+		Query(func(rows pgx.Rows) error {
+			var name string
+			var rev int64
+			_, err := pgx.ForEachRow(rows, []any{&name, &rev}, func() error {
+				k.revs[name] = uint64(rev) //nolint:gosec // stored from a uint64 that fits
+				return nil
+			})
+			return err
+		})
+}
+
+// batchPlan is a batch decided in Go: orphans set aside, duplicates dropped, task events folded,
+// registrations that apply picked.
 type batchPlan struct {
 	orphans     []event.Event
 	finished    []string
 	submissions []*event.Event
+	// registered is the last registration that applies of each workflow it names; versions are the
+	// plans of every registration that applies, in batch order.
+	registered  map[string]*store.Registration
+	regVersions []*store.Registration
 	tasks       map[taskKey]*store.TaskFold
 	attempts    map[attemptKey]*store.AttemptFold
 	runEvents   []runChange
@@ -162,9 +205,24 @@ type runChange struct {
 	status string
 }
 
-// decide walks the events in order against what the database knew before the batch.
-func decide(evs []event.Event, k known) *batchPlan {
-	bp := &batchPlan{tasks: map[taskKey]*store.TaskFold{}, attempts: map[attemptKey]*store.AttemptFold{}}
+// decide walks the registrations, then the events, in order against what the database knew before
+// the batch.
+func decide(evs []event.Event, regs []store.Registration, k known) *batchPlan {
+	bp := &batchPlan{tasks: map[taskKey]*store.TaskFold{}, attempts: map[attemptKey]*store.AttemptFold{},
+		registered: map[string]*store.Registration{}}
+	for i := range regs {
+		r := &regs[i]
+		if r.Revision <= k.revs[r.Name] {
+			continue // replayed or superseded
+		}
+		k.revs[r.Name] = r.Revision
+		applied := *r
+		applied.AppliedAt = store.TimeOrNow(r.AppliedAt)
+		bp.registered[r.Name] = &applied
+		if r.Plan != nil {
+			bp.regVersions = append(bp.regVersions, &applied)
+		}
+	}
 	finished := map[string]bool{}
 	for i := range evs {
 		e := &evs[i]
@@ -228,11 +286,15 @@ func decide(evs []event.Event, k known) *batchPlan {
 	return bp
 }
 
-// queue adds the plan's writes to b.
+// queue adds the plan's writes to b. Workflow rows come first, registrations before submissions,
+// so that versions and runs find them.
 func (bp *batchPlan) queue(b *pgx.Batch) error {
-	if err := bp.queueSubmissions(b); err != nil {
+	bp.queueRegistrations(b)
+	bp.queueWorkflows(b)
+	if err := bp.queueVersions(b); err != nil {
 		return err
 	}
+	bp.queueRuns(b)
 	bp.queueTasks(b)
 	bp.queueAttempts(b)
 	bp.queueRunEvents(b)
@@ -240,10 +302,36 @@ func (bp *batchPlan) queue(b *pgx.Batch) error {
 }
 
 var (
+	// A registered workflow's description, schedule and current hash are the registry's.
 	sqlUpsertWorkflows = `INSERT INTO workflows AS w (name, description, schedule, current_hash, created_at, updated_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])
-ON CONFLICT (name) DO UPDATE SET description = excluded.description, schedule = excluded.schedule,
-	current_hash = excluded.current_hash, updated_at = GREATEST(w.updated_at, excluded.updated_at)`
+ON CONFLICT (name) DO UPDATE SET
+	description = CASE WHEN w.registered THEN w.description ELSE excluded.description END,
+	schedule = CASE WHEN w.registered THEN w.schedule ELSE excluded.schedule END,
+	current_hash = CASE WHEN w.registered THEN w.current_hash ELSE excluded.current_hash END,
+	updated_at = GREATEST(w.updated_at, excluded.updated_at)`
+
+	// Applies each workflow's last registration when its revision is newer than the stored one; a
+	// deletion changes only the registration columns. The count of rows written tells ApplyBatch
+	// whether another writer moved a revision since the batch read it.
+	sqlRegisterWorkflows = `WITH u AS (
+	INSERT INTO workflows AS w (name, description, schedule, current_hash, created_at, updated_at,
+		registered, registered_rev, registered_at, registered_by)
+	SELECT i.name, i.description, i.schedule, i.hash, i.at, i.at, i.registered, i.rev, i.at, i.by
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bool[], $7::bigint[], $8::text[])
+		AS i(name, description, schedule, hash, at, registered, rev, by)
+	ON CONFLICT (name) DO UPDATE SET
+		description = CASE WHEN excluded.registered THEN excluded.description ELSE w.description END,
+		schedule = CASE WHEN excluded.registered THEN excluded.schedule ELSE w.schedule END,
+		current_hash = CASE WHEN excluded.registered THEN excluded.current_hash ELSE w.current_hash END,
+		updated_at = CASE WHEN excluded.registered THEN GREATEST(w.updated_at, excluded.updated_at) ELSE w.updated_at END,
+		registered = excluded.registered,
+		registered_rev = excluded.registered_rev,
+		registered_at = excluded.registered_at,
+		registered_by = excluded.registered_by
+	WHERE w.registered_rev < excluded.registered_rev
+	RETURNING 1)
+SELECT count(*) FROM u`
 
 	// The compiled DAG is written only with a version that is new.
 	sqlInsertVersions = `WITH v AS (
@@ -280,16 +368,49 @@ t AS (
 SELECT count(*) FROM r`
 )
 
+// queueRegistrations writes the last registration that applies of each workflow, in name order.
+func (bp *batchPlan) queueRegistrations(b *pgx.Batch) {
+	if len(bp.registered) == 0 {
+		return
+	}
+	var name, desc, sched, hash, by []string
+	var at []time.Time
+	var registered []bool
+	var rev []int64
+	for _, n := range sortedKeys(bp.registered) {
+		r := bp.registered[n]
+		var d, sc, h string
+		if r.Plan != nil {
+			d, sc, h = r.Plan.Description, r.Plan.Schedule, r.Plan.Hash
+		}
+		name, desc, sched, hash, by = append(name, pgText(n)), append(desc, pgText(d)), append(sched, pgText(sc)), append(hash, pgText(h)), append(by, pgText(r.AppliedBy))
+		at, registered, rev = append(at, r.AppliedAt), append(registered, r.Plan != nil), append(rev, int64(r.Revision)) //nolint:gosec // KV revisions fit in int64
+	}
+	want := len(name)
+	b.Queue(sqlRegisterWorkflows, name, desc, sched, hash, at, registered, rev, by).
+		QueryRow(func(row pgx.Row) error {
+			var written int
+			if err := row.Scan(&written); err != nil {
+				return err
+			}
+			if written != want {
+				return errStaleRegistration
+			}
+			return nil
+		})
+}
+
 type workflowRow struct {
 	name, description, schedule, hash string
 	created, updated                  time.Time
 }
 
-func (bp *batchPlan) queueSubmissions(b *pgx.Batch) error {
+// queueWorkflows upserts the workflows of the submissions: one row per name, as the last submission
+// of the batch left it.
+func (bp *batchPlan) queueWorkflows(b *pgx.Batch) {
 	if len(bp.submissions) == 0 {
-		return nil
+		return
 	}
-	// One row per workflow name, as the last submission of the batch left it.
 	wfs := map[string]*workflowRow{}
 	for _, e := range bp.submissions {
 		p := e.Plan
@@ -308,30 +429,54 @@ func (bp *batchPlan) queueSubmissions(b *pgx.Batch) error {
 		wCreated, wUpdated = append(wCreated, w.created), append(wUpdated, w.updated)
 	}
 	b.Queue(sqlUpsertWorkflows, wName, wDesc, wSched, wHash, wCreated, wUpdated)
+}
 
+// queueVersions inserts the versions of the registrations that apply and of the submissions, the
+// first of each hash, with their compiled DAGs.
+func (bp *batchPlan) queueVersions(b *pgx.Batch) error {
+	if len(bp.regVersions) == 0 && len(bp.submissions) == 0 {
+		return nil
+	}
 	var vHash, vName, vPlan []string
 	var vCreated []time.Time
 	var dHash, dName, dExec, dDeps []string
 	var dIdx []int32
 	seenHash := map[string]bool{}
-	for _, e := range bp.submissions {
-		p := e.Plan
+	add := func(name string, p *workflow.Plan, at time.Time) error {
 		if seenHash[p.Hash] {
-			continue
+			return nil
 		}
 		seenHash[p.Hash] = true
 		planJSON, err := json.Marshal(p)
 		if err != nil {
-			return fmt.Errorf("encoding plan of workflow %s: %w", p.Name, err)
+			return fmt.Errorf("encoding plan of workflow %s: %w", name, err)
 		}
-		vHash, vName, vPlan, vCreated = append(vHash, pgText(p.Hash)), append(vName, pgText(p.Name)), append(vPlan, pgJSON(planJSON)), append(vCreated, e.Time)
+		vHash, vName, vPlan, vCreated = append(vHash, pgText(p.Hash)), append(vName, pgText(name)), append(vPlan, pgJSON(planJSON)), append(vCreated, at)
 		for _, t := range p.Tasks {
 			dHash, dName, dExec = append(dHash, pgText(p.Hash)), append(dName, pgText(t.Name)), append(dExec, pgText(t.Executor))
 			dIdx, dDeps = append(dIdx, int32(t.Index)), append(dDeps, dependsJSON(t.DependsOn)) //nolint:gosec // task counts are capped far below 2^31
 		}
+		return nil
+	}
+	for _, r := range bp.regVersions {
+		if err := add(r.Name, r.Plan, r.AppliedAt); err != nil {
+			return err
+		}
+	}
+	for _, e := range bp.submissions {
+		if err := add(e.Plan.Name, e.Plan, e.Time); err != nil {
+			return err
+		}
 	}
 	b.Queue(sqlInsertVersions, vHash, vName, vPlan, vCreated, dHash, dName, dIdx, dExec, dDeps)
+	return nil
+}
 
+// queueRuns inserts the submissions' runs and their tasks, in run id order.
+func (bp *batchPlan) queueRuns(b *pgx.Batch) {
+	if len(bp.submissions) == 0 {
+		return
+	}
 	subs := slices.Clone(bp.submissions)
 	slices.SortFunc(subs, func(a, b *event.Event) int { return cmp.Compare(a.RunID, b.RunID) })
 	var rID, rName, rHash, rBy, rKey, rParams []string
@@ -360,7 +505,6 @@ func (bp *batchPlan) queueSubmissions(b *pgx.Batch) error {
 			}
 			return nil
 		})
-	return nil
 }
 
 func dependsJSON(deps []string) string {

@@ -75,6 +75,23 @@ func TestWorkflowTasks(t *testing.T) {
 	}
 }
 
+// TestRegistrationWritesWorkflowTasks checks the compiled DAG a registration stores with its version.
+func TestRegistrationWritesWorkflowTasks(t *testing.T) {
+	t.Parallel()
+	s := openAt(t, filepath.Join(t.TempDir(), "ork.db"))
+	p := submission("r1").Plan
+	if _, err := s.ApplyBatch(t.Context(), store.ApplyBatchParams{Registrations: []store.Registration{
+		{Name: "wf", Revision: 1, Plan: p, AppliedAt: time.Now()}}}); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	err := s.Reader().QueryRowContext(t.Context(), `SELECT group_concat(hash || ' ' || name || ' ' || idx || ' ' || executor || ' ' || depends_on, ', ')
+FROM (SELECT * FROM workflow_tasks ORDER BY idx)`).Scan(&got)
+	if want := `hash-1 a 0 noop [], hash-1 b 1 python ["a"]`; err != nil || got != want {
+		t.Errorf("workflow_tasks = %q (%v), want %q", got, err, want)
+	}
+}
+
 func TestInterpretError(t *testing.T) {
 	t.Parallel()
 	s := openAt(t, filepath.Join(t.TempDir(), "ork.db"))

@@ -246,51 +246,112 @@ func (s *Store) LogList(ctx context.Context, p store.LogListParams) ([]store.Log
 	})
 }
 
-// WorkflowList returns workflows by name with their run counts.
+// workflowColumns are a workflow's columns with its run count, over workflows w.
+const workflowColumns = `w.name, w.description, w.current_hash, w.schedule,
+  (SELECT count(*) FROM runs r WHERE r.workflow_id = w.id), w.created_at, w.updated_at,
+  w.registered, w.registered_rev, w.registered_at, w.registered_by`
+
+func scanWorkflow(sc scanner) (store.Workflow, error) {
+	var (
+		w                store.Workflow
+		created, updated string
+		applied          sql.NullString
+		rev              int64
+	)
+	if err := sc.Scan(&w.Name, &w.Description, &w.CurrentHash, &w.Schedule, &w.RunCount, &created, &updated,
+		&w.Registered, &rev, &applied, &w.AppliedBy); err != nil {
+		return store.Workflow{}, err
+	}
+	w.Revision = uint64(rev) //nolint:gosec // stored from a uint64 that fits
+	var err error
+	if w.CreatedAt, err = parseTime(created); err != nil {
+		return store.Workflow{}, err
+	}
+	if w.UpdatedAt, err = parseTime(updated); err != nil {
+		return store.Workflow{}, err
+	}
+	w.AppliedAt, err = parseNullTime(applied)
+	return w, err
+}
+
+// WorkflowList returns workflows by name (BINARY collation: byte order) with their run counts.
 func (s *Store) WorkflowList(ctx context.Context, p store.WorkflowListParams) ([]store.Workflow, error) {
-	q := `SELECT w.name, w.description, w.current_hash, w.schedule, count(r.id), w.created_at, w.updated_at
-FROM workflows w LEFT JOIN runs r ON r.workflow_id = w.id
-GROUP BY w.id ORDER BY w.name`
-	var args []any
+	var (
+		where []string
+		args  []any
+	)
+	if p.Registered {
+		where = append(where, `w.registered`)
+	}
+	if p.NameContains != "" {
+		// SQLite's LIKE ignores the case of ASCII letters only, which is the store's rule.
+		where = append(where, `w.name LIKE ? ESCAPE '\'`)
+		args = append(args, store.LikeContainsPattern(p.NameContains))
+	}
+	if p.After != "" {
+		where = append(where, `w.name > ?`)
+		args = append(args, p.After)
+	}
+	q := `SELECT ` + workflowColumns + ` FROM workflows w`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	q += ` ORDER BY w.name`
 	if p.Limit > 0 {
 		q += ` LIMIT ?`
 		args = append(args, p.Limit)
 	}
-	return collect(ctx, s.r, "listing workflows", q, args, func(sc scanner) (store.Workflow, error) {
-		var (
-			w                store.Workflow
-			created, updated string
-		)
-		if err := sc.Scan(&w.Name, &w.Description, &w.CurrentHash, &w.Schedule, &w.RunCount, &created, &updated); err != nil {
-			return store.Workflow{}, err
-		}
-		var err error
-		if w.CreatedAt, err = parseTime(created); err != nil {
-			return store.Workflow{}, err
-		}
-		w.UpdatedAt, err = parseTime(updated)
-		return w, err
-	})
+	return collect(ctx, s.r, "listing workflows", q, args, scanWorkflow)
 }
 
-// WorkflowVersionGet returns a stored workflow version by content hash.
-func (s *Store) WorkflowVersionGet(ctx context.Context, p store.WorkflowVersionGetParams) (store.WorkflowVersion, error) {
+// WorkflowGet returns one workflow by name with its run count.
+func (s *Store) WorkflowGet(ctx context.Context, p store.WorkflowGetParams) (store.Workflow, error) {
+	w, err := scanWorkflow(s.r.QueryRowContext(ctx, `SELECT `+workflowColumns+` FROM workflows w WHERE w.name = ?`, p.Name))
+	if err != nil {
+		return store.Workflow{}, fmt.Errorf("getting workflow %s: %w", p.Name, interpretError(err))
+	}
+	return w, nil
+}
+
+const versionColumns = `w.name, v.hash, v.plan, v.created_at`
+
+func scanVersion(sc scanner) (store.WorkflowVersion, error) {
 	var (
 		v       store.WorkflowVersion
 		plan    string
 		created string
 	)
-	err := s.r.QueryRowContext(ctx, `SELECT w.name, v.hash, v.plan, v.created_at
-FROM workflow_versions v JOIN workflows w ON w.id = v.workflow_id WHERE v.hash = ?`, p.Hash).
-		Scan(&v.Workflow, &v.Hash, &plan, &created)
-	if err == nil {
-		v.Plan = json.RawMessage(plan)
-		v.CreatedAt, err = parseTime(created)
+	if err := sc.Scan(&v.Workflow, &v.Hash, &plan, &created); err != nil {
+		return store.WorkflowVersion{}, err
 	}
+	v.Plan = json.RawMessage(plan)
+	var err error
+	v.CreatedAt, err = parseTime(created)
+	return v, err
+}
+
+// WorkflowVersionGet returns a stored workflow version by content hash.
+func (s *Store) WorkflowVersionGet(ctx context.Context, p store.WorkflowVersionGetParams) (store.WorkflowVersion, error) {
+	v, err := scanVersion(s.r.QueryRowContext(ctx, `SELECT `+versionColumns+`
+FROM workflow_versions v JOIN workflows w ON w.id = v.workflow_id WHERE v.hash = ?`, p.Hash))
 	if err != nil {
 		return store.WorkflowVersion{}, fmt.Errorf("getting workflow version %s: %w", p.Hash, interpretError(err))
 	}
 	return v, nil
+}
+
+// WorkflowVersionList returns a workflow's versions, newest first.
+func (s *Store) WorkflowVersionList(ctx context.Context, p store.WorkflowVersionListParams) ([]store.WorkflowVersion, error) {
+	q := `SELECT ` + versionColumns + `
+FROM workflow_versions v JOIN workflows w ON w.id = v.workflow_id
+WHERE v.workflow_id = (SELECT id FROM workflows WHERE name = ?)
+ORDER BY v.created_at DESC, v.hash`
+	args := []any{p.Workflow}
+	if p.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, p.Limit)
+	}
+	return collect(ctx, s.r, "listing versions of workflow "+p.Workflow, q, args, scanVersion)
 }
 
 // DeadLetterList returns dead letters, oldest first.

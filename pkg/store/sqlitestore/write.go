@@ -11,20 +11,39 @@ import (
 
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
+	"github.com/ork-go/ork/pkg/workflow"
 )
 
 // The write statements. Parameters are numbered so each value is bound once.
 var (
 	sqlRunExists = `SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1 OR (?2 IS NOT NULL AND idempotency_key = ?2))`
 
-	// A submission older than the workflow's last one does not move its description or version back.
+	// A submission older than the workflow's last one does not move its description or version back,
+	// nor does any submission of a registered workflow (the registry says what is current).
 	sqlWorkflowUpsert = `INSERT INTO workflows (name, description, schedule, current_hash, created_at, updated_at)
 VALUES (?1, ?2, ?3, ?4, ?5, ?5)
 ON CONFLICT (name) DO UPDATE SET
-  description  = CASE WHEN excluded.updated_at >= workflows.updated_at THEN excluded.description ELSE workflows.description END,
-  schedule     = CASE WHEN excluded.updated_at >= workflows.updated_at THEN excluded.schedule ELSE workflows.schedule END,
-  current_hash = CASE WHEN excluded.updated_at >= workflows.updated_at THEN excluded.current_hash ELSE workflows.current_hash END,
+  description  = CASE WHEN ` + submissionIsCurrent + ` THEN excluded.description ELSE workflows.description END,
+  schedule     = CASE WHEN ` + submissionIsCurrent + ` THEN excluded.schedule ELSE workflows.schedule END,
+  current_hash = CASE WHEN ` + submissionIsCurrent + ` THEN excluded.current_hash ELSE workflows.current_hash END,
   updated_at   = max(workflows.updated_at, excluded.updated_at)
+RETURNING id`
+
+	// Applies a registration when its revision is newer than the stored one (else no row returns); a
+	// deletion (?6 = 0) changes only the registration columns.
+	sqlRegister = `INSERT INTO workflows (name, description, schedule, current_hash, created_at, updated_at,
+  registered, registered_rev, registered_at, registered_by)
+VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?5, ?8)
+ON CONFLICT (name) DO UPDATE SET
+  description    = CASE WHEN excluded.registered THEN excluded.description ELSE workflows.description END,
+  schedule       = CASE WHEN excluded.registered THEN excluded.schedule ELSE workflows.schedule END,
+  current_hash   = CASE WHEN excluded.registered THEN excluded.current_hash ELSE workflows.current_hash END,
+  updated_at     = CASE WHEN excluded.registered THEN max(workflows.updated_at, excluded.updated_at) ELSE workflows.updated_at END,
+  registered     = excluded.registered,
+  registered_rev = excluded.registered_rev,
+  registered_at  = excluded.registered_at,
+  registered_by  = excluded.registered_by
+WHERE workflows.registered_rev < excluded.registered_rev
 RETURNING id`
 
 	sqlVersionInsert = `INSERT INTO workflow_versions (hash, workflow_id, plan, created_at) VALUES (?1, ?2, ?3, ?4)
@@ -97,16 +116,22 @@ ON CONFLICT (run_id, task, attempt, seq) DO NOTHING`
 ON CONFLICT (stream, seq) DO NOTHING`
 )
 
+// submissionIsCurrent tells, in the workflow upsert of a submission, that the submission says what
+// the workflow's current version is.
+const submissionIsCurrent = `workflows.registered = 0 AND excluded.updated_at >= workflows.updated_at`
+
 // stmts are the write statements, prepared once on the writer connection.
 type stmts struct {
 	runExists, workflowUpsert, versionInsert, workflowTaskInsert, runInsert, taskInsert *sql.Stmt
 	taskAdvance, taskExists, attemptUpsert, runAdvance, runKnown, logInsert, deadLetter *sql.Stmt
+	register                                                                            *sql.Stmt
 }
 
 func (st *stmts) all() []**sql.Stmt {
 	return []**sql.Stmt{
 		&st.runExists, &st.workflowUpsert, &st.versionInsert, &st.workflowTaskInsert, &st.runInsert, &st.taskInsert,
 		&st.taskAdvance, &st.taskExists, &st.attemptUpsert, &st.runAdvance, &st.runKnown, &st.logInsert, &st.deadLetter,
+		&st.register,
 	}
 }
 
@@ -114,6 +139,7 @@ func (st *stmts) prepare(ctx context.Context, db *sql.DB) error {
 	queries := []string{
 		sqlRunExists, sqlWorkflowUpsert, sqlVersionInsert, sqlWorkflowTaskInsert, sqlRunInsert, sqlTaskInsert,
 		sqlTaskAdvance, sqlTaskExists, sqlAttemptUpsert, sqlRunAdvance, sqlRunKnown, sqlLogInsert, sqlDeadLetterInsert,
+		sqlRegister,
 	}
 	for i, p := range st.all() {
 		s, err := db.PrepareContext(ctx, queries[i])
@@ -184,9 +210,9 @@ func (b *batch) exists(s *sql.Stmt, args ...any) (bool, error) {
 	return ok, err
 }
 
-// ApplyBatch writes events, log lines and dead letters in one transaction.
+// ApplyBatch writes registrations, events, log lines and dead letters in one transaction.
 func (s *Store) ApplyBatch(ctx context.Context, p store.ApplyBatchParams) (res store.ApplyBatchResult, err error) {
-	if len(p.Events) == 0 && len(p.Logs) == 0 && len(p.DeadLetters) == 0 {
+	if p.Empty() {
 		return store.ApplyBatchResult{}, ctx.Err()
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -203,6 +229,11 @@ func (s *Store) ApplyBatch(ctx context.Context, p store.ApplyBatchParams) (res s
 			err = errors.Join(err, ignoreDone(tx.Rollback()))
 		}
 	}()
+	for i := range p.Registrations {
+		if err := b.register(&p.Registrations[i]); err != nil {
+			return store.ApplyBatchResult{}, fmt.Errorf("applying registration %s@%d: %w", p.Registrations[i].Name, p.Registrations[i].Revision, interpretError(err))
+		}
+	}
 	for i := range p.Events {
 		if err := ctx.Err(); err != nil {
 			return store.ApplyBatchResult{}, fmt.Errorf("applying batch: %w", err)
@@ -285,34 +316,18 @@ func (b *batch) submit(e *event.Event) error {
 	if err := b.stmt(b.st.workflowUpsert).QueryRowContext(b.ctx, p.Name, p.Description, p.Schedule, p.Hash, at).Scan(&workflowID); err != nil {
 		return fmt.Errorf("upserting workflow %s: %w", p.Name, err)
 	}
-	planJSON, err := json.Marshal(p)
+	deps, err := dependsJSON(p)
 	if err != nil {
-		return fmt.Errorf("encoding plan: %w", err)
+		return err
 	}
-	n, err := b.exec(b.st.versionInsert, p.Hash, workflowID, string(planJSON), at)
-	if err != nil {
-		return fmt.Errorf("inserting version %s: %w", p.Hash, err)
-	}
-	deps := make([]string, len(p.Tasks))
-	for i := range p.Tasks {
-		d, err := json.Marshal(nonNil(p.Tasks[i].DependsOn))
-		if err != nil {
-			return fmt.Errorf("encoding depends_on: %w", err)
-		}
-		deps[i] = string(d)
-	}
-	if n > 0 {
-		for i, t := range p.Tasks {
-			if _, err := b.exec(b.st.workflowTaskInsert, p.Hash, t.Name, t.Index, t.Executor, deps[i]); err != nil {
-				return fmt.Errorf("inserting workflow task %s: %w", t.Name, err)
-			}
-		}
+	if err := b.insertVersion(p, workflowID, at, deps); err != nil {
+		return err
 	}
 	var params any // NULL without params
 	if len(e.Params) > 0 {
 		params = string(e.Params)
 	}
-	n, err = b.exec(b.st.runInsert, runID, workflowID, p.Hash, e.TriggeredBy, key, len(p.Tasks), at, params)
+	n, err := b.exec(b.st.runInsert, runID, workflowID, p.Hash, e.TriggeredBy, key, len(p.Tasks), at, params)
 	if err != nil || n == 0 {
 		return err
 	}
@@ -322,6 +337,72 @@ func (b *batch) submit(e *event.Event) error {
 		}
 	}
 	return nil
+}
+
+// dependsJSON returns the depends_on column of each task of a plan.
+func dependsJSON(p *workflow.Plan) ([]string, error) {
+	deps := make([]string, len(p.Tasks))
+	for i := range p.Tasks {
+		d, err := json.Marshal(nonNil(p.Tasks[i].DependsOn))
+		if err != nil {
+			return nil, fmt.Errorf("encoding depends_on: %w", err)
+		}
+		deps[i] = string(d)
+	}
+	return deps, nil
+}
+
+// insertVersion inserts a plan's version of a workflow, and its compiled DAG, unless the hash is
+// stored already; deps are the tasks' depends_on columns (dependsJSON).
+func (b *batch) insertVersion(p *workflow.Plan, workflowID int64, at any, deps []string) error {
+	planJSON, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encoding plan: %w", err)
+	}
+	n, err := b.exec(b.st.versionInsert, p.Hash, workflowID, string(planJSON), at)
+	if err != nil {
+		return fmt.Errorf("inserting version %s: %w", p.Hash, err)
+	}
+	if n == 0 {
+		return nil // stored already, with its DAG
+	}
+	for i, t := range p.Tasks {
+		if _, err := b.exec(b.st.workflowTaskInsert, p.Hash, t.Name, t.Index, t.Executor, deps[i]); err != nil {
+			return fmt.Errorf("inserting workflow task %s: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
+// register applies one registration (see store.ApplyBatchParams.Registrations).
+func (b *batch) register(r *store.Registration) error {
+	if r.Revision == 0 {
+		// Not greater than any stored revision; the statement's WHERE only guards an update, and
+		// would let it insert a workflow it does not know.
+		return nil
+	}
+	at := dbTime(store.TimeOrNow(r.AppliedAt))
+	var desc, sched, hash string
+	if r.Plan != nil {
+		desc, sched, hash = r.Plan.Description, r.Plan.Schedule, r.Plan.Hash
+	}
+	var workflowID int64
+	err := b.stmt(b.st.register).QueryRowContext(b.ctx, r.Name, desc, sched, hash, at, r.Plan != nil,
+		int64(r.Revision), r.AppliedBy).Scan(&workflowID) //nolint:gosec // KV revisions fit in int64
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // a revision the workflow has seen already
+	}
+	if err != nil {
+		return fmt.Errorf("registering workflow %s: %w", r.Name, err)
+	}
+	if r.Plan == nil {
+		return nil
+	}
+	deps, err := dependsJSON(r.Plan)
+	if err != nil {
+		return err
+	}
+	return b.insertVersion(r.Plan, workflowID, at, deps)
 }
 
 func nonNil(ss []string) []string {

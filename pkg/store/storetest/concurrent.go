@@ -9,6 +9,7 @@ import (
 
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/store"
+	"github.com/ork-go/ork/pkg/workflow"
 )
 
 func contextCancelled(f *fixture) (context.Context, context.CancelFunc) {
@@ -104,9 +105,31 @@ func concurrentWriters(t *testing.T, f *fixture, handles []store.Store) []string
 		}
 	}
 
+	// Registrations of two workflows, revisions 1 to regRevs each, shuffled over the writers; the last
+	// revision of reg-b is a deletion. Whatever the order, the last revision of each wins.
+	const regRevs = 24
+	regPlan := func(name string, rev int) *workflow.Plan {
+		return plan(name, fmt.Sprint("revision ", rev), task("a", 0))
+	}
+	var regs []store.Registration
+	for rev := 1; rev <= regRevs; rev++ {
+		for _, name := range []string{"reg-a", "reg-b"} {
+			p := regPlan(name, rev)
+			if name == "reg-b" && rev == regRevs {
+				p = nil
+			}
+			regs = append(regs, store.Registration{Name: name, Revision: uint64(rev), Plan: p, AppliedAt: f.now(), AppliedBy: "storetest"})
+		}
+	}
+	rng.Shuffle(len(regs), func(i, j int) { regs[i], regs[j] = regs[j], regs[i] })
+	perWriterRegs := make([][]store.Registration, writers)
+	for i, r := range regs {
+		perWriterRegs[i%writers] = append(perWriterRegs[i%writers], r)
+	}
+
 	concurrently(t, writers, func(w int) error {
-		mine, shuffled := ownBatches[w], perWriter[w]
-		for len(mine) > 0 || len(shuffled) > 0 {
+		mine, shuffled, regs := ownBatches[w], perWriter[w], perWriterRegs[w]
+		for len(mine) > 0 || len(shuffled) > 0 || len(regs) > 0 {
 			var p store.ApplyBatchParams
 			if len(mine) > 0 {
 				p = mine[0]
@@ -115,6 +138,8 @@ func concurrentWriters(t *testing.T, f *fixture, handles []store.Store) []string
 			n := min(4, len(shuffled))
 			p.Events = append(append([]event.Event(nil), p.Events...), shuffled[:n]...)
 			shuffled = shuffled[n:]
+			n = min(2, len(regs))
+			p.Registrations, regs = regs[:n], regs[n:]
 			res, err := handles[w%len(handles)].ApplyBatch(f.ctx, p)
 			if err != nil {
 				return fmt.Errorf("writer %d: ApplyBatch: %w", w, err)
@@ -145,7 +170,16 @@ func concurrentWriters(t *testing.T, f *fixture, handles []store.Store) []string
 		wantEq(t, fmt.Sprintf("own run %d log lines", w), len(f.logs(store.LogListParams{RunID: id})), 8)
 	}
 	wantEq(t, "dead letters", len(f.deadLetters(0)), writers)
-	wantEq(t, "workflows", len(f.workflows(store.WorkflowListParams{})), writers+1)
+	wantEq(t, "workflows", len(f.workflows(store.WorkflowListParams{})), writers+3)
+	a, b := f.workflow("reg-a"), f.workflow("reg-b")
+	wantEq(t, "reg-a.Revision", a.Revision, uint64(regRevs))
+	wantEq(t, "reg-a.Registered", a.Registered, true)
+	wantEq(t, "reg-a.CurrentHash", a.CurrentHash, regPlan("reg-a", regRevs).Hash)
+	wantEq(t, "reg-b.Revision", b.Revision, uint64(regRevs))
+	wantEq(t, "reg-b.Registered", b.Registered, false)
+	if vs := f.versionHashes("reg-a", 0); len(vs) == 0 || len(vs) > regRevs {
+		t.Errorf("reg-a has %d versions, want 1 to %d", len(vs), regRevs)
+	}
 	return append(shared, own...)
 }
 
