@@ -76,30 +76,43 @@ var ErrRunNotFinished = errors.New("the run has not finished")
 // ErrNothingToRerun is a rerun of failed tasks of a run that had none.
 var ErrNothingToRerun = errors.New("every task of the run succeeded: nothing to rerun (rerun all of it instead)")
 
-// Rerun submits a new run of p.Plan with the parameters of p.Run, which records p.Run as the run it
-// reruns, reuses the outputs p.Mode keeps and runs the rest. It returns the new run's id and what it
-// runs.
-func (c *Client) Rerun(ctx context.Context, p RerunParams) (string, RerunPlan, error) {
+// PrepareRerun decides a rerun and returns the submission that starts it (for Submit or Run).
+func PrepareRerun(p RerunParams) (SubmitParams, RerunPlan, error) {
 	if !event.IsTerminalRun(p.Run.Status) {
-		return "", RerunPlan{}, fmt.Errorf("run %s is %s: %w", p.Run.ID, p.Run.Status, ErrRunNotFinished)
+		return SubmitParams{}, RerunPlan{}, fmt.Errorf("run %s is %s: %w", p.Run.ID, p.Run.Status, ErrRunNotFinished)
 	}
 	rp, err := PlanRerun(p.Plan, p.Tasks, p.Mode)
 	if err != nil {
-		return "", rp, err
+		return SubmitParams{}, rp, err
 	}
 	if len(rp.Run) == 0 {
-		return "", rp, ErrNothingToRerun
+		return SubmitParams{}, rp, ErrNothingToRerun
 	}
 	var params map[string]json.RawMessage
 	if len(p.Run.Params) > 0 {
 		if err := json.Unmarshal(p.Run.Params, &params); err != nil {
-			return "", rp, fmt.Errorf("the parameters of run %s: %w", p.Run.ID, err)
+			return SubmitParams{}, rp, fmt.Errorf("the parameters of run %s: %w", p.Run.ID, err)
 		}
 	}
-	sp := SubmitParams{Plan: p.Plan, Params: params, IdempotencyKey: p.IdempotencyKey, TriggeredBy: p.TriggeredBy,
+	key := p.IdempotencyKey
+	if key != "" {
+		key = "rerun/" + p.Run.ID + "/" + key // a key of the rerun of this run
+	}
+	sp := SubmitParams{Plan: p.Plan, Params: params, IdempotencyKey: key, TriggeredBy: p.TriggeredBy,
 		rerunOf: p.Run.ID, reuse: rp.Reuse}
 	if len(sp.reuse) == 0 {
 		sp.reuse = nil
+	}
+	return sp, rp, nil
+}
+
+// Rerun submits a new run of p.Plan with the parameters of p.Run, which records p.Run as the run it
+// reruns, reuses the outputs p.Mode keeps and runs the rest. It returns the new run's id and what it
+// runs.
+func (c *Client) Rerun(ctx context.Context, p RerunParams) (string, RerunPlan, error) {
+	sp, rp, err := PrepareRerun(p)
+	if err != nil {
+		return "", rp, err
 	}
 	runID, _, err := c.submit(ctx, sp)
 	return runID, rp, err

@@ -358,3 +358,19 @@ func (c *Client) FollowLogs(ctx context.Context, id, task string, fn func(LogBat
 		return fn(b)
 	})
 }
+
+// Rerun starts a new run of a finished run's version and parameters (or, with DryRun, says what
+// it would run).
+func (c *Client) Rerun(ctx context.Context, id string, req RerunRequest, key string) (Rerun, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return Rerun{}, err
+	}
+	h := http.Header{"Content-Type": {"application/json"}}
+	if key != "" {
+		h.Set("Idempotency-Key", key)
+	}
+	var out Rerun
+	_, err = c.do(ctx, "POST", "/api/v1/runs/"+url.PathEscape(id)+"/rerun", body, h, &out)
+	return out, err
+}

@@ -73,6 +73,7 @@ from.`,
 	root.AddCommand(newRunCmd())
 	root.AddCommand(newServeCmd())
 	root.AddCommand(newTriggerCmd())
+	root.AddCommand(newRerunCmd())
 	root.AddCommand(newStatusCmd())
 	root.AddCommand(newTasksCmd())
 	root.AddCommand(newLogsCmd())

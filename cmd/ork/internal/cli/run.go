@@ -89,6 +89,9 @@ func runWorkflow(ctx context.Context, stdout, stderr io.Writer, file string, o r
 type planSource struct {
 	plan       *workflow.Plan
 	registered string
+	// rerun, when set, reruns a finished run of the database (mode client.RerunAll or RerunFailed).
+	rerun     string
+	rerunMode string
 }
 
 // executePlan runs a plan in-process, or submits it to a cluster, and follows it to its end.
@@ -153,7 +156,20 @@ func executePlan(ctx context.Context, stdout, stderr io.Writer, src planSource, 
 			return err
 		}
 	}
-	if plan == nil {
+	var rerunSubmit *client.SubmitParams
+	if src.rerun != "" {
+		if st == nil {
+			return usageError(fmt.Errorf("ork rerun --nats needs the cluster's database as well (--db URL): the run and its outputs are read from it"))
+		}
+		re, sp, err := prepareRerun(ctx, st, src.rerun, src.rerunMode, o.triggeredBy, o.key)
+		if err != nil {
+			return err
+		}
+		if !o.json {
+			printRerun(stdout, re.RerunOf, re.Run, re.Reused, false)
+		}
+		rerunSubmit, plan = sp, sp.Plan
+	} else if plan == nil {
 		reg, err := client.New(b).Workflow(ctx, src.registered)
 		if errors.Is(err, client.ErrNotRegistered) {
 			return fmt.Errorf("%w (ork workflows apply FILE registers it; ork workflows list shows what is registered)", err)
@@ -171,6 +187,9 @@ func executePlan(ctx context.Context, stdout, stderr io.Writer, src planSource, 
 		key = client.TriggerKey(plan.Name, key)
 	}
 	params := client.SubmitParams{Plan: plan, IdempotencyKey: key, TriggeredBy: o.triggeredBy, Params: values}
+	if rerunSubmit != nil {
+		params = *rerunSubmit
+	}
 	// With a key the run id derives from it, so submitting again follows the run it started.
 	runID := client.SubmitRunID(params)
 	params.RunID = runID

@@ -133,6 +133,19 @@ func TestServeAndTrigger(t *testing.T) {
 	if !strings.Contains(r.stdout, "city") || !strings.Contains(r.stdout, "summarize") {
 		t.Errorf("show:\n%s", r.stdout)
 	}
+	// Rerun what failed, on the server: a dry run says what, then it runs (and fails again: broken
+	// always does).
+	ork(t, dir, "trigger", "fails_on_purpose", "--wait").expect(t, 1)
+	r = ork(t, dir, "rerun", "latest", "--failed", "--dry-run")
+	r.expect(t, 0)
+	if !strings.Contains(r.stdout, "would rerun run") || !strings.Contains(r.stdout, "broken, never_runs; reuses independent") {
+		t.Errorf("rerun --dry-run:\n%s%s", r.stdout, r.stderr)
+	}
+	r = ork(t, dir, "rerun", "latest", "--failed", "--wait")
+	r.expect(t, 1)
+	if !strings.Contains(r.stdout, "reruns run") || !strings.Contains(r.stdout, "broken") {
+		t.Errorf("rerun --wait:\n%s%s", r.stdout, r.stderr)
+	}
 	ork(t, dir, "workflows", "delete", "hello").expect(t, 0)
 	r = ork(t, dir, "trigger", "hello")
 	r.expect(t, 1)
@@ -162,6 +175,17 @@ func TestRegistryWithoutServer(t *testing.T) {
 	r.expect(t, 0)
 	if !strings.Contains(r.stdout, "typed_chain") || !strings.Contains(r.stdout, "hello") || !strings.Contains(r.stdout, "not registered") {
 		t.Errorf("list:\n%s", r.stdout)
+	}
+	// A rerun here runs in this process, from this folder's database.
+	ork(t, dir, "run", "examples/fails_on_purpose.yaml").expect(t, 1)
+	r = ork(t, dir, "rerun", "latest", "--failed")
+	r.expect(t, 1)
+	if !strings.Contains(r.stdout, "reuses independent") || !strings.Contains(r.stdout, "broken") {
+		t.Errorf("rerun here:\n%s%s", r.stdout, r.stderr)
+	}
+	r = ork(t, dir, "status", "latest")
+	if !strings.Contains(r.stdout, "fails_on_purpose") {
+		t.Errorf("status of the rerun:\n%s", r.stdout)
 	}
 	r = ork(t, dir, "run", "examples/hello.yaml", "--detach")
 	r.expect(t, 2)

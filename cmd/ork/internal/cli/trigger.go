@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/pkg/httpapi"
+	"github.com/ork-go/ork/pkg/workflow"
 )
 
 type triggerOptions struct {
@@ -89,13 +92,19 @@ func trigger(ctx context.Context, stdout, stderr io.Writer, name string, o trigg
 		_, err := fmt.Fprintln(stdout, tr.RunID)
 		return err
 	}
-	if !o.run.json {
-		fmt.Fprintf(stdout, "run %s of workflow %q (%s) on %s\n", tr.RunID, name, plural(len(wf.Plan.Tasks), "task"), api.Base())
+	return followOnServer(ctx, stdout, api, tr.RunID, wf.Plan, begin, o.run)
+}
+
+// followOnServer follows a run on a server to its end with the progress lines of ork run, then
+// prints its tasks (or its JSON) and exits as ork run does.
+func followOnServer(ctx context.Context, stdout io.Writer, api *httpapi.Client, runID string, plan *workflow.Plan, begin time.Time, o runOptions) error {
+	if !o.json {
+		fmt.Fprintf(stdout, "run %s of workflow %q (%s) on %s\n", runID, plan.Name, plural(len(plan.Tasks), "task"), api.Base())
 	}
-	progress := newProgress(stdout, wf.Plan, !o.run.json && isTerminal(stdout), begin)
+	progress := newProgress(stdout, plan, !o.json && isTerminal(stdout), begin)
 	var final event.Event
-	err = api.FollowRun(ctx, tr.RunID, 0, func(e event.Event) error {
-		if !o.run.json {
+	err := api.FollowRun(ctx, runID, 0, func(e event.Event) error {
+		if !o.json {
 			progress.event(e)
 		}
 		if e.Type == event.TypeRunFinished {
@@ -105,26 +114,46 @@ func trigger(ctx context.Context, stdout, stderr io.Writer, name string, o trigg
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return &ExitError{Code: ExitCodeInterrupted, Err: fmt.Errorf("interrupted; run %s goes on on the server", tr.RunID)}
+			return &ExitError{Code: ExitCodeInterrupted, Err: fmt.Errorf("interrupted; run %s goes on on the server", runID)}
 		}
 		return err
 	}
 	progress.done()
-	run, err := waitRecorded(ctx, api, tr.RunID)
+	run, err := waitRecorded(ctx, api, runID)
 	if err != nil {
 		return err
 	}
-	if o.run.json {
+	if o.json {
 		if err := writeJSON(stdout, run); err != nil {
 			return err
 		}
 	} else {
-		printResult(stdout, wf.Plan, run.Run, o.run.all)
+		printResult(stdout, plan, run.Run, o.all)
 	}
 	if final.Status != event.RunSuccess {
 		return &ExitError{Code: ExitCodeFailure, Err: errRunNotSuccessful{status: final.Status, msg: final.Error}}
 	}
 	return nil
+}
+
+// planOfRun is the plan a run ran, for the progress lines and the table: the registered one when
+// it is the run's version, else one made of the run's tasks.
+func planOfRun(ctx context.Context, api *httpapi.Client, run httpapi.RunDetail) *workflow.Plan {
+	if wf, err := api.Workflow(ctx, run.Workflow); err == nil && wf.Version == run.Version {
+		return wf.Plan
+	}
+	return planFromView(run)
+}
+
+// planFromView is a plan with the run's tasks, for a run whose workflow version the client does
+// not have.
+func planFromView(run httpapi.RunDetail) *workflow.Plan {
+	p := &workflow.Plan{Name: run.Workflow}
+	for name, t := range run.Tasks {
+		p.Tasks = append(p.Tasks, workflow.Task{Name: name, Executor: t.Executor})
+	}
+	slices.SortFunc(p.Tasks, func(a, b workflow.Task) int { return strings.Compare(a.Name, b.Name) })
+	return p
 }
 
 // waitRecorded reads a finished run back from the server: its event stream ended once the
