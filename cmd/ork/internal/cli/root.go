@@ -74,6 +74,7 @@ from.`,
 	root.AddCommand(newServeCmd())
 	root.AddCommand(newTriggerCmd())
 	root.AddCommand(newRerunCmd())
+	root.AddCommand(newTokenCmd())
 	root.AddCommand(newStatusCmd())
 	root.AddCommand(newTasksCmd())
 	root.AddCommand(newLogsCmd())

@@ -49,8 +49,17 @@ type result struct {
 // ork runs the built binary with args in dir ("" = the test's working directory).
 func ork(t *testing.T, dir string, args ...string) result {
 	t.Helper()
+	return orkEnv(t, dir, nil, args...)
+}
+
+// orkEnv is ork with more environment variables (KEY=VALUE).
+func orkEnv(t *testing.T, dir string, env []string, args ...string) result {
+	t.Helper()
 	cmd := exec.CommandContext(t.Context(), orkBin, args...)
 	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

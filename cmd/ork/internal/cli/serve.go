@@ -19,6 +19,7 @@ type serveOptions struct {
 	addr, db, root, python string
 	concurrency            int
 	pythonCold, verbose    bool
+	tokens                 bool
 	rate                   float64
 }
 
@@ -33,8 +34,9 @@ an executor, the recorder (SQLite at ./.ork/ork.db unless --db) and the HTTP API
 Other ork commands started in this folder find the server by themselves (./.ork/serve.json): ork
 workflows apply, ork trigger, ... go through its API. Elsewhere, give them --api URL.
 
-The API listens on a loopback address; an address other machines reach is refused until tokens
-exist (ork token create) and are required.
+The API listens on a loopback address and takes every request; with --tokens it requires a token
+(ork token create) on each, with the scope of what it does. An address other machines reach is
+refused without --tokens.
 
 Ctrl-C (SIGINT or SIGTERM) stops it in order: the API stops taking requests and ends its event
 streams, running tasks finish within the executor's drain grace, then the recorder writes what is
@@ -52,6 +54,7 @@ left.`,
 	cmd.Flags().IntVar(&o.concurrency, "concurrency", embedded.ConcurrencyDefault, "tasks in flight at once in the executor")
 	cmd.Flags().StringVar(&o.python, "python", "", "interpreter of python tasks (env "+embedded.PythonEnv+", default "+embedded.PythonDefault+")")
 	cmd.Flags().BoolVar(&o.pythonCold, "python-cold", false, "start one interpreter per python task instead of forking each from a warm one")
+	cmd.Flags().BoolVar(&o.tokens, "tokens", false, "require an API token (ork token create) on every request; needed on an address other machines reach")
 	cmd.Flags().Float64Var(&o.rate, "rate-limit", api.RatePerSecondDefault, "API requests per second per token (or client address); negative: no limit")
 	cmd.Flags().BoolVarP(&o.verbose, "verbose", "v", false, "show the services' debug logs")
 	return cmd
@@ -72,7 +75,8 @@ func runServe(ctx context.Context, stdout io.Writer, o serveOptions) error {
 	begin := time.Now()
 	s, err := serve.Start(ctx, serve.Config{
 		Stack: embedded.Config{DBURL: dbURL, Concurrency: o.concurrency, Python: o.python, PythonCold: o.pythonCold},
-		API:   api.Config{Addr: o.addr, WorkflowsRoot: o.root, RatePerSecond: o.rate},
+		API:           api.Config{Addr: o.addr, WorkflowsRoot: o.root, RatePerSecond: o.rate},
+		RequireTokens: o.tokens,
 	}, log)
 	if err != nil {
 		return err

@@ -18,9 +18,9 @@ import (
 
 // startServe runs `ork serve` as a process in dir on a free port and returns its discovery info;
 // stop sends it SIGINT and checks that it stops cleanly and removes the file.
-func startServe(t *testing.T, dir string) (serve.Info, func()) {
+func startServe(t *testing.T, dir string, flags ...string) (serve.Info, func()) {
 	t.Helper()
-	cmd := exec.Command(orkBin, "serve", "--addr", "127.0.0.1:0")
+	cmd := exec.Command(orkBin, append([]string{"serve", "--addr", "127.0.0.1:0"}, flags...)...)
 	cmd.Dir = dir
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -191,5 +191,46 @@ func TestRegistryWithoutServer(t *testing.T) {
 	r.expect(t, 2)
 	if !strings.Contains(r.stderr, "--detach needs a cluster") {
 		t.Errorf("--detach in-process: %s", r.stderr)
+	}
+}
+
+// Tokens as a user makes them: ork token create prints one once; ork serve --tokens refuses the
+// commands without it and takes them with ORK_API_TOKEN; a revoked token is refused.
+func TestTokensWithServe(t *testing.T) {
+	t.Parallel()
+	dir := copyExamples(t)
+	r := ork(t, dir, "token", "create", "--scope", "admin", "--name", "me")
+	r.expect(t, 0)
+	var token string
+	for _, f := range strings.Fields(r.stdout) {
+		if strings.HasPrefix(f, "ork_") {
+			token = f
+		}
+	}
+	if token == "" || !strings.Contains(r.stdout, "shown this once") {
+		t.Fatalf("token create:\n%s", r.stdout)
+	}
+	if r := ork(t, dir, "token", "create", "--scope", "root"); r.code != 2 || !strings.Contains(r.stderr, "want read, submit or admin") {
+		t.Errorf("a bad scope: exit %d %s", r.code, r.stderr)
+	}
+	startServe(t, dir, "--tokens")
+	r = ork(t, dir, "workflows", "apply", "examples/hello.yaml")
+	r.expect(t, 1)
+	if !strings.Contains(r.stderr, "requires a token") {
+		t.Errorf("apply without a token: %s", r.stderr)
+	}
+	env := []string{"ORK_API_TOKEN=" + token}
+	orkEnv(t, dir, env, "workflows", "apply", "examples/hello.yaml").expect(t, 0)
+	orkEnv(t, dir, env, "trigger", "hello", "--wait").expect(t, 0)
+	r = ork(t, dir, "token", "list")
+	id := strings.Split(token, "_")[1]
+	if !strings.Contains(r.stdout, id) || !strings.Contains(r.stdout, "valid") || strings.Contains(r.stdout, token) {
+		t.Errorf("token list:\n%s", r.stdout)
+	}
+	ork(t, dir, "token", "revoke", id).expect(t, 0)
+	r = orkEnv(t, dir, env, "workflows", "list")
+	r.expect(t, 1)
+	if !strings.Contains(r.stderr, "unknown, revoked or expired") {
+		t.Errorf("a revoked token: %s", r.stderr)
 	}
 }

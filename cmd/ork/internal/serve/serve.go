@@ -10,10 +10,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/ork-go/ork/cmd/ork/internal/embedded"
+	"github.com/ork-go/ork/pkg/store"
 	"github.com/ork-go/ork/services/api"
 )
 
@@ -23,6 +25,9 @@ type Config struct {
 	Stack embedded.Config
 	// API configures the HTTP API; its Addr defaults to api.AddrDefault.
 	API api.Config
+	// RequireTokens makes the API require a token of the database's (ork token create) on every
+	// request but health and the OpenAPI document. An address other machines reach needs it.
+	RequireTokens bool
 }
 
 // Server is a running `ork serve`.
@@ -52,7 +57,7 @@ const InfoFile = "serve.json"
 func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Server, err error) {
 	s := &Server{log: log}
 	apiCfg := cfg.API.WithDefaults()
-	if apiCfg.Tokens == nil && !api.IsLoopback(apiCfg.Addr) {
+	if apiCfg.Tokens == nil && !cfg.RequireTokens && !api.IsLoopback(apiCfg.Addr) {
 		return nil, fmt.Errorf("ork serve: refusing to listen on %s without tokens: create one with ork token create "+
 			"and start with --tokens, or listen on 127.0.0.1", apiCfg.Addr)
 	}
@@ -64,6 +69,20 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Server, err err
 			err = errors.Join(err, s.Stack.Stop())
 		}
 	}()
+	if cfg.RequireTokens && apiCfg.Tokens == nil {
+		tokens, ok := s.Stack.Store.(store.Tokens)
+		if !ok {
+			return nil, errors.New("ork serve: this database keeps no tokens")
+		}
+		usable, err := api.Usable(ctx, tokens, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("ork serve: reading the tokens: %w", err)
+		}
+		if !usable {
+			return nil, errors.New("ork serve: tokens are required, and the database holds none that is valid: create one with ork token create --scope admin")
+		}
+		apiCfg.Tokens = api.NewStoreTokens(tokens)
+	}
 	if s.API, err = api.New(s.Stack.Bus, s.Stack.Store, apiCfg, log.Named("api")); err != nil {
 		return nil, err
 	}
