@@ -39,6 +39,15 @@ type WorkflowDetail struct {
 	WorkflowSummary
 	DAG  []DAGTask      `json:"dag"`  // in plan (topological) order
 	Plan *workflow.Plan `json:"plan"` // the compiled workflow, as runs get it
+	// Versions are the workflow's versions the database knows, newest first (the current one
+	// included); omitted where no database is read.
+	Versions []Version `json:"versions,omitempty"`
+}
+
+// Version is one version of a workflow: the hash of its compiled plan, first seen at CreatedAt.
+type Version struct {
+	Version   string    `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // WorkflowList is a page of workflows.

@@ -1,10 +1,13 @@
 package api
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
@@ -91,22 +94,69 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	status := q.Get("status")
-	if status != "" && !event.IsRunStatus(status) {
-		writeProblem(w, r, probBadRequest, "unknown status "+strconv.Quote(status)+": want pending, running, paused, success, failed or cancelled")
+	p := store.RunListParams{Workflow: q.Get("workflow"), Status: q.Get("status"), TriggeredBy: q.Get("triggered_by"),
+		IDPrefix: q.Get("id_prefix"), Limit: size + 1}
+	if p.Status != "" && !event.IsRunStatus(p.Status) {
+		writeProblem(w, r, probBadRequest, "unknown status "+strconv.Quote(p.Status)+": want pending, running, paused, success, failed or cancelled")
 		return
 	}
-	runs, err := s.store.RunList(r.Context(), store.RunListParams{Workflow: q.Get("workflow"), Status: status,
-		IDPrefix: q.Get("id_prefix"), Limit: size})
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &p.Since}, {"until", &p.Until}} {
+		if v := q.Get(f.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				writeProblem(w, r, probBadRequest, f.name+" must be an RFC 3339 time such as 2024-08-01T00:00:00Z, got "+strconv.Quote(v))
+				return
+			}
+			*f.dst = t
+		}
+	}
+	if tok := q.Get("page_token"); tok != "" {
+		c, err := decodeRunCursor(tok)
+		if err != nil {
+			writeProblem(w, r, probBadRequest, "page_token is not one this server gave")
+			return
+		}
+		p.Before = c
+	}
+	runs, err := s.store.RunList(r.Context(), p)
 	if err != nil {
 		s.internal(w, r, err)
 		return
 	}
 	out := httpapi.RunList{Runs: make([]httpapi.RunSummary, 0, len(runs))}
+	if len(runs) > size { // one more than the page: there is a next page, after the page's last
+		runs = runs[:size]
+		out.NextPageToken = encodeRunCursor(runs[size-1].Cursor())
+	}
 	for _, run := range runs {
 		out.Runs = append(out.Runs, summarizeRun(run))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// A run page token is the position of a page's last run, (created_at, id): the next page starts
+// after it, so runs created while a client pages are neither skipped nor repeated.
+func encodeRunCursor(c *store.RunCursor) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(c.CreatedAt.UTC().Format(time.RFC3339Nano) + "|" + c.ID))
+}
+
+func decodeRunCursor(tok string) (*store.RunCursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return nil, err
+	}
+	ts, id, ok := strings.Cut(string(b), "|")
+	if !ok || id == "" {
+		return nil, errors.New("no id")
+	}
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return nil, err
+	}
+	return &store.RunCursor{CreatedAt: t, ID: id}, nil
 }
 
 // runOr404 reads the run {id}, answering 404 itself.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/httpapi"
+	"github.com/ork-go/ork/pkg/store"
 	"github.com/ork-go/ork/pkg/workflow"
 )
 
@@ -79,7 +80,21 @@ func (s *Server) getWorkflow(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, httpapi.DetailOf(reg))
+	d := httpapi.DetailOf(reg)
+	versions, err := s.store.WorkflowVersionList(r.Context(), store.WorkflowVersionListParams{Workflow: reg.Plan.Name, Limit: 100})
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	current := false
+	for _, v := range versions {
+		d.Versions = append(d.Versions, httpapi.Version{Version: v.Hash, CreatedAt: v.CreatedAt})
+		current = current || v.Hash == reg.Plan.Hash
+	}
+	if !current { // registered a moment ago: the recorder has not mirrored it yet
+		d.Versions = append([]httpapi.Version{{Version: reg.Plan.Hash, CreatedAt: reg.AppliedAt}}, d.Versions...)
+	}
+	writeJSON(w, http.StatusOK, d)
 }
 
 // putWorkflow registers the YAML body under {name}. The query's dir is the workflow's folder,
