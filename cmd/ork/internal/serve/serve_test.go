@@ -226,6 +226,9 @@ func readSSE(t *testing.T, body io.Reader, stop func(sseEvent) bool) []sseEvent 
 		line := sc.Text()
 		switch {
 		case line == "":
+			if cur.typ == "end" { // the stream is complete
+				return out
+			}
 			if cur.typ != "" {
 				out = append(out, cur)
 				if stop != nil && stop(cur) {
