@@ -5,6 +5,7 @@ ALTER TABLE workflows DROP COLUMN registered_at;
 ALTER TABLE workflows DROP COLUMN registered_rev;
 ALTER TABLE workflows DROP COLUMN registered;
 DROP TABLE IF EXISTS api_tokens;
+ALTER TABLE runs DROP COLUMN rerun_of;
 DROP INDEX runs_workflow_created_at_id_idx;
 DROP INDEX runs_created_at_id_idx;
 CREATE INDEX runs_created_at_idx ON runs (created_at DESC);

@@ -8,6 +8,10 @@ DROP INDEX runs_workflow_created_at_idx;
 CREATE INDEX runs_created_at_id_idx ON runs (created_at DESC, id COLLATE "C" DESC);
 CREATE INDEX runs_workflow_created_at_id_idx ON runs (workflow_id, created_at DESC, id COLLATE "C" DESC);
 
+-- The run a run reruns (run.submitted's rerun_of), '' for a run that is no rerun. No foreign key:
+-- the recorder records what the submission says, whatever it knows of the run it names.
+ALTER TABLE runs ADD COLUMN rerun_of TEXT NOT NULL DEFAULT '';
+
 -- The API's bearer tokens, written by the admin CLI. Only a hash of each secret is kept.
 CREATE TABLE api_tokens (
     id           TEXT        PRIMARY KEY,

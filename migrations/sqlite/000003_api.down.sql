@@ -4,6 +4,7 @@ ALTER TABLE workflows DROP COLUMN registered_at;
 ALTER TABLE workflows DROP COLUMN registered_rev;
 ALTER TABLE workflows DROP COLUMN registered;
 DROP TABLE IF EXISTS api_tokens;
+ALTER TABLE runs DROP COLUMN rerun_of;
 DROP INDEX runs_workflow_created_at_id;
 DROP INDEX runs_created_at_id;
 CREATE INDEX runs_created_at ON runs (created_at DESC);

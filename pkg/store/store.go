@@ -23,9 +23,10 @@
 //     ignored.
 //   - run.submitted inserts the workflow (by name; description and current version updated unless
 //     the workflow is registered: then the registry says what is current), its version (by content
-//     hash, with the plan JSON), the workflow_tasks of that version, the run (status pending) and one
-//     task row per plan task (status pending, attempt 0). It never changes a workflow's
-//     registration. A second submission of the same run id or idempotency key changes nothing.
+//     hash, with the plan JSON), the workflow_tasks of that version, the run (status pending, with its
+//     params and the run it reruns, as the event says, known to the store or not) and one task row
+//     per plan task (status pending, attempt 0). It never changes a workflow's registration. A
+//     second submission of the same run id or idempotency key changes nothing.
 //   - A task row moves only forward in the order (attempt, rank), compared lexicographically, where
 //     rank is pending 0 < dispatched 1 < running 2 < lost 3 < final 4 (success, failed, skipped,
 //     cancelled) < given up 5 (failed with reason max_lost). So an event of an older attempt never
@@ -355,7 +356,9 @@ type Run struct {
 	Error          string
 	TaskCount      int
 	// Params is the run's parameters, a JSON object; nil when its workflow declares none.
-	Params     json.RawMessage
+	Params json.RawMessage
+	// RerunOf is the run this one reruns (run.submitted's rerun_of); "" when it is no rerun.
+	RerunOf    string
 	CreatedAt  time.Time // when run.submitted was published
 	StartedAt  *time.Time
 	FinishedAt *time.Time

@@ -203,6 +203,7 @@ type runRow struct {
 	Status         string          `json:"status"`
 	TriggeredBy    string          `json:"triggered_by"`
 	Params         json.RawMessage `json:"params,omitempty"`
+	RerunOf        string          `json:"rerun_of,omitempty"`
 	IdempotencyKey string          `json:"idempotency_key,omitempty"`
 	Error          string          `json:"error"`
 	TaskCount      int             `json:"task_count"`

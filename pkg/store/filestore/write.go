@@ -160,7 +160,7 @@ func (b *batch) submit(e *event.Event) (bool, error) {
 
 	b.put(s.runPath(e.RunID), &runRow{
 		ID: e.RunID, Workflow: p.Name, WorkflowHash: p.Hash, Status: event.RunPending, TriggeredBy: e.TriggeredBy, Params: e.Params,
-		IdempotencyKey: e.IdempotencyKey, TaskCount: len(p.Tasks), CreatedAt: e.Time,
+		RerunOf: e.RerunOf, IdempotencyKey: e.IdempotencyKey, TaskCount: len(p.Tasks), CreatedAt: e.Time,
 	})
 	for _, t := range p.Tasks {
 		b.put(s.taskPath(e.RunID, t.Name), &taskRow{

@@ -351,10 +351,10 @@ ON CONFLICT DO NOTHING`
 	// race on its id or idempotency key to another transaction writes nothing; the count of runs
 	// inserted tells ApplyBatch that its plan was decided on stale knowledge.
 	sqlInsertRuns = `WITH r AS (
-	INSERT INTO runs (id, workflow_id, workflow_hash, status, triggered_by, idempotency_key, task_count, created_at, params)
-	SELECT i.id, w.id, i.hash, '` + event.RunPending + `', i.triggered_by, NULLIF(i.key, ''), i.task_count, i.created_at, NULLIF(i.params, '')::jsonb
-	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::timestamptz[], $15::text[])
-		AS i(id, name, hash, triggered_by, key, task_count, created_at, params)
+	INSERT INTO runs (id, workflow_id, workflow_hash, status, triggered_by, idempotency_key, task_count, created_at, params, rerun_of)
+	SELECT i.id, w.id, i.hash, '` + event.RunPending + `', i.triggered_by, NULLIF(i.key, ''), i.task_count, i.created_at, NULLIF(i.params, '')::jsonb, i.rerun_of
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::timestamptz[], $15::text[], $16::text[])
+		AS i(id, name, hash, triggered_by, key, task_count, created_at, params, rerun_of)
 	JOIN workflows w ON w.name = i.name
 	ON CONFLICT DO NOTHING
 	RETURNING id),
@@ -479,7 +479,7 @@ func (bp *batchPlan) queueRuns(b *pgx.Batch) {
 	}
 	subs := slices.Clone(bp.submissions)
 	slices.SortFunc(subs, func(a, b *event.Event) int { return cmp.Compare(a.RunID, b.RunID) })
-	var rID, rName, rHash, rBy, rKey, rParams []string
+	var rID, rName, rHash, rBy, rKey, rParams, rRerunOf []string
 	var rCount []int32
 	var rCreated []time.Time
 	var tRun, tName, tExec, tDeps []string
@@ -488,13 +488,13 @@ func (bp *batchPlan) queueRuns(b *pgx.Batch) {
 		p := e.Plan
 		rID, rName, rHash, rBy, rKey = append(rID, pgText(e.RunID)), append(rName, pgText(p.Name)), append(rHash, pgText(p.Hash)), append(rBy, pgText(e.TriggeredBy)), append(rKey, pgText(e.IdempotencyKey))
 		rCount, rCreated = append(rCount, int32(len(p.Tasks))), append(rCreated, e.Time) //nolint:gosec // capped task count
-		rParams = append(rParams, pgText(string(e.Params)))
+		rParams, rRerunOf = append(rParams, pgText(string(e.Params))), append(rRerunOf, pgText(e.RerunOf))
 		for _, t := range p.Tasks {
 			tRun, tName, tExec, tDeps = append(tRun, pgText(e.RunID)), append(tName, pgText(t.Name)), append(tExec, pgText(t.Executor)), append(tDeps, dependsJSON(t.DependsOn))
 			tIdx, tRetries, tTimeout = append(tIdx, int32(t.Index)), append(tRetries, int32(t.Retries)), append(tTimeout, int32(t.TimeoutSeconds)) //nolint:gosec // validated small values
 		}
 	}
-	b.Queue(sqlInsertRuns, rID, rName, rHash, rBy, rKey, rCount, rCreated, tRun, tName, tIdx, tExec, tDeps, tRetries, tTimeout, rParams).
+	b.Queue(sqlInsertRuns, rID, rName, rHash, rBy, rKey, rCount, rCreated, tRun, tName, tIdx, tExec, tDeps, tRetries, tTimeout, rParams, rRerunOf).
 		QueryRow(func(row pgx.Row) error {
 			var inserted int
 			if err := row.Scan(&inserted); err != nil {

@@ -17,7 +17,7 @@ const (
 )
 
 const runColumns = `r.id, w.name, r.workflow_hash, r.status, r.triggered_by, coalesce(r.idempotency_key, ''), r.error,
-  r.task_count, r.params, r.created_at, r.started_at, r.finished_at`
+  r.task_count, r.params, r.rerun_of, r.created_at, r.started_at, r.finished_at`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -29,7 +29,7 @@ func scanRun(sc scanner) (store.Run, error) {
 		params            sql.NullString
 	)
 	if err := sc.Scan(&r.ID, &r.Workflow, &r.WorkflowHash, &r.Status, &r.TriggeredBy, &r.IdempotencyKey, &r.Error,
-		&r.TaskCount, &params, &created, &started, &finished); err != nil {
+		&r.TaskCount, &params, &r.RerunOf, &created, &started, &finished); err != nil {
 		return store.Run{}, err
 	}
 	if params.Valid {

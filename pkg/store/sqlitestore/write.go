@@ -52,8 +52,8 @@ ON CONFLICT (hash) DO NOTHING`
 	sqlWorkflowTaskInsert = `INSERT INTO workflow_tasks (hash, name, idx, executor, depends_on) VALUES (?1, ?2, ?3, ?4, ?5)
 ON CONFLICT (hash, name) DO NOTHING`
 
-	sqlRunInsert = `INSERT INTO runs (id, workflow_id, workflow_hash, status, triggered_by, idempotency_key, task_count, created_at, params)
-VALUES (?1, ?2, ?3, '` + event.RunPending + `', ?4, ?5, ?6, ?7, ?8)
+	sqlRunInsert = `INSERT INTO runs (id, workflow_id, workflow_hash, status, triggered_by, idempotency_key, task_count, created_at, params, rerun_of)
+VALUES (?1, ?2, ?3, '` + event.RunPending + `', ?4, ?5, ?6, ?7, ?8, ?9)
 ON CONFLICT DO NOTHING`
 
 	sqlTaskInsert = `INSERT INTO tasks (run_id, name, idx, executor, depends_on, status, attempt, max_retries, timeout_s)
@@ -327,7 +327,7 @@ func (b *batch) submit(e *event.Event) error {
 	if len(e.Params) > 0 {
 		params = string(e.Params)
 	}
-	n, err := b.exec(b.st.runInsert, runID, workflowID, p.Hash, e.TriggeredBy, key, len(p.Tasks), at, params)
+	n, err := b.exec(b.st.runInsert, runID, workflowID, p.Hash, e.TriggeredBy, key, len(p.Tasks), at, params, e.RerunOf)
 	if err != nil || n == 0 {
 		return err
 	}

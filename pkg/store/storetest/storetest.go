@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"SubmitNewVersionUpdatesWorkflow", testSubmitNewVersion},
 		{"SubmitTwiceSameRunID", testSubmitTwiceSameRunID},
 		{"SubmitTwiceSameIdempotencyKey", testSubmitTwiceSameKey},
+		{"SubmitRerun", testSubmitRerun},
 		{"ReplayBatchIsIdempotent", testReplayBatch},
 		{"TaskLifecycle", testTaskLifecycle},
 		{"TaskStatusNeverMovesBackwards", testTaskForwardOnly},
@@ -259,6 +260,32 @@ func testSubmitTwiceSameKey(t *testing.T, f *fixture) {
 	ws := f.workflows(store.WorkflowListParams{})
 	if len(ws) != 1 || ws[0].Name != "etl" || ws[0].RunCount != 2 {
 		t.Errorf("workflows = %+v, want only etl with 2 runs", ws)
+	}
+}
+
+func testSubmitRerun(t *testing.T, f *fixture) {
+	p := diamond("etl")
+	first, rerun, orphanRerun := runID(), runID(), runID()
+	f.events(f.submit(first, p, ""))
+	sub := f.submit(rerun, p, "")
+	sub.RerunOf = first
+	// A rerun of a run the store does not know is recorded as the submission says.
+	unknown := f.submit(orphanRerun, p, "")
+	unknown.RerunOf = "gone-" + runID()
+	f.events(sub, unknown)
+	// Submitted again with another parent, the run keeps the first.
+	again := sub
+	again.RerunOf = orphanRerun
+	f.events(again)
+
+	want := map[string]string{first: "", rerun: first, orphanRerun: unknown.RerunOf}
+	for id, parent := range want {
+		wantEq(t, "RunGet("+id+").RerunOf", f.run(id).RerunOf, parent)
+	}
+	listed := f.runs(store.RunListParams{})
+	wantEq(t, "listed runs", len(listed), len(want))
+	for _, r := range listed {
+		wantEq(t, "RunList: "+r.ID+".RerunOf", r.RerunOf, want[r.ID])
 	}
 }
 
