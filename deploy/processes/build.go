@@ -27,6 +27,7 @@ var (
 	TargetScheduler  = Target{Name: "ork-scheduler", Module: "services/scheduler", Package: "./cmd"}
 	TargetExecutor   = Target{Name: "ork-executor", Module: "services/executor", Package: "./cmd"}
 	TargetRecorder   = Target{Name: "ork-recorder", Module: "services/recorder", Package: "./cmd"}
+	TargetAPI        = Target{Name: "ork-api", Module: "services/api", Package: "./cmd"}
 	TargetCLI        = Target{Name: "ork", Module: "cmd/ork", Package: "."}
 )
 
@@ -59,10 +60,12 @@ type Binaries struct {
 	Scheduler  string
 	Executor   string
 	Recorder   string
+	API        string
 	CLI        string
 }
 
-// BuildBinaries builds nats-server and the three services (and the CLI when asked) into cfg.Dir.
+// BuildBinaries builds nats-server, the three services and the API (and the CLI when asked) into
+// cfg.Dir.
 func BuildBinaries(ctx context.Context, cfg BuildConfig) (Binaries, error) {
 	if err := cfg.Validate(); err != nil {
 		return Binaries{}, err
@@ -75,6 +78,7 @@ func BuildBinaries(ctx context.Context, cfg BuildConfig) (Binaries, error) {
 		Scheduler:  filepath.Join(cfg.Dir, TargetScheduler.Name),
 		Executor:   filepath.Join(cfg.Dir, TargetExecutor.Name),
 		Recorder:   filepath.Join(cfg.Dir, TargetRecorder.Name),
+		API:        filepath.Join(cfg.Dir, TargetAPI.Name),
 	}
 	if err := Build(ctx, cfg.Root, bins.NATSServer, TargetNATSServer, false); err != nil {
 		return Binaries{}, err
@@ -82,7 +86,7 @@ func BuildBinaries(ctx context.Context, cfg BuildConfig) (Binaries, error) {
 	for _, t := range []struct {
 		target Target
 		out    string
-	}{{TargetRecorder, bins.Recorder}, {TargetScheduler, bins.Scheduler}, {TargetExecutor, bins.Executor}} {
+	}{{TargetRecorder, bins.Recorder}, {TargetScheduler, bins.Scheduler}, {TargetExecutor, bins.Executor}, {TargetAPI, bins.API}} {
 		if err := Build(ctx, cfg.Root, t.out, t.target, cfg.Race); err != nil {
 			return Binaries{}, err
 		}

@@ -329,6 +329,23 @@ func (s *Stack) ExecutorSpec(instance string) ProcessSpec {
 	}
 }
 
+// APISpec returns how to start the HTTP API (ork-api) over the stack: as the submitter role, on
+// addr, reading the stack's database, requiring tokens, with registered workflows' folders
+// relative to workflowsRoot.
+func (s *Stack) APISpec(addr, workflowsRoot string) ProcessSpec {
+	return ProcessSpec{
+		Name: "api",
+		Path: s.cfg.Binaries.API,
+		Args: []string{"--nats", s.NATSURL(), "--db", s.cfg.DBURL, "--addr", addr, "--workflows-root", workflowsRoot,
+			"--provision=false"},
+		Env:     s.serviceEnv(RoleSubmitter),
+		LogPath: filepath.Join(s.cfg.Dir, "api.log"),
+	}
+}
+
+// APIReadyLine is what the API logs once it listens.
+const APIReadyLine = "api listening"
+
 // ExecutorReadyLine is what an executor logs once its consumers exist and it is pulling.
 const ExecutorReadyLine = "executor started"
 

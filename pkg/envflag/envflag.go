@@ -67,6 +67,20 @@ func (s *Set) IntVar(p *int, name, env string, def int, text string) {
 	s.fs.IntVar(p, name, def, usage(text, env))
 }
 
+// Float64Var defines the float64 flag name stored in p, defaulting to env's value (a number),
+// else def.
+func (s *Set) Float64Var(p *float64, name, env string, def float64, text string) {
+	if v := s.getenv(env); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			s.fail(env, v, errors.New("not a number"))
+		} else {
+			def = f
+		}
+	}
+	s.fs.Float64Var(p, name, def, usage(text, env))
+}
+
 // Int64Var defines the int64 flag name stored in p, defaulting to env's value (a decimal
 // number), else def.
 func (s *Set) Int64Var(p *int64, name, env string, def int64, text string) {

@@ -34,9 +34,10 @@ type values struct {
 	dur  time.Duration
 	on   bool
 	even even
+	rate float64
 }
 
-var defaults = values{str: "def", num: 1, big: 1 << 40, dur: time.Second, on: false, even: 2}
+var defaults = values{str: "def", num: 1, big: 1 << 40, dur: time.Second, on: false, even: 2, rate: 1.5}
 
 // setup defines the flags of values on a fresh FlagSet reading env, then parses args. It returns
 // the values, the FlagSet and the Set's Err.
@@ -52,6 +53,7 @@ func setup(t *testing.T, env map[string]string, args ...string) (*values, *flag.
 	s.DurationVar(&v.dur, "dur", "T_DUR", defaults.dur, "a duration")
 	s.BoolVar(&v.on, "on", "T_ON", defaults.on, "a bool")
 	s.Var(&v.even, "even", "T_EVEN", "an even number")
+	s.Float64Var(&v.rate, "rate", "T_RATE", defaults.rate, "a number")
 	envErr := s.Err()
 	if err := fs.Parse(args); err != nil {
 		t.Fatalf("parse %v: %v", args, err)
@@ -62,7 +64,7 @@ func setup(t *testing.T, env map[string]string, args ...string) (*values, *flag.
 func TestPrecedence(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"T_STR": "env", "T_NUM": "-3", "T_BIG": "9000000000", "T_DUR": "2m",
-		"T_ON": "true", "T_EVEN": "4"}
+		"T_ON": "true", "T_EVEN": "4", "T_RATE": "-0.5"}
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
@@ -71,13 +73,13 @@ func TestPrecedence(t *testing.T) {
 	}{
 		{"default", nil, nil, defaults},
 		{"empty env is unset", map[string]string{"T_STR": "", "T_NUM": "", "T_ON": ""}, nil, defaults},
-		{"env over default", env, nil, values{str: "env", num: -3, big: 9000000000, dur: 2 * time.Minute, on: true, even: 4}},
-		{"flag over env", env, []string{"--str=flag", "--num=7", "--big", "-1", "--dur=1h", "--on=false", "--even=6"},
-			values{str: "flag", num: 7, big: -1, dur: time.Hour, on: false, even: 6}},
+		{"env over default", env, nil, values{str: "env", num: -3, big: 9000000000, dur: 2 * time.Minute, on: true, even: 4, rate: -0.5}},
+		{"flag over env", env, []string{"--str=flag", "--num=7", "--big", "-1", "--dur=1h", "--on=false", "--even=6", "--rate=3"},
+			values{str: "flag", num: 7, big: -1, dur: time.Hour, on: false, even: 6, rate: 3}},
 		{"flag over default", nil, []string{"--str", "", "--num", "0", "--on", "--even", "0"},
-			values{str: "", num: 0, big: defaults.big, dur: defaults.dur, on: true, even: 0}},
+			values{str: "", num: 0, big: defaults.big, dur: defaults.dur, on: true, even: 0, rate: defaults.rate}},
 		{"flag over some env", env, []string{"--num=8"},
-			values{str: "env", num: 8, big: 9000000000, dur: 2 * time.Minute, on: true, even: 4}},
+			values{str: "env", num: 8, big: 9000000000, dur: 2 * time.Minute, on: true, even: 4, rate: -0.5}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -108,6 +110,7 @@ func TestBadEnv(t *testing.T) {
 		{"int64", map[string]string{"T_BIG": "1.5"}, nil, []string{`T_BIG="1.5": not a whole number`}},
 		{"duration", map[string]string{"T_DUR": "5"}, nil, []string{`T_DUR="5": not a duration such as 30s or 1h30m`}},
 		{"bool", map[string]string{"T_ON": "yes"}, nil, []string{`T_ON="yes": not true or false`}},
+		{"float", map[string]string{"T_RATE": "fast"}, nil, []string{`T_RATE="fast": not a number`}},
 		{"var", map[string]string{"T_EVEN": "3"}, nil, []string{`T_EVEN="3": not an even number`}},
 		{"all collected", map[string]string{"T_EVEN": "x", "T_NUM": "x", "T_DUR": "x", "T_STR": "fine"}, nil,
 			[]string{`T_NUM="x": not a whole number`, `T_DUR="x": not a duration such as 30s or 1h30m`,
