@@ -87,7 +87,7 @@ const dbURL = "postgres://ork:pg-secret@postgres:5432/ork?sslmode=disable"
 func TestComposeServices(t *testing.T) {
 	t.Parallel()
 	p := loadCompose(t)
-	want := []string{"executor", "migrate", "nats", "ork", "postgres", "provision", "recorder", "scheduler"}
+	want := []string{"api", "executor", "migrate", "nats", "ork", "postgres", "provision", "recorder", "scheduler"}
 	got := p.ServiceNames()
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
@@ -100,6 +100,34 @@ func TestComposeServices(t *testing.T) {
 		if _, ok := p.Volumes[name+"-data"]; !ok {
 			t.Errorf("no named volume %s-data", name)
 		}
+	}
+}
+
+// The API requires tokens (it listens on the container's network), reads the recorder's database,
+// resolves registered workflows where the executors see them, and is published on loopback.
+func TestComposeAPI(t *testing.T) {
+	t.Parallel()
+	p := loadCompose(t)
+	a := service(t, p, "api")
+	env := func(k string) string {
+		if v := a.Environment[k]; v != nil {
+			return *v
+		}
+		return ""
+	}
+	if env("ORK_DB_URL") != dbURL {
+		t.Errorf("api: ORK_DB_URL = %q, want the recorder's database", env("ORK_DB_URL"))
+	}
+	if v := env("ORK_API_TOKENS"); v != "" && v != "true" {
+		t.Errorf("api: ORK_API_TOKENS = %q: the compose API must require tokens", v)
+	}
+	exe := service(t, p, "executor")
+	if roots := exe.Environment["ORK_EXECUTOR_WORKFLOW_ROOTS"]; roots == nil || env("ORK_API_WORKFLOWS_ROOT") != *roots {
+		t.Errorf("api: ORK_API_WORKFLOWS_ROOT = %q, want the executors' workflow root", env("ORK_API_WORKFLOWS_ROOT"))
+	}
+	findVolume(t, a, env("ORK_API_WORKFLOWS_ROOT"))
+	if len(a.Ports) != 1 || a.Ports[0].Target != 4000 || a.Ports[0].Published != "4000" {
+		t.Errorf("api: ports = %+v, want 127.0.0.1:4000:4000", a.Ports)
 	}
 }
 
@@ -227,7 +255,7 @@ func TestComposeClosed(t *testing.T) {
 	p := loadCompose(t)
 	roles := map[string]string{
 		"provision": "operator", "recorder": "recorder", "scheduler": "scheduler",
-		"executor": "executor", "ork": "submitter",
+		"executor": "executor", "ork": "submitter", "api": "submitter",
 	}
 	for name, role := range roles {
 		s := service(t, p, name)
