@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Ork's dev stack WITHOUT Docker: the same processes as docker-compose.yml, on this machine.
 #
-#   deploy/devstack.sh up       build, create the database, start nats-server, recorder, scheduler
-#                               and two executors (starts only what is not already running)
+#   deploy/devstack.sh up       build, create the database, start nats-server, recorder, scheduler,
+#                               two executors and the HTTP API (starts only what is not already
+#                               running)
 #   deploy/devstack.sh up --nats-cluster 3
 #                               the same on three nats-servers (nats-1..nats-3) clustered over
 #                               loopback, every stream and the run-state bucket at three replicas
@@ -24,6 +25,7 @@
 #                               and $TMPDIR or /tmp, where `ork bench` writes its workflows; a
 #                               workflow elsewhere is refused; docs/security.md)
 #   ORK_DEVSTACK_SYNC_INTERVAL  JetStream sync_interval override ("always" = durable, slow)
+#   ORK_DEVSTACK_API_PORT       the HTTP API's port (default 4100, or a free port when it is taken)
 #   ORK_DEVSTACK_METRICS_PORT   first Prometheus port (default 9103: recorder; scheduler 9104;
 #                               executor-N 9104+N)
 #   ORK_DEVSTACK_NO_BUILD=1     use the binaries already in the bin directory
@@ -34,7 +36,9 @@
 # random password per role into secrets.env (mode 0600) in the state directory, starts every
 # service with its own role's credentials and provisioning off, and provisions the streams once with
 # `ork nats provision` as the operator. It also writes submitter.env and operator.env: source one to
-# use the CLI against the stack (`. .ork/devstack/submitter.env; ork run FILE`).
+# use the CLI against the stack (`. .ork/devstack/submitter.env; ork run FILE`). The API requires a
+# token: the first `up` creates an admin token and writes it, with the API's URL, into api.env
+# (mode 0600): `. .ork/devstack/api.env; ork workflows apply examples/`.
 #
 # The state directory holds <name>.log, <name>.pid, nats-server.conf (nats-N.conf), the NATS store in
 # nats/ (nats-N/), the secrets and role env files, and env (the URLs and node count chosen by `up`,
@@ -77,6 +81,7 @@ components() {
 	nats_names
 	echo recorder scheduler
 	for ((i = 1; i <= EXECUTORS; i++)); do echo "executor-$i"; done
+	echo api
 }
 
 binary_of() {
@@ -85,6 +90,7 @@ binary_of() {
 	recorder) echo "$BIN/ork-recorder" ;;
 	scheduler) echo "$BIN/ork-scheduler" ;;
 	executor-*) echo "$BIN/ork-executor" ;;
+	api) echo "$BIN/ork-api" ;;
 	esac
 }
 
@@ -121,6 +127,11 @@ choose_urls() {
 		[[ -z ${ORK_DEVSTACK_MONITOR_PORT:-} ]] || die "port $mport is taken (ORK_DEVSTACK_MONITOR_PORT)"
 		mport=$(free_port)
 	fi
+	API_PORT="${ORK_DEVSTACK_API_PORT:-4100}"
+	if ! port_free "$API_PORT"; then
+		[[ -z ${ORK_DEVSTACK_API_PORT:-} ]] || die "port $API_PORT is taken (ORK_DEVSTACK_API_PORT)"
+		API_PORT=$(free_port)
+	fi
 	NATS_PORTS="$port" MONITOR_PORTS="$mport" ROUTE_PORTS=""
 	for ((i = 2; i <= NODES; i++)); do
 		p=$((port + i - 1))
@@ -144,6 +155,7 @@ MONITOR_URL='$MONITOR_URL'
 MONITOR_PORTS='$MONITOR_PORTS'
 ROUTE_PORTS='$ROUTE_PORTS'
 DB_URL='$DB_URL'
+API_PORT='$API_PORT'
 EOF
 }
 
@@ -158,7 +170,7 @@ build() {
 	log "building nats-server and the services into $BIN"
 	(cd deploy && CGO_ENABLED=0 go build -o "$BIN/nats-server" github.com/nats-io/nats-server/v2)
 	local s
-	for s in recorder scheduler executor; do
+	for s in recorder scheduler executor api; do
 		(cd "services/$s" && CGO_ENABLED=0 go build -o "$BIN/ork-$s" ./cmd)
 	done
 	(cd cmd/ork && CGO_ENABLED=0 go build -o "$BIN/ork" .) || die "the ork CLI did not build: the stack needs it to provision NATS"
@@ -260,6 +272,7 @@ set_args() {
 	executor-*) ARGS=(--nats "$NATS_URL" --types "$EXECUTOR_TYPES" --concurrency "$EXECUTOR_CONCURRENCY" --instance "$1"
 		--workflow-roots "$WORKFLOW_ROOTS"
 		--metrics-addr "127.0.0.1:$((METRICS_BASE + 1 + ${1#executor-}))") ;;
+	api) ARGS=(--nats "$NATS_URL" --db "$DB_URL" --addr "127.0.0.1:$API_PORT" --workflows-root "$ROOT") ;;
 	esac
 }
 
@@ -278,6 +291,7 @@ start() {
 	case "$name" in
 	recorder | scheduler) role_vars=($(role_env "$name") ORK_NATS_PROVISION=false) ;;
 	executor-*) role_vars=($(role_env executor) ORK_NATS_PROVISION=false) ;;
+	api) role_vars=($(role_env submitter) ORK_NATS_PROVISION=false) ;;
 	esac
 	env "${role_vars[@]}" ORK_NATS_REPLICAS=$NODES setsid "$bin" "${ARGS[@]}" </dev/null >>"$STATE/$name.log" 2>&1 &
 	echo $! >"$STATE/$name.pid"
@@ -326,10 +340,28 @@ print_urls() {
   Metrics:     http://127.0.0.1:$METRICS_BASE/metrics (recorder), :$((METRICS_BASE + 1)) (scheduler),
                :$((METRICS_BASE + 2)).. (executors)
 
+  API:         http://127.0.0.1:$API_PORT   (an admin token is in $STATE/api.env)
+
   . $STATE/submitter.env     # the submitter role: run, cancel, pause, resume
   $BIN/ork run FILE
   $BIN/ork status --db '$DB_URL'
+  . $STATE/api.env           # the API: ork workflows apply, ork trigger, ork logs -f, curl
 EOF
+}
+
+# api_token creates an admin API token the first time (the database must exist), and writes it with
+# the API's URL into api.env, readable by this user only.
+api_token() {
+	local file="$STATE/api.env" out token
+	if [[ -f $file ]]; then
+		[[ $(stat -c %a "$file") == 600 ]] || die "$file must be readable by its owner only (chmod 600)"
+		sed -i "s|^export ORK_API_URL=.*|export ORK_API_URL=http://127.0.0.1:$API_PORT|" "$file"
+		return
+	fi
+	out=$("$BIN/ork" token create --scope admin --name devstack --db "$DB_URL") || die "creating the API token failed"
+	token=$(echo "$out" | grep -o 'ork_[A-Za-z0-9_-]*' | head -n 1)
+	[[ -n $token ]] || die "no token in: $out"
+	(umask 077 && printf 'export ORK_API_URL=http://127.0.0.1:%s\nexport ORK_API_TOKEN=%s\n' "$API_PORT" "$token" >"$file")
 }
 
 cmd_up() {
@@ -350,6 +382,7 @@ cmd_up() {
 	build
 	secrets
 	create_database
+	api_token
 	local started=() name
 	for name in $(components); do
 		if pid_of "$name" >/dev/null; then

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ork-go/ork/pkg/httpapi"
 )
 
 // devstack runs deploy/devstack.sh with its binaries and state in test directories.
@@ -89,6 +91,7 @@ func TestDevstackScript(t *testing.T) {
 		// Not 4223: a developer's own dev stack may be running.
 		"ORK_DEVSTACK_NATS_PORT=" + strconv.Itoa(natsPort),
 		"ORK_DEVSTACK_MONITOR_PORT=" + strconv.Itoa(freePort(t)),
+		"ORK_DEVSTACK_API_PORT=" + strconv.Itoa(freePort(t)),
 	}
 	metricsBase := freePorts(t, 4, natsPort, natsPort+1000)
 	env = append(env, "ORK_DEVSTACK_METRICS_PORT="+strconv.Itoa(metricsBase))
@@ -111,7 +114,7 @@ func TestDevstackScript(t *testing.T) {
 		t.Fatalf("devstack up printed no NATS URL:\n%s", out)
 	}
 	natsURL := m[1]
-	names := []string{"nats-server", "recorder", "scheduler", "executor-1", "executor-2"}
+	names := []string{"nats-server", "recorder", "scheduler", "executor-1", "executor-2", "api"}
 	pids := map[string]int{}
 	for _, name := range names {
 		data, err := os.ReadFile(filepath.Join(state, name+".pid"))
@@ -154,6 +157,18 @@ func TestDevstackScript(t *testing.T) {
 		if err != nil || !strings.Contains(body, prefix) {
 			t.Errorf("%s: %v; want series named %s*", url, err, prefix)
 		}
+	}
+
+	// The API requires the token the script made, kept in api.env for its user only.
+	apiEnv := devstackEnvFile(t, filepath.Join(state, "api.env"))
+	if fi, err := os.Stat(filepath.Join(state, "api.env")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("api.env: %v, mode %v; want 0600", err, fi)
+	}
+	if _, err := httpapi.NewClient(apiEnv["ORK_API_URL"], "").Workflows(ctx, ""); !httpapi.IsProblem(err, "unauthorized") {
+		t.Errorf("the API without a token: %v, want unauthorized", err)
+	}
+	if _, err := httpapi.NewClient(apiEnv["ORK_API_URL"], apiEnv["ORK_API_TOKEN"]).Workflows(ctx, ""); err != nil {
+		t.Errorf("the API with api.env's token: %v\nlogs:\n%s", err, stateLogs(state))
 	}
 
 	out, err = devstack(ctx, t, env, "up")
@@ -214,4 +229,20 @@ func httpGet(ctx context.Context, url string) (string, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	return string(body), err
+}
+
+// devstackEnvFile reads an env file the script wrote (export K=V lines) into a map.
+func devstackEnvFile(t *testing.T, path string) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "="); ok {
+			out[k] = strings.Trim(v, "'")
+		}
+	}
+	return out
 }
