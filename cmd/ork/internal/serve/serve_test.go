@@ -93,6 +93,7 @@ func (s *server) do(method, path string, body []byte, header ...string) response
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	s.checkResponse(method, path, res, data)
 	return response{status: res.StatusCode, header: res.Header, body: data}
 }
 
