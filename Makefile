@@ -1,6 +1,6 @@
 # Ork (Go). `make test` is the one test command: CI (.ci/run) calls exactly it.
 SHELL := /bin/bash
-MODULES := pkg migrations services/scheduler services/executor services/recorder cmd/ork deploy
+MODULES := pkg migrations services/scheduler services/executor services/recorder services/api cmd/ork deploy
 GOLANGCI_LINT_VERSION := v2.15.0
 GOBIN := $(CURDIR)/bin
 
@@ -9,7 +9,7 @@ GOBIN := $(CURDIR)/bin
 build:
 	@mkdir -p bin
 	cd cmd/ork && go build -o $(GOBIN)/ork .
-	@for s in scheduler executor recorder; do \
+	@for s in scheduler executor recorder api; do \
 		(cd services/$$s && go build -o $(GOBIN)/ork-$$s ./cmd) || exit 1; \
 	done
 
