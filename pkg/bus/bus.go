@@ -297,7 +297,10 @@ func (b *Bus) Provision(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return b.retryTransient(ctx, func(ctx context.Context) error {
+		_, err := b.createBundles(ctx)
+		return err
+	})
 }
 
 // Ensure creates the streams and the run-state bucket that do not exist yet, and leaves the others as
@@ -350,7 +353,17 @@ func (b *Bus) ensure(ctx context.Context, create bool) error {
 			return err
 		}
 	}
-	return nil
+	err := b.retryTransient(ctx, func(ctx context.Context) error {
+		_, err := b.JS.ObjectStore(ctx, event.BucketBundles)
+		if errors.Is(err, jetstream.ErrBucketNotFound) && create {
+			_, err = b.createBundles(ctx)
+		}
+		return err
+	})
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fmt.Errorf("bucket %s: %w", event.BucketBundles, ErrNotProvisioned)
+	}
+	return err
 }
 
 // Bounds of retryTransient.
@@ -467,6 +480,33 @@ func (b *Bus) bucket(ctx context.Context, name string) (jetstream.KeyValue, erro
 		return nil, fmt.Errorf("bucket %s: %w", name, ErrNotProvisioned)
 	}
 	return kv, err
+}
+
+// Bundles opens the object store of workflow bundles.
+func (b *Bus) Bundles(ctx context.Context) (jetstream.ObjectStore, error) {
+	var os jetstream.ObjectStore
+	err := b.retryTransient(ctx, func(ctx context.Context) error {
+		var err error
+		os, err = b.JS.ObjectStore(ctx, event.BucketBundles)
+		return err
+	})
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("bucket %s: %w", event.BucketBundles, ErrNotProvisioned)
+	}
+	return os, err
+}
+
+// createBundles creates the object store of bundles. Bundles are content-addressed and runs may be
+// rerun long after: they are kept until deleted.
+func (b *Bus) createBundles(ctx context.Context) (jetstream.ObjectStore, error) {
+	os, err := b.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: event.BucketBundles, Storage: b.storage(), Replicas: b.cfg.Replicas,
+		Description: "workflow bundles, by hash",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provisioning object store %s: %w", event.BucketBundles, err)
+	}
+	return os, nil
 }
 
 // createWorkflows creates the registry bucket: the latest registration of each name, kept

@@ -46,6 +46,10 @@ const (
 	// the database, where the versions are kept.
 	BucketWorkflows = "ork_workflows"
 
+	// BucketBundles is the JetStream object store of workflow bundles (pkg/bundle), each named by
+	// its hash: submitters put them, executors fetch them.
+	BucketBundles = "ork_bundles"
+
 	// SubjectRecordedPrefix + run id is a core NATS (not JetStream) notice the recorder publishes after
 	// it has committed a run's terminal event, so a waiting client knows the database is up to date.
 	SubjectRecordedPrefix = "ork.recorded."
@@ -241,13 +245,16 @@ func SubjectRunEvents(runID string) string { return subjectEventsPrefix + "*.*."
 
 // Dispatch is a ready task on ORK_TASKS, subject "ork.tasks.<executor type>".
 type Dispatch struct {
-	V        int             `json:"v"`
-	RunID    string          `json:"run_id"`
-	Workflow string          `json:"workflow"`
-	Task     workflow.Task   `json:"task"`
-	Attempt  int             `json:"attempt"`
-	Dir      string          `json:"dir"`
-	Inputs   json.RawMessage `json:"inputs,omitempty"` // a JSON object, resolved bindings
+	V        int           `json:"v"`
+	RunID    string        `json:"run_id"`
+	Workflow string        `json:"workflow"`
+	Task     workflow.Task `json:"task"`
+	Attempt  int           `json:"attempt"`
+	Dir      string        `json:"dir"`
+	// Bundle, when set, names the bundle the task runs from (the plan's): the executor fetches it
+	// once, checks its hash, and runs in its copy of it instead of Dir.
+	Bundle string          `json:"bundle,omitempty"`
+	Inputs json.RawMessage `json:"inputs,omitempty"` // a JSON object, resolved bindings
 	// NotBefore is set on retries: an executor receiving the dispatch earlier naks it with the
 	// remaining delay instead of holding a slot.
 	NotBefore    *time.Time `json:"not_before,omitempty"`

@@ -1034,12 +1034,34 @@ func compile(w *parsed, dir string) (*Plan, error) {
 		}
 		plan.Tasks = append(plan.Tasks, t)
 	}
-	raw, err := json.Marshal(plan)
-	if err != nil {
-		return nil, fmt.Errorf("encoding plan for its hash: %w", err)
+	if err := plan.rehash(); err != nil {
+		return nil, err
 	}
-	sum := sha256.Sum256(raw)
-	plan.Hash = hex.EncodeToString(sum[:])
 	plan.Dir = dir
 	return plan, nil
+}
+
+// rehash sets Hash from the plan's canonical encoding (everything but Dir and Hash).
+func (p *Plan) rehash() error {
+	dir := p.Dir
+	p.Dir, p.Hash = "", ""
+	raw, err := json.Marshal(p)
+	p.Dir = dir
+	if err != nil {
+		return fmt.Errorf("encoding plan for its hash: %w", err)
+	}
+	sum := sha256.Sum256(raw)
+	p.Hash = hex.EncodeToString(sum[:])
+	return nil
+}
+
+// WithBundle returns a copy of the plan that runs from the bundle named hash (pkg/bundle) instead
+// of a folder on the executors' disk; the bundle is part of the version, so its hash changes.
+func (p *Plan) WithBundle(hash string) (*Plan, error) {
+	q := *p
+	q.Bundle = hash
+	if err := q.rehash(); err != nil {
+		return nil, err
+	}
+	return &q, nil
 }

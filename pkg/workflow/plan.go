@@ -34,6 +34,9 @@ type Plan struct {
 	Dir string `json:"dir"`
 	// Hash is the hex sha256 of the plan's canonical encoding (everything but Dir and Hash).
 	Hash string `json:"hash"`
+	// Bundle, when set, names the bundle (pkg/bundle) of the workflow's folder: executors run the
+	// tasks from their copy of it instead of from Dir, which then only says where it was packed.
+	Bundle string `json:"bundle,omitempty"`
 	// Tasks are in topological order: every task comes after all of its dependencies.
 	Tasks []Task `json:"tasks"`
 }

@@ -55,6 +55,9 @@ type Config struct {
 	// user), checked at start; default os.UserCacheDir()/ork, or a fresh temporary directory when
 	// the user has no cache directory.
 	CacheDir string
+	// BundleDir holds the bundles of the workflows that run from one (unpacked, by hash): a
+	// directory of this user that other users may read but not write; default CacheDir + "-bundles".
+	BundleDir string
 	// WorkflowRoots, when set, are the only folders (with their subfolders) a dispatch's workflow
 	// folder may lie in, checked after symbolic links are resolved: the folder comes from the
 	// network. Empty: any folder (the embedded `ork run`, whose only submitter is itself);
@@ -120,6 +123,9 @@ func (c Config) WithDefaults() Config {
 		if dir, err := os.UserCacheDir(); err == nil {
 			c.CacheDir = filepath.Join(dir, "ork")
 		}
+	}
+	if c.BundleDir == "" && c.CacheDir != "" {
+		c.BundleDir = c.CacheDir + "-bundles"
 	}
 	if c.Python == "" {
 		c.Python = os.Getenv(PythonEnv)
@@ -189,6 +195,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("executor: Concurrency must be positive, got %d", c.Concurrency)
 	case c.Instance == "":
 		return fmt.Errorf("executor: Instance is required")
+	case c.BundleDir != "" && !filepath.IsAbs(c.BundleDir):
+		return fmt.Errorf("executor: BundleDir must be an absolute path, got %q", c.BundleDir)
 	case c.CacheDir != "" && !filepath.IsAbs(c.CacheDir):
 		return fmt.Errorf("executor: CacheDir must be an absolute path, got %q", c.CacheDir)
 	case c.Python == "":

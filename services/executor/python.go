@@ -102,7 +102,7 @@ func (s *Service) runPython(ctx context.Context, d *event.Dispatch) outcome {
 	if function == "" {
 		function = "main"
 	}
-	file, bad := s.checkFolder(d)
+	file, bad := s.checkFolder(ctx, d)
 	if bad != nil {
 		return *bad
 	}

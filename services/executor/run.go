@@ -111,8 +111,18 @@ func (s *Service) runSleep(ctx context.Context, d *event.Dispatch) outcome {
 // inside that folder, opened through an os.Root rooted there (Dir and File come from the network:
 // a path that climbs out of the folder, or a symbolic link that leads out of it, is refused). It
 // returns the file's path to run, or the outcome that explains what is wrong and what to do.
-func (s *Service) checkFolder(d *event.Dispatch) (string, *outcome) {
+func (s *Service) checkFolder(ctx context.Context, d *event.Dispatch) (string, *outcome) {
 	where := "executor " + s.cfg.Instance
+	if d.Bundle != "" {
+		// The bundle's folder is the executor's own copy: no root to check, the task's file is
+		// still opened through an os.Root there.
+		dir, o := s.bundleFolder(ctx, d.Bundle)
+		if o != nil {
+			return "", o
+		}
+		d.Dir = dir
+		return s.taskFile(d, dir, where)
+	}
 	if !filepath.IsAbs(d.Dir) {
 		o := failed(event.ReasonStart, fmt.Sprintf("the workflow folder %q is not an absolute path; submit the workflow with ork run or ork's client, which send the folder of the workflow file", d.Dir), nil)
 		return "", &o
@@ -122,6 +132,11 @@ func (s *Service) checkFolder(d *event.Dispatch) (string, *outcome) {
 		return "", o
 	}
 	d.Dir = dir // the task runs in the folder that was checked, not a link that may change
+	return s.taskFile(d, dir, where)
+}
+
+// taskFile opens the workflow folder dir through an os.Root and checks the task's file in it.
+func (s *Service) taskFile(d *event.Dispatch, dir, where string) (string, *outcome) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		msg := fmt.Sprintf("the workflow folder %s does not exist on %s: tasks run in the folder of the workflow file, "+
@@ -194,7 +209,7 @@ func (s *Service) allowedFolder(dir string) (string, *outcome) {
 // runProcess runs a process task: its argv as given, never through a shell.
 func (s *Service) runProcess(ctx context.Context, d *event.Dispatch) outcome {
 	t := &d.Task
-	file, bad := s.checkFolder(d)
+	file, bad := s.checkFolder(ctx, d)
 	if bad != nil {
 		return *bad
 	}

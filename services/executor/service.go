@@ -44,6 +44,8 @@ type Service struct {
 	roots []string
 	// runAs is the user tasks run as (Config.RunAs); nil: the executor's own.
 	runAs *runAs
+	// bundles serialises the fetch of each bundle.
+	bundles bundles
 	// zygoteScript is the path of zygote.py; zygotes holds the warm python interpreter.
 	zygoteScript string
 	zygotes      zygotes
@@ -103,6 +105,14 @@ func New(b *bus.Bus, cfg Config, log *zap.Logger) (*Service, error) {
 		if s.zygoteScript, err = installScript(cfg.CacheDir, "zygote", zygoteSource); err != nil {
 			return nil, fmt.Errorf("executor: %w", err)
 		}
+	}
+	if s.cfg.BundleDir == "" {
+		if s.cfg.BundleDir, err = os.MkdirTemp("", "ork-bundles-"); err != nil {
+			return nil, fmt.Errorf("executor: creating a bundle directory: %w", err)
+		}
+	}
+	if s.cfg.BundleDir, err = bundleRoot(s.cfg.BundleDir); err != nil {
+		return nil, fmt.Errorf("executor: %w", err)
 	}
 	return s, nil
 }

@@ -72,7 +72,7 @@ func (s *Service) publish(ctx context.Context, g *Graph, part []*pending, cmds [
 			}
 			dm := event.Dispatch{
 				V: event.SchemaVersion, RunID: runID, Workflow: g.Plan.Name, Task: *task, Attempt: d.Attempt,
-				Dir: g.Plan.Dir, Inputs: inputs, NotBefore: d.NotBefore, DispatchedAt: now,
+				Dir: g.Plan.Dir, Bundle: g.Plan.Bundle, Inputs: inputs, NotBefore: d.NotBefore, DispatchedAt: now,
 			}
 			m, err := bus.DispatchMsg(&dm)
 			if err != nil {
