@@ -203,6 +203,17 @@ func TestSecurityBoundaries(t *testing.T) {
 			_, err = cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
 			return err
 		})
+		sub.allowed(t, "store and read a bundle", func(ctx context.Context) error {
+			obs, err := sub.js.ObjectStore(ctx, event.BucketBundles)
+			if err != nil {
+				return err
+			}
+			if _, err := obs.PutBytes(ctx, "sec-bundle", []byte("bundle bytes")); err != nil {
+				return fmt.Errorf("put: %w", err)
+			}
+			_, err = obs.GetBytes(ctx, "sec-bundle")
+			return err
+		})
 		sub.refused(t, "steal the recorder's log lines", "$JS.API.CONSUMER.MSG.NEXT.ORK_LOGS.recorder-logs", pull(sub, event.StreamLogs, event.ConsumerRecorderLogs))
 		sub.refused(t, "publish a task event", "ork.events.task.succeeded", publishAck(sub, event.SubjectEvent(event.TypeTaskSucceeded, run)))
 		sub.refused(t, "publish a dispatch", "ork.tasks.process", publishAck(sub, event.SubjectTasks("process")))
@@ -252,6 +263,17 @@ func TestSecurityBoundaries(t *testing.T) {
 		})
 		exe.refused(t, "write run state", "$KV.ork_runs", publishAck(exe, "$KV."+event.BucketRuns+".run."+run))
 		exe.refused(t, "register a workflow", "$KV.ork_workflows", publishAck(exe, "$KV."+event.BucketWorkflows+".evil"))
+		exe.allowed(t, "fetch a bundle", func(ctx context.Context) error {
+			obs, err := exe.js.ObjectStore(ctx, event.BucketBundles)
+			if err != nil {
+				return err
+			}
+			if _, err := obs.GetBytes(ctx, "sec-bundle"); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+				return err
+			}
+			return nil
+		})
+		exe.refused(t, "store a bundle", "$O.ork_bundles", publishAck(exe, "$O."+event.BucketBundles+".C.evil"))
 		exe.refused(t, "delete its consumer", "$JS.API.CONSUMER.DELETE.ORK_TASKS.exec-process", func(ctx context.Context) error {
 			return exe.js.DeleteConsumer(ctx, event.StreamTasks, event.ConsumerExecutor("process"))
 		})
