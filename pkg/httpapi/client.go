@@ -374,3 +374,18 @@ func (c *Client) Rerun(ctx context.Context, id string, req RerunRequest, key str
 	_, err = c.do(ctx, "POST", "/api/v1/runs/"+url.PathEscape(id)+"/rerun", body, h, &out)
 	return out, err
 }
+
+// PutBundle stores a workflow bundle (pkg/bundle) under its hash.
+func (c *Client) PutBundle(ctx context.Context, data []byte, hash string) error {
+	_, err := c.do(ctx, "PUT", "/api/v1/bundles/"+url.PathEscape(hash), data, http.Header{"Content-Type": {"application/gzip"}}, nil)
+	return err
+}
+
+// PutWorkflowBundled registers a workflow's YAML under name, its folder being the stored bundle
+// hash; dir only records where it was packed.
+func (c *Client) PutWorkflowBundled(ctx context.Context, name string, yaml []byte, hash, dir string) (WorkflowDetail, bool, error) {
+	var out WorkflowDetail
+	path := "/api/v1/workflows/" + url.PathEscape(name) + "?bundle=" + url.QueryEscape(hash) + "&dir=" + url.QueryEscape(dir)
+	status, err := c.do(ctx, "PUT", path, yaml, http.Header{"Content-Type": {"application/yaml"}}, &out)
+	return out, status == http.StatusCreated, err
+}

@@ -3,6 +3,8 @@ package api
 import (
 	"net/http"
 	"strings"
+
+	"github.com/ork-go/ork/pkg/bundle"
 )
 
 // route is one operation of the API: the OpenAPI test checks this table against the document.
@@ -10,31 +12,33 @@ type route struct {
 	method, pattern string
 	scope           Scope
 	handle          func(*Server, http.ResponseWriter, *http.Request)
-	stream          bool // a long-lived event stream: no request deadline
+	stream          bool  // a long-lived event stream: no request deadline
+	maxBody         int64 // the body cap of this route; 0: Config.MaxBodyBytes
 }
 
 // apiRoutes is every operation.
 var apiRoutes = []route{
-	{"GET", "/healthz", ScopePublic, (*Server).healthz, false},
-	{"GET", "/readyz", ScopePublic, (*Server).readyz, false},
-	{"GET", "/api/v1/openapi.json", ScopePublic, (*Server).openapi, false},
+	{"GET", "/healthz", ScopePublic, (*Server).healthz, false, 0},
+	{"GET", "/readyz", ScopePublic, (*Server).readyz, false, 0},
+	{"GET", "/api/v1/openapi.json", ScopePublic, (*Server).openapi, false, 0},
 
-	{"GET", "/api/v1/workflows", ScopeRead, (*Server).listWorkflows, false},
-	{"GET", "/api/v1/workflows/{name}", ScopeRead, (*Server).getWorkflow, false},
-	{"PUT", "/api/v1/workflows/{name}", ScopeAdmin, (*Server).putWorkflow, false},
-	{"DELETE", "/api/v1/workflows/{name}", ScopeAdmin, (*Server).deleteWorkflow, false},
-	{"POST", "/api/v1/workflows/{name}/runs", ScopeSubmit, (*Server).triggerRun, false},
+	{"GET", "/api/v1/workflows", ScopeRead, (*Server).listWorkflows, false, 0},
+	{"GET", "/api/v1/workflows/{name}", ScopeRead, (*Server).getWorkflow, false, 0},
+	{"PUT", "/api/v1/workflows/{name}", ScopeAdmin, (*Server).putWorkflow, false, 0},
+	{"DELETE", "/api/v1/workflows/{name}", ScopeAdmin, (*Server).deleteWorkflow, false, 0},
+	{"POST", "/api/v1/workflows/{name}/runs", ScopeSubmit, (*Server).triggerRun, false, 0},
+	{method: "PUT", pattern: "/api/v1/bundles/{hash}", scope: ScopeAdmin, handle: (*Server).putBundle, maxBody: bundle.MaxBytesDefault},
 
-	{"GET", "/api/v1/runs", ScopeRead, (*Server).listRuns, false},
-	{"GET", "/api/v1/runs/{id}", ScopeRead, (*Server).getRun, false},
-	{"POST", "/api/v1/runs/{id}/cancel", ScopeSubmit, (*Server).cancelRun, false},
-	{"POST", "/api/v1/runs/{id}/pause", ScopeSubmit, (*Server).pauseRun, false},
-	{"POST", "/api/v1/runs/{id}/resume", ScopeSubmit, (*Server).resumeRun, false},
-	{"POST", "/api/v1/runs/{id}/rerun", ScopeSubmit, (*Server).rerunRun, false},
-	{"GET", "/api/v1/runs/{id}/logs", ScopeRead, (*Server).runLogs, false},
-	{"GET", "/api/v1/runs/{id}/events", ScopeRead, (*Server).runEvents, true},
-	{"GET", "/api/v1/runs/{id}/logs/stream", ScopeRead, (*Server).runLogStream, true},
-	{"GET", "/api/v1/events", ScopeRead, (*Server).allEvents, true},
+	{"GET", "/api/v1/runs", ScopeRead, (*Server).listRuns, false, 0},
+	{"GET", "/api/v1/runs/{id}", ScopeRead, (*Server).getRun, false, 0},
+	{"POST", "/api/v1/runs/{id}/cancel", ScopeSubmit, (*Server).cancelRun, false, 0},
+	{"POST", "/api/v1/runs/{id}/pause", ScopeSubmit, (*Server).pauseRun, false, 0},
+	{"POST", "/api/v1/runs/{id}/resume", ScopeSubmit, (*Server).resumeRun, false, 0},
+	{"POST", "/api/v1/runs/{id}/rerun", ScopeSubmit, (*Server).rerunRun, false, 0},
+	{"GET", "/api/v1/runs/{id}/logs", ScopeRead, (*Server).runLogs, false, 0},
+	{"GET", "/api/v1/runs/{id}/events", ScopeRead, (*Server).runEvents, true, 0},
+	{"GET", "/api/v1/runs/{id}/logs/stream", ScopeRead, (*Server).runLogStream, true, 0},
+	{"GET", "/api/v1/events", ScopeRead, (*Server).allEvents, true, 0},
 }
 
 // routes builds the handler: Go's routing patterns, then per route the token's scope, the rate
@@ -48,7 +52,11 @@ func (s *Server) routes() http.Handler {
 				return
 			}
 			if r.Body != nil {
-				r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+				limit := s.cfg.MaxBodyBytes
+				if rt.maxBody > 0 {
+					limit = rt.maxBody
+				}
+				r.Body = http.MaxBytesReader(w, r.Body, limit)
 			}
 			if !rt.stream {
 				rc := http.NewResponseController(w)

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/ork-go/ork/pkg/bundle"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/httpapi"
 	"github.com/ork-go/ork/pkg/store"
@@ -97,24 +99,37 @@ func (s *Server) getWorkflow(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, d)
 }
 
-// putWorkflow registers the YAML body under {name}. The query's dir is the workflow's folder,
-// relative to the server's workflows root: task files resolve there, on the server and on the
-// executors.
+// putWorkflow registers the YAML body under {name}. With ?bundle=HASH (a bundle stored with PUT
+// /bundles/{hash}) the workflow's folder is that bundle: its files are checked there and the runs
+// take it to the executors; dir then only records where it was packed. Without, dir is the
+// workflow's folder relative to the server's workflows root: task files resolve there, on the
+// server and on the executors.
 func (s *Server) putWorkflow(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	body, ok := s.readBody(w, r)
 	if !ok {
 		return
 	}
-	rel := r.URL.Query().Get("dir")
-	if rel == "" {
-		rel = "."
+	q := r.URL.Query()
+	var dir, hash string
+	if hash = q.Get("bundle"); hash != "" {
+		tmp, ok := s.unpackBundle(w, r, hash)
+		if !ok {
+			return
+		}
+		defer os.RemoveAll(tmp)
+		dir = filepath.Join(tmp, "b")
+	} else {
+		rel := q.Get("dir")
+		if rel == "" {
+			rel = "."
+		}
+		if !filepath.IsLocal(rel) && rel != "." {
+			writeProblem(w, r, probBadRequest, "dir must be a relative folder inside the server's workflows root, got "+strconv.Quote(rel))
+			return
+		}
+		dir = filepath.Join(s.cfg.WorkflowsRoot, rel)
 	}
-	if !filepath.IsLocal(rel) && rel != "." {
-		writeProblem(w, r, probBadRequest, "dir must be a relative folder inside the server's workflows root, got "+strconv.Quote(rel))
-		return
-	}
-	dir := filepath.Join(s.cfg.WorkflowsRoot, rel)
 	plan, err := workflow.Parse(name+".yaml", body, dir)
 	if err != nil {
 		var list workflow.ErrorList
@@ -131,6 +146,13 @@ func (s *Server) putWorkflow(w http.ResponseWriter, r *http.Request) {
 			Detail: "the workflow is named " + strconv.Quote(plan.Name) + ", not " + strconv.Quote(name) + " as in the URL; nothing was registered",
 			Errors: []*workflow.Error{{File: name + ".yaml", Path: "name", Message: "name " + strconv.Quote(plan.Name) + " does not match the URL's " + strconv.Quote(name)}}})
 		return
+	}
+	if hash != "" {
+		if plan, err = plan.WithBundle(hash); err != nil {
+			s.internal(w, r, err)
+			return
+		}
+		plan.Dir = q.Get("dir") // where it was packed, for people; the executors use the bundle
 	}
 	_, prevErr := s.client.Workflow(r.Context(), name)
 	reg, changed, err := s.client.Apply(r.Context(), client.ApplyParams{Plan: plan, By: "api:" + principal(r.Context()).Name})
@@ -179,4 +201,33 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
 	s.log.Error("request failed", zapPath(r), zapErr(err))
 	writeProblem(w, r, probInternal, "the server could not do this; its log says why")
+}
+
+// unpackBundle fetches a stored bundle into a fresh temporary folder (its files in tmp/b), or
+// answers the problem itself.
+func (s *Server) unpackBundle(w http.ResponseWriter, r *http.Request, hash string) (string, bool) {
+	if !bundle.ValidHash(hash) {
+		writeProblem(w, r, probBadRequest, "bundle "+strconv.Quote(hash)+" is not a bundle name")
+		return "", false
+	}
+	data, err := s.client.GetBundle(r.Context(), hash)
+	if errors.Is(err, client.ErrNoBundle) {
+		writeProblem(w, r, probBadRequest, "no bundle "+hash+": store it first with PUT /api/v1/bundles/"+hash)
+		return "", false
+	}
+	if err != nil {
+		s.internal(w, r, err)
+		return "", false
+	}
+	tmp, err := os.MkdirTemp("", "ork-api-bundle-")
+	if err != nil {
+		s.internal(w, r, err)
+		return "", false
+	}
+	if err := bundle.Unpack(data, hash, filepath.Join(tmp, "b"), 0); err != nil {
+		_ = os.RemoveAll(tmp)
+		writeProblem(w, r, probBadRequest, err.Error())
+		return "", false
+	}
+	return tmp, true
 }

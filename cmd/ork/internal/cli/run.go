@@ -30,6 +30,7 @@ type runOptions struct {
 	params               []string // NAME=VALUE
 	json, verbose, all   bool
 	detach               bool
+	bundle               bundleFlag
 	concurrency          int
 }
 
@@ -71,6 +72,7 @@ Exit status: 0 when the run succeeded, 1 when it failed or was cancelled or the 
 	cmd.Flags().StringVar(&o.python, "python", "", "interpreter of python tasks in-process (env "+embedded.PythonEnv+", default "+embedded.PythonDefault+")")
 	cmd.Flags().BoolVar(&o.pythonCold, "python-cold", false, "start one interpreter per python task instead of forking each from a warm one")
 	cmd.Flags().BoolVarP(&o.verbose, "verbose", "v", false, "show the services' debug logs")
+	addBundleFlag(cmd, &o.bundle)
 	cmd.Flags().BoolVar(&o.detach, "detach", false, "with --nats: print the run id once it is submitted and return, leaving the run to the cluster")
 	return cmd
 }
@@ -179,6 +181,12 @@ func executePlan(ctx context.Context, stdout, stderr io.Writer, src planSource, 
 		}
 		plan = reg.Plan
 		if values, err = bindParamArgs(plan, o.params); err != nil {
+			return err
+		}
+	}
+	if src.plan != nil && natsURL != "" && o.bundle.want(true) {
+		// The cluster's executors may not share this disk: the workflow's folder goes along.
+		if plan, err = client.New(b).Bundled(ctx, plan); err != nil {
 			return err
 		}
 	}

@@ -234,3 +234,28 @@ func TestTokensWithServe(t *testing.T) {
 		t.Errorf("a revoked token: %s", r.stderr)
 	}
 }
+
+// From another folder, against a server given by URL (as a laptop against a remote server): apply
+// sends the workflow's folder as a bundle, and the run works once that folder is gone.
+func TestApplyBundleToRemoteServer(t *testing.T) {
+	t.Parallel()
+	info, _ := startServe(t, t.TempDir())
+	elsewhere := copyExamples(t)
+	r := ork(t, elsewhere, "workflows", "apply", "examples/typed_chain.yaml", "--api", info.API)
+	r.expect(t, 0)
+	if err := os.RemoveAll(filepath.Join(elsewhere, "examples")); err != nil {
+		t.Fatal(err)
+	}
+	r = ork(t, elsewhere, "trigger", "typed_chain", "--api", info.API, "-p", "city=Oslo", "--wait")
+	r.expect(t, 0)
+	if !strings.Contains(r.stdout, "success") {
+		t.Errorf("trigger:\n%s", r.stdout)
+	}
+	// Without the bundle, the server cannot see this folder: refused, saying so.
+	other := copyExamples(t)
+	r = ork(t, other, "workflows", "apply", "examples/etl_mixed.yaml", "--api", info.API, "--bundle=false")
+	r.expect(t, 1)
+	if !strings.Contains(r.stderr, "no such file or directory") {
+		t.Errorf("apply without a bundle: %s", r.stderr)
+	}
+}

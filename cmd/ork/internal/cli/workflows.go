@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ork-go/ork/cmd/ork/internal/serve"
+	"github.com/ork-go/ork/pkg/bundle"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/httpapi"
 	"github.com/ork-go/ork/pkg/store"
@@ -29,12 +30,34 @@ type registryOptions struct {
 	db      string
 	json    bool
 	verbose bool
+	bundle  bundleFlag
 }
 
 func (o *registryOptions) flags(cmd *cobra.Command) {
 	addAPIFlags(cmd, &o.api)
 	addNATSFlags(cmd, &o.stack.nats, "the cluster's NATS URL, when there is no server")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print JSON")
+}
+
+// bundleFlag is --bundle: whether a workflow's folder travels with it as a bundle, or is expected
+// at the same path on the executors. Unset, it is on for a remote server or a cluster and off for
+// this machine's server and registry.
+type bundleFlag struct {
+	on  bool
+	cmd *cobra.Command
+}
+
+func addBundleFlag(cmd *cobra.Command, b *bundleFlag) {
+	b.cmd = cmd
+	cmd.Flags().BoolVar(&b.on, "bundle", false, "pack the workflow's folder and send it along, for executors that do not share this disk (default: on for --api and --nats, off for this folder's server)")
+}
+
+// want resolves the flag: its value when given, else remote.
+func (b *bundleFlag) want(remote bool) bool {
+	if b.cmd != nil && b.cmd.Flags().Changed("bundle") {
+		return b.on
+	}
+	return remote
 }
 
 // registry is where workflows are registered: a server's API, or a registry bucket reached over
@@ -54,18 +77,19 @@ func (o *registryOptions) open(ctx context.Context) (registry, func(), error) {
 		return nil, nil, err
 	}
 	if api != nil {
-		return &apiRegistry{api: api, info: info}, func() {}, nil
+		return &apiRegistry{api: api, info: info, bundle: o.bundle.want(info == nil)}, func() {}, nil
 	}
 	b, st, where, closeFn, err := o.stack.openBus(ctx, o.verbose)
 	if err != nil {
 		return nil, nil, err
 	}
-	return &busRegistry{cl: client.New(b), st: st, at: where}, closeFn, nil
+	return &busRegistry{cl: client.New(b), st: st, at: where, bundle: o.bundle.want(st == nil)}, closeFn, nil
 }
 
 type apiRegistry struct {
-	api  *httpapi.Client
-	info *serve.Info
+	api    *httpapi.Client
+	info   *serve.Info
+	bundle bool // send the folder as a bundle
 }
 
 func (r *apiRegistry) where() string { return "the server at " + r.api.Base() }
@@ -75,12 +99,30 @@ func (r *apiRegistry) apply(ctx context.Context, file string, plan *workflow.Pla
 	if err != nil {
 		return httpapi.WorkflowDetail{}, "", err
 	}
-	dir, err := serverDir(r.info, filepath.Dir(file))
-	if err != nil {
-		return httpapi.WorkflowDetail{}, "", err
-	}
 	before, berr := r.api.Workflow(ctx, plan.Name)
-	d, created, err := r.api.PutWorkflow(ctx, plan.Name, yaml, dir)
+	var d httpapi.WorkflowDetail
+	var created bool
+	if r.bundle {
+		data, hash, err := bundle.Pack(plan.Dir, 0)
+		if err != nil {
+			return d, "", err
+		}
+		if err := r.api.PutBundle(ctx, data, hash); err != nil {
+			return d, "", err
+		}
+		d, created, err = r.api.PutWorkflowBundled(ctx, plan.Name, yaml, hash, plan.Dir)
+		if err != nil {
+			return d, "", err
+		}
+	} else {
+		dir, err := serverDir(r.info, filepath.Dir(file))
+		if err != nil {
+			return httpapi.WorkflowDetail{}, "", fmt.Errorf("%w; or send it along with --bundle", err)
+		}
+		if d, created, err = r.api.PutWorkflow(ctx, plan.Name, yaml, dir); err != nil {
+			return d, "", err
+		}
+	}
 	switch {
 	case err != nil:
 		return d, "", err
@@ -113,15 +155,22 @@ func (r *apiRegistry) remove(ctx context.Context, name string) error {
 }
 
 type busRegistry struct {
-	cl *client.Client
-	st store.Store // this folder's database, whose workflows that ran are listed too; nil for a cluster
-	at string
+	cl     *client.Client
+	st     store.Store // this folder's database, whose workflows that ran are listed too; nil for a cluster
+	at     string
+	bundle bool // register the folder as a bundle
 }
 
 func (r *busRegistry) where() string { return r.at }
 
 func (r *busRegistry) apply(ctx context.Context, _ string, plan *workflow.Plan) (httpapi.WorkflowDetail, string, error) {
 	_, berr := r.cl.Workflow(ctx, plan.Name)
+	if r.bundle {
+		var err error
+		if plan, err = r.cl.Bundled(ctx, plan); err != nil {
+			return httpapi.WorkflowDetail{}, "", err
+		}
+	}
 	reg, changed, err := r.cl.Apply(ctx, client.ApplyParams{Plan: plan, By: "cli"})
 	if err != nil {
 		return httpapi.WorkflowDetail{}, "", err
@@ -219,6 +268,7 @@ unchanged file changes nothing.`,
 		},
 	}
 	o.flags(cmd)
+	addBundleFlag(cmd, &o.bundle)
 	return cmd
 }
 
