@@ -14,6 +14,7 @@ import (
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/httpapi"
 )
 
 // controlTimeoutDefault bounds the wait for the scheduler's answer to a control request.
@@ -30,6 +31,7 @@ type controlSpec struct {
 }
 
 type controlOptions struct {
+	api        apiFlags
 	nats       natsFlags
 	db         string // where a RUN_ID other than a whole id is looked up
 	reason     string
@@ -97,6 +99,7 @@ func newControlCmd(spec controlSpec) *cobra.Command {
 	}
 	cmd.Long += "\n\n" + runRefHelp + ` Anything but a whole id is looked up in the cluster's database,
 so it needs --db (or ` + envDBURL + `).`
+	addAPIFlags(cmd, &o.api)
 	addNATSFlags(cmd, &o.nats, "NATS URL of the cluster running the run")
 	cmd.Flags().StringVar(&o.db, "db", "", "the cluster's database, to look up a RUN_ID that is not a whole id (env "+envDBURL+")")
 	cmd.Flags().BoolVar(&o.wait, "wait", spec.waitDefault, "wait for the scheduler's answer and print it")
@@ -112,13 +115,20 @@ so it needs --db (or ` + envDBURL + `).`
 // run until the answer.
 func runControl(ctx context.Context, stdout io.Writer, spec controlSpec, ref string, o controlOptions) error {
 	name, _, _ := strings.Cut(spec.use, " ")
+	api, _, err := o.api.server(ctx)
+	if err != nil {
+		return err
+	}
+	if api != nil {
+		return controlOnServer(ctx, stdout, api, spec, ref, o)
+	}
 	natsURL, err := o.nats.URL()
 	if err != nil {
 		return err
 	}
 	if natsURL == "" {
-		return usageError(fmt.Errorf("ork %s acts on a run of a cluster: pass --nats URL or set %s; "+
-			"a run started by `ork run` without --nats lives only as long as that command", name, envNATSURL))
+		return usageError(fmt.Errorf("ork %s acts on a run of a server or a cluster: pass --api URL or --nats URL (or set %s or %s), "+
+			"or run it where ork serve runs; a run started by `ork run` without --nats lives only as long as that command", name, envAPIURL, envNATSURL))
 	}
 	if o.timeout <= 0 {
 		return usageError(fmt.Errorf("--timeout must be positive, got %s", o.timeout))
@@ -205,4 +215,48 @@ func printEventJSON(w io.Writer, e event.Event) error {
 		return fmt.Errorf("printing json: %w", err)
 	}
 	return nil
+}
+
+// controlOnServer sends a control request through a server's API; with --wait a cancel follows the
+// run to its end (pause and resume are acknowledged by the server, acted on by the scheduler).
+func controlOnServer(ctx context.Context, stdout io.Writer, api *httpapi.Client, spec controlSpec, ref string, o controlOptions) error {
+	runID, err := resolveRunRefIn(ctx, apiRuns{api}, ref)
+	if err != nil {
+		return err
+	}
+	var acc httpapi.ControlAccepted
+	switch spec.request {
+	case event.TypeRunCancelRequested:
+		acc, err = api.Cancel(ctx, runID, o.reason)
+	case event.TypeRunPauseRequested:
+		acc, err = api.Pause(ctx, runID)
+	default:
+		acc, err = api.Resume(ctx, runID)
+	}
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return writeJSON(stdout, acc)
+	}
+	if !o.wait || spec.request != event.TypeRunCancelRequested {
+		_, err := fmt.Fprintf(stdout, "run %s: %s sent\n", runID, spec.request)
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	var final event.Event
+	if err := api.FollowRun(wctx, runID, 0, func(e event.Event) error {
+		if e.Type == event.TypeRunFinished {
+			final = e
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("waiting for run %s to end: %w", runID, err)
+	}
+	if final.Status != spec.done {
+		return &ExitError{Code: ExitCodeFailure, Err: fmt.Errorf("run %s has already finished: %s", runID, final.Status)}
+	}
+	_, err = fmt.Fprintf(stdout, "run %s %s\n", runID, spec.done)
+	return err
 }

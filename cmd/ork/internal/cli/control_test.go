@@ -73,7 +73,7 @@ func TestControlCommands(t *testing.T) {
 		{[]string{"cancel", runID, "--nats", url}, 0, "run " + runID + " cancelled\n"},
 		{[]string{"resume", runID, "--nats", url, "--wait"}, 1, "error: run " + runID + " has already finished: cancelled"},
 		{[]string{"pause", unknown, "--nats", url, "--wait", "--timeout", "300ms"}, 1, "no run " + unknown + " on the cluster"},
-		{[]string{"cancel", runID}, 2, "ork cancel acts on a run of a cluster"},
+		{[]string{"cancel", runID}, 2, "ork cancel acts on a run of a server or a cluster"},
 		{[]string{"pause", "--nats", url}, 2, "accepts 1 arg"},
 	}
 	for _, s := range steps {

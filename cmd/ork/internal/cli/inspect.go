@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/httpapi"
 	"github.com/ork-go/ork/pkg/store"
 	"github.com/ork-go/ork/pkg/view"
 )
@@ -25,6 +26,7 @@ func newStatusCmd() *cobra.Command {
 		limit    int
 		workflow string
 		status   string
+		apiF     apiFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "status [RUN_ID]",
@@ -93,6 +95,7 @@ JSON object of docs/run.schema.json (its tasks included), a list as an array of 
 		}),
 	}
 	addDBFlag(cmd, &db)
+	addAPIFlags(cmd, &apiF)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many recent runs to list")
 	cmd.Flags().StringVar(&workflow, "workflow", "", "only runs of this workflow")
@@ -175,6 +178,7 @@ func newTasksCmd() *cobra.Command {
 	var (
 		db     string
 		asJSON bool
+		apiF   apiFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "tasks RUN_ID",
@@ -217,6 +221,7 @@ run is printed as the JSON object of docs/run.schema.json, its tasks keyed by na
 		}),
 	}
 	addDBFlag(cmd, &db)
+	addAPIFlags(cmd, &apiF)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
@@ -333,6 +338,16 @@ func writeJSON(w io.Writer, v any) error {
 // environment, or the default), runs body and closes the database.
 func withStore(db *string, body func(ctx context.Context, st store.Store, out io.Writer, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
+		// --api (or ORK_API_URL): read through the server's API instead of a database.
+		if f := cmd.Flags().Lookup("api"); f != nil {
+			tok := ""
+			if t := cmd.Flags().Lookup("token"); t != nil {
+				tok = t.Value.String()
+			}
+			if u := resolve(f.Value.String(), envAPIURL, ""); u != "" {
+				return body(cmd.Context(), apiStore{api: httpapi.NewClient(u, resolve(tok, envAPIToken, ""))}, cmd.OutOrStdout(), args)
+			}
+		}
 		st, err := openStoreForReading(cmd.Context(), *db)
 		if err != nil {
 			return err

@@ -146,6 +146,24 @@ func TestServeAndTrigger(t *testing.T) {
 	if !strings.Contains(r.stdout, "reruns run") || !strings.Contains(r.stdout, "broken") {
 		t.Errorf("rerun --wait:\n%s%s", r.stdout, r.stderr)
 	}
+	// Reading and steering through the API alone (--api, as from another machine).
+	api := []string{"--api", info.API}
+	r = ork(t, t.TempDir(), append([]string{"status", "latest"}, api...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "fails_on_purpose") {
+		t.Errorf("status latest --api:\n%s%s", r.stdout, r.stderr)
+	}
+	r = ork(t, t.TempDir(), append([]string{"tasks", run.RunID}, api...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "summarize") {
+		t.Errorf("tasks --api:\n%s%s", r.stdout, r.stderr)
+	}
+	r = ork(t, t.TempDir(), append([]string{"status", "--status", "success", "--json"}, api...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, run.RunID) {
+		t.Errorf("status --status success --api:\n%s%s", r.stdout, r.stderr)
+	}
+	r = ork(t, t.TempDir(), append([]string{"cancel", run.RunID}, api...)...)
+	if r.code != 1 || !strings.Contains(r.stderr, "has already finished: success") {
+		t.Errorf("cancel of a finished run --api: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	ork(t, dir, "workflows", "delete", "hello").expect(t, 0)
 	r = ork(t, dir, "trigger", "hello")
 	r.expect(t, 1)
