@@ -21,10 +21,14 @@ import (
 
 // Commit describes one committed batch. It is passed to Service.OnCommit.
 type Commit struct {
-	// Stream is event.StreamEvents or event.StreamLogs.
+	// Stream is event.StreamEvents or event.StreamLogs, or RegistryStream for a batch of
+	// registrations alone.
 	Stream string
 	// Messages is the number of messages acknowledged by the commit.
 	Messages int
+	// Registrations is the number of registry changes the commit wrote (applied, or older than the
+	// store's and so ignored).
+	Registrations int
 	// DeadLetters is how many of them were stored as dead letters.
 	DeadLetters int
 	// FinishedRuns are the runs whose run.finished event the batch committed.
@@ -39,6 +43,7 @@ type Service struct {
 	log *zap.Logger
 
 	notices notices
+	regs    *registrations
 
 	// OnCommit, when set before Run, is called after every committed and acknowledged batch, from
 	// the consumer's goroutine (one per stream). It must not block.
@@ -54,17 +59,30 @@ func New(b *bus.Bus, st store.Store, cfg Config, log *zap.Logger) (*Service, err
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Service{bus: b, st: st, cfg: cfg, log: log}, nil
+	return &Service{bus: b, st: st, cfg: cfg, log: log, regs: newRegistrations(registrationsQueued * cfg.BatchSize)}, nil
 }
 
-// Run consumes both streams until ctx ends, then finishes the batches already pulled (a batch
-// whose write fails after ctx ended is left unacknowledged for redelivery) and returns nil.
+// registrationsQueued times BatchSize is the most registrations queued for a write: beyond it the
+// registry watcher waits for room.
+const registrationsQueued = 2
+
+// Run consumes both streams and mirrors the workflow registry until ctx ends, then finishes the
+// batches already pulled (a batch whose write fails after ctx ended is left unacknowledged for
+// redelivery; registrations not committed are replayed by the next recorder) and returns nil.
 func (s *Service) Run(ctx context.Context) error {
 	events, err := s.bus.Consumer(ctx, s.spec(event.StreamEvents, event.ConsumerRecorderEvents))
 	if err != nil {
 		return fmt.Errorf("recorder: %w", err)
 	}
 	logs, err := s.bus.Consumer(ctx, s.spec(event.StreamLogs, event.ConsumerRecorderLogs))
+	if err != nil {
+		return fmt.Errorf("recorder: %w", err)
+	}
+	registry, err := s.bus.Workflows(ctx)
+	if err != nil {
+		return fmt.Errorf("recorder: %w", err)
+	}
+	watcher, err := s.watchRegistry(ctx, registry, 0)
 	if err != nil {
 		return fmt.Errorf("recorder: %w", err)
 	}
@@ -77,6 +95,14 @@ func (s *Service) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		s.releaseByAckFloor(gctx, logs)
+		return nil
+	})
+	g.Go(func() error {
+		s.mirrorRegistry(gctx, registry, watcher)
+		return nil
+	})
+	g.Go(func() error {
+		s.writeRegistrations(gctx)
 		return nil
 	})
 	for _, c := range []struct {
@@ -105,7 +131,8 @@ func (s *Service) spec(stream, durable string) bus.ConsumerSpec {
 	}
 }
 
-// item is one message of a batch, decoded into exactly one of ev, logs and dead.
+// item is one message of a batch, decoded into exactly one of ev, logs and dead, or one registry
+// change (reg; no msg, no seq).
 type item struct {
 	stream string
 	msg    jetstream.Msg
@@ -121,6 +148,16 @@ type item struct {
 	logs      *event.LogBatch
 	dead      *store.DeadLetter
 	deadClass string // the metrics' reason class of dead
+	reg       *store.Registration
+	data      []byte // reg's entry as stored in the bucket
+}
+
+// subject is the subject of the item's message or registry entry.
+func (it *item) subject() string {
+	if it.msg == nil {
+		return registrySubjectPrefix + it.reg.Name
+	}
+	return it.msg.Subject()
 }
 
 // handle writes one batch and acknowledges it after the commit.
@@ -134,10 +171,17 @@ func (s *Service) handle(ctx context.Context, stream string, msgs []jetstream.Ms
 	for i := 1; i < len(items); i++ {
 		items[i].dup = items[i].seq != 0 && items[i].seq == items[i-1].seq
 	}
+	// Registry changes waiting share the transaction, up to a batch in all.
+	var regs []item
+	if stream == event.StreamEvents {
+		regs = s.regs.take(s.cfg.BatchSize - len(items))
+		items = append(items, regs...)
+	}
 	// Until they are acknowledged or released, the batch's messages stay in progress.
 	stopKeeping := bus.KeepInProgress(s.cfg.AckWait/3, msgs...)
 	defer stopKeeping()
 	res, ok := s.write(ctx, items)
+	s.regs.done(regs, ok)
 	if !ok {
 		stopKeeping()
 		s.release(msgs)
@@ -162,6 +206,9 @@ func (s *Service) handle(ctx context.Context, stream string, msgs []jetstream.Ms
 	stopKeeping()
 	acked := 0
 	for _, it := range items {
+		if it.msg == nil {
+			continue // a registration: nothing to acknowledge
+		}
 		if later[it.seq] {
 			// Its run.submitted may be behind it (a redelivery, another recorder): try again later.
 			if err := it.msg.NakWithDelay(s.cfg.orphanDelay(it.delivered)); err != nil {
@@ -185,7 +232,7 @@ func (s *Service) handle(ctx context.Context, stream string, msgs []jetstream.Ms
 	}
 	s.log.Debug("batch committed", zap.String("stream", stream), logging.Count(acked))
 	if s.OnCommit != nil {
-		s.OnCommit(Commit{Stream: stream, Messages: acked, DeadLetters: dead, FinishedRuns: res.FinishedRuns})
+		s.OnCommit(Commit{Stream: stream, Messages: acked, DeadLetters: dead, FinishedRuns: res.FinishedRuns, Registrations: len(regs)})
 	}
 }
 
@@ -274,11 +321,17 @@ func checkEvent(e *event.Event) error {
 	return nil
 }
 
-// deadLetter returns it as a dead letter with the message's bytes; class is its metrics' reason
-// class (dead* constants).
+// deadLetter returns it as a dead letter with the message's bytes (a registration's: its entry's,
+// with its revision as the sequence); class is its metrics' reason class (dead* constants).
 func deadLetter(it item, class, reason string) item {
+	seq, data := it.seq, it.data
+	if it.msg != nil {
+		data = it.msg.Data()
+	} else {
+		seq = it.reg.Revision
+	}
 	return item{stream: it.stream, msg: it.msg, seq: it.seq, deadClass: class, dead: &store.DeadLetter{
-		Stream: it.stream, Seq: it.seq, Subject: it.msg.Subject(), Reason: reason, Data: it.msg.Data(),
+		Stream: it.stream, Seq: seq, Subject: it.subject(), Reason: reason, Data: data,
 		CreatedAt: time.Now().UTC(),
 	}}
 }
@@ -327,7 +380,7 @@ func countDead(items []item) int {
 }
 
 func params(items []item) store.ApplyBatchParams {
-	var events, logs, dead int
+	var events, logs, dead, regs int
 	for _, it := range items {
 		switch {
 		case it.dup:
@@ -337,10 +390,15 @@ func params(items []item) store.ApplyBatchParams {
 			logs++
 		case it.dead != nil:
 			dead++
+		case it.reg != nil:
+			regs++
 		}
 	}
 	// Sized once: an event is a large struct, and growing the slice copied each one several times.
 	p := store.ApplyBatchParams{Events: make([]event.Event, 0, events), Logs: make([]event.LogBatch, 0, logs), DeadLetters: make([]store.DeadLetter, 0, dead)}
+	if regs > 0 {
+		p.Registrations = make([]store.Registration, 0, regs)
+	}
 	for _, it := range items {
 		switch {
 		case it.dup:
@@ -350,6 +408,8 @@ func params(items []item) store.ApplyBatchParams {
 			p.Logs = append(p.Logs, *it.logs)
 		case it.dead != nil:
 			p.DeadLetters = append(p.DeadLetters, *it.dead)
+		case it.reg != nil:
+			p.Registrations = append(p.Registrations, *it.reg)
 		}
 	}
 	return p
@@ -380,7 +440,7 @@ func (s *Service) writeWith(ctx context.Context, items []item, bo *backoff) (sto
 				rejected := []item{deadLetter(it, deadRejected, "store rejected: "+err.Error())}
 				if _, err := s.apply(ctx, rejected); err == nil {
 					s.cfg.Metrics.deadLetters(rejected)
-					s.log.Error("store rejected message, dead-lettered it", logging.Seq(it.seq), logging.Subject(it.msg.Subject()))
+					s.log.Error("store rejected message, dead-lettered it", logging.Seq(rejected[0].dead.Seq), logging.Subject(it.subject()))
 					bo.reset()
 					return store.ApplyBatchResult{}, true
 				}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
@@ -37,24 +38,37 @@ type fixture struct {
 	client *client.Client
 	ctx    context.Context
 
-	mu        sync.Mutex
-	committed map[string]int // messages committed per stream
-	changed   chan struct{}
+	mu            sync.Mutex
+	committed     map[string]int // messages committed per stream
+	registrations int            // registry changes committed
+	changed       chan struct{}
 }
 
 func setup(t testing.TB) *fixture {
 	t.Helper()
-	srv := bustest.Start(t)
+	return setupOn(t, bustest.Start(t))
+}
+
+// setupOn is setup on a server the test started.
+func setupOn(t testing.TB, srv *server.Server) *fixture {
+	t.Helper()
 	b, err := bus.Connect(bus.Config{URL: srv.ClientURL()}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
 	t.Cleanup(b.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	if err := b.Provision(ctx); err != nil {
+	f := fixtureOn(t, b)
+	if err := b.Provision(f.ctx); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
+	return f
+}
+
+// fixtureOn is a fixture on a connection the test made, to a provisioned server.
+func fixtureOn(t testing.TB, b *bus.Bus) *fixture {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
 	return &fixture{
 		t: t, bus: b, client: client.New(b), ctx: ctx,
 		committed: map[string]int{}, changed: make(chan struct{}, 1),
@@ -72,6 +86,7 @@ func (f *fixture) start(st store.Store, cfg recorder.Config) (stop func() error)
 	rec.OnCommit = func(c recorder.Commit) {
 		f.mu.Lock()
 		f.committed[c.Stream] += c.Messages
+		f.registrations += c.Registrations
 		f.mu.Unlock()
 		select {
 		case f.changed <- struct{}{}:

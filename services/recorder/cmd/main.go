@@ -1,6 +1,7 @@
-// Command ork-recorder runs the recorder service: it consumes ORK_EVENTS and ORK_LOGS and writes
-// them in batched transactions to the database, the only process that does. Flags override the
-// environment, which overrides the defaults.
+// Command ork-recorder runs the recorder service: it consumes ORK_EVENTS and ORK_LOGS, mirrors the
+// workflow registry (the ork_workflows bucket), and writes them in batched transactions to the
+// database, the only process that does. Flags override the environment, which overrides the
+// defaults.
 package main
 
 import (
