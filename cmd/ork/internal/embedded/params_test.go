@@ -32,14 +32,7 @@ tasks:
 // fill what the run does not give, and the run row keeps them.
 func TestParamsReachTasks(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "greet.yaml"), []byte(paramsFlow), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	plan, err := workflow.Load(filepath.Join(dir, "greet.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	plan := greetPlan(t)
 	s := start(t, "sqlite://"+filepath.Join(t.TempDir(), "ork.db"), 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -87,14 +80,7 @@ func asParamError(err error, target **workflow.ParamError) bool {
 // parameters that do not fit is failed by the scheduler, naming the parameter; nothing runs.
 func TestBadParamsFromTheNetworkFailTheRun(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "greet.yaml"), []byte(paramsFlow), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	plan, err := workflow.Load(filepath.Join(dir, "greet.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	plan := greetPlan(t)
 	s := start(t, "sqlite://"+filepath.Join(t.TempDir(), "ork.db"), 0)
 	cl := client.New(s.Bus)
 	runID := event.NewID()
@@ -133,4 +119,18 @@ func TestBadParamsFromTheNetworkFailTheRun(t *testing.T) {
 			t.Errorf("task %s ran (attempt %d)", tk.Name, tk.Attempt)
 		}
 	}
+}
+
+// greetPlan loads paramsFlow from a file of its own.
+func greetPlan(t *testing.T) *workflow.Plan {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "greet.yaml"), []byte(paramsFlow), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := workflow.Load(filepath.Join(dir, "greet.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }

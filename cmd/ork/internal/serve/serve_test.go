@@ -35,17 +35,23 @@ type server struct {
 
 func start(t *testing.T, apiCfg api.Config) *server {
 	t.Helper()
+	dir := t.TempDir()
+	return startWith(t, serve.Config{API: apiCfg, Stack: embedded.Config{DataDir: dir, DBURL: "sqlite://" + filepath.Join(dir, "ork.db")}})
+}
+
+// startWith starts cfg (on a free loopback port, with the examples as its workflows root unless
+// set) and stops it when the test ends.
+func startWith(t *testing.T, cfg serve.Config) *server {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if apiCfg.Addr == "" {
-		apiCfg.Addr = "127.0.0.1:0"
+	if cfg.API.Addr == "" {
+		cfg.API.Addr = "127.0.0.1:0"
 	}
-	if apiCfg.WorkflowsRoot == "" {
-		apiCfg.WorkflowsRoot = examplesDir
+	if cfg.API.WorkflowsRoot == "" {
+		cfg.API.WorkflowsRoot = examplesDir
 	}
-	dir := t.TempDir()
-	s, err := serve.Start(ctx, serve.Config{API: apiCfg,
-		Stack: embedded.Config{DataDir: dir, DBURL: "sqlite://" + filepath.Join(dir, "ork.db")}}, zaptest.NewLogger(t))
+	s, err := serve.Start(ctx, cfg, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,23 +68,7 @@ func startWithTokens(t *testing.T, names ...string) (*server, map[string]string)
 	dir := t.TempDir()
 	dbURL := "sqlite://" + filepath.Join(dir, "ork.db")
 	tokens := makeTokens(t, dbURL, names...)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := serve.Start(ctx, serve.Config{RequireTokens: true, API: api.Config{Addr: "127.0.0.1:0", WorkflowsRoot: examplesDir},
-		Stack: embedded.Config{DataDir: dir, DBURL: dbURL}}, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(runCtx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return &server{Server: s, t: t, base: s.URL()}, tokens
+	return startWith(t, serve.Config{RequireTokens: true, Stack: embedded.Config{DataDir: dir, DBURL: dbURL}}), tokens
 }
 
 func bearer(token string) []string { return []string{"Authorization", "Bearer " + token} }
