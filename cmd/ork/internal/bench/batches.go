@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/services/recorder"
 )
 
 // The recorder's batches are counted from the recorder itself, never from its log lines: in
@@ -71,7 +72,10 @@ func (b *batchCounter) take() RecorderStats {
 
 // add counts batches of messages of one stream.
 func (s *RecorderStats) add(stream string, batches, messages int) {
-	if stream == event.StreamLogs {
+	switch stream {
+	case recorder.RegistryStream:
+		return // a batch of the registry's mirror alone, no run's events
+	case event.StreamLogs:
 		s.LogBatches += batches
 		s.LogMessages += messages
 		return
