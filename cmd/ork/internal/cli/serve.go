@@ -74,7 +74,7 @@ func runServe(ctx context.Context, stdout io.Writer, o serveOptions) error {
 	defer func() { _ = log.Sync() }()
 	begin := time.Now()
 	s, err := serve.Start(ctx, serve.Config{
-		Stack: embedded.Config{DBURL: dbURL, Concurrency: o.concurrency, Python: o.python, PythonCold: o.pythonCold},
+		Stack:         embedded.Config{DBURL: dbURL, Concurrency: o.concurrency, Python: o.python, PythonCold: o.pythonCold},
 		API:           api.Config{Addr: o.addr, WorkflowsRoot: o.root, RatePerSecond: o.rate},
 		RequireTokens: o.tokens,
 	}, log)
