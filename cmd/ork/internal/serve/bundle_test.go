@@ -21,8 +21,8 @@ func TestBundledWorkflowRuns(t *testing.T) {
 	src := t.TempDir()
 	flow := "name: packed\ntasks:\n  read:\n    executor: python\n    file: lib/task.py\n    function: main\n"
 	for path, content := range map[string]string{
-		"packed.yaml": flow,
-		"lib/task.py": "def main():\n    return open('lib/data.txt').read().strip()\n",
+		"packed.yaml":  flow,
+		"lib/task.py":  "def main():\n    return open('lib/data.txt').read().strip()\n",
 		"lib/data.txt": "shipped in the bundle\n",
 	} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(src, path)), 0o755); err != nil {

@@ -57,7 +57,9 @@ func loadContract() (*contract, error) {
 }
 
 // pointerEscape escapes a JSON pointer token.
-func pointerEscape(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1") }
+func pointerEscape(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
 
 // operation finds the documented path pattern of method and path, if any.
 func (c *contract) operation(method, path string) (pattern string, op map[string]any) {
