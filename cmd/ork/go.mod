@@ -6,6 +6,7 @@ require (
 	github.com/gofrs/flock v0.13.2
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
+	github.com/ork-go/ork/deploy v0.0.0
 	github.com/ork-go/ork/migrations v0.0.0
 	github.com/ork-go/ork/pkg v0.0.0
 	github.com/ork-go/ork/services/api v0.0.0
@@ -32,7 +33,7 @@ require (
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
-	github.com/jackc/pgerrcode v0.0.0-20220416144525-469b46aa5efa // indirect
+	github.com/jackc/pgerrcode v0.0.0-20250907135507-afb5586c32a6 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/pgx/v5 v5.12.0 // indirect
@@ -63,6 +64,7 @@ require (
 )
 
 replace (
+	github.com/ork-go/ork/deploy => ../../deploy
 	github.com/ork-go/ork/migrations => ../../migrations
 	github.com/ork-go/ork/pkg => ../../pkg
 	github.com/ork-go/ork/services/api => ../../services/api

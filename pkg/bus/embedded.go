@@ -14,8 +14,13 @@ type EmbeddedConfig struct {
 	// StoreDir holds the JetStream file store.
 	StoreDir string
 	// Port to listen on for other processes: 0 means no listener (in-process connections only),
-	// -1 a random free port.
+	// -1 a random free port; Host is the address it listens on (127.0.0.1 when empty).
 	Port int
+	Host string
+	// Config, when set, is a nats-server configuration (its authorization: the users and their
+	// permissions) loaded first; the fields above, and the embedded server's own settings, override
+	// its listen address, store, monitoring and cluster settings.
+	Config string
 	// SyncAlways fsyncs every message (durable against power loss, much slower); by default the
 	// server syncs on its interval (2 minutes), which survives process crashes but not power loss.
 	SyncAlways bool
@@ -26,18 +31,21 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 	if cfg.StoreDir == "" {
 		return nil, errors.New("embedded nats: StoreDir is required")
 	}
-	opts := &server.Options{
-		ServerName: "ork-embedded",
-		Host:       "127.0.0.1",
-		Port:       cfg.Port,
-		DontListen: cfg.Port == 0,
-		JetStream:  true,
-		StoreDir:   cfg.StoreDir,
-		NoLog:      true,
-		NoSigs:     true,
-		MaxPayload: 8 << 20,
-		SyncAlways: cfg.SyncAlways,
+	opts := &server.Options{}
+	if cfg.Config != "" {
+		if err := opts.ProcessConfigString(cfg.Config); err != nil {
+			return nil, fmt.Errorf("embedded nats: the server configuration: %w", err)
+		}
 	}
+	host := cfg.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	opts.ServerName, opts.Host, opts.Port, opts.DontListen = "ork-embedded", host, cfg.Port, cfg.Port == 0
+	opts.JetStream, opts.StoreDir, opts.NoLog, opts.NoSigs = true, cfg.StoreDir, true, true
+	opts.MaxPayload, opts.SyncAlways = 8<<20, cfg.SyncAlways
+	opts.HTTPHost, opts.HTTPPort, opts.Cluster = "", 0, server.ClusterOpts{} // no monitoring, no routes
+	opts.SyncInterval = 0 // the server's default, unless SyncAlways
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("creating embedded nats server: %w", err)

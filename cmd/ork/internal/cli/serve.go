@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,6 +22,8 @@ type serveOptions struct {
 	pythonCold, verbose    bool
 	tokens                 bool
 	rate                   float64
+	natsListen             string
+	executorTypes          string
 }
 
 func newServeCmd() *cobra.Command {
@@ -54,6 +57,8 @@ left.`,
 	cmd.Flags().IntVar(&o.concurrency, "concurrency", embedded.ConcurrencyDefault, "tasks in flight at once in the executor")
 	cmd.Flags().StringVar(&o.python, "python", "", "interpreter of python tasks (env "+embedded.PythonEnv+", default "+embedded.PythonDefault+")")
 	cmd.Flags().BoolVar(&o.pythonCold, "python-cold", false, "start one interpreter per python task instead of forking each from a warm one")
+	cmd.Flags().StringVar(&o.natsListen, "nats-listen", "", "let other processes (executors on other machines) reach the embedded NATS at host:port, with a user per role: their passwords in .ork/nats-secrets.env, an executor's settings in .ork/executor.env")
+	cmd.Flags().StringVar(&o.executorTypes, "executor-types", "process,python,noop,sleep", "the task types this process's executor runs (others are left to external executors)")
 	cmd.Flags().BoolVar(&o.tokens, "tokens", false, "require an API token (ork token create) on every request; needed on an address other machines reach")
 	cmd.Flags().Float64Var(&o.rate, "rate-limit", api.RatePerSecondDefault, "API requests per second per token (or client address); negative: no limit")
 	cmd.Flags().BoolVarP(&o.verbose, "verbose", "v", false, "show the services' debug logs")
@@ -74,15 +79,20 @@ func runServe(ctx context.Context, stdout io.Writer, o serveOptions) error {
 	defer func() { _ = log.Sync() }()
 	begin := time.Now()
 	s, err := serve.Start(ctx, serve.Config{
-		Stack:         embedded.Config{DBURL: dbURL, Concurrency: o.concurrency, Python: o.python, PythonCold: o.pythonCold},
+		Stack: embedded.Config{DBURL: dbURL, Concurrency: o.concurrency, Python: o.python, PythonCold: o.pythonCold,
+			ExecutorTypes: splitTypes(o.executorTypes)},
 		API:           api.Config{Addr: o.addr, WorkflowsRoot: o.root, RatePerSecond: o.rate},
 		RequireTokens: o.tokens,
+		NATSListen:    o.natsListen,
 	}, log)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "ork serve: the API is on %s (started in %s); Ctrl-C stops\n", s.URL(), time.Since(begin).Round(time.Millisecond))
 	fmt.Fprintf(stdout, "  ork workflows apply examples/    then    ork trigger NAME    from this folder\n")
+	if o.natsListen != "" {
+		fmt.Fprintf(stdout, "  NATS for other processes on %s: an executor connects with the settings in .ork/%s\n", o.natsListen, serve.ExecutorFile)
+	}
 	err = s.Serve(ctx)
 	fmt.Fprintln(stdout, "ork serve: stopped")
 	return err
@@ -95,4 +105,15 @@ func processAlive(pid int) bool {
 	}
 	p, err := os.FindProcess(pid)
 	return err == nil && p.Signal(sigZero) == nil
+}
+
+// splitTypes splits a comma-separated list of executor types.
+func splitTypes(s string) []string {
+	var out []string
+	for _, t := range strings.Split(s, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
 }

@@ -37,8 +37,14 @@ type Config struct {
 	DataDir string
 	// DBURL selects the store; empty means sqlite://DataDir/ork.db.
 	DBURL string
-	// Port makes the embedded NATS server listen for other processes (0: in-process only).
+	// Port makes the embedded NATS server listen for other processes (0: in-process only), on
+	// Host (127.0.0.1 when empty).
 	Port int
+	Host string
+	// NATSConfig, when set, is the NATS server's configuration (users and permissions: the shipped
+	// deploy/nats-server.conf with its passwords), and Bus.Auth the credentials the stack's own
+	// services connect with.
+	NATSConfig string
 	// ExecutorTypes run in this process; empty means process, python, noop and sleep.
 	ExecutorTypes []string
 	// Concurrency is the number of tasks in flight in the in-process executor.
@@ -126,7 +132,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	if err != nil {
 		return nil, err
 	}
-	s.Server, err = bus.StartEmbedded(bus.EmbeddedConfig{StoreDir: natsDir, Port: cfg.Port})
+	s.Server, err = bus.StartEmbedded(bus.EmbeddedConfig{StoreDir: natsDir, Port: cfg.Port, Host: cfg.Host, Config: cfg.NATSConfig})
 	if err != nil {
 		return nil, err
 	}

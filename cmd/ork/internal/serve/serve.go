@@ -10,11 +10,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/ork-go/ork/cmd/ork/internal/embedded"
+	"github.com/ork-go/ork/deploy"
 	"github.com/ork-go/ork/pkg/store"
 	"github.com/ork-go/ork/services/api"
 )
@@ -28,6 +31,11 @@ type Config struct {
 	// RequireTokens makes the API require a token of the database's (ork token create) on every
 	// request but health and the OpenAPI document. An address other machines reach needs it.
 	RequireTokens bool
+	// NATSListen, when set (host:port), makes the embedded NATS server accept other processes,
+	// such as executors on other machines, with the shipped users and permissions
+	// (deploy/nats-server.conf): each role's password is in DataDir/nats-secrets.env, and
+	// DataDir/executor.env holds what an executor needs to connect.
+	NATSListen string
 }
 
 // Server is a running `ork serve`.
@@ -47,6 +55,8 @@ type Info struct {
 	// WorkflowsRoot is the folder registered workflows' dirs are relative to.
 	WorkflowsRoot string `json:"workflows_root"`
 	Tokens        bool   `json:"tokens"` // the server requires tokens
+	// NATS is the URL other processes reach the embedded NATS server at ("" when it listens on none).
+	NATS string `json:"nats,omitempty"`
 }
 
 // InfoFile is the name of the discovery file in the data directory.
@@ -60,6 +70,11 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Server, err err
 	if apiCfg.Tokens == nil && !cfg.RequireTokens && !api.IsLoopback(apiCfg.Addr) {
 		return nil, fmt.Errorf("ork serve: refusing to listen on %s without tokens: create one with ork token create "+
 			"and start with --tokens, or listen on 127.0.0.1", apiCfg.Addr)
+	}
+	if cfg.NATSListen != "" {
+		if err := listenNATS(&cfg); err != nil {
+			return nil, err
+		}
 	}
 	if s.Stack, err = embedded.Start(ctx, cfg.Stack, log); err != nil {
 		return nil, err
@@ -91,6 +106,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Server, err err
 	}
 	info := Info{API: "http://" + s.listener.Addr().String(), PID: os.Getpid(),
 		WorkflowsRoot: s.API.Config().WorkflowsRoot, Tokens: apiCfg.Tokens != nil}
+	if cfg.NATSListen != "" {
+		info.NATS = "nats://" + s.Stack.Server.Addr().String()
+	}
 	s.infoPath = filepath.Join(cfg.Stack.WithDefaults().DataDir, InfoFile)
 	data, _ := json.MarshalIndent(info, "", "  ")
 	if err := os.WriteFile(s.infoPath, data, 0o644); err != nil {
@@ -122,4 +140,84 @@ func ReadInfo(dataDir string) (Info, bool) {
 		return Info{}, false
 	}
 	return info, true
+}
+
+// Files of a server whose NATS listens (Config.NATSListen), in the data directory.
+const (
+	SecretsFile  = "nats-secrets.env"
+	ExecutorFile = "executor.env"
+)
+
+// listenNATS configures the embedded NATS server to listen on cfg.NATSListen with the shipped
+// users: the roles' passwords are made once into SecretsFile (0600) and kept, the stack's own
+// services connect as the operator, and ExecutorFile (0600) gets an executor's settings.
+func listenNATS(cfg *Config) error {
+	host, portText, err := net.SplitHostPort(cfg.NATSListen)
+	if err != nil {
+		return fmt.Errorf("ork serve: --nats-listen %q: want host:port: %w", cfg.NATSListen, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 0 || port > 65535 {
+		return fmt.Errorf("ork serve: --nats-listen %q: bad port", cfg.NATSListen)
+	}
+	if port == 0 {
+		port = -1 // any free one
+	}
+	dir := cfg.Stack.WithDefaults().DataDir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	secrets, err := loadSecrets(filepath.Join(dir, SecretsFile))
+	if err != nil {
+		return err
+	}
+	cfg.Stack.Host, cfg.Stack.Port, cfg.Stack.NATSConfig = host, port, secrets.ServerConfig()
+	cfg.Stack.Bus.Auth = secrets.Auth(deploy.RoleOperator)
+	env := append(secrets.ClientEnv(deploy.RoleExecutor), "ORK_NATS_URL=nats://"+cfg.NATSListen)
+	return writePrivate(filepath.Join(dir, ExecutorFile), strings.Join(env, "\n")+"\n")
+}
+
+// loadSecrets reads the roles' passwords from path, or makes them and writes it (0600).
+func loadSecrets(path string) (deploy.Secrets, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		s := deploy.NewSecrets()
+		return s, writePrivate(path, strings.Join(s.ServerEnv(), "\n")+"\n")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("ork serve: %s must be readable by its owner only (chmod 600 %s)", path, path)
+	}
+	s := deploy.Secrets{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		for _, r := range deploy.Roles {
+			if v, ok := strings.CutPrefix(line, deploy.PasswordEnv(r)+"="); ok {
+				s[r] = v
+			}
+		}
+	}
+	for _, r := range deploy.Roles {
+		if s[r] == "" {
+			return nil, fmt.Errorf("ork serve: %s has no password for %s: delete it to make new ones", path, r)
+		}
+	}
+	return s, nil
+}
+
+func writePrivate(path, content string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		_ = f.Close()
+		return err
+	}
+	_, err = f.WriteString(content)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
