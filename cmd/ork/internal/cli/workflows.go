@@ -77,7 +77,8 @@ func (o *registryOptions) open(ctx context.Context) (registry, func(), error) {
 		return nil, nil, err
 	}
 	if api != nil {
-		return &apiRegistry{api: api, info: info, bundle: o.bundle.want(info == nil)}, func() {}, nil
+		// A remote server, or one whose executors may be elsewhere (--nats-listen), gets the folder along.
+		return &apiRegistry{api: api, info: info, bundle: o.bundle.want(info == nil || info.NATS != "")}, func() {}, nil
 	}
 	b, st, where, closeFn, err := o.stack.openBus(ctx, o.verbose)
 	if err != nil {
