@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ params:
 tasks:
   hello:
     executor: process
-    command: [sh, -c, 'echo "ORK_OUTPUT:$ORK_INPUT_JSON"']
+    command: [sh, -c, 'echo "hello from the stack"; echo "ORK_OUTPUT:$ORK_INPUT_JSON"']
     inputs:
       who: {ref: params.who}
 `
@@ -116,6 +117,19 @@ tasks:
 	run, err := httpapi.NewClient(base, read).Run(ctx, tr.RunID)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The run's log lines, followed through the API to the end (the stream knows when it has all).
+	var lines []string
+	if err := httpapi.NewClient(base, read).FollowLogs(ctx, tr.RunID, "", func(b httpapi.LogBatch) error {
+		for _, l := range b.Lines {
+			lines = append(lines, l.Line)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("following the logs: %v", err)
+	}
+	if !slices.Contains(lines, "hello from the stack") {
+		t.Errorf("log lines %q", lines)
 	}
 	var out struct{ Who string }
 	if err := json.Unmarshal(run.Tasks["hello"].Output, &out); err != nil || run.Status != event.RunSuccess || out.Who != "stack" {

@@ -200,7 +200,10 @@ func TestSecurityBoundaries(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			_, err = cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+			if _, err = cons.Fetch(1, jetstream.FetchMaxWait(time.Second)); err != nil {
+				return err
+			}
+			_, err = cons.Info(ctx) // how FollowLogs knows it has every line of an ended run
 			return err
 		})
 		sub.allowed(t, "store and read a bundle", func(ctx context.Context) error {
