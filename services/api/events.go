@@ -134,7 +134,7 @@ func pump[T any](s *Server, w http.ResponseWriter, r *http.Request, follow func(
 	stopOnShutdown := context.AfterFunc(s.streams, cancel)
 	defer stopOnShutdown()
 
-	items := make(chan T, 256)
+	items := make(chan T, 16) // a few in flight per stream: a thousand streams stay small
 	followErr := make(chan error, 1)
 	go func() {
 		defer close(items)
