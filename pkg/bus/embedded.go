@@ -8,6 +8,11 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
+// MaxConsumersPerStream is how many consumers a stream may have on the servers Ork ships (the
+// embedded one, deploy/nats-server.conf's limits): each follower of a run or of the events is one,
+// and nats-server's own default of 1,000 would refuse the thousandth browser tab.
+const MaxConsumersPerStream = 10_000
+
 // EmbeddedConfig configures an in-process NATS server with JetStream, as used by `ork run` and
 // `ork bench`.
 type EmbeddedConfig struct {
@@ -46,6 +51,11 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 	opts.MaxPayload, opts.SyncAlways = 8<<20, cfg.SyncAlways
 	opts.HTTPHost, opts.HTTPPort, opts.Cluster = "", 0, server.ClusterOpts{} // no monitoring, no routes
 	opts.SyncInterval = 0 // the server's default, unless SyncAlways
+	if opts.JetStreamLimits.DefaultMaxConsumers == 0 {
+		// Every live follower (an API event stream, ork run) is a consumer: well above the
+		// server's default of 1,000 per stream.
+		opts.JetStreamLimits.DefaultMaxConsumers = MaxConsumersPerStream
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("creating embedded nats server: %w", err)
