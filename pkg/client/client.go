@@ -113,6 +113,9 @@ type FollowParams struct {
 	// AfterSeq, when set, starts after that ORK_EVENTS sequence (an Event's Seq): a follower that
 	// lost its connection resumes with no gap and no repeat.
 	AfterSeq uint64
+	// Ready, when set, is called once the server has the follower's consumer, before the first
+	// event: a caller can tell "could not start" (an error before Ready) from "ended".
+	Ready func()
 }
 
 // FollowFrom is Follow with a choice of runs and of where to start.
@@ -121,16 +124,17 @@ func (c *Client) FollowFrom(ctx context.Context, p FollowParams, fn func(event.E
 	if p.RunID != "" {
 		filter = event.SubjectRunEvents(p.RunID)
 	}
-	return c.followAt(ctx, p.RunID, filter, p.AfterSeq, fn)
+	return c.followAt(ctx, p.RunID, filter, p.AfterSeq, p.Ready, fn)
 }
 
 // follow is Follow restricted to the events of runID on subject filter.
 func (c *Client) follow(ctx context.Context, runID, filter string, fn func(event.Event) error) error {
-	return c.followAt(ctx, runID, filter, 0, fn)
+	return c.followAt(ctx, runID, filter, 0, nil, fn)
 }
 
-// followAt is follow from after stream sequence after (0: the start).
-func (c *Client) followAt(ctx context.Context, runID, filter string, after uint64, fn func(event.Event) error) error {
+// followAt is follow from after stream sequence after (0: the start), calling ready (when set)
+// once the consumer exists.
+func (c *Client) followAt(ctx context.Context, runID, filter string, after uint64, ready func(), fn func(event.Event) error) error {
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
 	if after > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
@@ -148,6 +152,9 @@ func (c *Client) followAt(ctx context.Context, runID, filter string, after uint6
 		return fmt.Errorf("following %s: %w", what, err)
 	}
 	defer it.Stop()
+	if ready != nil {
+		ready()
+	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	for {

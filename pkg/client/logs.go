@@ -16,6 +16,8 @@ type LogsParams struct {
 	Task  string // "" for every task of the run
 	// AfterSeq, when set, starts after that ORK_LOGS sequence (the seq FollowLogs passes), to resume.
 	AfterSeq uint64
+	// Ready, when set, is called once the server has the follower's consumer.
+	Ready func()
 }
 
 // FollowLogs calls fn with each log batch of a run (or of one of its tasks) in stream order, with
@@ -51,6 +53,9 @@ func (c *Client) FollowLogs(ctx context.Context, p LogsParams, fn func(seq uint6
 		return fmt.Errorf("following the logs of run %s: %w", p.RunID, err)
 	}
 	defer it.Stop()
+	if p.Ready != nil {
+		p.Ready()
+	}
 	msgs := make(chan jetstream.Msg)
 	iterErr := make(chan error, 1)
 	go func() {

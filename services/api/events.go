@@ -92,7 +92,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, p client.FollowP
 		}
 		defer func() { _ = recorded.Close() }()
 	}
-	pump(s, w, r, func(ctx context.Context, emit func(event.Event) error) error {
+	pump(s, w, r, func(ctx context.Context, ready func(), emit func(event.Event) error) error {
+		p.Ready = ready
 		return s.client.FollowFrom(ctx, p, emit)
 	}, func(ctx context.Context, e event.Event) (sseMsg, bool) {
 		if e.Type == event.TypeRunSubmitted {
@@ -119,10 +120,11 @@ type sseMsg struct {
 	last bool
 }
 
-// pump runs follow, which emits items, and writes each as an event (encode says what it is, or
-// false to skip it), with a heartbeat while idle, until follow ends, an item is the last, the
-// client goes away or the server shuts down.
-func pump[T any](s *Server, w http.ResponseWriter, r *http.Request, follow func(context.Context, func(T) error) error,
+// pump runs follow, which calls ready once it has started and then emits items, and writes each as
+// an event (encode says what it is, or false to skip it), with a heartbeat while idle, until follow
+// ends, an item is the last, the client goes away or the server shuts down. A follow that cannot
+// start (the server refuses its consumer) is a 503 before anything is streamed.
+func pump[T any](s *Server, w http.ResponseWriter, r *http.Request, follow func(ctx context.Context, ready func(), emit func(T) error) error,
 	encode func(context.Context, T) (sseMsg, bool)) {
 	flusher, ok := w.(http.Flusher)
 	if !ok {
@@ -136,9 +138,10 @@ func pump[T any](s *Server, w http.ResponseWriter, r *http.Request, follow func(
 
 	items := make(chan T, 16) // a few in flight per stream: a thousand streams stay small
 	followErr := make(chan error, 1)
+	started := make(chan struct{})
 	go func() {
 		defer close(items)
-		followErr <- follow(ctx, func(it T) error {
+		followErr <- follow(ctx, func() { close(started) }, func(it T) error {
 			select {
 			case items <- it:
 				return nil
@@ -147,6 +150,17 @@ func pump[T any](s *Server, w http.ResponseWriter, r *http.Request, follow func(
 			}
 		})
 	}()
+	select {
+	case <-started:
+	case err := <-followErr:
+		if ctx.Err() == nil {
+			s.log.Warn("event stream could not start", zapPath(r), zapErr(err))
+			writeProblem(w, r, probUnavailable, "the event stream could not start; try again later")
+		}
+		return
+	case <-ctx.Done():
+		return
+	}
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -211,8 +225,8 @@ func (s *Server) runLogStream(w http.ResponseWriter, r *http.Request) {
 		b   event.LogBatch
 	}
 	task := r.URL.Query().Get("task")
-	pump(s, w, r, func(ctx context.Context, emit func(batch) error) error {
-		return s.client.FollowLogs(ctx, client.LogsParams{RunID: id, Task: task, AfterSeq: after},
+	pump(s, w, r, func(ctx context.Context, ready func(), emit func(batch) error) error {
+		return s.client.FollowLogs(ctx, client.LogsParams{RunID: id, Task: task, AfterSeq: after, Ready: ready},
 			func(seq uint64, b event.LogBatch) error { return emit(batch{seq, b}) })
 	}, func(_ context.Context, b batch) (sseMsg, bool) {
 		data, err := json.Marshal(&b.b)

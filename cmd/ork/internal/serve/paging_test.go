@@ -1,12 +1,17 @@
 package serve_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/ork-go/ork/cmd/ork/internal/embedded"
+	"github.com/ork-go/ork/cmd/ork/internal/serve"
+	"github.com/ork-go/ork/pkg/event"
 	"github.com/ork-go/ork/services/api"
 )
 
@@ -85,4 +90,19 @@ func TestRunsCursorPaging(t *testing.T) {
 	}
 	s.wantProblem(s.do("GET", "/api/v1/runs?page_token=zzz", nil), http.StatusBadRequest, "bad-request", "page_token")
 	s.wantProblem(s.do("GET", "/api/v1/runs?since=yesterday", nil), http.StatusBadRequest, "bad-request", "RFC 3339")
+}
+
+// An event stream that cannot start (here: the server has lost the logs stream) is a 503 problem
+// before anything is streamed, not a 200 that ends at once.
+func TestStreamThatCannotStart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	// Not strict: losing the stream stops the recorder too, and Serve says so.
+	s := startServer(t, serve.Config{Stack: embedded.Config{DataDir: dir, DBURL: "sqlite://" + filepath.Join(dir, "ork.db")}}, false)
+	s.want(s.do("PUT", "/api/v1/workflows/hello", readExample(t, "hello.yaml")), http.StatusCreated)
+	id := s.triggerDone("hello")
+	if err := s.Stack.Bus.JS.DeleteStream(context.Background(), event.StreamLogs); err != nil {
+		t.Fatal(err)
+	}
+	s.wantProblem(s.do("GET", "/api/v1/runs/"+id+"/logs/stream", nil), http.StatusServiceUnavailable, "unavailable", "could not start")
 }
