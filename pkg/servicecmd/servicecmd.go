@@ -1,5 +1,5 @@
-// Package servicecmd is what the three service commands (ork-scheduler, ork-executor,
-// ork-recorder) share: the common flags (--nats and its credential and TLS flags, --provision, the
+// Package servicecmd is what the service commands (ork-scheduler, ork-executor, ork-recorder and
+// ork-api) share: the common flags (--nats and its credential and TLS flags, --provision, the
 // stream limits, --log-level, --log-format, --metrics-addr), each defaulting to its ORK_* variable;
 // the logger; the metrics server; the connection to NATS and the provisioning of the streams (or,
 // with --provision=false, the check that they exist); signal handling (the first SIGINT or SIGTERM
