@@ -113,22 +113,14 @@ func sqlitePath(url string) (string, bool) {
 }
 
 // quietLogger logs warnings and errors of the in-process services to stderr, human-readable.
-func quietLogger(verbose bool) *zap.Logger {
-	level := "warn"
-	if verbose {
-		level = "debug"
-	}
-	log, err := logging.New(logging.Config{Level: level, Format: "console"})
-	if err != nil {
-		return zap.NewNop()
-	}
-	return log
-}
+func quietLogger(verbose bool) *zap.Logger { return consoleLogger("warn", verbose) }
 
 // serviceLogger logs what a long-running server says: info and above (debug with verbose), as
 // console lines on stderr.
-func serviceLogger(verbose bool) *zap.Logger {
-	level := "info"
+func serviceLogger(verbose bool) *zap.Logger { return consoleLogger("info", verbose) }
+
+// consoleLogger logs level and above (debug with verbose) as console lines on stderr.
+func consoleLogger(level string, verbose bool) *zap.Logger {
 	if verbose {
 		level = "debug"
 	}
