@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/ork-go/ork/pkg/bundle"
 )
@@ -46,7 +47,15 @@ var apiRoutes = []route{
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range apiRoutes {
-		mux.HandleFunc(rt.method+" "+rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+		name := rt.method + " " + rt.pattern
+		mux.HandleFunc(name, func(w http.ResponseWriter, r *http.Request) {
+			begin := time.Now()
+			sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+			w = sw
+			defer func() { s.cfg.Metrics.observe(name, sw.code, rt.stream, time.Since(begin)) }()
+			if rt.stream {
+				defer s.cfg.Metrics.streamOpen()()
+			}
 			r, ok := s.authorize(w, r, rt.scope)
 			if !ok {
 				return
@@ -103,3 +112,24 @@ func matches(pattern, path string) bool {
 	}
 	return true
 }
+
+// statusWriter remembers the status an answer was given, for the metrics; it still streams.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Flush lets event streams flush through the wrapper.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection (deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

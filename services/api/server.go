@@ -52,6 +52,8 @@ type Config struct {
 	IdleTimeout       time.Duration
 	// ShutdownGrace is how long Run waits for requests in flight when ctx ends.
 	ShutdownGrace time.Duration
+	// Metrics, when set, records the API's metrics (NewMetrics).
+	Metrics *Metrics
 }
 
 // WithDefaults returns c with zero fields set to their defaults.

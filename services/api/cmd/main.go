@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/ork-go/ork/pkg/bus"
@@ -49,7 +50,8 @@ func (o *options) check() error {
 // command is ork-api with its settings in o.
 func command(o *options) servicecmd.Command {
 	return servicecmd.Command{
-		Name: "ork-api", MetricsAddrSuggested: "127.0.0.1:9104", Flags: o.flags, Check: o.check,
+		Name: "ork-api", MetricsAddrSuggested: "127.0.0.1:9110", Flags: o.flags, Check: o.check,
+		Metrics: func(reg *prometheus.Registry) { o.cfg.Metrics = api.NewMetrics(reg) },
 		Run: func(ctx context.Context, b *bus.Bus, log *zap.Logger) error {
 			st, err := storeopen.Open(ctx, o.dbURL)
 			if err != nil {
