@@ -49,8 +49,8 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 	opts.ServerName, opts.Host, opts.Port, opts.DontListen = "ork-embedded", host, cfg.Port, cfg.Port == 0
 	opts.JetStream, opts.StoreDir, opts.NoLog, opts.NoSigs = true, cfg.StoreDir, true, true
 	opts.MaxPayload, opts.SyncAlways = 8<<20, cfg.SyncAlways
-	opts.HTTPHost, opts.HTTPPort, opts.Cluster = "", 0, server.ClusterOpts{} // no monitoring, no routes
-	opts.SyncInterval = 0 // the server's default, unless SyncAlways
+	// No monitoring, no routes, the default sync interval (unless SyncAlways).
+	opts.HTTPHost, opts.HTTPPort, opts.Cluster, opts.SyncInterval = "", 0, server.ClusterOpts{}, 0
 	if opts.JetStreamLimits.DefaultMaxConsumers == 0 {
 		// Every live follower (an API event stream, ork run) is a consumer: well above the
 		// server's default of 1,000 per stream.
