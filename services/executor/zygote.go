@@ -78,6 +78,9 @@ func startZygote(python, script, runner string, preload []string, log *zap.Logge
 		dead: make(chan struct{}), exited: make(chan struct{})}
 	z.cmd = exec.Command(python, append([]string{"-u", script, runner}, preload...)...)
 	z.cmd.ExtraFiles = []*os.File{theirs}
+	// Never the executor's own environment (its NATS credentials): every task is a fork of the
+	// zygote, and a fork's memory holds the environment it was started with.
+	z.cmd.Env = zygoteEnv()
 	z.cmd.Stderr = &z.stderr
 	z.cmd.Stdout = &z.stderr
 	// Its own process group, so a terminal's signals do not reach it; it dies with the executor,
@@ -418,4 +421,19 @@ func (t *lockedTail) hint() string {
 		s = s[i+1:]
 	}
 	return ": " + s
+}
+
+// zygoteEnvPassed are the variables the zygote gets from the executor: what a task gets
+// (passedEnv), and what locates the interpreter's modules.
+var zygoteEnvPassed = append([]string{"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LC_ALL"}, passedEnv...)
+
+// zygoteEnv is the zygote's whole environment.
+func zygoteEnv() []string {
+	env := make([]string, 0, len(zygoteEnvPassed))
+	for _, k := range zygoteEnvPassed {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }

@@ -234,3 +234,29 @@ func (s *Service) liveZygotes() []*zygote {
 	}
 	return out
 }
+
+// The zygote, whose memory every task shares by fork, never gets the executor's environment: a
+// secret of the executor's is not in a task's reach, not even in the memory it was forked with.
+func TestZygoteHasNoExecutorSecrets(t *testing.T) {
+	t.Setenv("ORK_NATS_PASSWORD", "hunter2-executor-secret")
+	env := zygoteEnv()
+	for _, kv := range env {
+		if strings.Contains(kv, "hunter2") {
+			t.Fatalf("the zygote's environment holds %q", kv)
+		}
+	}
+	h := setup(t)
+	h.start(t, testConfig(t))
+	writeFile(t, filepath.Join(h.dir, "peek.py"), `def main():
+    import ctypes
+    maps = open("/proc/self/maps").read().splitlines()
+    for line in maps:
+        if line.endswith("[stack]"):
+            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+            return b"hunter2" in ctypes.string_at(lo, hi - lo)
+    return None
+`, 0o644)
+	e := h.result(t, h.dispatch(t, event.Dispatch{Task: pythonTask("peek", "peek.py", "main")}))
+	wantSuccess(t, e)
+	jsonEqual(t, e.Output, `false`)
+}
