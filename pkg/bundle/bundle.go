@@ -98,7 +98,7 @@ func Pack(dir string, maxBytes int64) ([]byte, string, error) {
 			if err != nil {
 				return err
 			}
-			if filepath.IsAbs(target) || !filepath.IsLocal(filepath.Join(filepath.Dir(rel), target)) {
+			if !linkInside(rel, target) {
 				return fmt.Errorf("%s is a symbolic link to %s, outside the folder: list it in %s, or copy what it points to", rel, target, IgnoreFile)
 			}
 			h.Typeflag, h.Linkname, h.Mode = tar.TypeSymlink, filepath.ToSlash(target), 0o777
@@ -247,6 +247,9 @@ func extract(data []byte, dir string, maxBytes int64) error {
 			if err := root.MkdirAll(name, 0o755); err != nil {
 				return err
 			}
+			if err := root.Chmod(name, 0o755); err != nil { // whatever the umask
+				return err
+			}
 		case tar.TypeReg:
 			if total += h.Size; total > maxBytes {
 				return fmt.Errorf("unpacks to more than %d bytes", maxBytes)
@@ -259,7 +262,10 @@ func extract(data []byte, dir string, maxBytes int64) error {
 			if err != nil {
 				return err
 			}
-			_, err = io.Copy(f, io.LimitReader(tr, h.Size))
+			err = f.Chmod(mode) // whatever the umask: a task run as another user reads it
+			if err == nil {
+				_, err = io.Copy(f, io.LimitReader(tr, h.Size))
+			}
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
@@ -267,7 +273,7 @@ func extract(data []byte, dir string, maxBytes int64) error {
 				return err
 			}
 		case tar.TypeSymlink:
-			if filepath.IsAbs(h.Linkname) || !filepath.IsLocal(filepath.Join(filepath.Dir(name), filepath.FromSlash(h.Linkname))) {
+			if !linkInside(name, filepath.FromSlash(h.Linkname)) {
 				return fmt.Errorf("link %q points out of the folder", h.Name)
 			}
 			if err := root.Symlink(h.Linkname, name); err != nil {
@@ -277,4 +283,19 @@ func extract(data []byte, dir string, maxBytes int64) error {
 			return fmt.Errorf("entry %q is not a file, a folder or a link", h.Name)
 		}
 	}
+}
+
+// linkInside reports whether a link at name (relative to the folder) to target stays inside the
+// folder. Targets that climb (a ".." anywhere) are refused outright: a chain of links that each
+// look local can still lead out.
+func linkInside(name, target string) bool {
+	if filepath.IsAbs(target) || target == "" {
+		return false
+	}
+	for _, part := range strings.Split(filepath.ToSlash(target), "/") {
+		if part == ".." {
+			return false
+		}
+	}
+	return filepath.IsLocal(filepath.Join(filepath.Dir(name), target))
 }

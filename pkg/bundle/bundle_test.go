@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -154,5 +155,45 @@ func TestUnpackRefuses(t *testing.T) {
 				t.Error("a refused bundle left a folder")
 			}
 		})
+	}
+}
+
+// A chain of links that each look local is refused: no link target may climb.
+func TestLinkChainRefused(t *testing.T) {
+	data := tarball(t,
+		&tar.Header{Name: "b", Typeflag: tar.TypeSymlink, Linkname: "."},
+		&tar.Header{Name: "c", Typeflag: tar.TypeSymlink, Linkname: "b/.."},
+		&tar.Header{Name: "a", Typeflag: tar.TypeSymlink, Linkname: "c/../outside.txt"})
+	err := bundle.Unpack(data, bundle.Hash(data), filepath.Join(t.TempDir(), "x"), 0)
+	if err == nil || !strings.Contains(err.Error(), "points out") {
+		t.Fatalf("err = %v", err)
+	}
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "f"), "x", 0o644)
+	if err := os.Symlink("sub/../f", filepath.Join(dir, "l")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := bundle.Pack(dir, 0); err == nil || !strings.Contains(err.Error(), "outside the folder") {
+		t.Errorf("packing a climbing link: %v", err)
+	}
+}
+
+// Unpacked files and folders are readable by every user whatever the umask.
+func TestUnpackModesIgnoreUmask(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	dir := folder(t)
+	data, hash, err := bundle.Pack(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "b")
+	if err := bundle.Unpack(data, hash, dest, 0); err != nil {
+		t.Fatal(err)
+	}
+	for rel, want := range map[string]os.FileMode{"tasks": 0o755, "tasks/t.py": 0o644, "run.sh": 0o755} {
+		if fi, err := os.Stat(filepath.Join(dest, rel)); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v %v, want %o", rel, fi.Mode().Perm(), err, want)
+		}
 	}
 }

@@ -27,15 +27,28 @@ func (c *Client) PutBundle(ctx context.Context, data []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := store.GetInfo(ctx, hash); err == nil {
-		return hash, nil
-	} else if !errors.Is(err, jetstream.ErrObjectNotFound) {
+	if has, err := c.HasBundle(ctx, hash); err != nil {
 		return "", fmt.Errorf("bundle %s: %w", hash, err)
+	} else if has {
+		return hash, nil
 	}
 	if _, err := store.Put(ctx, jetstream.ObjectMeta{Name: hash}, bytes.NewReader(data)); err != nil {
 		return "", fmt.Errorf("storing bundle %s: %w", hash, err)
 	}
 	return hash, nil
+}
+
+// HasBundle reports whether the store holds the bundle named hash.
+func (c *Client) HasBundle(ctx context.Context, hash string) (bool, error) {
+	store, err := c.bus.Bundles(ctx)
+	if err != nil {
+		return false, err
+	}
+	_, err = store.GetInfo(ctx, hash)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // GetBundle reads a bundle and checks that its bytes are the ones its hash names.

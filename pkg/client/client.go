@@ -82,6 +82,9 @@ func (c *Client) submit(ctx context.Context, p SubmitParams) (string, bool, erro
 	e := event.New(event.TypeRunSubmitted, runID, "", 0)
 	e.Params = params
 	e.RerunOf, e.Reuse = p.rerunOf, p.reuse
+	if err := event.CheckSizes(&e); err != nil {
+		return "", false, fmt.Errorf("submitting run %s: %w (every consumer would refuse it)", runID, err)
+	}
 	e.Workflow = p.Plan.Name
 	e.Plan = p.Plan
 	e.IdempotencyKey = p.IdempotencyKey
@@ -116,6 +119,8 @@ type FollowParams struct {
 	// Ready, when set, is called once the server has the follower's consumer, before the first
 	// event: a caller can tell "could not start" (an error before Ready) from "ended".
 	Ready func()
+	// FromNow starts with the events published from now on (ignored with AfterSeq).
+	FromNow bool
 }
 
 // FollowFrom is Follow with a choice of runs and of where to start.
@@ -123,6 +128,10 @@ func (c *Client) FollowFrom(ctx context.Context, p FollowParams, fn func(event.E
 	filter := event.SubjectEventsAll
 	if p.RunID != "" {
 		filter = event.SubjectRunEvents(p.RunID)
+	}
+	if p.FromNow && p.AfterSeq == 0 {
+		return c.followCfg(ctx, p.RunID, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter},
+			DeliverPolicy: jetstream.DeliverNewPolicy}, p.Ready, fn)
 	}
 	return c.followAt(ctx, p.RunID, filter, p.AfterSeq, p.Ready, fn)
 }
@@ -139,6 +148,11 @@ func (c *Client) followAt(ctx context.Context, runID, filter string, after uint6
 	if after > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
 	}
+	return c.followCfg(ctx, runID, cfg, ready, fn)
+}
+
+// followCfg follows the events an ordered consumer of cfg delivers.
+func (c *Client) followCfg(ctx context.Context, runID string, cfg jetstream.OrderedConsumerConfig, ready func(), fn func(event.Event) error) error {
 	what := "run " + runID
 	if runID == "" {
 		what = "the events"

@@ -94,10 +94,7 @@ func PrepareRerun(p RerunParams) (SubmitParams, RerunPlan, error) {
 			return SubmitParams{}, rp, fmt.Errorf("the parameters of run %s: %w", p.Run.ID, err)
 		}
 	}
-	key := p.IdempotencyKey
-	if key != "" {
-		key = "rerun/" + p.Run.ID + "/" + key // a key of the rerun of this run
-	}
+	key := RerunKey(p.Run.ID, p.IdempotencyKey)
 	sp := SubmitParams{Plan: p.Plan, Params: params, IdempotencyKey: key, TriggeredBy: p.TriggeredBy,
 		rerunOf: p.Run.ID, reuse: rp.Reuse}
 	if len(sp.reuse) == 0 {
@@ -116,4 +113,12 @@ func (c *Client) Rerun(ctx context.Context, p RerunParams) (string, RerunPlan, e
 	}
 	runID, _, err := c.submit(ctx, sp)
 	return runID, rp, err
+}
+
+// RerunKey is the submission's idempotency key of a rerun of runID with key: scoped to that run.
+func RerunKey(runID, key string) string {
+	if key == "" {
+		return ""
+	}
+	return "rerun/" + runID + "/" + key
 }

@@ -21,6 +21,10 @@ const (
 	TaskErrorBytes = MaxErrorBytes / 16
 )
 
+// CheckSizes returns an error naming the first field of e over its limit: what every consumer
+// would refuse, for a publisher to refuse first.
+func CheckSizes(e *Event) error { return checkSizes(e) }
+
 // checkSizes returns an error naming the first field of e over its limit.
 func checkSizes(e *Event) error {
 	for _, f := range []struct {

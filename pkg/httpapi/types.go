@@ -225,4 +225,6 @@ type Rerun struct {
 	Reused  []string `json:"reused"` // the tasks whose outputs are taken from the run rerun
 	DryRun  bool     `json:"dry_run"`
 	URL     string   `json:"url,omitempty"`
+	// Repeat is true when this Idempotency-Key had already started the rerun: nothing new started.
+	Repeat bool `json:"repeat,omitempty"`
 }

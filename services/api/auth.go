@@ -81,8 +81,13 @@ func principal(ctx context.Context) Token {
 // authorize checks the request's token against the route's scope, then its rate, and stores the
 // token in the context. It reports whether the request may go on (it wrote the answer otherwise).
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, need Scope) (*http.Request, bool) {
+	// Health, readiness and the document answer probes, unlimited. Every other request counts
+	// against its client address first, those with a bad token (each costs a lookup) too.
 	if need == ScopePublic {
 		return r, true
+	}
+	if !s.allow(w, r, "addr:"+clientAddr(r)) {
+		return r, false
 	}
 	tok := Token{ID: "local", Name: "local", Scope: ScopeAdmin}
 	if s.cfg.Tokens != nil {
@@ -100,8 +105,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, need Scope) (
 			return r, false
 		}
 		if err != nil {
-			s.log.Warn("verifying a token failed")
-			writeProblem(w, r, probUnavailable, "tokens cannot be checked right now: "+err.Error())
+			s.log.Warn("verifying a token failed", zapErr(err))
+			writeProblem(w, r, probUnavailable, "tokens cannot be checked right now; try again later")
 			return r, false
 		}
 		if tok.Scope < need {
@@ -110,19 +115,23 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, need Scope) (
 			return r, false
 		}
 	}
-	key := tok.ID
-	if s.cfg.Tokens == nil {
-		key = clientAddr(r)
-	}
-	if wait, ok := s.limiter.allow(key); !ok {
-		secs := int(math.Ceil(wait.Seconds()))
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		p := httpapi.Problem{Type: httpapi.ProblemTypeBase + probRateLimited.slug, Title: http.StatusText(probRateLimited.status),
-			Status: probRateLimited.status, Detail: "too many requests: try again in " + strconv.Itoa(secs) + " s", RetryAfter: secs}
-		writeProblemValue(w, r, p)
+	if s.cfg.Tokens != nil && !s.allow(w, r, "token:"+tok.ID) {
 		return r, false
 	}
 	return r.WithContext(context.WithValue(r.Context(), principalKey{}, tok)), true
+}
+
+// allow takes one request from key's bucket, or answers 429 with Retry-After.
+func (s *Server) allow(w http.ResponseWriter, r *http.Request, key string) bool {
+	wait, ok := s.limiter.allow(key)
+	if ok {
+		return true
+	}
+	secs := int(math.Ceil(wait.Seconds()))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	writeProblemValue(w, r, httpapi.Problem{Type: httpapi.ProblemTypeBase + probRateLimited.slug, Title: http.StatusText(probRateLimited.status),
+		Status: probRateLimited.status, Detail: "too many requests: try again in " + strconv.Itoa(secs) + " s", RetryAfter: secs})
+	return false
 }
 
 // bearer returns the request's bearer token.

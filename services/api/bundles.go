@@ -23,8 +23,11 @@ func (s *Server) putBundle(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, probBadRequest, "the body hashes to "+got+", not to "+hash+": nothing was stored")
 		return
 	}
-	_, err := s.client.GetBundle(r.Context(), hash)
-	existed := err == nil
+	existed, err := s.client.HasBundle(r.Context(), hash)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
 	if _, err := s.client.PutBundle(r.Context(), body); err != nil {
 		s.internal(w, r, err)
 		return

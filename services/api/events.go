@@ -44,7 +44,9 @@ func (s *Server) allEvents(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.stream(w, r, client.FollowParams{AfterSeq: after}, false)
+	// From now on, unless the client resumes: a new subscriber wants what happens, not the whole
+	// retained history.
+	s.stream(w, r, client.FollowParams{AfterSeq: after, FromNow: after == 0}, false)
 }
 
 // recordedWait bounds how long a run's stream waits, after run.finished, for the database.
@@ -97,7 +99,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, p client.FollowP
 		return s.client.FollowFrom(ctx, p, emit)
 	}, func(ctx context.Context, e event.Event) (sseMsg, bool) {
 		if e.Type == event.TypeRunSubmitted {
-			e.Plan = nil // the list of runs needs who and what, not the whole workflow
+			e.Plan, e.Reuse = nil, nil // the list of runs needs who and what, not the whole workflow
 		}
 		data, err := json.Marshal(&e)
 		if err != nil {
@@ -153,6 +155,12 @@ func pump[T any](s *Server, w http.ResponseWriter, r *http.Request, follow func(
 	select {
 	case <-started:
 	case err := <-followErr:
+		select {
+		case <-started: // it started, then ended: stream what it emitted
+			followErr <- err
+			goto stream
+		default:
+		}
 		if ctx.Err() == nil {
 			s.log.Warn("event stream could not start", zapPath(r), zapErr(err))
 			writeProblem(w, r, probUnavailable, "the event stream could not start; try again later")
@@ -162,6 +170,7 @@ func pump[T any](s *Server, w http.ResponseWriter, r *http.Request, follow func(
 		return
 	}
 
+stream:
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -170,6 +179,9 @@ func pump[T any](s *Server, w http.ResponseWriter, r *http.Request, follow func(
 	_, _ = fmt.Fprint(w, "retry: 2000\n\n")
 	flusher.Flush()
 
+	rc := http.NewResponseController(w)
+	// A client that stops reading is dropped: every write must be done within two heartbeats.
+	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(2 * heartbeatInterval)) }
 	beat := time.NewTicker(heartbeatInterval)
 	defer beat.Stop()
 	for {
@@ -177,6 +189,7 @@ func pump[T any](s *Server, w http.ResponseWriter, r *http.Request, follow func(
 		case <-ctx.Done():
 			return
 		case <-beat.C:
+			deadline()
 			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil {
 				return
 			}
@@ -193,9 +206,10 @@ func pump[T any](s *Server, w http.ResponseWriter, r *http.Request, follow func(
 				return
 			}
 			m, ok := encode(ctx, it)
-			if !ok {
+			if !ok || !eventName(m.name) {
 				continue
 			}
+			deadline()
 			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", m.id, m.name, m.data); err != nil {
 				return
 			}
@@ -247,6 +261,20 @@ func (s *Server) runKnown(w http.ResponseWriter, r *http.Request, id string) boo
 	if _, err := s.store.RunGet(r.Context(), store.RunGetParams{ID: id}); errors.Is(err, store.ErrNotFound) {
 		if known, kerr := s.client.Known(r.Context(), id, client.KnownWithinDefault); kerr != nil || !known {
 			writeProblem(w, r, probNotFound, "no run "+strconv.Quote(id))
+			return false
+		}
+	}
+	return true
+}
+
+// eventName reports whether an event's type may name an SSE event: a type travels from the
+// network, and a line break in it would let a publisher forge events for every client.
+func eventName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c == '.' || c == '_') {
 			return false
 		}
 	}

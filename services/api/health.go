@@ -29,7 +29,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if _, err := s.store.RunList(ctx, store.RunListParams{Limit: 1}); err != nil {
-		checks["database"], ready = "unreachable: "+err.Error(), false
+		s.log.Warn("readiness: the database", zapErr(err))
+		checks["database"], ready = "unreachable (the server's log says why)", false
 	}
 	status := http.StatusOK
 	if !ready {

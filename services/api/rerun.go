@@ -66,8 +66,22 @@ func (s *Server) rerunRun(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, out)
 		return
 	}
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > maxIdempotencyKey {
+		writeProblem(w, r, probBadRequest, "Idempotency-Key is over "+strconv.Itoa(maxIdempotencyKey)+" bytes")
+		return
+	}
+	if key != "" {
+		// The key's rerun, past the stream's duplicate window, is in the database: the same answer.
+		prev := client.SubmitRunID(client.SubmitParams{IdempotencyKey: client.RerunKey(run.ID, key)})
+		if p, err := s.store.RunGet(r.Context(), store.RunGetParams{ID: prev}); err == nil && p.RerunOf == run.ID {
+			writeJSON(w, http.StatusOK, httpapi.Rerun{RunID: prev, RerunOf: run.ID, Mode: req.Mode, Run: []string{}, Reused: []string{},
+				URL: runURL(prev), Repeat: true})
+			return
+		}
+	}
 	id, rp, err := s.client.Rerun(r.Context(), client.RerunParams{Run: run, Tasks: tasks, Plan: plan, Mode: req.Mode,
-		IdempotencyKey: r.Header.Get("Idempotency-Key"), TriggeredBy: "api:" + principal(r.Context()).Name})
+		IdempotencyKey: key, TriggeredBy: "api:" + principal(r.Context()).Name})
 	switch {
 	case errors.Is(err, client.ErrRunNotFinished), errors.Is(err, client.ErrNothingToRerun):
 		writeProblem(w, r, probConflict, err.Error())

@@ -2,7 +2,9 @@ package api
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ork-go/ork/pkg/bundle"
@@ -59,6 +61,16 @@ func (s *Server) routes() http.Handler {
 			r, ok := s.authorize(w, r, rt.scope)
 			if !ok {
 				return
+			}
+			if rt.stream {
+				release, ok := s.openStreams.take(limitKey(r))
+				if !ok {
+					w.Header().Set("Retry-After", "5")
+					writeProblem(w, r, probRateLimited, "too many event streams open (at most "+strconv.Itoa(maxStreamsPerClient)+
+						" per token, "+strconv.Itoa(maxStreams)+" in all): close some, or try again later")
+					return
+				}
+				defer release()
 			}
 			if r.Body != nil {
 				limit := s.cfg.MaxBodyBytes
@@ -133,3 +145,48 @@ func (w *statusWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the connection (deadlines).
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Bounds of the event streams: each holds a JetStream consumer (two for a log stream), and the
+// shipped servers allow 10,000 per stream.
+const (
+	maxStreams          = 4000
+	maxStreamsPerClient = 100
+)
+
+// streamSlots counts the open streams, in all and per token (or client address).
+type streamSlots struct {
+	mu    sync.Mutex
+	total int
+	by    map[string]int
+}
+
+// take reserves a stream for key; release gives it back.
+func (s *streamSlots) take(key string) (release func(), ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.by == nil {
+		s.by = map[string]int{}
+	}
+	if s.total >= maxStreams || s.by[key] >= maxStreamsPerClient {
+		return nil, false
+	}
+	s.total++
+	s.by[key]++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.total--
+		if s.by[key]--; s.by[key] <= 0 {
+			delete(s.by, key)
+		}
+	}, true
+}
+
+// limitKey is whom a request's limits count against: its token, or without tokens its
+// client address.
+func limitKey(r *http.Request) string {
+	if t := principal(r.Context()); t.ID != "" && t.ID != "local" {
+		return "token:" + t.ID
+	}
+	return "addr:" + clientAddr(r)
+}

@@ -111,7 +111,9 @@ type Server struct {
 	cfg     Config
 	log     *zap.Logger
 	limiter *limiter
-	handler http.Handler
+	// openStreams bounds the event streams.
+	openStreams streamSlots
+	handler     http.Handler
 	// streams ends the event streams when the server shuts down (they would hold it open).
 	streams    context.Context
 	endStreams context.CancelFunc

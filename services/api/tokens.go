@@ -56,7 +56,13 @@ func parseToken(token string) (id, secret string, ok bool) {
 		return "", "", false
 	}
 	id, secret, ok = strings.Cut(rest, "_")
-	return id, secret, ok && len(id) == 12 && secret != ""
+	if !ok || len(id) != 12 || secret == "" || len(secret) > 128 {
+		return "", "", false
+	}
+	if _, err := hex.DecodeString(id); err != nil || strings.ToLower(id) != id {
+		return "", "", false
+	}
+	return id, secret, true
 }
 
 // StoreTokens verifies tokens against the database's token table.

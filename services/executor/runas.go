@@ -64,7 +64,10 @@ func resolveRunAs(spec string, euid int) (*runAs, error) {
 	if len(r.cred.Groups) == 0 {
 		r.cred.Groups = []uint32{r.cred.Gid}
 	}
-	if euid != 0 && int(uid) != euid {
+	if int(uid) == euid && !hasGroup {
+		return nil, nil // the executor's own user: nothing to switch
+	}
+	if euid != 0 {
 		return nil, fmt.Errorf("executor: RunAs %q: running tasks as another user needs the executor to run as root (it runs as uid %d)", spec, euid)
 	}
 	return r, nil

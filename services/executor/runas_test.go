@@ -129,8 +129,11 @@ func TestRunAsNeedsRoot(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "needs the executor to run as root (it runs as uid 1000)") {
 		t.Errorf("err = %v", err)
 	}
-	if _, err := resolveRunAs("1000:1000", 1000); err != nil {
-		t.Errorf("running as one's own user needs no root: %v", err)
+	if r, err := resolveRunAs("1000", 1000); err != nil || r != nil {
+		t.Errorf("running as one's own user needs no switch: %v %v", r, err)
+	}
+	if _, err := resolveRunAs("1000:1000", 1000); err == nil {
+		t.Error("switching groups as an unprivileged executor was taken")
 	}
 }
 

@@ -49,6 +49,9 @@ func newTokenCreateCmd() *cobra.Command {
 			if expires < 0 {
 				return usageError(fmt.Errorf("--expires must be positive, got %s", expires))
 			}
+			if len(name) > 200 {
+				return usageError(fmt.Errorf("--name is %d bytes, over 200", len(name)))
+			}
 			return withTokens(cmd.Context(), db, true, func(ctx context.Context, ts store.Tokens) error {
 				secret, row, err := api.NewToken(name, sc, expires, time.Now())
 				if err != nil {
