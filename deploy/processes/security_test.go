@@ -162,7 +162,10 @@ func TestSecurityBoundaries(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			_, err = cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+			if _, err = cons.Fetch(1, jetstream.FetchMaxWait(time.Second)); err != nil {
+				return err
+			}
+			_, err = cons.Info(ctx) // how a follower of an ended run knows it has every event
 			return err
 		})
 		sub.allowed(t, "wait for recorded notices", func(context.Context) error {

@@ -121,6 +121,9 @@ type FollowParams struct {
 	Ready func()
 	// FromNow starts with the events published from now on (ignored with AfterSeq).
 	FromNow bool
+	// UntilCaughtUp ends the follow (nil) once every event stored so far has been delivered: for a
+	// run that has ended, whose events may be gone (past the stream's MaxAge) or already read.
+	UntilCaughtUp bool
 }
 
 // FollowFrom is Follow with a choice of runs and of where to start.
@@ -129,11 +132,14 @@ func (c *Client) FollowFrom(ctx context.Context, p FollowParams, fn func(event.E
 	if p.RunID != "" {
 		filter = event.SubjectRunEvents(p.RunID)
 	}
-	if p.FromNow && p.AfterSeq == 0 {
-		return c.followCfg(ctx, p.RunID, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter},
-			DeliverPolicy: jetstream.DeliverNewPolicy}, p.Ready, fn)
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	switch {
+	case p.AfterSeq > 0:
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, p.AfterSeq+1
+	case p.FromNow:
+		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
 	}
-	return c.followAt(ctx, p.RunID, filter, p.AfterSeq, p.Ready, fn)
+	return c.followCfg(ctx, p.RunID, cfg, p.Ready, p.UntilCaughtUp, fn)
 }
 
 // follow is Follow restricted to the events of runID on subject filter.
@@ -148,11 +154,12 @@ func (c *Client) followAt(ctx context.Context, runID, filter string, after uint6
 	if after > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
 	}
-	return c.followCfg(ctx, runID, cfg, ready, fn)
+	return c.followCfg(ctx, runID, cfg, ready, false, fn)
 }
 
-// followCfg follows the events an ordered consumer of cfg delivers.
-func (c *Client) followCfg(ctx context.Context, runID string, cfg jetstream.OrderedConsumerConfig, ready func(), fn func(event.Event) error) error {
+// followCfg follows the events an ordered consumer of cfg delivers; with caughtUp it ends once it
+// has delivered every event stored so far.
+func (c *Client) followCfg(ctx context.Context, runID string, cfg jetstream.OrderedConsumerConfig, ready func(), caughtUp bool, fn func(event.Event) error) error {
 	what := "run " + runID
 	if runID == "" {
 		what = "the events"
@@ -169,6 +176,15 @@ func (c *Client) followCfg(ctx context.Context, runID string, cfg jetstream.Orde
 	if ready != nil {
 		ready()
 	}
+	if caughtUp {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("following %s: %w", what, err)
+		}
+		if info.NumPending == 0 && info.Delivered.Consumer == 0 {
+			return nil // nothing stored after the start
+		}
+	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	for {
@@ -179,11 +195,16 @@ func (c *Client) followCfg(ctx context.Context, runID string, cfg jetstream.Orde
 			}
 			return fmt.Errorf("following %s: %w", what, err)
 		}
+		meta, merr := msg.Metadata()
+		last := caughtUp && merr == nil && meta.NumPending == 0
 		e, err := event.DecodeEvent(msg.Data())
 		if err != nil {
+			if last {
+				return nil
+			}
 			continue
 		}
-		if meta, err := msg.Metadata(); err == nil {
+		if merr == nil {
 			e.Seq = meta.Sequence.Stream
 		}
 		if err := fn(e); err != nil {
@@ -191,6 +212,9 @@ func (c *Client) followCfg(ctx context.Context, runID string, cfg jetstream.Orde
 				return nil
 			}
 			return err
+		}
+		if last {
+			return nil
 		}
 	}
 }

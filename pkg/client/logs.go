@@ -18,6 +18,9 @@ type LogsParams struct {
 	AfterSeq uint64
 	// Ready, when set, is called once the server has the follower's consumer.
 	Ready func()
+	// Ended says the run has ended (its events, past the stream's MaxAge, may be gone): deliver
+	// what is stored and return.
+	Ended bool
 }
 
 // FollowLogs calls fn with each log batch of a run (or of one of its tasks) in stream order, with
@@ -31,10 +34,14 @@ func (c *Client) FollowLogs(ctx context.Context, p LogsParams, fn func(seq uint6
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	finished := make(chan error, 1)
-	go func() {
-		_, err := c.Wait(ctx, WaitParams{RunID: p.RunID})
-		finished <- err
-	}()
+	if p.Ended {
+		finished <- nil
+	} else {
+		go func() {
+			_, err := c.Wait(ctx, WaitParams{RunID: p.RunID})
+			finished <- err
+		}()
+	}
 
 	filter := event.SubjectRunLogs(p.RunID)
 	if p.Task != "" {

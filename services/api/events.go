@@ -31,10 +31,13 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !s.runKnown(w, r, id) {
+	known, ended := s.runKnown(w, r, id)
+	if !known {
 		return
 	}
-	s.stream(w, r, client.FollowParams{RunID: id, AfterSeq: after}, true)
+	// An ended run's stream also ends once what is stored has been sent: its run.finished may be
+	// behind the client (a resume) or gone with the stream's MaxAge.
+	s.stream(w, r, client.FollowParams{RunID: id, AfterSeq: after, UntilCaughtUp: ended}, true)
 }
 
 // allEvents streams the events of every run (run.submitted without its plan) until the client
@@ -231,7 +234,8 @@ func (s *Server) runLogStream(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !s.runKnown(w, r, id) {
+	known, ended := s.runKnown(w, r, id)
+	if !known {
 		return
 	}
 	type batch struct {
@@ -240,7 +244,7 @@ func (s *Server) runLogStream(w http.ResponseWriter, r *http.Request) {
 	}
 	task := r.URL.Query().Get("task")
 	pump(s, w, r, func(ctx context.Context, ready func(), emit func(batch) error) error {
-		return s.client.FollowLogs(ctx, client.LogsParams{RunID: id, Task: task, AfterSeq: after, Ready: ready},
+		return s.client.FollowLogs(ctx, client.LogsParams{RunID: id, Task: task, AfterSeq: after, Ready: ready, Ended: ended},
 			func(seq uint64, b event.LogBatch) error { return emit(batch{seq, b}) })
 	}, func(_ context.Context, b batch) (sseMsg, bool) {
 		data, err := json.Marshal(&b.b)
@@ -255,16 +259,23 @@ func endStream(w http.ResponseWriter, flusher http.Flusher) {
 	flusher.Flush()
 }
 
-// runKnown answers 404 itself unless the run is in the database or, triggered a moment ago, known
-// to the cluster.
-func (s *Server) runKnown(w http.ResponseWriter, r *http.Request, id string) bool {
-	if _, err := s.store.RunGet(r.Context(), store.RunGetParams{ID: id}); errors.Is(err, store.ErrNotFound) {
-		if known, kerr := s.client.Known(r.Context(), id, client.KnownWithinDefault); kerr != nil || !known {
-			writeProblem(w, r, probNotFound, "no run "+strconv.Quote(id))
-			return false
-		}
+// runKnown answers the problem itself unless the run is in the database or, triggered a moment
+// ago, known to the cluster; ended says the database has its end.
+func (s *Server) runKnown(w http.ResponseWriter, r *http.Request, id string) (known, ended bool) {
+	run, err := s.store.RunGet(r.Context(), store.RunGetParams{ID: id})
+	switch {
+	case err == nil:
+		return true, event.IsTerminalRun(run.Status)
+	case !errors.Is(err, store.ErrNotFound):
+		s.log.Warn("reading a run", zapPath(r), zapErr(err))
+		writeProblem(w, r, probUnavailable, "the database cannot be read right now; try again later")
+		return false, false
 	}
-	return true
+	if known, kerr := s.client.Known(r.Context(), id, client.KnownWithinDefault); kerr != nil || !known {
+		writeProblem(w, r, probNotFound, "no run "+strconv.Quote(id))
+		return false, false
+	}
+	return true, false
 }
 
 // eventName reports whether an event's type may name an SSE event: a type travels from the

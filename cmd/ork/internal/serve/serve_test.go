@@ -462,6 +462,16 @@ func TestEventsResume(t *testing.T) {
 		}
 	}
 	s.wantProblem(s.do("GET", path, nil, "Last-Event-ID", "x"), http.StatusBadRequest, "bad-request", "Last-Event-ID")
+	// Resuming after the end of an ended run: nothing left, and the stream ends (it does not wait
+	// for a run.finished it already sent).
+	res = s.openSSE(path, whole[len(whole)-1].id)
+	if rest := readSSE(t, res.Body, nil); len(rest) != 0 {
+		t.Errorf("after the last event: %+v", rest)
+	}
+	res.Body.Close()
+	res = s.openSSE("/api/v1/runs/"+trig.RunID+"/logs/stream", "")
+	readSSE(t, res.Body, nil) // ends: the run has ended
+	res.Body.Close()
 }
 
 // Unknown paths and methods, oversized bodies and too many requests are problems too.
