@@ -3,7 +3,6 @@ package serve_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,16 +18,6 @@ import (
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/services/executor"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // readEnvFile reads KEY=VALUE lines.
 func readEnvFile(t *testing.T, path string) map[string]string {
@@ -52,8 +41,7 @@ func readEnvFile(t *testing.T, path string) map[string]string {
 func TestExternalExecutor(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	natsAddr := freeAddr(t)
-	s := startWith(t, serve.Config{NATSListen: natsAddr,
+	s := startWith(t, serve.Config{NATSListen: "127.0.0.1:0", // any free port: executor.env names the one taken
 		Stack: embedded.Config{DataDir: dir, DBURL: "sqlite://" + filepath.Join(dir, "ork.db"), ExecutorTypes: []string{"noop"}}})
 	for _, f := range []string{serve.SecretsFile, serve.ExecutorFile} {
 		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Mode().Perm() != 0o600 {
@@ -61,10 +49,10 @@ func TestExternalExecutor(t *testing.T) {
 		}
 	}
 	env := readEnvFile(t, filepath.Join(dir, serve.ExecutorFile))
-	if env["ORK_NATS_URL"] != "nats://"+natsAddr || env["ORK_NATS_USER"] != "executor" {
+	if !strings.HasPrefix(env["ORK_NATS_URL"], "nats://127.0.0.1:") || strings.HasSuffix(env["ORK_NATS_URL"], ":0") || env["ORK_NATS_USER"] != "executor" {
 		t.Fatalf("executor.env: %v", env)
 	}
-	if nc, err := nats.Connect("nats://" + natsAddr); err == nil {
+	if nc, err := nats.Connect(env["ORK_NATS_URL"]); err == nil {
 		nc.Close()
 		t.Fatal("an anonymous client connected")
 	}

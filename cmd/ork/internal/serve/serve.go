@@ -71,8 +71,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Server, err err
 		return nil, fmt.Errorf("ork serve: refusing to listen on %s without tokens: create one with ork token create "+
 			"and start with --tokens, or listen on 127.0.0.1", apiCfg.Addr)
 	}
+	var secrets deploy.Secrets
 	if cfg.NATSListen != "" {
-		if err := listenNATS(&cfg); err != nil {
+		if secrets, err = listenNATS(&cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -107,7 +108,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Server, err err
 	info := Info{API: "http://" + s.listener.Addr().String(), PID: os.Getpid(),
 		WorkflowsRoot: s.API.Config().WorkflowsRoot, Tokens: apiCfg.Tokens != nil}
 	if cfg.NATSListen != "" {
-		info.NATS = "nats://" + s.Stack.Server.Addr().String()
+		info.NATS = reachableURL(s.Stack.Server.Addr())
+		// What an executor elsewhere needs: the executor role, and where the server is.
+		env := append(secrets.ClientEnv(deploy.RoleExecutor), "ORK_NATS_URL="+info.NATS)
+		if err := writePrivate(filepath.Join(cfg.Stack.WithDefaults().DataDir, ExecutorFile), strings.Join(env, "\n")+"\n"); err != nil {
+			return nil, err
+		}
 	}
 	s.infoPath = filepath.Join(cfg.Stack.WithDefaults().DataDir, InfoFile)
 	data, _ := json.MarshalIndent(info, "", "  ")
@@ -151,30 +157,45 @@ const (
 // listenNATS configures the embedded NATS server to listen on cfg.NATSListen with the shipped
 // users: the roles' passwords are made once into SecretsFile (0600) and kept, the stack's own
 // services connect as the operator, and ExecutorFile (0600) gets an executor's settings.
-func listenNATS(cfg *Config) error {
+func listenNATS(cfg *Config) (deploy.Secrets, error) {
 	host, portText, err := net.SplitHostPort(cfg.NATSListen)
 	if err != nil {
-		return fmt.Errorf("ork serve: --nats-listen %q: want host:port: %w", cfg.NATSListen, err)
+		return nil, fmt.Errorf("ork serve: --nats-listen %q: want host:port: %w", cfg.NATSListen, err)
 	}
 	port, err := strconv.Atoi(portText)
 	if err != nil || port < 0 || port > 65535 {
-		return fmt.Errorf("ork serve: --nats-listen %q: bad port", cfg.NATSListen)
+		return nil, fmt.Errorf("ork serve: --nats-listen %q: bad port", cfg.NATSListen)
 	}
 	if port == 0 {
 		port = -1 // any free one
 	}
 	dir := cfg.Stack.WithDefaults().DataDir
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	secrets, err := loadSecrets(filepath.Join(dir, SecretsFile))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg.Stack.Host, cfg.Stack.Port, cfg.Stack.NATSConfig = host, port, secrets.ServerConfig()
 	cfg.Stack.Bus.Auth = secrets.Auth(deploy.RoleOperator)
-	env := append(secrets.ClientEnv(deploy.RoleExecutor), "ORK_NATS_URL=nats://"+cfg.NATSListen)
-	return writePrivate(filepath.Join(dir, ExecutorFile), strings.Join(env, "\n")+"\n")
+	return secrets, nil
+}
+
+// reachableURL is the URL other machines reach a listener at: its address, with this host's name
+// in place of a wildcard address.
+func reachableURL(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return "nats://" + addr.String()
+	}
+	host := tcp.IP.String()
+	if tcp.IP.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return "nats://" + net.JoinHostPort(host, strconv.Itoa(tcp.Port))
 }
 
 // loadSecrets reads the roles' passwords from path, or makes them and writes it (0600).
