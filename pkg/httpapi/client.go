@@ -185,14 +185,18 @@ func (c *Client) Runs(ctx context.Context, q RunsQuery) (RunList, error) {
 	return out, err
 }
 
-// Logs reads a page of a run's log lines: of one task (task "" for all) after offset.
-func (c *Client) Logs(ctx context.Context, id, task string, offset int64, limit int) (LogPage, error) {
+// Logs reads a page of a run's log lines: of one task (task "" for all) and one attempt (0 for
+// all), after offset (with a task and an attempt).
+func (c *Client) Logs(ctx context.Context, id, task string, attempt int, offset int64, limit int) (LogPage, error) {
 	v := url.Values{}
 	if task != "" {
 		v.Set("task", task)
-		if offset > 0 {
-			v.Set("offset", strconv.FormatInt(offset, 10))
-		}
+	}
+	if attempt > 0 {
+		v.Set("attempt", strconv.Itoa(attempt))
+	}
+	if offset > 0 {
+		v.Set("offset", strconv.FormatInt(offset, 10))
 	}
 	if limit > 0 {
 		v.Set("limit", strconv.Itoa(limit))

@@ -147,8 +147,12 @@ type LogLine struct {
 // LogPage is a page of log lines.
 type LogPage struct {
 	Lines []LogLine `json:"lines"`
-	// NextOffset is the offset of the next page of the task's lines; nil on the last page.
+	// NextOffset is the offset of the next page of the lines of the task's attempt (given both);
+	// nil on the last page.
 	NextOffset *int64 `json:"next_offset"`
+	// More is true when a page of several attempts or tasks is full: there may be more lines
+	// (page through each task's attempt with offset to read them all).
+	More bool `json:"more,omitempty"`
 }
 
 // Problem is an RFC 9457 problem details object: every error the API answers.

@@ -262,8 +262,11 @@ type AttemptListParams struct {
 // LogListParams selects log lines; Task "" means every task. AfterSeq and Limit page through one
 // task's lines (Limit 0 means no limit).
 type LogListParams struct {
-	RunID    string
-	Task     string
+	RunID string
+	Task  string
+	// Attempt, when set, keeps the lines of that attempt only: seq numbers restart with each
+	// attempt, so AfterSeq pages through one (task, attempt).
+	Attempt  int
 	AfterSeq int64
 	Limit    int
 }

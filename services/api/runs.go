@@ -252,12 +252,11 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	p := store.LogListParams{RunID: run.ID, Task: q.Get("task"), Limit: logsPageDefault}
-	attempt := 0
 	for _, f := range []struct {
 		name string
 		dst  *int
 		max  int
-	}{{"limit", &p.Limit, logsPageMax}, {"attempt", &attempt, 1 << 20}} {
+	}{{"limit", &p.Limit, logsPageMax}, {"attempt", &p.Attempt, 1 << 20}} {
 		if v := q.Get(f.name); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > f.max {
@@ -273,8 +272,8 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, r, probBadRequest, "offset must be a whole number ≥ 0 (the seq of the last line read), got "+strconv.Quote(v))
 			return
 		}
-		if p.Task == "" {
-			writeProblem(w, r, probBadRequest, "offset pages through one task's lines: give task as well")
+		if p.Task == "" || p.Attempt == 0 {
+			writeProblem(w, r, probBadRequest, "offset pages through the lines of one task's attempt (their seq restarts with each attempt): give task and attempt as well")
 			return
 		}
 		p.AfterSeq = n
@@ -286,14 +285,13 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	out := httpapi.LogPage{Lines: make([]httpapi.LogLine, 0, len(lines))}
 	for _, l := range lines {
-		if attempt != 0 && l.Attempt != attempt {
-			continue
-		}
 		out.Lines = append(out.Lines, httpapi.LogLine{Task: l.Task, Attempt: l.Attempt, Seq: l.Seq, Stream: l.Stream, Line: l.Line, Time: l.Time})
 	}
-	if p.Task != "" && len(lines) == p.Limit {
+	if full := len(lines) == p.Limit; full && p.Task != "" && p.Attempt > 0 {
 		next := lines[len(lines)-1].Seq
 		out.NextOffset = &next
+	} else if full {
+		out.More = true // page through one task's attempt to read them all
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -232,7 +232,7 @@ func (s *Store) LogList(ctx context.Context, p store.LogListParams) ([]store.Log
 				continue
 			}
 			task = unescapeName(taskDir.Name())
-			if p.Task != "" && task != p.Task {
+			if (p.Task != "" && task != p.Task) || (p.Attempt > 0 && attempt != p.Attempt) {
 				continue
 			}
 			rows, err := readLogs(filepath.Join(runDir, taskDir.Name(), f.Name()))

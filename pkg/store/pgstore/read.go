@@ -165,6 +165,10 @@ func (s *Store) LogList(ctx context.Context, p store.LogListParams) ([]store.Log
 		args = append(args, p.Task)
 		q += " AND l.task = $" + strconv.Itoa(len(args))
 	}
+	if p.Attempt > 0 {
+		args = append(args, p.Attempt)
+		q += " AND l.attempt = $" + strconv.Itoa(len(args))
+	}
 	if p.AfterSeq > 0 {
 		args = append(args, p.AfterSeq)
 		q += " AND l.seq > $" + strconv.Itoa(len(args))

@@ -219,6 +219,10 @@ func (s *Store) LogList(ctx context.Context, p store.LogListParams) ([]store.Log
 	} else {
 		q = cols + ` FROM task_logs l LEFT JOIN tasks t ON t.run_id = l.run_id AND t.name = l.task WHERE l.run_id = ?`
 	}
+	if p.Attempt > 0 {
+		q += ` AND l.attempt = ?`
+		args = append(args, p.Attempt)
+	}
 	if p.AfterSeq > 0 {
 		q += ` AND l.seq > ?`
 		args = append(args, p.AfterSeq)

@@ -750,6 +750,14 @@ func testLogs(t *testing.T, f *fixture) {
 	for _, l := range one {
 		wantEq(t, "task filter", l.Task, "fetch")
 	}
+	// One attempt: seqs restart with each attempt, so paging is per (task, attempt).
+	second := f.logs(store.LogListParams{RunID: id, Task: "fetch", Attempt: 2})
+	wantEq(t, "lines of fetch#2", len(second), 2)
+	for _, l := range second {
+		wantEq(t, "attempt filter", l.Attempt, 2)
+	}
+	after := f.logs(store.LogListParams{RunID: id, Task: "fetch", Attempt: 1, AfterSeq: 1})
+	wantEq(t, "lines of fetch#1 after seq 1", len(after), 2)
 }
 
 func testLogsPaging(t *testing.T, f *fixture) {

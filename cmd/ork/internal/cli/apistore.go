@@ -96,24 +96,48 @@ func (a apiStore) TaskList(ctx context.Context, p store.TaskListParams) ([]store
 	return out, nil
 }
 
-// LogList pages through the run's lines (per task when one is named).
+// LogList reads the run's lines (of one task when named), paging through each task's attempts:
+// their seq numbers restart with each attempt.
 func (a apiStore) LogList(ctx context.Context, p store.LogListParams) ([]store.LogLine, error) {
-	var out []store.LogLine
-	offset := p.AfterSeq
-	for {
-		page, err := a.api.Logs(ctx, p.RunID, p.Task, offset, 0)
-		if httpapi.IsProblem(err, "not-found") {
-			return nil, store.ErrNotFound
-		}
-		if err != nil {
-			return nil, err
-		}
-		for _, l := range page.Lines {
-			out = append(out, store.LogLine{RunID: p.RunID, Task: l.Task, Attempt: l.Attempt, Seq: l.Seq, Stream: l.Stream, Line: l.Line, Time: l.Time})
-		}
-		if page.NextOffset == nil || p.Task == "" || (p.Limit > 0 && len(out) >= p.Limit) {
-			return out, nil
-		}
-		offset = *page.NextOffset
+	d, err := a.api.Run(ctx, p.RunID)
+	if httpapi.IsProblem(err, "not-found") {
+		return nil, store.ErrNotFound
 	}
+	if err != nil {
+		return nil, err
+	}
+	tasks, err := a.TaskList(ctx, store.TaskListParams{RunID: p.RunID}) // in the order the commands print
+	if err != nil {
+		return nil, err
+	}
+	attempts := map[string]int{}
+	for _, at := range d.Attempts {
+		attempts[at.Task] = max(attempts[at.Task], at.Attempt)
+	}
+	var out []store.LogLine
+	for _, t := range tasks {
+		if p.Task != "" && t.Name != p.Task {
+			continue
+		}
+		for n := 1; n <= attempts[t.Name]; n++ {
+			if p.Attempt > 0 && n != p.Attempt {
+				continue
+			}
+			var offset int64
+			for {
+				page, err := a.api.Logs(ctx, p.RunID, t.Name, n, offset, 0)
+				if err != nil {
+					return nil, err
+				}
+				for _, l := range page.Lines {
+					out = append(out, store.LogLine{RunID: p.RunID, Task: l.Task, Attempt: l.Attempt, Seq: l.Seq, Stream: l.Stream, Line: l.Line, Time: l.Time})
+				}
+				if page.NextOffset == nil {
+					break
+				}
+				offset = *page.NextOffset
+			}
+		}
+	}
+	return out, nil
 }

@@ -2,6 +2,7 @@ package serve_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -105,4 +106,58 @@ func TestStreamThatCannotStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.wantProblem(s.do("GET", "/api/v1/runs/"+id+"/logs/stream", nil), http.StatusServiceUnavailable, "unavailable", "could not start")
+}
+
+// Log lines page per task and attempt (seqs restart with each attempt): every line of each
+// attempt comes once; a page of several attempts says there is more; an offset without an attempt
+// is refused.
+func TestLogPagingPerAttempt(t *testing.T) {
+	t.Parallel()
+	s := start(t, api.Config{RatePerSecond: -1})
+	s.want(s.do("PUT", "/api/v1/workflows/retries", readExample(t, "retries.yaml")), http.StatusCreated)
+	id := s.triggerDone("retries")
+	type page struct {
+		Lines []struct {
+			Attempt int   `json:"attempt"`
+			Seq     int64 `json:"seq"`
+		} `json:"lines"`
+		NextOffset *int64 `json:"next_offset"`
+		More       bool   `json:"more"`
+	}
+	var all page
+	s.do("GET", "/api/v1/runs/"+id+"/logs?task=flaky", nil).json(t, &all)
+	byAttempt := map[int]int{}
+	for _, l := range all.Lines {
+		byAttempt[l.Attempt]++
+	}
+	if byAttempt[1] == 0 || byAttempt[2] == 0 {
+		t.Fatalf("flaky's lines by attempt %v, want both attempts", byAttempt)
+	}
+	for attempt, want := range byAttempt {
+		seen := map[int64]bool{}
+		offset := ""
+		for pages := 0; ; pages++ {
+			var p page
+			s.do("GET", fmt.Sprintf("/api/v1/runs/%s/logs?task=flaky&attempt=%d&limit=1%s", id, attempt, offset), nil).json(t, &p)
+			for _, l := range p.Lines {
+				if l.Attempt != attempt || seen[l.Seq] {
+					t.Fatalf("attempt %d: got line %+v again or of another attempt", attempt, l)
+				}
+				seen[l.Seq] = true
+			}
+			if p.NextOffset == nil {
+				break
+			}
+			offset = fmt.Sprintf("&offset=%d", *p.NextOffset)
+		}
+		if len(seen) != want {
+			t.Errorf("attempt %d: paged %d lines, want %d", attempt, len(seen), want)
+		}
+	}
+	var short page
+	s.do("GET", "/api/v1/runs/"+id+"/logs?task=flaky&limit=1", nil).json(t, &short)
+	if !short.More || short.NextOffset != nil {
+		t.Errorf("a full page of several attempts: more=%v next=%v", short.More, short.NextOffset)
+	}
+	s.wantProblem(s.do("GET", "/api/v1/runs/"+id+"/logs?task=flaky&offset=1", nil), http.StatusBadRequest, "bad-request", "give task and attempt")
 }
