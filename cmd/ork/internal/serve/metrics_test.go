@@ -4,10 +4,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/ork-go/ork/pkg/poll"
 	"github.com/ork-go/ork/services/api"
 )
 
@@ -20,8 +22,20 @@ func TestAPIMetrics(t *testing.T) {
 	s.want(s.do("PUT", "/api/v1/workflows/hello", readExample(t, "hello.yaml")), http.StatusCreated)
 	s.want(s.do("GET", "/api/v1/workflows/nope", nil), http.StatusNotFound)
 	s.want(s.do("GET", "/api/v1/workflows/nope", nil), http.StatusNotFound)
-	id := s.triggerDone("hello") // its events stream was open, and is closed again
-	_ = id
+	s.triggerDone("hello") // its events stream was open, and is closed again
+	// The server ends its side of the stream a moment after the client has read its end.
+	poll.UntilWithin(t, 10*time.Second, "the stream's handler to return", func() bool {
+		mfs, err := reg.Gather()
+		if err != nil {
+			return false
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "ork_api_open_streams" {
+				return mf.GetMetric()[0].GetGauge().GetValue() == 0
+			}
+		}
+		return false
+	})
 	const want = `
 # HELP ork_api_requests_total Requests answered, by route (the method and pattern of the operation) and status code.
 # TYPE ork_api_requests_total counter
