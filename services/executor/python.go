@@ -127,7 +127,7 @@ func (s *Service) runPython(ctx context.Context, d *event.Dispatch) outcome {
 	} else if s.runAs != nil {
 		// As another user, who cannot read the executor's private cache: the runner's source is
 		// the argument itself, straight from this binary.
-		spec.argv = []string{python, "-u", "-c", string(runnerSource), kind, target, function}
+		spec.argv = []string{python, "-u", "-B", "-c", string(runnerSource), kind, target, function}
 		spec.env = s.taskEnv(d, inputs, len(inputs) <= inputEnvMax)
 		if len(inputs) > inputEnvMax {
 			spec.stdin = inputs
@@ -137,7 +137,7 @@ func (s *Service) runPython(ctx context.Context, d *event.Dispatch) outcome {
 		if err != nil {
 			return failed(event.ReasonStart, "the python runner: "+err.Error(), nil)
 		}
-		spec.argv = []string{python, "-u", runner, kind, target, function}
+		spec.argv = []string{python, "-u", "-B", runner, kind, target, function}
 		spec.env = s.taskEnv(d, inputs, len(inputs) <= inputEnvMax)
 		if len(inputs) > inputEnvMax {
 			spec.stdin = inputs

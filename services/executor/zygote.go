@@ -76,7 +76,7 @@ func startZygote(python, script, runner string, preload []string, log *zap.Logge
 	ours, theirs := os.NewFile(uintptr(fds[0]), "zygote"), os.NewFile(uintptr(fds[1]), "zygote-child")
 	z := &zygote{sock: ours, started: time.Now(), log: log, waits: map[uint64]*zygoteChild{},
 		dead: make(chan struct{}), exited: make(chan struct{})}
-	z.cmd = exec.Command(python, append([]string{"-u", script, runner}, preload...)...)
+	z.cmd = exec.Command(python, append([]string{"-u", "-B", script, runner}, preload...)...)
 	z.cmd.ExtraFiles = []*os.File{theirs}
 	// Never the executor's own environment (its NATS credentials): every task is a fork of the
 	// zygote, and a fork's memory holds the environment it was started with.

@@ -195,7 +195,7 @@ func TestZygoteFallsBackToCold(t *testing.T) {
 	wrapper := filepath.Join(t.TempDir(), "python")
 	writeFile(t, wrapper, "#!/bin/sh\n"+
 		"case \"$1\" in -c) printf %s \"$0\"; exit 0;; esac\n"+ // asked for its real path: itself
-		"case \"$2\" in *zygote*) echo 'no zygote here' >&2; exit 3;; esac\n"+
+		"case \"$*\" in */zygote-*.py*) echo 'no zygote here' >&2; exit 3;; esac\n"+
 		"exec python3 \"$@\"\n", 0o755)
 	cfg := zygoteConfig(t)
 	cfg.Python = wrapper
