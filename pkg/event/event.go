@@ -145,6 +145,10 @@ type Event struct {
 	Plan           *workflow.Plan `json:"plan,omitempty"`
 	IdempotencyKey string         `json:"idempotency_key,omitempty"`
 	TriggeredBy    string         `json:"triggered_by,omitempty"`
+	// ScheduledFor is the nominal time of a schedule's tick (run.submitted of a run the schedule
+	// fired, TriggeredBy "schedule"): the cron time it stands for, whatever its jitter or lateness.
+	// A workflow has at most one run per nominal time.
+	ScheduledFor *time.Time `json:"scheduled_for,omitempty"`
 	// Params are the run's parameters (run.submitted only): a JSON object with a value for every
 	// parameter the plan declares, checked by the submitter (workflow.Plan.BindParams).
 	Params json.RawMessage `json:"params,omitempty"`

@@ -17,7 +17,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/robfig/cron/v3"
+	"github.com/ork-go/ork/pkg/schedule"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -35,14 +35,100 @@ var (
 	yamlErrorRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 )
 
-// scheduleParser accepts 5 fields (minute first), 6 fields (seconds first) and descriptors (@daily).
-var scheduleParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month |
-	cron.Dow | cron.Descriptor)
+// parseSchedule reads `schedule:`, a cron string or an object of schedule.Fields; it returns nil
+// when there is none to keep, and where params were written.
+func (p *parser) parseSchedule(v *yaml.Node) (*schedule.Spec, *yaml.Node) {
+	n := p.resolve(v)
+	if n == nil {
+		return nil, nil
+	}
+	spec := &schedule.Spec{}
+	var paramsNode *yaml.Node
+	positions := map[string]*yaml.Node{}
+	switch {
+	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str":
+		spec.Cron = n.Value
+		positions["cron"] = n
+	case n.Kind == yaml.MappingNode:
+		has := false
+		for _, e := range p.entries(n, "schedule", "schedule ", schedule.Fields) {
+			path := "schedule." + e.key
+			positions[e.key] = e.value
+			switch e.key {
+			case "cron":
+				spec.Cron, _ = p.str(e.value, path, "schedule ", "cron")
+				has = true
+			case "timezone":
+				spec.Timezone, _ = p.str(e.value, path, "schedule ", "timezone")
+			case "overlap":
+				spec.Overlap, _ = p.str(e.value, path, "schedule ", "overlap")
+			case "catchup":
+				spec.Catchup, _ = p.str(e.value, path, "schedule ", "catchup")
+			case "catchup_window":
+				spec.CatchupWindow, _ = p.str(e.value, path, "schedule ", "catchup_window")
+			case "jitter":
+				spec.Jitter, _ = p.str(e.value, path, "schedule ", "jitter")
+			case "paused":
+				if b := p.resolve(e.value); b != nil && (b.Kind != yaml.ScalarNode || b.ShortTag() != "!!bool" || b.Decode(&spec.Paused) != nil) {
+					p.errorf(b, path, "schedule paused must be true or false, not %s", describeNode(b))
+				}
+			case "params":
+				paramsNode = e.value
+				spec.Params = p.scheduleParamValues(e.value)
+			}
+		}
+		if !has {
+			p.errorf(n, "schedule", "schedule needs cron (a cron expression such as \"0 6 * * *\")")
+			return nil, nil
+		}
+	default:
+		p.errorf(n, "schedule", "schedule must be a cron string or an object with cron, not %s", describeNode(n))
+		return nil, nil
+	}
+	for _, pr := range spec.Problems() {
+		at := positions[pr.Field]
+		if at == nil {
+			at = n
+		}
+		msg := pr.Message
+		switch pr.Field {
+		case "overlap":
+			msg += p.suggest(spec.Overlap, schedule.Overlaps)
+		case "catchup":
+			msg += p.suggest(spec.Catchup, schedule.Catchups)
+		}
+		if pr.Field == "cron" && spec.Cron == "" {
+			continue // reported by str
+		}
+		p.errorf(at, "schedule."+pr.Field, "schedule: %s", msg)
+	}
+	return spec, paramsNode
+}
 
-// ParseSchedule parses a workflow's schedule with the same rules as validation, so the scheduler fires
-// exactly what the validator accepted.
-func ParseSchedule(spec string) (cron.Schedule, error) {
-	return scheduleParser.Parse(spec)
+// scheduleParamValues reads schedule.params: a mapping of param name to its value (as JSON).
+func (p *parser) scheduleParamValues(v *yaml.Node) map[string]json.RawMessage {
+	n := p.resolve(v)
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "schedule.params", "schedule params must be a mapping of param name to value, not %s", describeNode(n))
+		return nil
+	}
+	out := map[string]json.RawMessage{}
+	for _, e := range p.entries(n, "schedule.params", "schedule params ", nil) {
+		val, ok := p.toJSON(e.value, "schedule.params."+e.key, "schedule params ", 0)
+		if !ok {
+			continue
+		}
+		data, err := json.Marshal(val)
+		if err != nil {
+			p.errorf(e.value, "schedule.params."+e.key, "schedule param %s: %v", e.key, err)
+			continue
+		}
+		out[e.key] = data
+	}
+	return out
 }
 
 // Load reads the workflow file at path (at most MaxFileBytes), validates it and compiles it. Task files
@@ -421,12 +507,14 @@ func ParseMemory(s string) (int64, bool) {
 
 // parsed is the workflow as read from YAML, with the positions later checks report at.
 type parsed struct {
-	name, description, schedule string
-	preload                     []string
-	params                      []Param
-	paramsEntry                 *entry // where params was written, parsed after types
-	tasks                       []*ptask
-	byName                      map[string]*ptask
+	name, description string
+	schedule          *schedule.Spec
+	scheduleParams    *yaml.Node // where schedule.params was written, checked after params
+	preload           []string
+	params            []Param
+	paramsEntry       *entry // where params was written, parsed after types
+	tasks             []*ptask
+	byName            map[string]*ptask
 }
 
 type ptask struct {
@@ -468,12 +556,7 @@ func (p *parser) parseWorkflow(top *yaml.Node) *parsed {
 		case "preload":
 			w.preload = p.parsePreload(e.value)
 		case "schedule":
-			if s, ok := p.str(e.value, "schedule", "", "schedule"); ok {
-				if _, err := ParseSchedule(s); err != nil {
-					p.errorf(e.value, "schedule", "schedule %q is not a valid cron expression (5 or 6 fields, or @daily and the like): %v", truncate(s), err)
-				}
-				w.schedule = s
-			}
+			w.schedule, w.scheduleParams = p.parseSchedule(e.value)
 		case "params":
 			w.paramsEntry = &e
 		case "types":
@@ -490,6 +573,16 @@ func (p *parser) parseWorkflow(top *yaml.Node) *parsed {
 	}
 	if w.paramsEntry != nil {
 		w.params = p.parseParams(w.paramsEntry.value)
+	}
+	if w.schedule != nil && (w.scheduleParams != nil || len(w.params) > 0) {
+		check := Plan{Name: w.name, Params: w.params}
+		if _, err := check.BindParams(w.schedule.Params); err != nil {
+			at := w.scheduleParams
+			if at == nil {
+				at = top
+			}
+			p.errorf(at, "schedule.params", "schedule params: %s", strings.TrimPrefix(err.Error(), "workflow "+w.name+": "))
+		}
 	}
 	if tasksEntry == nil {
 		p.errorf(top, "tasks", "missing tasks: a workflow needs at least one task")

@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"encoding/json"
+	"github.com/ork-go/ork/pkg/schedule"
 	"strings"
 )
 
@@ -20,12 +21,22 @@ const (
 // ShellPath is the shell a shell task's command runs with: ShellPath -c COMMAND.
 const ShellPath = "/bin/sh"
 
+// ScheduleCron is the schedule's cron expression, "" without a schedule.
+func (p *Plan) ScheduleCron() string {
+	if p.Schedule == nil {
+		return ""
+	}
+	return p.Schedule.Cron
+}
+
 // Plan is a validated, compiled workflow: what gets stored and submitted. It is self-contained, so a
 // scheduler or executor never re-reads the YAML.
 type Plan struct {
 	Name        string `json:"name"`
 	Description string `json:"description,omitempty"`
-	Schedule    string `json:"schedule,omitempty"`
+	// Schedule, when set, fires runs of the registered workflow (package schedule). A plain cron
+	// schedule encodes as its string.
+	Schedule *schedule.Spec `json:"schedule,omitempty"`
 	// Params are the run parameters the workflow declares, in YAML order; a run binds each (its
 	// own value or the default) and tasks refer to them as params.NAME.
 	Params []Param `json:"params,omitempty"`

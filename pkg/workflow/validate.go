@@ -44,6 +44,14 @@ func (p *Plan) Validate() error {
 		return errs.err()
 	}
 	params := p.validParams(add)
+	if p.Schedule != nil {
+		for _, pr := range p.Schedule.Problems() {
+			add("schedule."+pr.Field, "%s", pr.Message)
+		}
+		if _, err := p.BindParams(p.Schedule.Params); err != nil && len(params) == len(p.Params) {
+			add("schedule.params", "%v", err)
+		}
+	}
 
 	index := make(map[string]int, len(p.Tasks))
 	for i := range p.Tasks {
