@@ -86,10 +86,13 @@ type RunSummary struct {
 	Params         json.RawMessage `json:"params"`
 	TriggeredBy    string          `json:"triggered_by"`
 	IdempotencyKey string          `json:"idempotency_key"`
-	TaskCount      int             `json:"task_count"`
-	CreatedAt      time.Time       `json:"created_at"`
-	StartedAt      *time.Time      `json:"started_at"`
-	FinishedAt     *time.Time      `json:"finished_at"`
+	// ScheduledFor is the nominal time of the schedule tick that fired the run; absent for a run no
+	// schedule fired.
+	ScheduledFor *time.Time `json:"scheduled_for,omitempty"`
+	TaskCount    int        `json:"task_count"`
+	CreatedAt    time.Time  `json:"created_at"`
+	StartedAt    *time.Time `json:"started_at"`
+	FinishedAt   *time.Time `json:"finished_at"`
 }
 
 // RunList is a page of runs, newest first.
@@ -101,10 +104,13 @@ type RunList struct {
 // RunDetail is one run: the CLI's JSON (docs/run.schema.json) and its attempts.
 type RunDetail struct {
 	*view.Run
-	Version        string    `json:"version"`
-	TriggeredBy    string    `json:"triggered_by"`
-	IdempotencyKey string    `json:"idempotency_key"`
-	Attempts       []Attempt `json:"attempts"`
+	Version        string `json:"version"`
+	TriggeredBy    string `json:"triggered_by"`
+	IdempotencyKey string `json:"idempotency_key"`
+	// ScheduledFor is the nominal time of the schedule tick that fired the run; absent for a run no
+	// schedule fired.
+	ScheduledFor *time.Time `json:"scheduled_for,omitempty"`
+	Attempts     []Attempt  `json:"attempts"`
 }
 
 // Attempt is one attempt of a task.

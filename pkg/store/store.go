@@ -26,7 +26,10 @@
 //     hash, with the plan JSON), the workflow_tasks of that version, the run (status pending, with its
 //     params and the run it reruns, as the event says, known to the store or not) and one task row
 //     per plan task (status pending, attempt 0). It never changes a workflow's registration. A
-//     second submission of the same run id or idempotency key changes nothing.
+//     second submission of the same run id or idempotency key changes nothing, and so does one of
+//     the same workflow and nominal time (ScheduledFor: a workflow has at most one run per schedule
+//     tick, which a unique index guarantees in the SQL stores) under another run id: that run is
+//     not stored, so its later events are orphans.
 //   - A task row moves only forward in the order (attempt, rank), compared lexicographically, where
 //     rank is pending 0 < dispatched 1 < running 2 < lost 3 < final 4 (success, failed, skipped,
 //     cancelled) < given up 5 (failed with reason max_lost). So an event of an older attempt never
@@ -250,6 +253,18 @@ func LikePrefixPattern(prefix string) string {
 // likeEscaper makes %, _ and \ stand for themselves in a LIKE pattern whose escape is \.
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
+// NominalTime returns the nominal time of a run.submitted (event.Event.ScheduledFor) as every store
+// keeps it: in UTC, truncated to the microsecond (PostgreSQL's precision), so that which nominal
+// times are the same, and so which submissions the one-run-per-tick rule ignores, is the same in
+// every store. It returns nil when the event has none (nil or the zero time).
+func NominalTime(e *event.Event) *time.Time {
+	if e.ScheduledFor == nil || e.ScheduledFor.IsZero() {
+		return nil
+	}
+	t := e.ScheduledFor.UTC().Truncate(time.Microsecond)
+	return &t
+}
+
 // TaskListParams selects the tasks of a run.
 type TaskListParams struct{ RunID string }
 
@@ -361,10 +376,13 @@ type Run struct {
 	// Params is the run's parameters, a JSON object; nil when its workflow declares none.
 	Params json.RawMessage
 	// RerunOf is the run this one reruns (run.submitted's rerun_of); "" when it is no rerun.
-	RerunOf    string
-	CreatedAt  time.Time // when run.submitted was published
-	StartedAt  *time.Time
-	FinishedAt *time.Time
+	RerunOf string
+	// ScheduledFor is the nominal time of the schedule tick that fired the run (run.submitted's
+	// scheduled_for), in UTC to the microsecond (NominalTime); nil for a run no schedule fired.
+	ScheduledFor *time.Time
+	CreatedAt    time.Time // when run.submitted was published
+	StartedAt    *time.Time
+	FinishedAt   *time.Time
 }
 
 // Task is one task of a run, at its latest applied attempt.

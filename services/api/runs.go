@@ -84,8 +84,8 @@ func summarizeRun(r store.Run) httpapi.RunSummary {
 		errText = &r.Error
 	}
 	return httpapi.RunSummary{RunID: r.ID, Workflow: r.Workflow, Version: r.WorkflowHash, Status: r.Status, Error: errText,
-		Params: r.Params, TriggeredBy: r.TriggeredBy, IdempotencyKey: r.IdempotencyKey, TaskCount: r.TaskCount,
-		CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt}
+		Params: r.Params, TriggeredBy: r.TriggeredBy, IdempotencyKey: r.IdempotencyKey, ScheduledFor: r.ScheduledFor,
+		TaskCount: r.TaskCount, CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt}
 }
 
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
@@ -190,7 +190,7 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := httpapi.RunDetail{Run: view.FromStore(run, tasks), Version: run.WorkflowHash, TriggeredBy: run.TriggeredBy,
-		IdempotencyKey: run.IdempotencyKey, Attempts: make([]httpapi.Attempt, 0, len(attempts))}
+		IdempotencyKey: run.IdempotencyKey, ScheduledFor: run.ScheduledFor, Attempts: make([]httpapi.Attempt, 0, len(attempts))}
 	for _, a := range attempts {
 		d.Attempts = append(d.Attempts, httpapi.Attempt{Task: a.Task, Attempt: a.Attempt, Status: a.Status, Instance: a.Instance,
 			ExitCode: a.ExitCode, Error: a.Error, Reason: a.Reason, DurationMS: a.DurationMS,

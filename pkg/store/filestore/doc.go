@@ -7,6 +7,7 @@
 //	workflow_versions/HASH.json          the compiled plan, which also holds the DAG
 //	runs/RUN.json
 //	idempotency_keys/KEY.json            the run a key belongs to (the unique constraint)
+//	scheduled_for/NAME/TIME.json         the run of a workflow's nominal time (the unique index)
 //	tasks/RUN/TASK.json
 //	attempts/RUN/TASK/N.json
 //	logs/RUN/TASK/N.jsonl                one line per log line, appended

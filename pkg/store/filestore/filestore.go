@@ -25,6 +25,7 @@ const (
 	dirVersions    = "workflow_versions"
 	dirRuns        = "runs"
 	dirKeys        = "idempotency_keys"
+	dirSlots       = "scheduled_for"
 	dirTasks       = "tasks"
 	dirAttempts    = "attempts"
 	dirLogs        = "logs"
@@ -58,7 +59,7 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening file store %s: %w", dir, err)
 	}
-	for _, d := range []string{dirWorkflows, dirVersions, dirRuns, dirKeys, dirTasks, dirAttempts, dirLogs, dirDeadLetters, dirTokens} {
+	for _, d := range []string{dirWorkflows, dirVersions, dirRuns, dirKeys, dirSlots, dirTasks, dirAttempts, dirLogs, dirDeadLetters, dirTokens} {
 		if err := os.MkdirAll(filepath.Join(abs, d), 0o750); err != nil {
 			return nil, fmt.Errorf("opening file store %s: %w", dir, err)
 		}
@@ -154,6 +155,16 @@ func (s *Store) runPath(id string) string { return filepath.Join(s.base, dirRuns
 func (s *Store) keyPath(key string) string {
 	return filepath.Join(s.base, dirKeys, escape(key)+".json")
 }
+
+// slotPath is the file of a workflow's nominal time (store.NominalTime), named by the time in UTC to
+// the microsecond.
+func (s *Store) slotPath(workflow string, at time.Time) string {
+	return filepath.Join(s.base, dirSlots, escape(workflow), at.UTC().Format(slotLayout)+".json")
+}
+
+// slotLayout names a slot file: fixed width, so a directory lists in time order, and no colon.
+const slotLayout = "20060102T150405.000000Z"
+
 func (s *Store) tasksDir(run string) string { return filepath.Join(s.base, dirTasks, escape(run)) }
 func (s *Store) taskPath(run, task string) string {
 	return filepath.Join(s.tasksDir(run), escape(task)+".json")
@@ -204,6 +215,7 @@ type runRow struct {
 	TriggeredBy    string          `json:"triggered_by"`
 	Params         json.RawMessage `json:"params,omitempty"`
 	RerunOf        string          `json:"rerun_of,omitempty"`
+	ScheduledFor   *time.Time      `json:"scheduled_for,omitempty"`
 	IdempotencyKey string          `json:"idempotency_key,omitempty"`
 	Error          string          `json:"error"`
 	TaskCount      int             `json:"task_count"`
@@ -212,6 +224,7 @@ type runRow struct {
 	FinishedAt     *time.Time      `json:"finished_at,omitempty"`
 }
 
+// keyRow is the run an idempotency key or a slot (a workflow's nominal time) belongs to.
 type keyRow struct {
 	RunID string `json:"run_id"`
 }

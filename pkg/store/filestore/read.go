@@ -51,8 +51,8 @@ func readAll[T any](dir string) ([]T, error) {
 func (r *runRow) toRun() store.Run {
 	return store.Run{
 		ID: r.ID, Workflow: r.Workflow, WorkflowHash: r.WorkflowHash, Status: r.Status, TriggeredBy: r.TriggeredBy, Params: r.Params,
-		RerunOf: r.RerunOf, IdempotencyKey: r.IdempotencyKey, Error: r.Error, TaskCount: r.TaskCount, CreatedAt: r.CreatedAt,
-		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
+		RerunOf: r.RerunOf, ScheduledFor: r.ScheduledFor, IdempotencyKey: r.IdempotencyKey, Error: r.Error, TaskCount: r.TaskCount,
+		CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
 	}
 }
 

@@ -137,6 +137,16 @@ func (b *batch) submit(e *event.Event) (bool, error) {
 		if err != nil || key != nil {
 			return err == nil, err // a duplicate key changes nothing
 		}
+	}
+	scheduled := store.NominalTime(e)
+	if scheduled != nil {
+		slot, err := get[keyRow](b, s.slotPath(p.Name, *scheduled))
+		if err != nil || slot != nil {
+			return err == nil, err // another run of the workflow's nominal time: this one is not stored
+		}
+		b.put(s.slotPath(p.Name, *scheduled), &keyRow{RunID: e.RunID})
+	}
+	if e.IdempotencyKey != "" {
 		b.put(s.keyPath(e.IdempotencyKey), &keyRow{RunID: e.RunID})
 	}
 
@@ -160,7 +170,7 @@ func (b *batch) submit(e *event.Event) (bool, error) {
 
 	b.put(s.runPath(e.RunID), &runRow{
 		ID: e.RunID, Workflow: p.Name, WorkflowHash: p.Hash, Status: event.RunPending, TriggeredBy: e.TriggeredBy, Params: e.Params,
-		RerunOf: e.RerunOf, IdempotencyKey: e.IdempotencyKey, TaskCount: len(p.Tasks), CreatedAt: e.Time,
+		RerunOf: e.RerunOf, ScheduledFor: scheduled, IdempotencyKey: e.IdempotencyKey, TaskCount: len(p.Tasks), CreatedAt: e.Time,
 	})
 	for _, t := range p.Tasks {
 		b.put(s.taskPath(e.RunID, t.Name), &taskRow{

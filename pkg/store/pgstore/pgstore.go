@@ -98,4 +98,4 @@ func retryable(err error) bool {
 }
 
 const runColumns = `r.id, w.name, r.workflow_hash, r.status, r.triggered_by, COALESCE(r.idempotency_key, ''),
-	r.error, r.task_count, r.params, r.rerun_of, r.created_at, r.started_at, r.finished_at`
+	r.error, r.task_count, r.params, r.rerun_of, r.scheduled_for, r.created_at, r.started_at, r.finished_at`

@@ -14,9 +14,9 @@ import (
 func scanRun(row pgx.Row) (store.Run, error) {
 	var r store.Run
 	err := row.Scan(&r.ID, &r.Workflow, &r.WorkflowHash, &r.Status, &r.TriggeredBy, &r.IdempotencyKey,
-		&r.Error, &r.TaskCount, &r.Params, &r.RerunOf, &r.CreatedAt, &r.StartedAt, &r.FinishedAt)
+		&r.Error, &r.TaskCount, &r.Params, &r.RerunOf, &r.ScheduledFor, &r.CreatedAt, &r.StartedAt, &r.FinishedAt)
 	r.CreatedAt = r.CreatedAt.UTC()
-	r.StartedAt, r.FinishedAt = utc(r.StartedAt), utc(r.FinishedAt)
+	r.ScheduledFor, r.StartedAt, r.FinishedAt = utc(r.ScheduledFor), utc(r.StartedAt), utc(r.FinishedAt)
 	return r, err
 }
 

@@ -89,19 +89,37 @@ type attemptKey struct {
 	attempt   int
 }
 
-// known is what the database held before the batch: runs, idempotency keys and tasks it names, and
-// the registered revisions of the workflows its registrations name.
+// slotKey is a workflow's nominal time (store.NominalTime) in microseconds since the Unix epoch: the
+// unique index runs_workflow_scheduled_for_idx allows one run per slot.
+type slotKey struct {
+	workflow string
+	micros   int64
+}
+
+// slotOf returns the slot of a submission, and false when it has no nominal time.
+func slotOf(e *event.Event) (slotKey, bool) {
+	at := store.NominalTime(e)
+	if at == nil || e.Plan == nil {
+		return slotKey{}, false
+	}
+	return slotKey{pgText(e.Plan.Name), at.UnixMicro()}, true
+}
+
+// known is what the database held before the batch: runs, idempotency keys, slots and tasks it
+// names, and the registered revisions of the workflows its registrations name.
 type known struct {
 	runs  map[string]bool
 	keys  map[string]bool
+	slots map[slotKey]bool
 	tasks map[taskKey]bool
 	revs  map[string]uint64
 }
 
-// loadKnown reads, in one round trip, which of the runs, keys and tasks named by events exist, and
-// the registered revision of each workflow named by a registration.
+// loadKnown reads, in one round trip, which of the runs, keys, slots and tasks named by events
+// exist, and the registered revision of each workflow named by a registration.
 func loadKnown(ctx context.Context, db dbtx, evs []event.Event, regs []store.Registration) (known, error) {
-	k := known{runs: map[string]bool{}, keys: map[string]bool{}, tasks: map[taskKey]bool{}, revs: map[string]uint64{}}
+	k := known{runs: map[string]bool{}, keys: map[string]bool{}, slots: map[slotKey]bool{}, tasks: map[taskKey]bool{},
+		revs: map[string]uint64{}}
 	b := &pgx.Batch{}
 	k.queueRuns(b, evs)
 	k.queueRevisions(b, regs)
@@ -114,12 +132,13 @@ func loadKnown(ctx context.Context, db dbtx, evs []event.Event, regs []store.Reg
 	return k, nil
 }
 
-// queueRuns adds to b the reads of the runs, keys and tasks named by evs.
+// queueRuns adds to b the reads of the runs, keys, slots and tasks named by evs.
 func (k *known) queueRuns(b *pgx.Batch, evs []event.Event) {
 	if len(evs) == 0 {
 		return
 	}
-	var runIDs, keys, taskRuns, taskNames []string
+	var runIDs, keys, taskRuns, taskNames, slotNames []string
+	var slotTimes []time.Time
 	seenRun, seenTask := map[string]bool{}, map[taskKey]bool{}
 	for i := range evs {
 		e := &evs[i]
@@ -129,6 +148,9 @@ func (k *known) queueRuns(b *pgx.Batch, evs []event.Event) {
 		}
 		if e.Type == event.TypeRunSubmitted && e.IdempotencyKey != "" {
 			keys = append(keys, pgText(e.IdempotencyKey))
+		}
+		if sk, ok := slotOf(e); e.Type == event.TypeRunSubmitted && ok {
+			slotNames, slotTimes = append(slotNames, sk.workflow), append(slotTimes, time.UnixMicro(sk.micros))
 		}
 		if e.Task != "" && !seenTask[taskKey{e.RunID, e.Task}] {
 			seenTask[taskKey{e.RunID, e.Task}] = true
@@ -148,6 +170,21 @@ func (k *known) queueRuns(b *pgx.Batch, evs []event.Event) {
 			})
 			return err
 		})
+	if len(slotNames) > 0 {
+		b.Queue(`SELECT w.name, r.scheduled_for FROM runs r
+			JOIN workflows w ON w.id = r.workflow_id
+			JOIN unnest($1::text[], $2::timestamptz[]) AS i(name, scheduled_for)
+				ON w.name = i.name AND r.scheduled_for = i.scheduled_for`, slotNames, slotTimes).
+			Query(func(rows pgx.Rows) error {
+				var name string
+				var at time.Time
+				_, err := pgx.ForEachRow(rows, []any{&name, &at}, func() error {
+					k.slots[slotKey{name, at.UnixMicro()}] = true
+					return nil
+				})
+				return err
+			})
+	}
 	if len(taskRuns) > 0 {
 		b.Queue(`SELECT t.run_id, t.name FROM tasks t
 			JOIN unnest($1::text[], $2::text[]) AS i(run_id, name) ON t.run_id = i.run_id AND t.name = i.name`,
@@ -233,12 +270,16 @@ func decide(evs []event.Event, regs []store.Registration, k known) *batchPlan {
 				bp.orphans = append(bp.orphans, *e)
 				continue
 			}
-			if k.runs[e.RunID] || (e.IdempotencyKey != "" && k.keys[e.IdempotencyKey]) {
+			sk, scheduled := slotOf(e)
+			if k.runs[e.RunID] || (e.IdempotencyKey != "" && k.keys[e.IdempotencyKey]) || (scheduled && k.slots[sk]) {
 				continue // a duplicate submission changes nothing
 			}
 			k.runs[e.RunID] = true
 			if e.IdempotencyKey != "" {
 				k.keys[e.IdempotencyKey] = true
+			}
+			if scheduled {
+				k.slots[sk] = true
 			}
 			for _, t := range e.Plan.Tasks {
 				k.tasks[taskKey{e.RunID, t.Name}] = true
@@ -348,13 +389,15 @@ WHERE i.hash IN (SELECT hash FROM v)
 ON CONFLICT DO NOTHING`
 
 	// Task rows are written only for the runs this statement inserted, so a submission that lost a
-	// race on its id or idempotency key to another transaction writes nothing; the count of runs
-	// inserted tells ApplyBatch that its plan was decided on stale knowledge.
+	// race on its id, idempotency key or slot (workflow and nominal time) to another transaction
+	// writes nothing; the count of runs inserted tells ApplyBatch that its plan was decided on stale
+	// knowledge. The conflict has no target: any unique index, the partial one of slots included,
+	// makes a row a duplicate.
 	sqlInsertRuns = `WITH r AS (
-	INSERT INTO runs (id, workflow_id, workflow_hash, status, triggered_by, idempotency_key, task_count, created_at, params, rerun_of)
-	SELECT i.id, w.id, i.hash, '` + event.RunPending + `', i.triggered_by, NULLIF(i.key, ''), i.task_count, i.created_at, NULLIF(i.params, '')::jsonb, i.rerun_of
-	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::timestamptz[], $15::text[], $16::text[])
-		AS i(id, name, hash, triggered_by, key, task_count, created_at, params, rerun_of)
+	INSERT INTO runs (id, workflow_id, workflow_hash, status, triggered_by, idempotency_key, task_count, created_at, params, rerun_of, scheduled_for)
+	SELECT i.id, w.id, i.hash, '` + event.RunPending + `', i.triggered_by, NULLIF(i.key, ''), i.task_count, i.created_at, NULLIF(i.params, '')::jsonb, i.rerun_of, i.scheduled_for
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::timestamptz[], $15::text[], $16::text[], $17::timestamptz[])
+		AS i(id, name, hash, triggered_by, key, task_count, created_at, params, rerun_of, scheduled_for)
 	JOIN workflows w ON w.name = i.name
 	ON CONFLICT DO NOTHING
 	RETURNING id),
@@ -482,6 +525,7 @@ func (bp *batchPlan) queueRuns(b *pgx.Batch) {
 	var rID, rName, rHash, rBy, rKey, rParams, rRerunOf []string
 	var rCount []int32
 	var rCreated []time.Time
+	var rScheduled []*time.Time
 	var tRun, tName, tExec, tDeps []string
 	var tIdx, tRetries, tTimeout []int32
 	for _, e := range subs {
@@ -489,12 +533,13 @@ func (bp *batchPlan) queueRuns(b *pgx.Batch) {
 		rID, rName, rHash, rBy, rKey = append(rID, pgText(e.RunID)), append(rName, pgText(p.Name)), append(rHash, pgText(p.Hash)), append(rBy, pgText(e.TriggeredBy)), append(rKey, pgText(e.IdempotencyKey))
 		rCount, rCreated = append(rCount, int32(len(p.Tasks))), append(rCreated, e.Time) //nolint:gosec // capped task count
 		rParams, rRerunOf = append(rParams, pgText(string(e.Params))), append(rRerunOf, pgText(e.RerunOf))
+		rScheduled = append(rScheduled, store.NominalTime(e))
 		for _, t := range p.Tasks {
 			tRun, tName, tExec, tDeps = append(tRun, pgText(e.RunID)), append(tName, pgText(t.Name)), append(tExec, pgText(t.Executor)), append(tDeps, dependsJSON(t.DependsOn))
 			tIdx, tRetries, tTimeout = append(tIdx, int32(t.Index)), append(tRetries, int32(t.Retries)), append(tTimeout, int32(t.TimeoutSeconds)) //nolint:gosec // validated small values
 		}
 	}
-	b.Queue(sqlInsertRuns, rID, rName, rHash, rBy, rKey, rCount, rCreated, tRun, tName, tIdx, tExec, tDeps, tRetries, tTimeout, rParams, rRerunOf).
+	b.Queue(sqlInsertRuns, rID, rName, rHash, rBy, rKey, rCount, rCreated, tRun, tName, tIdx, tExec, tDeps, tRetries, tTimeout, rParams, rRerunOf, rScheduled).
 		QueryRow(func(row pgx.Row) error {
 			var inserted int
 			if err := row.Scan(&inserted); err != nil {

@@ -17,19 +17,19 @@ const (
 )
 
 const runColumns = `r.id, w.name, r.workflow_hash, r.status, r.triggered_by, coalesce(r.idempotency_key, ''), r.error,
-  r.task_count, r.params, r.rerun_of, r.created_at, r.started_at, r.finished_at`
+  r.task_count, r.params, r.rerun_of, r.scheduled_for, r.created_at, r.started_at, r.finished_at`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanRun(sc scanner) (store.Run, error) {
 	var (
-		r                 store.Run
-		created           string
-		started, finished sql.NullString
-		params            sql.NullString
+		r                            store.Run
+		created                      string
+		scheduled, started, finished sql.NullString
+		params                       sql.NullString
 	)
 	if err := sc.Scan(&r.ID, &r.Workflow, &r.WorkflowHash, &r.Status, &r.TriggeredBy, &r.IdempotencyKey, &r.Error,
-		&r.TaskCount, &params, &r.RerunOf, &created, &started, &finished); err != nil {
+		&r.TaskCount, &params, &r.RerunOf, &scheduled, &created, &started, &finished); err != nil {
 		return store.Run{}, err
 	}
 	if params.Valid {
@@ -37,6 +37,9 @@ func scanRun(sc scanner) (store.Run, error) {
 	}
 	var err error
 	if r.CreatedAt, err = parseTime(created); err != nil {
+		return store.Run{}, err
+	}
+	if r.ScheduledFor, err = parseNullTime(scheduled); err != nil {
 		return store.Run{}, err
 	}
 	if r.StartedAt, err = parseNullTime(started); err != nil {

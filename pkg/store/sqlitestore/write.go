@@ -16,7 +16,11 @@ import (
 
 // The write statements. Parameters are numbered so each value is bound once.
 var (
-	sqlRunExists = `SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1 OR (?2 IS NOT NULL AND idempotency_key = ?2))`
+	// A run is known by its id, its idempotency key (?2) or its slot: workflow (?4) and nominal time
+	// (?3), which the unique index runs_workflow_scheduled_for guards.
+	sqlRunExists = `SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1 OR (?2 IS NOT NULL AND idempotency_key = ?2))
+  OR (?3 IS NOT NULL AND EXISTS (SELECT 1 FROM runs WHERE scheduled_for = ?3
+    AND workflow_id = (SELECT id FROM workflows WHERE name = ?4)))`
 
 	// A submission older than the workflow's last one does not move its description or version back,
 	// nor does any submission of a registered workflow (the registry says what is current).
@@ -52,8 +56,10 @@ ON CONFLICT (hash) DO NOTHING`
 	sqlWorkflowTaskInsert = `INSERT INTO workflow_tasks (hash, name, idx, executor, depends_on) VALUES (?1, ?2, ?3, ?4, ?5)
 ON CONFLICT (hash, name) DO NOTHING`
 
-	sqlRunInsert = `INSERT INTO runs (id, workflow_id, workflow_hash, status, triggered_by, idempotency_key, task_count, created_at, params, rerun_of)
-VALUES (?1, ?2, ?3, '` + event.RunPending + `', ?4, ?5, ?6, ?7, ?8, ?9)
+	// Any unique index makes a row a duplicate (the conflict has no target), the partial one of
+	// slots included: a duplicate inserts nothing, and then neither do its tasks.
+	sqlRunInsert = `INSERT INTO runs (id, workflow_id, workflow_hash, status, triggered_by, idempotency_key, task_count, created_at, params, rerun_of, scheduled_for)
+VALUES (?1, ?2, ?3, '` + event.RunPending + `', ?4, ?5, ?6, ?7, ?8, ?9, ?10)
 ON CONFLICT DO NOTHING`
 
 	sqlTaskInsert = `INSERT INTO tasks (run_id, name, idx, executor, depends_on, status, attempt, max_retries, timeout_s)
@@ -304,7 +310,11 @@ func (b *batch) submit(e *event.Event) error {
 	if e.IdempotencyKey != "" {
 		key = e.IdempotencyKey
 	}
-	known, err := b.exists(b.st.runExists, runID, key)
+	var scheduled any // NULL for a run no schedule fired
+	if at := store.NominalTime(e); at != nil {
+		scheduled = dbTime(*at)
+	}
+	known, err := b.exists(b.st.runExists, runID, key, scheduled, p.Name)
 	if err != nil || known {
 		return err
 	}
@@ -327,7 +337,7 @@ func (b *batch) submit(e *event.Event) error {
 	if len(e.Params) > 0 {
 		params = string(e.Params)
 	}
-	n, err := b.exec(b.st.runInsert, runID, workflowID, p.Hash, e.TriggeredBy, key, len(p.Tasks), at, params, e.RerunOf)
+	n, err := b.exec(b.st.runInsert, runID, workflowID, p.Hash, e.TriggeredBy, key, len(p.Tasks), at, params, e.RerunOf, scheduled)
 	if err != nil || n == 0 {
 		return err
 	}

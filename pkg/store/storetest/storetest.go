@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"SubmitTwiceSameRunID", testSubmitTwiceSameRunID},
 		{"SubmitTwiceSameIdempotencyKey", testSubmitTwiceSameKey},
 		{"SubmitRerun", testSubmitRerun},
+		{"SubmitScheduled", testSubmitScheduled},
 		{"ReplayBatchIsIdempotent", testReplayBatch},
 		{"TaskLifecycle", testTaskLifecycle},
 		{"TaskStatusNeverMovesBackwards", testTaskForwardOnly},
@@ -82,6 +83,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"ConcurrentSubmissionsSameKey", testConcurrentSameKey},
 		{"ConcurrentSubmissionRaceOrphans", testSubmissionRace},
+		{"ConcurrentSubmissionsSameNominalTime", testConcurrentSameNominalTime},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

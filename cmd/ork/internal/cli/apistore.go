@@ -28,7 +28,8 @@ func (a apiStore) RunGet(ctx context.Context, p store.RunGetParams) (store.Run, 
 		return store.Run{}, err
 	}
 	r := store.Run{ID: d.RunID, Workflow: d.Workflow, WorkflowHash: d.Version, Status: d.Status, TriggeredBy: d.TriggeredBy,
-		IdempotencyKey: d.IdempotencyKey, TaskCount: len(d.Tasks), Params: d.Params, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt}
+		IdempotencyKey: d.IdempotencyKey, ScheduledFor: d.ScheduledFor, TaskCount: len(d.Tasks), Params: d.Params,
+		StartedAt: d.StartedAt, FinishedAt: d.FinishedAt}
 	if d.Error != nil {
 		r.Error = *d.Error
 	}
@@ -51,8 +52,8 @@ func (a apiStore) RunList(ctx context.Context, p store.RunListParams) ([]store.R
 	out := make([]store.Run, len(page.Runs))
 	for i, s := range page.Runs {
 		out[i] = store.Run{ID: s.RunID, Workflow: s.Workflow, WorkflowHash: s.Version, Status: s.Status, TriggeredBy: s.TriggeredBy,
-			IdempotencyKey: s.IdempotencyKey, TaskCount: s.TaskCount, Params: s.Params, CreatedAt: s.CreatedAt,
-			StartedAt: s.StartedAt, FinishedAt: s.FinishedAt}
+			IdempotencyKey: s.IdempotencyKey, ScheduledFor: s.ScheduledFor, TaskCount: s.TaskCount, Params: s.Params,
+			CreatedAt: s.CreatedAt, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt}
 		if s.Error != nil {
 			out[i].Error = *s.Error
 		}

@@ -148,6 +148,9 @@ func printRun(w io.Writer, r store.Run) {
 	}
 	fmt.Fprintf(tw, "tasks\t%d\n", r.TaskCount)
 	fmt.Fprintf(tw, "triggered by\t%s\n", r.TriggeredBy)
+	if r.ScheduledFor != nil {
+		fmt.Fprintf(tw, "scheduled for\t%s\n", r.ScheduledFor.Local().Format(time.DateTime))
+	}
 	if len(r.Params) > 0 {
 		fmt.Fprintf(tw, "params\t%s\n", compactJSON(r.Params))
 	}
