@@ -289,7 +289,7 @@ func (b *Bus) Provision(ctx context.Context) error {
 			return fmt.Errorf("provisioning stream %s: %w", sc.Name, err)
 		}
 	}
-	for _, create := range []func(context.Context) (jetstream.KeyValue, error){b.createRuns, b.createWorkflows} {
+	for _, create := range []func(context.Context) (jetstream.KeyValue, error){b.createRuns, b.createWorkflows, b.createSchedules} {
 		if err := b.retryTransient(ctx, func(ctx context.Context) error {
 			_, err := create(ctx)
 			return err
@@ -338,7 +338,7 @@ func (b *Bus) ensure(ctx context.Context, create bool) error {
 	for _, bucket := range []struct {
 		name   string
 		create func(context.Context) (jetstream.KeyValue, error)
-	}{{event.BucketRuns, b.createRuns}, {event.BucketWorkflows, b.createWorkflows}} {
+	}{{event.BucketRuns, b.createRuns}, {event.BucketWorkflows, b.createWorkflows}, {event.BucketSchedules, b.createSchedules}} {
 		err := b.retryTransient(ctx, func(ctx context.Context) error {
 			_, err := b.JS.KeyValue(ctx, bucket.name)
 			if errors.Is(err, jetstream.ErrBucketNotFound) && create {
@@ -518,6 +518,24 @@ func (b *Bus) createWorkflows(ctx context.Context) (jetstream.KeyValue, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("provisioning kv bucket %s: %w", event.BucketWorkflows, err)
+	}
+	return kv, nil
+}
+
+// Schedules opens the bucket of schedule state and control, as Runs opens the run-state bucket.
+func (b *Bus) Schedules(ctx context.Context) (jetstream.KeyValue, error) {
+	return b.bucket(ctx, event.BucketSchedules)
+}
+
+// createSchedules creates the schedules bucket: kept forever (a yearly schedule's state must
+// outlive any stream's age), one value per key.
+func (b *Bus) createSchedules(ctx context.Context) (jetstream.KeyValue, error) {
+	kv, err := b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: event.BucketSchedules, History: 1, Storage: b.storage(), Replicas: b.cfg.Replicas,
+		MaxValueSize: 1 << 20,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provisioning kv bucket %s: %w", event.BucketSchedules, err)
 	}
 	return kv, nil
 }

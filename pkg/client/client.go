@@ -41,6 +41,8 @@ type SubmitParams struct {
 	// Params are the run's parameter values by name; the plan's defaults fill the others. They are
 	// checked against the declared types before anything is published: a *workflow.ParamError.
 	Params map[string]json.RawMessage
+	// ScheduledFor is the nominal time of the schedule tick the run stands for (schedules only).
+	ScheduledFor time.Time
 
 	// rerunOf and reuse make the run a rerun (Rerun).
 	rerunOf string
@@ -89,6 +91,10 @@ func (c *Client) submit(ctx context.Context, p SubmitParams) (string, bool, erro
 	e.Plan = p.Plan
 	e.IdempotencyKey = p.IdempotencyKey
 	e.TriggeredBy = p.TriggeredBy
+	if !p.ScheduledFor.IsZero() {
+		at := p.ScheduledFor.UTC()
+		e.ScheduledFor = &at
+	}
 	msg, err := bus.EventMsg(&e)
 	if err != nil {
 		return "", false, fmt.Errorf("submitting run %s: %w", runID, err)

@@ -49,6 +49,12 @@ const (
 	// BucketBundles is the JetStream object store of workflow bundles (pkg/bundle), each named by
 	// its hash: submitters put them, executors fetch them.
 	BucketBundles = "ork_bundles"
+	// BucketSchedules is the JetStream KV bucket of schedules (package schedule): state.<workflow>,
+	// written by the scheduler that fires them; ctl.<workflow> (pause, resume) and
+	// req.<workflow>.<id> (trigger, backfill), written by clients and consumed by that scheduler.
+	BucketSchedules = "ork_schedules"
+	// TriggeredBySchedule is the triggered_by of a run a schedule fired.
+	TriggeredBySchedule = "schedule"
 
 	// SubjectRecordedPrefix + run id is a core NATS (not JetStream) notice the recorder publishes after
 	// it has committed a run's terminal event, so a waiting client knows the database is up to date.

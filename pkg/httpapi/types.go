@@ -204,7 +204,7 @@ func SummaryOf(r client.Registered) WorkflowSummary {
 		params = []workflow.Param{}
 	}
 	return WorkflowSummary{Name: p.Name, Description: p.Description, Version: p.Hash, Revision: r.Revision,
-		Schedule: p.Schedule, Params: params, TaskCount: len(p.Tasks), Dir: p.Dir, AppliedAt: r.AppliedAt, AppliedBy: r.AppliedBy}
+		Schedule: p.ScheduleCron(), Params: params, TaskCount: len(p.Tasks), Dir: p.Dir, AppliedAt: r.AppliedAt, AppliedBy: r.AppliedBy}
 }
 
 // DetailOf is a registered workflow in full.

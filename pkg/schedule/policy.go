@@ -88,9 +88,11 @@ type Engine struct {
 	// RunID names the run a tick fires (derived from the tick's idempotency key, so every scheduler
 	// names the same run).
 	RunID func(nominal time.Time) string
+	// Grace is how late a tick may be handled and still fire as on time; LateGrace when 0.
+	Grace time.Duration
 }
 
-// Tick handles the ticks due by now, after st.Last (and st.Since): ticks at most LateGrace late
+// Tick handles the ticks due by now, after st.Last (and st.Since): ticks at most Grace late
 // fire (under the overlap policy); older ones were missed and follow the catch-up policy. running
 // says whether st.Active is still running. A paused schedule skips its due ticks.
 func (e *Engine) Tick(st *State, now time.Time, running, paused bool) Decision {
@@ -111,7 +113,11 @@ func (e *Engine) Tick(st *State, now time.Time, running, paused bool) Decision {
 		}
 		return d
 	}
-	missedUntil := now.Add(-LateGrace)
+	grace := e.Grace
+	if grace <= 0 {
+		grace = LateGrace
+	}
+	missedUntil := now.Add(-grace)
 	if missedUntil.After(after) {
 		d.merge(e.catchup(st, after, missedUntil, now, running))
 		running = running || len(d.Fire) > 0

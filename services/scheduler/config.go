@@ -22,6 +22,7 @@ const (
 	LostGraceDefault         = 30 * time.Second
 	StallTimeoutDefault      = time.Minute
 	MaxRedrivesDefault       = 1000
+	ScheduleLeaseDefault     = time.Second
 )
 
 // Config configures a scheduler Service.
@@ -61,6 +62,13 @@ type Config struct {
 	StallTimeout time.Duration
 	// MaxRedrives bounds the stalled runs re-driven by one sweep; the rest wait for the next.
 	MaxRedrives int
+	// ScheduleLease is how often the instance that fires the schedules renews its lease (held for
+	// three times as long), and how often the others try to take it; a negative value: this
+	// instance never fires schedules.
+	ScheduleLease time.Duration
+	// ScheduleGrace is how late a schedule's tick may fire and still count as on time; later ones
+	// were missed and follow the schedule's catch-up policy (schedule.LateGrace when 0).
+	ScheduleGrace time.Duration
 	// Instance names this instance in the reconciler lease; a random id when empty.
 	Instance string
 	// Metrics, when set, records the scheduler's metrics (NewMetrics); nil records nothing.
@@ -105,6 +113,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxRedrives == 0 {
 		c.MaxRedrives = MaxRedrivesDefault
+	}
+	if c.ScheduleLease == 0 {
+		c.ScheduleLease = ScheduleLeaseDefault
 	}
 	if c.Instance == "" {
 		c.Instance = event.NewID()

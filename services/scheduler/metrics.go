@@ -26,6 +26,9 @@ type Metrics struct {
 	reconciled      *prometheus.CounterVec
 	redriven        prometheus.Counter
 	appliedMissed   prometheus.Counter
+	scheduleFires   *prometheus.CounterVec
+	scheduleSkips   *prometheus.CounterVec
+	scheduleLate    prometheus.Histogram
 	consumers       *metrics.ConsumerCollector
 }
 
@@ -71,6 +74,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: metrics.Namespace, Subsystem: "scheduler", Name: "reconciler_applied_results_total",
 			Help: "Task results the reconciler found on ORK_EVENTS for in-flight attempts whose dispatch was gone, and applied.",
 		}),
+		scheduleFires: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "scheduler", Name: "schedule_fires_total",
+			Help: "Runs schedules submitted, by kind (cron: a tick of the cron, catchup included; trigger; backfill).",
+		}, []string{"kind"}),
+		scheduleSkips: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "scheduler", Name: "schedule_skips_total",
+			Help: "Schedule ticks that did not fire, by reason (overlap, buffer_full, superseded, missed, paused, catchup_window, catchup_cap).",
+		}, []string{"reason"}),
+		scheduleLate: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: metrics.Namespace, Subsystem: "scheduler", Name: "schedule_lateness_seconds",
+			Help:    "How late a cron tick's run was submitted: the stream's ack of the submission minus the nominal time plus its jitter.",
+			Buckets: metrics.LatencyBuckets,
+		}),
 		consumers:    metrics.NewConsumerCollector(),
 		eventsBy:     make(map[eventKey]prometheus.Counter),
 		dispatchedBy: make(map[string]prometheus.Counter),
@@ -93,7 +109,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.reconciled.WithLabelValues(r)
 	}
 	reg.MustRegister(m.events, m.casConflicts, m.dispatched, m.readyToDispatch, m.runsFinished, m.reconciled, m.redriven,
-		m.appliedMissed, m.consumers)
+		m.appliedMissed, m.scheduleFires, m.scheduleSkips, m.scheduleLate, m.consumers)
 	return m
 }
 
@@ -174,5 +190,24 @@ func (m *Metrics) reconcilerApplied() {
 func (m *Metrics) reconcilerFailed(reason string, n int) {
 	if m != nil && n > 0 {
 		m.reconciled.WithLabelValues(reason).Add(float64(n))
+	}
+}
+
+func (m *Metrics) scheduleFired(kind string, late time.Duration) {
+	if m == nil {
+		return
+	}
+	m.scheduleFires.WithLabelValues(kind).Inc()
+	if kind == fireCron {
+		m.scheduleLate.Observe(max(late, 0).Seconds())
+	}
+}
+
+func (m *Metrics) scheduleSkipped(skipped map[string]int64) {
+	if m == nil {
+		return
+	}
+	for r, n := range skipped {
+		m.scheduleSkips.WithLabelValues(r).Add(float64(n))
 	}
 }

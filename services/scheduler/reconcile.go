@@ -28,12 +28,6 @@ const AdvisoryMaxDeliveries = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + ev
 // advisoryQueue is the queue group of the advisory subscription: one instance handles each.
 const advisoryQueue = "ork-scheduler"
 
-// lease is the value of leaseKey.
-type lease struct {
-	Holder string    `json:"holder"`
-	Until  time.Time `json:"until"`
-}
-
 // attemptKey names one attempt of one task.
 type attemptKey struct {
 	run     string
@@ -121,37 +115,11 @@ func (r *reconciler) sweep(ctx context.Context) error {
 	return errors.Join(r.noExecutor(ctx), r.liveness(ctx, leaseRev))
 }
 
-// holdLease renews this instance's lease or takes an expired one, with compare-and-swap, and
-// returns the revision it wrote when this instance holds it for the next three intervals, 0 when
-// another instance does.
+// holdLease renews this instance's reconciler lease or takes an expired one, and returns the
+// revision it wrote when this instance holds it for the next three intervals, 0 when another
+// instance does.
 func (r *reconciler) holdLease(ctx context.Context) (uint64, error) {
-	s := r.s
-	now := r.now()
-	data, err := json.Marshal(lease{Holder: s.cfg.Instance, Until: now.Add(3 * s.cfg.ReconcileInterval)})
-	if err != nil {
-		return 0, fmt.Errorf("encoding lease: %w", err)
-	}
-	var rev uint64
-	entry, err := s.kv.Get(ctx, leaseKey)
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-		rev, err = s.kv.Create(ctx, leaseKey, data)
-	case err != nil:
-		return 0, fmt.Errorf("reading lease: %w", err)
-	default:
-		var l lease
-		if json.Unmarshal(entry.Value(), &l) == nil && l.Holder != s.cfg.Instance && now.Before(l.Until) {
-			return 0, nil
-		}
-		rev, err = s.kv.Update(ctx, leaseKey, data, entry.Revision())
-	}
-	switch {
-	case err == nil:
-		return rev, nil
-	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
-		return 0, nil // another instance took it first
-	}
-	return 0, fmt.Errorf("writing lease: %w", err)
+	return holdLease(ctx, r.s.kv, leaseKey, r.s.cfg.Instance, 3*r.s.cfg.ReconcileInterval, r.now())
 }
 
 // noExecutor fails the dispatches that have waited longer than NoExecutorTimeout for an executor

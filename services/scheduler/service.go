@@ -95,8 +95,22 @@ func (s *Service) Run(ctx context.Context) error {
 	} else {
 		close(recDone)
 	}
+	fireDone := make(chan struct{})
+	if s.cfg.ScheduleLease > 0 {
+		f, err := s.newFirer(ctx)
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer close(fireDone)
+			f.run(ctx)
+		}()
+	} else {
+		close(fireDone)
+	}
 	err = bus.Work(ctx, cons, s.cfg.Concurrency, func(m jetstream.Msg) { s.handle(hctx, m) })
 	<-recDone
+	<-fireDone
 	s.log.Info("scheduler stopped")
 	return err
 }

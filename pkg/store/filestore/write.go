@@ -158,7 +158,7 @@ func (b *batch) submit(e *event.Event) (bool, error) {
 		w = &workflowRow{Name: p.Name, CreatedAt: e.Time, UpdatedAt: e.Time}
 	}
 	if !w.Registered { // the registry says what a registered workflow's current version is
-		w.Description, w.Schedule, w.CurrentHash = p.Description, p.Schedule, p.Hash
+		w.Description, w.Schedule, w.CurrentHash = p.Description, p.ScheduleCron(), p.Hash
 	}
 	if e.Time.After(w.UpdatedAt) {
 		w.UpdatedAt = e.Time
@@ -215,7 +215,7 @@ func (b *batch) register(r *store.Registration) error {
 		w = &workflowRow{Name: r.Name, CreatedAt: at, UpdatedAt: at}
 	}
 	if p := r.Plan; p != nil {
-		w.Description, w.Schedule, w.CurrentHash = p.Description, p.Schedule, p.Hash
+		w.Description, w.Schedule, w.CurrentHash = p.Description, p.ScheduleCron(), p.Hash
 		if at.After(w.UpdatedAt) {
 			w.UpdatedAt = at
 		}

@@ -424,7 +424,7 @@ func (bp *batchPlan) queueRegistrations(b *pgx.Batch) {
 		r := bp.registered[n]
 		var d, sc, h string
 		if r.Plan != nil {
-			d, sc, h = r.Plan.Description, r.Plan.Schedule, r.Plan.Hash
+			d, sc, h = r.Plan.Description, r.Plan.ScheduleCron(), r.Plan.Hash
 		}
 		name, desc, sched, hash, by = append(name, pgText(n)), append(desc, pgText(d)), append(sched, pgText(sc)), append(hash, pgText(h)), append(by, pgText(r.AppliedBy))
 		at, registered, rev = append(at, r.AppliedAt), append(registered, r.Plan != nil), append(rev, int64(r.Revision)) //nolint:gosec // KV revisions fit in int64
@@ -462,7 +462,7 @@ func (bp *batchPlan) queueWorkflows(b *pgx.Batch) {
 			w = &workflowRow{name: p.Name, created: e.Time}
 			wfs[p.Name] = w
 		}
-		w.description, w.schedule, w.hash, w.updated = p.Description, p.Schedule, p.Hash, e.Time
+		w.description, w.schedule, w.hash, w.updated = p.Description, p.ScheduleCron(), p.Hash, e.Time
 	}
 	var wName, wDesc, wSched, wHash []string
 	var wCreated, wUpdated []time.Time

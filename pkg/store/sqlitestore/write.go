@@ -323,7 +323,7 @@ func (b *batch) submit(e *event.Event) error {
 		at = dbTime(time.Now())
 	}
 	var workflowID int64
-	if err := b.stmt(b.st.workflowUpsert).QueryRowContext(b.ctx, p.Name, p.Description, p.Schedule, p.Hash, at).Scan(&workflowID); err != nil {
+	if err := b.stmt(b.st.workflowUpsert).QueryRowContext(b.ctx, p.Name, p.Description, p.ScheduleCron(), p.Hash, at).Scan(&workflowID); err != nil {
 		return fmt.Errorf("upserting workflow %s: %w", p.Name, err)
 	}
 	deps, err := dependsJSON(p)
@@ -394,7 +394,7 @@ func (b *batch) register(r *store.Registration) error {
 	at := dbTime(store.TimeOrNow(r.AppliedAt))
 	var desc, sched, hash string
 	if r.Plan != nil {
-		desc, sched, hash = r.Plan.Description, r.Plan.Schedule, r.Plan.Hash
+		desc, sched, hash = r.Plan.Description, r.Plan.ScheduleCron(), r.Plan.Hash
 	}
 	var workflowID int64
 	err := b.stmt(b.st.register).QueryRowContext(b.ctx, r.Name, desc, sched, hash, at, r.Plan != nil,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/schedule"
 	"github.com/ork-go/ork/pkg/store"
 	"github.com/ork-go/ork/pkg/workflow"
 )
@@ -62,7 +63,7 @@ func (f *fixture) wantRegistered(what, name string, registered bool, r store.Reg
 	if current != nil {
 		wantEq(f.t, what+": CurrentHash", w.CurrentHash, current.Hash)
 		wantEq(f.t, what+": Description", w.Description, current.Description)
-		wantEq(f.t, what+": Schedule", w.Schedule, current.Schedule)
+		wantEq(f.t, what+": Schedule", w.Schedule, current.ScheduleCron())
 	}
 }
 
@@ -91,7 +92,7 @@ func (f *fixture) wantNoVersion(what, hash string) {
 
 func testRegistration(t *testing.T, f *fixture) {
 	p := diamond("etl")
-	p.Schedule = "0 * * * *"
+	p.Schedule = &schedule.Spec{Cron: "0 * * * *"}
 	r := f.reg("etl", 3, p, "alice")
 	f.register(r) // a batch of registrations only
 	f.wantRegistered("registered", "etl", true, r, p)

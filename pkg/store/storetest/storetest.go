@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/schedule"
 	"github.com/ork-go/ork/pkg/store"
 	"github.com/ork-go/ork/pkg/workflow"
 )
@@ -106,7 +107,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 
 func testSubmit(t *testing.T, f *fixture) {
 	p := diamond("etl")
-	p.Schedule = "*/5 * * * *"
+	p.Schedule = &schedule.Spec{Cron: "*/5 * * * *"}
 	id := runID()
 	sub := f.submit(id, p, "key-1")
 	sub.Params = json.RawMessage(`{"day":"2024-07-14","window":{"hours":2},"tags":["a","b"]}`)
@@ -170,7 +171,7 @@ func testSubmit(t *testing.T, f *fixture) {
 	wantEq(t, "workflow.Name", w.Name, "etl")
 	wantEq(t, "workflow.Description", w.Description, p.Description)
 	wantEq(t, "workflow.CurrentHash", w.CurrentHash, p.Hash)
-	wantEq(t, "workflow.Schedule", w.Schedule, p.Schedule)
+	wantEq(t, "workflow.Schedule", w.Schedule, p.ScheduleCron())
 	wantEq(t, "workflow.RunCount", w.RunCount, 1)
 	if w.CreatedAt.IsZero() || w.UpdatedAt.IsZero() {
 		t.Errorf("workflow times = %v, %v, want both set", w.CreatedAt, w.UpdatedAt)

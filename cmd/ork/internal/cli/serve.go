@@ -80,7 +80,7 @@ func runServe(ctx context.Context, stdout io.Writer, o serveOptions) error {
 	begin := time.Now()
 	s, err := serve.Start(ctx, serve.Config{
 		Stack: embedded.Config{DBURL: dbURL, Concurrency: o.concurrency, Python: o.python, PythonCold: o.pythonCold,
-			ExecutorTypes: splitTypes(o.executorTypes)},
+			ExecutorTypes: splitTypes(o.executorTypes), Schedules: true},
 		API:           api.Config{Addr: o.addr, WorkflowsRoot: o.root, RatePerSecond: o.rate},
 		RequireTokens: o.tokens,
 		NATSListen:    o.natsListen,

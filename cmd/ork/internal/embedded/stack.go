@@ -59,6 +59,9 @@ type Config struct {
 	// IdleRelease is how long the stack must be quiet before it returns freed memory to the
 	// system (0: IdleReleaseDefault; negative: never).
 	IdleRelease time.Duration
+	// Schedules makes the stack's scheduler fire the registered workflows' schedules (ork serve).
+	// Off, a short-lived stack (ork run, ork workflows apply) never fires a run nobody asked for.
+	Schedules bool
 	// Recorder, Scheduler and Executor override service settings (zero values take their defaults).
 	Recorder  recorder.Config
 	Scheduler scheduler.Config
@@ -167,7 +170,11 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		}
 	}
 	s.start("recorder", rec.Run)
-	sch, err := scheduler.New(s.Bus, cfg.Scheduler, log.Named("scheduler"))
+	schCfg := cfg.Scheduler
+	if !cfg.Schedules {
+		schCfg.ScheduleLease = -1
+	}
+	sch, err := scheduler.New(s.Bus, schCfg, log.Named("scheduler"))
 	if err != nil {
 		return nil, err
 	}
