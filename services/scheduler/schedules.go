@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -359,7 +360,7 @@ func (f *firer) request(ctx context.Context, kve jetstream.KeyValueEntry) {
 			if policy == "" {
 				policy = schedule.OverlapBufferAll
 			}
-			d = e.engine.Backfill(&e.st, req.From, req.To, policy, f.running(ctx, e, now), now)
+			d = e.engine.Backfill(&e.st, req.From, req.To, policy, f.running(ctx, e, now, policy), now)
 		default:
 			f.log.Warn("unknown schedule request: dropped", zap.String("key", key), zap.String("kind", req.Kind))
 		}
@@ -374,17 +375,42 @@ func (f *firer) request(ctx context.Context, kve jetstream.KeyValueEntry) {
 	}
 }
 
-// fireDue handles every entry whose next tick is due.
+// fireDue handles every entry whose next tick is due. Entries are independent, so many due at
+// once (every schedule at the top of the hour) are fired concurrently, fireConcurrency at a time:
+// each fire waits for the stream to store its submission and for its state to be written.
 func (f *firer) fireDue(ctx context.Context) {
 	now := time.Now()
+	var due []*scheduleEntry
 	for len(f.due) > 0 && !f.due[0].at.After(now) {
-		e := heap.Pop(&f.due).(*scheduleEntry)
+		due = append(due, heap.Pop(&f.due).(*scheduleEntry))
+	}
+	fire := func(e *scheduleEntry) {
 		paused := schedule.Paused(e.plan.Schedule, e.plan.Hash, e.ctl)
-		d := e.engine.Tick(&e.st, now, f.running(ctx, e, now), paused)
+		d := e.engine.Tick(&e.st, now, f.running(ctx, e, now, e.engine.Schedule.Spec.OverlapPolicy()), paused)
 		f.execute(ctx, e, d, fireCron, now)
+	}
+	if len(due) == 1 {
+		fire(due[0])
+	} else {
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, fireConcurrency)
+		for _, e := range due {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				fire(e)
+			}()
+		}
+		wg.Wait()
+	}
+	for _, e := range due {
 		f.requeue(e)
 	}
 }
+
+// fireConcurrency bounds the fires in flight at once.
+const fireConcurrency = 64
 
 // runEnded fires what waited for a run.
 func (f *firer) runEnded(ctx context.Context, end runEnd) {
@@ -433,10 +459,10 @@ func (f *firer) execute(ctx context.Context, e *scheduleEntry, d schedule.Decisi
 	return true
 }
 
-// running tells whether the schedule's last run has not ended.
-func (f *firer) running(ctx context.Context, e *scheduleEntry, now time.Time) bool {
-	if e.st.Active == "" {
-		return false
+// running tells whether the schedule's last run has not ended, when policy needs to know.
+func (f *firer) running(ctx context.Context, e *scheduleEntry, now time.Time, policy string) bool {
+	if e.st.Active == "" || (policy == schedule.OverlapAllowAll && len(e.st.Pending) == 0) {
+		return false // nothing to look at: allow_all does not care
 	}
 	kve, err := f.s.kv.Get(ctx, stateKey(e.st.Active))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {

@@ -304,3 +304,49 @@ func (h *harness) startStoppable(cfg Config) func() {
 	h.t.Cleanup(stop)
 	return stop
 }
+
+// Overlap with real runs: under buffer_one, ticks while the first run runs wait (one) or are
+// skipped (the rest); the waiting tick starts as soon as the run ends, not at the next tick.
+func TestScheduleBufferOneWaitsForTheRun(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	watch := watchSubmissions(t, h)
+	applyScheduled(t, h, "buffered", `{cron: "* * * * * *", overlap: buffer_one}`)
+	h.start(scheduleConfig())
+	first, ok := watch.next(waitLimit)
+	if !ok {
+		t.Fatal("nothing fired")
+	}
+	d := h.nextDispatch() // the first run's task: it runs until the test says it succeeded
+	if d.RunID != first.RunID {
+		t.Fatalf("dispatch of run %s, want %s", d.RunID, first.RunID)
+	}
+	if more := watch.collect(2500 * time.Millisecond); len(more) != 0 {
+		t.Fatalf("%d runs fired while the first ran", len(more))
+	}
+	h.publish(succeeded(d, ""))
+	ended := time.Now()
+	next, ok := watch.next(waitLimit)
+	if !ok {
+		t.Fatal("the waiting tick did not fire after the run ended")
+	}
+	if want := first.ScheduledFor.Add(time.Second); !next.ScheduledFor.Equal(want) {
+		t.Errorf("the waiting tick is %v, want %v (the one right after the first run's)", *next.ScheduledFor, want)
+	}
+	if lag := next.Time.Sub(ended); lag > 900*time.Millisecond {
+		t.Logf("the waiting tick fired %v after the run ended", lag) // normally a few ms; a busy machine may take longer
+	}
+	info, err := client.New(h.b).Schedule(h.ctx, "buffered")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var skipped int64
+	for _, s := range info.State.Skips {
+		if s.Reason == schedule.SkipOverlap {
+			skipped += s.Count
+		}
+	}
+	if skipped < 1 {
+		t.Errorf("no tick recorded as skipped for overlap: %+v", info.State.Skips)
+	}
+}
