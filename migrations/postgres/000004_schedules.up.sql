@@ -6,3 +6,8 @@
 -- of a tick under another run id (see pkg/store).
 ALTER TABLE runs ADD COLUMN scheduled_for TIMESTAMPTZ;
 CREATE UNIQUE INDEX runs_workflow_scheduled_for_idx ON runs (workflow_id, scheduled_for) WHERE scheduled_for IS NOT NULL;
+
+-- The schedules table of the first schema was never written: a schedule's state lives in the
+-- ork_schedules KV bucket, beside the registry it follows, written by the scheduler that fires it
+-- (docs/architecture.md). Fired runs are here, with their nominal time.
+DROP TABLE schedules;

@@ -49,7 +49,7 @@ func tables(t *testing.T, path string) []string {
 var schemaLatest = migrations.Latest
 
 var allTables = []string{
-	"api_tokens", "dead_letters", "runs", "schedules", "task_attempts", "task_logs", "tasks",
+	"api_tokens", "dead_letters", "runs", "task_attempts", "task_logs", "tasks",
 	"workflow_tasks", "workflow_versions", "workflows",
 }
 
