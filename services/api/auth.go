@@ -22,8 +22,8 @@ type Scope int
 // Scopes, from least to most.
 const (
 	ScopePublic Scope = iota // no token needed: health, readiness, the OpenAPI document
-	ScopeRead                // read workflows, runs, logs and events
-	ScopeSubmit              // also trigger, cancel, pause, resume and rerun runs
+	ScopeRead                // read workflows, runs, logs, events and schedules
+	ScopeSubmit              // also trigger, cancel, pause, resume and rerun runs; pause, resume, trigger and backfill schedules
 	ScopeAdmin               // also register and delete workflows
 )
 

@@ -32,6 +32,13 @@ var apiRoutes = []route{
 	{"POST", "/api/v1/workflows/{name}/runs", ScopeSubmit, (*Server).triggerRun, false, 0},
 	{method: "PUT", pattern: "/api/v1/bundles/{hash}", scope: ScopeAdmin, handle: (*Server).putBundle, maxBody: bundle.MaxBytesDefault},
 
+	{"GET", "/api/v1/schedules", ScopeRead, (*Server).listSchedules, false, 0},
+	{"GET", "/api/v1/schedules/{name}", ScopeRead, (*Server).getSchedule, false, 0},
+	{"POST", "/api/v1/schedules/{name}/pause", ScopeSubmit, (*Server).pauseSchedule, false, 0},
+	{"POST", "/api/v1/schedules/{name}/resume", ScopeSubmit, (*Server).resumeSchedule, false, 0},
+	{"POST", "/api/v1/schedules/{name}/trigger", ScopeSubmit, (*Server).triggerSchedule, false, 0},
+	{"POST", "/api/v1/schedules/{name}/backfill", ScopeSubmit, (*Server).backfillSchedule, false, 0},
+
 	{"GET", "/api/v1/runs", ScopeRead, (*Server).listRuns, false, 0},
 	{"GET", "/api/v1/runs/{id}", ScopeRead, (*Server).getRun, false, 0},
 	{"POST", "/api/v1/runs/{id}/cancel", ScopeSubmit, (*Server).cancelRun, false, 0},

@@ -40,7 +40,7 @@ func newRootCmd() *cobra.Command {
 		Short: "Ork runs workflows of tasks in dependency order",
 		Long: `Ork is a workflow orchestrator. A workflow is a YAML file naming tasks (Python functions or any
 program), their dependencies, typed inputs and outputs passed between them, retries, timeouts and an
-optional cron schedule (validated and stored; nothing fires schedules yet). Ork runs the tasks in
+optional schedule (which ` + "`ork serve`" + ` fires; ork schedules steers it). Ork runs the tasks in
 dependency order, in parallel where it can, and keeps every run, task, attempt and log line.
 
 On a laptop everything runs in one process with SQLite under ./.ork; on a cluster the same roles run
@@ -53,6 +53,7 @@ from.`,
   ork serve                       run a server with the HTTP API on 127.0.0.1:4000
   ork workflows apply examples/   register workflows by name (on the server of this folder)
   ork trigger NAME -p k=v         start a run of a registered workflow
+  ork schedules                   list the schedules: next fire, last fire and its run
   ork status                      list recent runs
   ork tasks RUN_ID                show the tasks of a run
   ork logs RUN_ID [TASK]          show the log lines of a run`,
@@ -79,6 +80,7 @@ from.`,
 	root.AddCommand(newTasksCmd())
 	root.AddCommand(newLogsCmd())
 	root.AddCommand(newWorkflowsCmd())
+	root.AddCommand(newSchedulesCmd())
 	root.AddCommand(newInitCmd())
 	root.AddCommand(newMigrateCmd())
 	root.AddCommand(newVersionCmd())

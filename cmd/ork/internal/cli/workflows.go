@@ -68,6 +68,7 @@ type registry interface {
 	show(ctx context.Context, name string) (httpapi.WorkflowDetail, error)
 	remove(ctx context.Context, name string) error
 	where() string
+	scheduleRegistry
 }
 
 // openRegistry picks the registry, in the order of registryOptions.
