@@ -22,6 +22,14 @@ import (
 // ErrNoSchedule is a registered workflow without a schedule.
 var ErrNoSchedule = errors.New("the workflow has no schedule")
 
+// ErrBadBackfill is wrapped by BackfillSchedule's errors about its parameters (the period, the
+// policy, the ticks in it): the caller's mistake, not the system's.
+var ErrBadBackfill = errors.New("bad backfill")
+
+func badBackfill(format string, args ...any) error {
+	return fmt.Errorf("backfill: %s: %w", fmt.Sprintf(format, args...), ErrBadBackfill)
+}
+
 // ScheduleInfo is one schedule as it stands.
 type ScheduleInfo struct {
 	Workflow string
@@ -209,29 +217,28 @@ func (c *Client) BackfillSchedule(ctx context.Context, p BackfillParams) ([]Sche
 		return nil, fmt.Errorf("workflow %q: %w", p.Workflow, ErrNoSchedule)
 	}
 	if p.Overlap != "" && !slices.Contains(schedule.Overlaps, p.Overlap) {
-		return nil, fmt.Errorf("backfill: unknown overlap policy %q (one of %s)", p.Overlap, strings.Join(schedule.Overlaps, ", "))
+		return nil, badBackfill("unknown overlap policy %q (one of %s)", p.Overlap, strings.Join(schedule.Overlaps, ", "))
 	}
 	now := time.Now()
 	switch {
 	case p.From.IsZero() || p.To.IsZero():
-		return nil, errors.New("backfill: both --from and --to are required")
+		return nil, badBackfill("both from and to are required")
 	case p.To.Before(p.From):
-		return nil, fmt.Errorf("backfill: --to %s is before --from %s", p.To.Format(time.RFC3339), p.From.Format(time.RFC3339))
+		return nil, badBackfill("to %s is before from %s", p.To.Format(time.RFC3339), p.From.Format(time.RFC3339))
 	case p.To.After(now):
-		return nil, fmt.Errorf("backfill: --to %s is in the future: the cron fires those ticks", p.To.Format(time.RFC3339))
+		return nil, badBackfill("to %s is in the future: the cron fires those ticks", p.To.Format(time.RFC3339))
 	}
 	sc, err := schedule.Compile(*r.Plan.Schedule)
 	if err != nil {
 		return nil, err
 	}
 	ticks, more := sc.Ticks(p.From.Add(-time.Nanosecond), p.To, schedule.MaxBuffer)
+	period := "between " + p.From.Format(time.RFC3339) + " and " + p.To.Format(time.RFC3339)
 	if more {
-		return nil, fmt.Errorf("backfill: more than %d ticks between %s and %s: backfill a shorter period at a time",
-			schedule.MaxBuffer, p.From.Format(time.RFC3339), p.To.Format(time.RFC3339))
+		return nil, badBackfill("more than %d ticks %s: backfill a shorter period at a time", schedule.MaxBuffer, period)
 	}
 	if len(ticks) == 0 {
-		return nil, fmt.Errorf("backfill: the cron %q has no tick between %s and %s", r.Plan.Schedule.Cron,
-			p.From.Format(time.RFC3339), p.To.Format(time.RFC3339))
+		return nil, badBackfill("the cron %q has no tick %s", r.Plan.Schedule.Cron, period)
 	}
 	req := schedule.Request{Kind: schedule.RequestBackfill, From: p.From.UTC(), To: p.To.UTC(), Overlap: p.Overlap,
 		At: now.UTC(), By: p.By}

@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ork-go/ork/pkg/client"
 	"github.com/ork-go/ork/pkg/httpapi"
-	"github.com/ork-go/ork/pkg/schedule"
 )
 
 // The schedules of the registered workflows: read them, pause and resume them, trigger a run
@@ -123,19 +121,6 @@ func (s *Server) backfillSchedule(w http.ResponseWriter, r *http.Request) {
 		}
 		*f.dst = t
 	}
-	if msg := backfillProblem(from, to, req.Overlap, time.Now()); msg != "" {
-		writeProblem(w, r, probBadRequest, msg)
-		return
-	}
-	info, err := s.client.Schedule(r.Context(), name)
-	if err != nil {
-		s.scheduleError(w, r, err)
-		return
-	}
-	if msg := backfillTicksProblem(info.Spec, from, to); msg != "" {
-		writeProblem(w, r, probBadRequest, msg)
-		return
-	}
 	p := client.BackfillParams{Workflow: name, From: from, To: to, Overlap: req.Overlap, By: "api:" + principal(r.Context()).Name}
 	fired, err := s.client.BackfillSchedule(r.Context(), p)
 	if err != nil {
@@ -145,42 +130,13 @@ func (s *Server) backfillSchedule(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, httpapi.BackfilledOf(p, fired))
 }
 
-// backfillProblem says what is wrong with a backfill's period or policy, "" when nothing is.
-func backfillProblem(from, to time.Time, overlap string, now time.Time) string {
-	switch {
-	case overlap != "" && !slices.Contains(schedule.Overlaps, overlap):
-		return "unknown overlap policy " + strconv.Quote(overlap) + " (one of " + strings.Join(schedule.Overlaps, ", ") + ")"
-	case to.Before(from):
-		return "to " + to.Format(time.RFC3339) + " is before from " + from.Format(time.RFC3339)
-	case to.After(now):
-		return "to " + to.Format(time.RFC3339) + " is in the future: the cron fires those ticks"
-	}
-	return ""
-}
-
-// backfillTicksProblem says what is wrong with the ticks of a backfill's period: none, or more
-// than a backfill fires.
-func backfillTicksProblem(spec schedule.Spec, from, to time.Time) string {
-	sc, err := schedule.Compile(spec)
-	if err != nil {
-		return err.Error()
-	}
-	ticks, more := sc.Ticks(from.Add(-time.Nanosecond), to, schedule.MaxBuffer)
-	period := " between " + from.Format(time.RFC3339) + " and " + to.Format(time.RFC3339)
-	switch {
-	case more:
-		return "more than " + strconv.Itoa(schedule.MaxBuffer) + " ticks" + period + ": backfill a shorter period at a time"
-	case len(ticks) == 0:
-		return "the cron " + strconv.Quote(spec.Cron) + " has no tick" + period
-	}
-	return ""
-}
-
 // scheduleError answers a schedule operation's error: 404 for a workflow that is not registered
 // or has no schedule, 500 otherwise.
 func (s *Server) scheduleError(w http.ResponseWriter, r *http.Request, err error) {
 	name := strconv.Quote(r.PathValue("name"))
 	switch {
+	case errors.Is(err, client.ErrBadBackfill):
+		writeProblem(w, r, probBadRequest, strings.TrimPrefix(strings.TrimSuffix(err.Error(), ": "+client.ErrBadBackfill.Error()), "backfill: "))
 	case errors.Is(err, client.ErrNotRegistered):
 		writeProblem(w, r, probNotFound, "no registered workflow "+name+" (GET /api/v1/schedules lists the scheduled ones)")
 	case errors.Is(err, client.ErrNoSchedule):
