@@ -23,14 +23,9 @@ func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	after := ""
-	if tok := r.URL.Query().Get("page_token"); tok != "" {
-		b, err := base64.RawURLEncoding.DecodeString(tok)
-		if err != nil {
-			writeProblem(w, r, probBadRequest, "page_token is not one this server gave")
-			return
-		}
-		after = string(b)
+	after, ok := nameToken(w, r)
+	if !ok {
+		return
 	}
 	all, err := s.client.Schedules(r.Context())
 	if err != nil {

@@ -37,19 +37,29 @@ func pageSize(w http.ResponseWriter, r *http.Request) (int, bool) {
 	return n, true
 }
 
+// nameToken reads the page_token of a list by name (the base64 of the last name of the page
+// before); it answers 400 and returns false for one this server did not give.
+func nameToken(w http.ResponseWriter, r *http.Request) (string, bool) {
+	tok := r.URL.Query().Get("page_token")
+	if tok == "" {
+		return "", true
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		writeProblem(w, r, probBadRequest, "page_token is not one this server gave")
+		return "", false
+	}
+	return string(b), true
+}
+
 func (s *Server) listWorkflows(w http.ResponseWriter, r *http.Request) {
 	size, ok := pageSize(w, r)
 	if !ok {
 		return
 	}
-	after := ""
-	if tok := r.URL.Query().Get("page_token"); tok != "" {
-		b, err := base64.RawURLEncoding.DecodeString(tok)
-		if err != nil {
-			writeProblem(w, r, probBadRequest, "page_token is not one this server gave")
-			return
-		}
-		after = string(b)
+	after, ok := nameToken(w, r)
+	if !ok {
+		return
 	}
 	q := strings.ToLower(r.URL.Query().Get("q"))
 	all, err := s.client.Workflows(r.Context())
