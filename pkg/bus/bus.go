@@ -528,7 +528,11 @@ func (b *Bus) Schedules(ctx context.Context) (jetstream.KeyValue, error) {
 }
 
 // createSchedules creates the schedules bucket: kept forever (a yearly schedule's state must
-// outlive any stream's age), one value per key.
+// outlive any stream's age), one value per key, and no roll-ups. Submitters may write its ctl.>
+// and req.> keys, never state.> (docs/security.md), but permissions name subjects, not headers: a
+// message on a ctl. key with Nats-Rollup: all would purge every key of the bucket, the scheduler's
+// state included. Nothing purges a key of this bucket (its deletes are delete markers), so the
+// stream refuses roll-ups. The bucket is created with them, as every KV bucket is, then updated.
 func (b *Bus) createSchedules(ctx context.Context) (jetstream.KeyValue, error) {
 	kv, err := b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: event.BucketSchedules, History: 1, Storage: b.storage(), Replicas: b.cfg.Replicas,
@@ -537,8 +541,21 @@ func (b *Bus) createSchedules(ctx context.Context) (jetstream.KeyValue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("provisioning kv bucket %s: %w", event.BucketSchedules, err)
 	}
+	st, err := b.JS.Stream(ctx, schedulesStream)
+	if err != nil {
+		return nil, fmt.Errorf("provisioning kv bucket %s: %w", event.BucketSchedules, err)
+	}
+	if cfg := st.CachedInfo().Config; cfg.AllowRollup {
+		cfg.AllowRollup = false
+		if _, err := b.JS.UpdateStream(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("provisioning kv bucket %s: refusing roll-ups: %w", event.BucketSchedules, err)
+		}
+	}
 	return kv, nil
 }
+
+// schedulesStream is the stream of the schedules bucket.
+const schedulesStream = "KV_" + event.BucketSchedules
 
 func (b *Bus) createRuns(ctx context.Context) (jetstream.KeyValue, error) {
 	kv, err := b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{

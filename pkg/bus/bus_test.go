@@ -58,6 +58,40 @@ func TestProvisionIsIdempotent(t *testing.T) {
 	}
 }
 
+// TestSchedulesRefuseRollups: the schedules bucket takes puts, creates and deletes, but no roll-up
+// (a client allowed one key could otherwise purge them all), also after a second provision, which
+// creates the bucket's config with roll-ups again.
+func TestSchedulesRefuseRollups(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bus.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Provision(ctx); err != nil {
+		t.Fatalf("second provision: %v", err)
+	}
+	kv, err := b.Schedules(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "state.wf", []byte(`{}`)); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	if _, err := kv.Create(ctx, "req.wf.1", []byte(`{}`)); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if err := kv.Delete(ctx, "req.wf.1"); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	m := nats.NewMsg("$KV." + event.BucketSchedules + ".ctl.wf")
+	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupAll)
+	if _, err := b.JS.PublishMsg(ctx, m); err == nil {
+		t.Error("a roll-up of the schedules bucket was stored")
+	}
+	if _, err := kv.Get(ctx, "state.wf"); err != nil {
+		t.Errorf("state.wf after the roll-up: %v", err)
+	}
+}
+
 func streamConfigs(t *testing.T, b *bus.Bus) map[string]jetstream.StreamConfig {
 	t.Helper()
 	out := map[string]jetstream.StreamConfig{}
