@@ -223,12 +223,16 @@ func TestComposeOrkServices(t *testing.T) {
 		t.Errorf("recorder: command = %v, want --no-migrate (migrate owns the schema)", rec.Command)
 	}
 
-	exec := service(t, p, "executor")
-	if exec.Deploy == nil || exec.Deploy.Replicas == nil {
-		t.Error("executor: no deploy.replicas")
-	} else if *exec.Deploy.Replicas != 2 {
-		t.Errorf("executor: deploy.replicas = %d, want 2", *exec.Deploy.Replicas)
+	// Two schedulers, so that the schedules lease changes hands with no duplicate run.
+	for _, name := range []string{"executor", "scheduler"} {
+		s := service(t, p, name)
+		if s.Deploy == nil || s.Deploy.Replicas == nil {
+			t.Errorf("%s: no deploy.replicas", name)
+		} else if *s.Deploy.Replicas != 2 {
+			t.Errorf("%s: deploy.replicas = %d, want 2", name, *s.Deploy.Replicas)
+		}
 	}
+	exec := service(t, p, "executor")
 	if got := exec.Environment["ORK_EXECUTOR_WORKFLOW_ROOTS"]; got == nil || *got != "/opt/ork/examples" {
 		t.Errorf("executor: ORK_EXECUTOR_WORKFLOW_ROOTS = %v, want /opt/ork/examples (the mounted workflows, and nothing else)", got)
 	}

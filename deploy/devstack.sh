@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Ork's dev stack WITHOUT Docker: the same processes as docker-compose.yml, on this machine.
 #
-#   deploy/devstack.sh up       build, create the database, start nats-server, recorder, scheduler,
-#                               two executors and the HTTP API (starts only what is not already
-#                               running)
+#   deploy/devstack.sh up       build, create the database, start nats-server, recorder, two
+#                               schedulers, two executors and the HTTP API (starts only what is not
+#                               already running)
 #   deploy/devstack.sh up --nats-cluster 3
 #                               the same on three nats-servers (nats-1..nats-3) clustered over
 #                               loopback, every stream and the run-state bucket at three replicas
@@ -18,6 +18,9 @@
 #                               4222 is usually someone else's NATS); with a cluster, the first
 #                               node's (the others take the next ones, or free ones)
 #   ORK_DEVSTACK_MONITOR_PORT   monitoring port (default 8223, or a free port when it is taken)
+#   ORK_DEVSTACK_SCHEDULERS     number of schedulers (default 2: scheduler, scheduler-2; they share
+#                               the runs' events, and the holder of the schedules lease fires the
+#                               schedules, the other taking over when it stops)
 #   ORK_DEVSTACK_EXECUTORS      number of executors (default 2)
 #   ORK_EXECUTOR_TYPES          executor types (default process,python,noop,sleep)
 #   ORK_EXECUTOR_CONCURRENCY    tasks in flight per executor (default 4)
@@ -26,8 +29,8 @@
 #                               workflow elsewhere is refused; docs/security.md)
 #   ORK_DEVSTACK_SYNC_INTERVAL  JetStream sync_interval override ("always" = durable, slow)
 #   ORK_DEVSTACK_API_PORT       the HTTP API's port (default 4100, or a free port when it is taken)
-#   ORK_DEVSTACK_METRICS_PORT   first Prometheus port (default 9103: recorder; scheduler 9104;
-#                               executor-N 9104+N)
+#   ORK_DEVSTACK_METRICS_PORT   first Prometheus port (default 9103: recorder; scheduler 9104,
+#                               scheduler-N 9103+N; executor-N after the schedulers, 9105+N with two)
 #   ORK_DEVSTACK_NO_BUILD=1     use the binaries already in the bin directory
 #   ORK_DEVSTACK_BIN            bin directory (default ./bin)
 #   ORK_DEVSTACK_STATE          state directory (default ./.ork/devstack)
@@ -54,15 +57,19 @@ STATE=$(realpath -m "${ORK_DEVSTACK_STATE:-$ROOT/.ork/devstack}")
 ENV_FILE="$STATE/env"
 
 DB_URL_DEFAULT="postgres://postgres@127.0.0.1:5432/ork_dev?sslmode=disable"
+SCHEDULERS="${ORK_DEVSTACK_SCHEDULERS:-2}"
 EXECUTORS="${ORK_DEVSTACK_EXECUTORS:-2}"
 EXECUTOR_TYPES="${ORK_EXECUTOR_TYPES:-process,python,noop,sleep}"
 EXECUTOR_CONCURRENCY="${ORK_EXECUTOR_CONCURRENCY:-4}"
 WORKFLOW_ROOTS="${ORK_EXECUTOR_WORKFLOW_ROOTS:-$ROOT,${TMPDIR:-/tmp}}"
-# Prometheus endpoints: recorder on the base port, scheduler on base+1, executor-N on base+1+N.
+# Prometheus endpoints: recorder on the base port, scheduler-N on base+N (the first is named
+# scheduler), executor-N on base+SCHEDULERS+N.
 METRICS_BASE="${ORK_DEVSTACK_METRICS_PORT:-9103}"
 
 log() { printf 'devstack: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+[[ $SCHEDULERS =~ ^[1-9][0-9]*$ ]] || die "ORK_DEVSTACK_SCHEDULERS must be a positive number, got '$SCHEDULERS'"
 
 # NODES is the number of nats-servers: 1, or the cluster size of `up --nats-cluster N`.
 NODES=1
@@ -80,6 +87,7 @@ nats_names() {
 components() {
 	nats_names
 	echo recorder scheduler
+	for ((i = 2; i <= SCHEDULERS; i++)); do echo "scheduler-$i"; done
 	for ((i = 1; i <= EXECUTORS; i++)); do echo "executor-$i"; done
 	echo api
 }
@@ -88,7 +96,7 @@ binary_of() {
 	case "$1" in
 	nats-server | nats-[0-9]*) echo "$BIN/nats-server" ;;
 	recorder) echo "$BIN/ork-recorder" ;;
-	scheduler) echo "$BIN/ork-scheduler" ;;
+	scheduler | scheduler-*) echo "$BIN/ork-scheduler" ;;
 	executor-*) echo "$BIN/ork-executor" ;;
 	api) echo "$BIN/ork-api" ;;
 	esac
@@ -269,9 +277,10 @@ set_args() {
 	nats-[0-9]*) ARGS=(--config "$STATE/$1.conf") ;;
 	recorder) ARGS=(--nats "$NATS_URL" --db "$DB_URL" --metrics-addr "127.0.0.1:$METRICS_BASE") ;;
 	scheduler) ARGS=(--nats "$NATS_URL" --metrics-addr "127.0.0.1:$((METRICS_BASE + 1))") ;;
+	scheduler-*) ARGS=(--nats "$NATS_URL" --metrics-addr "127.0.0.1:$((METRICS_BASE + ${1#scheduler-}))") ;;
 	executor-*) ARGS=(--nats "$NATS_URL" --types "$EXECUTOR_TYPES" --concurrency "$EXECUTOR_CONCURRENCY" --instance "$1"
 		--workflow-roots "$WORKFLOW_ROOTS"
-		--metrics-addr "127.0.0.1:$((METRICS_BASE + 1 + ${1#executor-}))") ;;
+		--metrics-addr "127.0.0.1:$((METRICS_BASE + SCHEDULERS + ${1#executor-}))") ;;
 	api) ARGS=(--nats "$NATS_URL" --db "$DB_URL" --addr "127.0.0.1:$API_PORT" --workflows-root "$ROOT") ;;
 	esac
 }
@@ -290,6 +299,7 @@ start() {
 	local role_vars=()
 	case "$name" in
 	recorder | scheduler) role_vars=($(role_env "$name") ORK_NATS_PROVISION=false) ;;
+	scheduler-*) role_vars=($(role_env scheduler) ORK_NATS_PROVISION=false) ;;
 	executor-*) role_vars=($(role_env executor) ORK_NATS_PROVISION=false) ;;
 	api) role_vars=($(role_env submitter) ORK_NATS_PROVISION=false) ;;
 	esac
@@ -337,8 +347,8 @@ print_urls() {
   NATS:        $NATS_URL   (monitoring $MONITOR_URL; $NODES node(s))
   PostgreSQL:  $DB_URL
   Logs:        $STATE/<name>.log
-  Metrics:     http://127.0.0.1:$METRICS_BASE/metrics (recorder), :$((METRICS_BASE + 1)) (scheduler),
-               :$((METRICS_BASE + 2)).. (executors)
+  Metrics:     http://127.0.0.1:$METRICS_BASE/metrics (recorder), :$((METRICS_BASE + 1)).. (schedulers),
+               :$((METRICS_BASE + SCHEDULERS + 1)).. (executors)
 
   API:         http://127.0.0.1:$API_PORT   (an admin token is in $STATE/api.env)
 
@@ -445,10 +455,13 @@ load_nodes_if_running() {
 cmd_down() {
 	NODES=$(saved_nodes)
 	local names
-	# Reverse start order: executors and scheduler first, NATS last. Executors of an earlier `up`
-	# with more of them are stopped too.
+	# Reverse start order: executors and schedulers first, NATS last. Schedulers and executors of an
+	# earlier `up` with more of them are stopped too.
 	mapfile -t names < <(
-		{ components | tr ' ' '\n'; ls "$STATE" 2>/dev/null | sed -n 's/^\(executor-[0-9]*\)\.pid$/\1/p'; } | awk 'NF && !seen[$0]++'
+		{
+			components | tr ' ' '\n'
+			ls "$STATE" 2>/dev/null | sed -n 's/^\(scheduler-[0-9]*\|executor-[0-9]*\)\.pid$/\1/p'
+		} | awk 'NF && !seen[$0]++'
 	)
 	local i
 	for ((i = ${#names[@]} - 1; i >= 0; i--)); do

@@ -509,9 +509,15 @@ const waitLimit = 90 * time.Second
 // waitUntil polls cond every 20 ms until it holds, failing the test after waitLimit.
 func (e *env) waitUntil(what string, cond func() bool) {
 	e.t.Helper()
+	e.waitEvery(what, 20*time.Millisecond, cond)
+}
+
+// waitEvery is waitUntil polling every interval, for a cond that costs a query.
+func (e *env) waitEvery(what string, interval time.Duration, cond func() bool) {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(e.ctx, waitLimit)
 	defer cancel()
-	ticker := time.NewTicker(20 * time.Millisecond)
+	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for !cond() {
 		select {

@@ -35,7 +35,7 @@ func TestDevstackCluster(t *testing.T) {
 		"ORK_DB_URL=" + dbURL,
 		"ORK_DEVSTACK_NATS_PORT=" + strconv.Itoa(natsPort),
 		"ORK_DEVSTACK_MONITOR_PORT=" + strconv.Itoa(freePort(t)),
-		"ORK_DEVSTACK_METRICS_PORT=" + strconv.Itoa(freePorts(t, 4, natsPort, natsPort+1, natsPort+2)),
+		"ORK_DEVSTACK_METRICS_PORT=" + strconv.Itoa(freePorts(t, 5, natsPort, natsPort+1, natsPort+2)),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -55,7 +55,7 @@ func TestDevstackCluster(t *testing.T) {
 		t.Fatalf("devstack up printed no three NATS URLs:\n%s", out)
 	}
 	natsURL := m[1]
-	for _, name := range []string{"nats-1", "nats-2", "nats-3", "recorder", "scheduler", "executor-1", "executor-2"} {
+	for _, name := range []string{"nats-1", "nats-2", "nats-3", "recorder", "scheduler", "scheduler-2", "executor-1", "executor-2"} {
 		data, err := os.ReadFile(filepath.Join(state, name+".pid"))
 		if err != nil {
 			t.Fatalf("no pid file for %s: %v", name, err)
@@ -89,7 +89,7 @@ func TestDevstackCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	for _, name := range []string{event.StreamEvents, event.StreamTasks, event.StreamLogs, "KV_" + event.BucketRuns} {
+	for _, name := range []string{event.StreamEvents, event.StreamTasks, event.StreamLogs, "KV_" + event.BucketRuns, "KV_" + event.BucketSchedules} {
 		st, err := b.JS.Stream(ctx, name)
 		if err != nil {
 			t.Fatal(err)

@@ -93,7 +93,7 @@ func TestDevstackScript(t *testing.T) {
 		"ORK_DEVSTACK_MONITOR_PORT=" + strconv.Itoa(freePort(t)),
 		"ORK_DEVSTACK_API_PORT=" + strconv.Itoa(freePort(t)),
 	}
-	metricsBase := freePorts(t, 4, natsPort, natsPort+1000)
+	metricsBase := freePorts(t, 5, natsPort, natsPort+1000)
 	env = append(env, "ORK_DEVSTACK_METRICS_PORT="+strconv.Itoa(metricsBase))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -114,7 +114,7 @@ func TestDevstackScript(t *testing.T) {
 		t.Fatalf("devstack up printed no NATS URL:\n%s", out)
 	}
 	natsURL := m[1]
-	names := []string{"nats-server", "recorder", "scheduler", "executor-1", "executor-2", "api"}
+	names := []string{"nats-server", "recorder", "scheduler", "scheduler-2", "executor-1", "executor-2", "api"}
 	pids := map[string]int{}
 	for _, name := range names {
 		data, err := os.ReadFile(filepath.Join(state, name+".pid"))
@@ -151,7 +151,7 @@ func TestDevstackScript(t *testing.T) {
 	}
 
 	// Every service serves its Prometheus metrics on the port the script gave it.
-	for i, prefix := range []string{"ork_recorder_", "ork_scheduler_", "ork_executor_", "ork_executor_"} {
+	for i, prefix := range []string{"ork_recorder_", "ork_scheduler_", "ork_scheduler_", "ork_executor_", "ork_executor_"} {
 		url := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsBase+i)
 		body, err := httpGet(ctx, url)
 		if err != nil || !strings.Contains(body, prefix) {

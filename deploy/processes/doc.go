@@ -1,6 +1,6 @@
 // Package processes runs Ork as separate operating-system processes, the way a real deployment does:
-// a nats-server process with a file store, the recorder, the scheduler and any number of executors,
-// each in its own process group with its output in a log file.
+// a nats-server process with a file store, the recorder, the schedulers (two unless told) and any
+// number of executors, each in its own process group with its output in a log file.
 //
 // It is the harness of the multi-process test and of fault tests (kill -9, SIGSTOP, restarts):
 //

@@ -15,6 +15,7 @@ import (
 	"github.com/ork-go/ork/deploy/processes"
 	"github.com/ork-go/ork/pkg/bus"
 	"github.com/ork-go/ork/pkg/event"
+	"github.com/ork-go/ork/pkg/schedule"
 )
 
 // roleConn is a raw connection as one role, collecting the server's refusals.
@@ -105,6 +106,26 @@ func pull(c *roleConn, stream, consumer string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		// The request itself: Consumer() would first ask for the consumer's info.
 		return c.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+stream+"."+consumer, c.nc.NewRespInbox(), []byte(`{"batch":1,"no_wait":true}`))
+	}
+}
+
+// watchCurrent watches the keys of kv matching filter until their current values (none or some)
+// have been delivered.
+func watchCurrent(ctx context.Context, kv jetstream.KeyValue, filter string) error {
+	w, err := kv.Watch(ctx, filter)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil {
+				return nil
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
@@ -220,6 +241,53 @@ func TestSecurityBoundaries(t *testing.T) {
 			_, err = obs.GetBytes(ctx, "sec-bundle")
 			return err
 		})
+		sub.allowed(t, "read and watch schedules, pause one and ask for a trigger", func(ctx context.Context) error {
+			kv, err := sub.js.KeyValue(ctx, event.BucketSchedules)
+			if err != nil {
+				return err
+			}
+			if _, err := kv.Get(ctx, schedule.StateKey("sec_test")); !errors.Is(err, jetstream.ErrKeyNotFound) {
+				return fmt.Errorf("get state: %w", err)
+			}
+			if _, err := kv.Put(ctx, schedule.ControlKey("sec_test"), []byte(`{"paused":true}`)); err != nil {
+				return fmt.Errorf("put control: %w", err)
+			}
+			if _, err := kv.Create(ctx, schedule.RequestKey("sec_test", event.NewID()), []byte(`{"kind":"trigger"}`)); err != nil {
+				return fmt.Errorf("create request: %w", err)
+			}
+			if _, err := kv.ListKeys(ctx); err != nil { // a watch of the whole bucket
+				return fmt.Errorf("list: %w", err)
+			}
+			return kv.Delete(ctx, schedule.ControlKey("sec_test"))
+		})
+		sub.refused(t, "write a schedule's state", "$KV.ork_schedules.state.", func(ctx context.Context) error {
+			kv, err := sub.js.KeyValue(ctx, event.BucketSchedules)
+			if err != nil {
+				return err
+			}
+			_, err = kv.Put(ctx, schedule.StateKey("sec_test"), []byte(`{}`))
+			return err
+		})
+		sub.refused(t, "delete a schedule's state", "$KV.ork_schedules.state.", publishAck(sub, "$KV."+event.BucketSchedules+"."+schedule.StateKey("sec_test")))
+		// Permissions name subjects, not headers: a roll-up on a control key would purge every
+		// state too, so the bucket refuses roll-ups (pkg/bus).
+		t.Run("a roll-up on a control key purges no state", func(t *testing.T) {
+			states, err := op.JS.KeyValue(ctx, event.BucketSchedules)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := states.Put(ctx, schedule.StateKey("sec_rollup"), []byte(`{}`)); err != nil {
+				t.Fatal(err)
+			}
+			m := nats.NewMsg("$KV." + event.BucketSchedules + "." + schedule.ControlKey("sec_rollup"))
+			m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupAll)
+			if _, err := sub.js.PublishMsg(ctx, m); err == nil {
+				t.Error("the submitter's roll-up of ork_schedules was stored")
+			}
+			if _, err := states.Get(ctx, schedule.StateKey("sec_rollup")); err != nil {
+				t.Errorf("the state after the submitter's roll-up: %v", err)
+			}
+		})
 		sub.refused(t, "steal the recorder's log lines", "$JS.API.CONSUMER.MSG.NEXT.ORK_LOGS.recorder-logs", pull(sub, event.StreamLogs, event.ConsumerRecorderLogs))
 		sub.refused(t, "publish a task event", "ork.events.task.succeeded", publishAck(sub, event.SubjectEvent(event.TypeTaskSucceeded, run)))
 		sub.refused(t, "publish a dispatch", "ork.tasks.process", publishAck(sub, event.SubjectTasks("process")))
@@ -269,6 +337,28 @@ func TestSecurityBoundaries(t *testing.T) {
 		})
 		exe.refused(t, "write run state", "$KV.ork_runs", publishAck(exe, "$KV."+event.BucketRuns+".run."+run))
 		exe.refused(t, "register a workflow", "$KV.ork_workflows", publishAck(exe, "$KV."+event.BucketWorkflows+".evil"))
+		exe.refused(t, "pause a schedule", "$KV.ork_schedules.ctl.", publishAck(exe, "$KV."+event.BucketSchedules+"."+schedule.ControlKey("sec_test")))
+		exe.refused(t, "trigger a schedule", "$KV.ork_schedules.req.", publishAck(exe, "$KV."+event.BucketSchedules+"."+schedule.RequestKey("sec_test", run)))
+		exe.refused(t, "write a schedule's state", "$KV.ork_schedules.state.", publishAck(exe, "$KV."+event.BucketSchedules+"."+schedule.StateKey("sec_test")))
+		exe.refused(t, "read a schedule's state", "$JS.API.DIRECT.GET.KV_ork_schedules", func(ctx context.Context) error {
+			kv, err := exe.js.KeyValue(ctx, event.BucketSchedules)
+			if err != nil {
+				return err
+			}
+			_, err = kv.Get(ctx, schedule.StateKey("sec_test"))
+			return err
+		})
+		exe.refused(t, "watch the schedules", "$JS.API.CONSUMER.CREATE.KV_ork_schedules", func(ctx context.Context) error {
+			kv, err := exe.js.KeyValue(ctx, event.BucketSchedules)
+			if err != nil {
+				return err
+			}
+			w, err := kv.WatchAll(ctx)
+			if err == nil {
+				_ = w.Stop()
+			}
+			return err
+		})
 		exe.allowed(t, "fetch a bundle", func(ctx context.Context) error {
 			obs, err := exe.js.ObjectStore(ctx, event.BucketBundles)
 			if err != nil {
@@ -296,7 +386,50 @@ func TestSecurityBoundaries(t *testing.T) {
 			_, err = kv.Put(ctx, "run."+run, []byte(`{}`))
 			return err
 		})
-		sch.refused(t, "submit a run", event.SubjectRunSubmitted, publishAck(sch, event.SubjectRunSubmitted))
+		sch.allowed(t, "submit a scheduled run", publishAck(sch, event.SubjectRunSubmitted))
+		sch.allowed(t, "watch the registry", func(ctx context.Context) error {
+			kv, err := sch.js.KeyValue(ctx, event.BucketWorkflows)
+			if err != nil {
+				return err
+			}
+			if _, err := kv.Get(ctx, "sec_test"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+				return fmt.Errorf("get: %w", err)
+			}
+			return watchCurrent(ctx, kv, ">")
+		})
+		sch.allowed(t, "read, write, watch and delete schedule state, controls and requests", func(ctx context.Context) error {
+			kv, err := sch.js.KeyValue(ctx, event.BucketSchedules)
+			if err != nil {
+				return err
+			}
+			rev, err := kv.Create(ctx, schedule.StateKey("sec_test"), []byte(`{}`))
+			if err != nil {
+				return fmt.Errorf("create state: %w", err)
+			}
+			if _, err := kv.Update(ctx, schedule.StateKey("sec_test"), []byte(`{"fires":1}`), rev); err != nil {
+				return fmt.Errorf("update state: %w", err)
+			}
+			if _, err := kv.Get(ctx, schedule.StateKey("sec_test")); err != nil {
+				return fmt.Errorf("get state: %w", err)
+			}
+			for _, filter := range []string{"state.>", "ctl.>", "req.>"} {
+				if err := watchCurrent(ctx, kv, filter); err != nil {
+					return fmt.Errorf("watch %s: %w", filter, err)
+				}
+			}
+			if err := kv.Delete(ctx, schedule.RequestKey("sec_test", run)); err != nil {
+				return fmt.Errorf("delete a request: %w", err)
+			}
+			return kv.Delete(ctx, schedule.StateKey("sec_test"))
+		})
+		sch.refused(t, "register a workflow", "$KV.ork_workflows", publishAck(sch, "$KV."+event.BucketWorkflows+".evil"))
+		sch.refused(t, "delete a registered workflow", "$KV.ork_workflows", func(ctx context.Context) error {
+			kv, err := sch.js.KeyValue(ctx, event.BucketWorkflows)
+			if err != nil {
+				return err
+			}
+			return kv.Delete(ctx, "sec_test")
+		})
 		sch.refused(t, "delete the bucket", "$JS.API.STREAM.DELETE.KV_ork_runs", func(ctx context.Context) error {
 			return sch.js.DeleteKeyValue(ctx, event.BucketRuns)
 		})
@@ -325,6 +458,7 @@ func TestSecurityBoundaries(t *testing.T) {
 			}
 		})
 		rec.refused(t, "register a workflow", "$KV.ork_workflows", publishAck(rec, "$KV."+event.BucketWorkflows+".evil"))
+		rec.refused(t, "pause a schedule", "$KV.ork_schedules.ctl.", publishAck(rec, "$KV."+event.BucketSchedules+"."+schedule.ControlKey("sec_test")))
 		rec.refused(t, "publish an event", "ork.events.run.finished", publishAck(rec, event.SubjectEvent(event.TypeRunFinished, run)))
 		rec.refused(t, "publish a dispatch", "ork.tasks.process", publishAck(rec, event.SubjectTasks("process")))
 		rec.refused(t, "update a stream", "$JS.API.STREAM.UPDATE.ORK_EVENTS", func(ctx context.Context) error {

@@ -22,6 +22,9 @@ const (
 	ExecutorsDefault           = 2
 	ExecutorTypesDefault       = "process,python,noop,sleep"
 	ExecutorConcurrencyDefault = 4
+	// SchedulersDefault is two, as in docker-compose.yml and deploy/devstack.sh: every stack runs
+	// the schedulers' races (the same run's events, the schedules lease) unless a test asks for one.
+	SchedulersDefault = 2
 )
 
 // Config describes a whole stack of processes.
@@ -47,7 +50,7 @@ type Config struct {
 	ExecutorTypes       string
 	ExecutorConcurrency int
 	// Schedulers is the number of scheduler processes (scheduler, scheduler-2, ...), racing on the
-	// same runs; default 1.
+	// same runs; the holder of the schedules lease fires the schedules. Default SchedulersDefault.
 	Schedulers int
 	// Recorders is the number of recorder processes (recorder, recorder-2, ...), sharing the
 	// recorder's durable consumers; default 1.
@@ -79,7 +82,7 @@ func (c Config) WithDefaults() Config {
 		c.ExecutorConcurrency = ExecutorConcurrencyDefault
 	}
 	if c.Schedulers == 0 {
-		c.Schedulers = 1
+		c.Schedulers = SchedulersDefault
 	}
 	if c.Recorders == 0 {
 		c.Recorders = 1
@@ -132,8 +135,8 @@ type Stack struct {
 	cfg        Config
 }
 
-// StartStack starts nats-server, waits until it is healthy, then starts the recorder, the
-// scheduler and the executors. The services connect on their own; StartStack does not wait for
+// StartStack starts nats-server, waits until it is healthy, then starts the recorders, the
+// schedulers and the executors. The services connect on their own; StartStack does not wait for
 // them. On error, whatever was started is killed.
 func StartStack(ctx context.Context, cfg Config) (*Stack, error) {
 	cfg = cfg.WithDefaults()

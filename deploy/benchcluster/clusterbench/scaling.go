@@ -124,6 +124,8 @@ func (r *runner) scalePoint(ctx context.Context, n, rep int) (_ []ScalePoint, er
 		Executors:           n,
 		ExecutorTypes:       "noop,process",
 		ExecutorConcurrency: r.cfg.Concurrency,
+		// One scheduler, as the published results had, and the one whose CPU the pid files count.
+		Schedulers: 1,
 		// ork bench counts the recorder's batches from its debug lines (one per transaction).
 		RecorderArgs: []string{"--log-level", "debug"},
 	})
