@@ -135,12 +135,31 @@ func (f *firer) lead(ctx context.Context, rev uint64, renew <-chan time.Time, ev
 		f.log.Warn("reading schedule states", zap.Error(err))
 		return rev
 	}
-	// Every registration first, so that controls and requests find their schedules.
+	lastRenew := time.Now()
+	// hold renews the lease; false once it is lost (or failed to renew for longer than it lasts).
+	hold := func() bool {
+		r, err := holdLease(lctx, f.s.kv, scheduleLeaseKey, f.s.cfg.Instance, ttl, time.Now())
+		switch {
+		case err != nil && time.Since(lastRenew) < ttl-every:
+			f.log.Warn("renewing the schedules lease", zap.Error(err))
+		case err != nil || r == 0:
+			return false
+		default:
+			rev, lastRenew = r, time.Now()
+		}
+		return true
+	}
+	// Every registration first, so that controls and requests find their schedules (the lease is
+	// renewed meanwhile: reading 10,000 of them takes seconds).
 initial:
 	for {
 		select {
 		case <-lctx.Done():
 			return rev
+		case <-renew:
+			if !hold() {
+				return rev
+			}
 		case e := <-regW.Updates():
 			if e == nil {
 				break initial
@@ -163,21 +182,14 @@ initial:
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	lastRenew := time.Now()
 	for {
 		f.arm(timer)
 		select {
 		case <-lctx.Done():
 			return rev
 		case <-renew:
-			r, err := holdLease(lctx, f.s.kv, scheduleLeaseKey, f.s.cfg.Instance, ttl, time.Now())
-			switch {
-			case err != nil && time.Since(lastRenew) < ttl-every:
-				f.log.Warn("renewing the schedules lease", zap.Error(err))
-			case err != nil || r == 0:
+			if !hold() {
 				return rev
-			default:
-				rev, lastRenew = r, time.Now()
 			}
 		case e := <-regW.Updates():
 			if e != nil {

@@ -350,3 +350,60 @@ func TestScheduleBufferOneWaitsForTheRun(t *testing.T) {
 		t.Errorf("no tick recorded as skipped for overlap: %+v", info.State.Skips)
 	}
 }
+
+// cancel_other: a tick while the previous run runs cancels it, and starts once it has ended.
+func TestScheduleCancelOther(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	watch := watchSubmissions(t, h)
+	applyScheduled(t, h, "replacing", `{cron: "* * * * * *", overlap: cancel_other}`)
+	h.start(scheduleConfig())
+	first, ok := watch.next(waitLimit)
+	if !ok {
+		t.Fatal("nothing fired")
+	}
+	h.nextDispatch() // the first run's task runs until it is cancelled
+	fin := h.waitEvent(event.TypeRunFinished, first.RunID, "")
+	if fin.Status != event.RunCancelled {
+		t.Fatalf("the first run ended %s, want cancelled by the next tick", fin.Status)
+	}
+	next, ok := watch.next(waitLimit)
+	if !ok {
+		t.Fatal("the tick that cancelled the first run did not start")
+	}
+	if !next.ScheduledFor.After(*first.ScheduledFor) {
+		t.Errorf("next tick %v is not after %v", *next.ScheduledFor, *first.ScheduledFor)
+	}
+}
+
+// Applying the workflow again with another cron changes the cadence at once, with no restart.
+func TestScheduleEditTakesEffect(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	watch := watchSubmissions(t, h)
+	applyScheduled(t, h, "edited", `{cron: "*/3 * * * * *", overlap: allow_all}`)
+	h.start(scheduleConfig())
+	a, ok := watch.next(waitLimit)
+	if !ok {
+		t.Fatal("nothing fired")
+	}
+	if a.ScheduledFor.Second()%3 != 0 {
+		t.Errorf("*/3 fired at %v", *a.ScheduledFor)
+	}
+	applyScheduled(t, h, "edited", `{cron: "* * * * * *", overlap: allow_all}`)
+	edited := time.Now()
+	var after []event.Event
+	for _, e := range watch.collect(3500 * time.Millisecond) {
+		if e.ScheduledFor.After(edited) {
+			after = append(after, e)
+		}
+	}
+	if len(after) < 3 {
+		t.Fatalf("%d runs in the 3.5 s after the edit to every second", len(after))
+	}
+	for i := 1; i < len(after); i++ {
+		if d := after[i].ScheduledFor.Sub(*after[i-1].ScheduledFor); d != time.Second {
+			t.Errorf("after the edit, ticks %v apart", d)
+		}
+	}
+}

@@ -73,7 +73,7 @@ func TestFlagsOverrideEnvOverrideDefaults(t *testing.T) {
 		"ORK_SCHEDULER_CONCURRENCY": "5", "ORK_SCHEDULER_MAX_LOST_ATTEMPTS": "2",
 		"ORK_SCHEDULER_RECONCILE_INTERVAL": "-1s", "ORK_SCHEDULER_NO_EXECUTOR_TIMEOUT": "2m",
 		"ORK_SCHEDULER_LOST_GRACE": "45s", bus.EnvTasksMaxMsgs: "10",
-		"ORK_SCHEDULER_STALL_TIMEOUT": "90s", bus.EnvReplicas: "3",
+		"ORK_SCHEDULER_STALL_TIMEOUT": "90s", "ORK_SCHEDULER_SCHEDULE_LEASE": "-1s", bus.EnvReplicas: "3",
 	}
 	getenv := func(k string) string { return env[k] }
 	for _, tc := range []struct {
@@ -88,23 +88,23 @@ func TestFlagsOverrideEnvOverrideDefaults(t *testing.T) {
 				DuplicateWindow: bus.DuplicateWindowDefault, Replicas: 1}, Log: logging.Config{Level: "info", Format: "json"}},
 			scheduler: scheduler.Config{Concurrency: scheduler.ConcurrencyDefault, MaxLostAttempts: scheduler.MaxLostAttemptsDefault,
 				ReconcileInterval: scheduler.ReconcileIntervalDefault, NoExecutorTimeout: scheduler.NoExecutorTimeoutDefault,
-				LostGrace: scheduler.LostGraceDefault, StallTimeout: scheduler.StallTimeoutDefault},
+				LostGrace: scheduler.LostGraceDefault, StallTimeout: scheduler.StallTimeoutDefault, ScheduleLease: scheduler.ScheduleLeaseDefault},
 		}},
 		{"environment", getenv, nil, options{
 			common: servicecmd.Common{Bus: bus.Config{Name: "ork-scheduler", URL: "nats://env:4222", EventsMaxBytes: bus.EventsMaxBytesDefault,
 				LogsMaxBytes: bus.LogsMaxBytesDefault, TasksMaxMsgs: 10, MaxAge: bus.MaxAgeDefault,
 				DuplicateWindow: bus.DuplicateWindowDefault, Replicas: 3}, MetricsAddr: ":9101", Log: logging.Config{Level: "warn", Format: "json"}},
 			scheduler: scheduler.Config{Concurrency: 5, MaxLostAttempts: 2, ReconcileInterval: -time.Second,
-				NoExecutorTimeout: 2 * time.Minute, LostGrace: 45 * time.Second, StallTimeout: 90 * time.Second},
+				NoExecutorTimeout: 2 * time.Minute, LostGrace: 45 * time.Second, StallTimeout: 90 * time.Second, ScheduleLease: -time.Second},
 		}},
 		{"flags", getenv, []string{"--nats", "nats://flag:1", "--metrics-addr", "", "--log-level", "debug",
 			"--concurrency", "7", "--max-lost-attempts", "0", "--reconcile-interval", "1s", "--no-executor-timeout", "3s",
-			"--lost-grace", "4s", "--tasks-max-msgs", "20", "--stall-timeout", "5s", "--replicas", "2"}, options{
+			"--lost-grace", "4s", "--tasks-max-msgs", "20", "--stall-timeout", "5s", "--replicas", "2", "--schedule-lease", "250ms"}, options{
 			common: servicecmd.Common{Bus: bus.Config{Name: "ork-scheduler", URL: "nats://flag:1", EventsMaxBytes: bus.EventsMaxBytesDefault,
 				LogsMaxBytes: bus.LogsMaxBytesDefault, TasksMaxMsgs: 20, MaxAge: bus.MaxAgeDefault,
 				DuplicateWindow: bus.DuplicateWindowDefault, Replicas: 2}, Log: logging.Config{Level: "debug", Format: "json"}},
 			scheduler: scheduler.Config{Concurrency: 7, MaxLostAttempts: 0, ReconcileInterval: time.Second,
-				NoExecutorTimeout: 3 * time.Second, LostGrace: 4 * time.Second, StallTimeout: 5 * time.Second},
+				NoExecutorTimeout: 3 * time.Second, LostGrace: 4 * time.Second, StallTimeout: 5 * time.Second, ScheduleLease: 250 * time.Millisecond},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
