@@ -20,6 +20,8 @@ func flags(cfg *scheduler.Config) func(*envflag.Set) {
 			"added to a task's timeout before an attempt whose dispatch is gone is lost")
 		s.DurationVar(&cfg.StallTimeout, "stall-timeout", "ORK_SCHEDULER_STALL_TIMEOUT", scheduler.StallTimeoutDefault,
 			"how long a running run may go unchanged with nothing in flight before the reconciler re-drives it")
+		s.StringVar(&cfg.Instance, "instance", "ORK_SCHEDULER_INSTANCE", "",
+			"this instance's name in the reconciler's and the schedules' leases (a random id when empty)")
 		s.DurationVar(&cfg.ScheduleLease, "schedule-lease", "ORK_SCHEDULER_SCHEDULE_LEASE", scheduler.ScheduleLeaseDefault,
 			"how often the instance firing the schedules renews its lease (held 3x as long); negative: never fire schedules here")
 	}

@@ -99,12 +99,12 @@ func TestFlagsOverrideEnvOverrideDefaults(t *testing.T) {
 		}},
 		{"flags", getenv, []string{"--nats", "nats://flag:1", "--metrics-addr", "", "--log-level", "debug",
 			"--concurrency", "7", "--max-lost-attempts", "0", "--reconcile-interval", "1s", "--no-executor-timeout", "3s",
-			"--lost-grace", "4s", "--tasks-max-msgs", "20", "--stall-timeout", "5s", "--replicas", "2", "--schedule-lease", "250ms"}, options{
+			"--lost-grace", "4s", "--tasks-max-msgs", "20", "--stall-timeout", "5s", "--replicas", "2", "--schedule-lease", "250ms", "--instance", "sched-a"}, options{
 			common: servicecmd.Common{Bus: bus.Config{Name: "ork-scheduler", URL: "nats://flag:1", EventsMaxBytes: bus.EventsMaxBytesDefault,
 				LogsMaxBytes: bus.LogsMaxBytesDefault, TasksMaxMsgs: 20, MaxAge: bus.MaxAgeDefault,
 				DuplicateWindow: bus.DuplicateWindowDefault, Replicas: 2}, Log: logging.Config{Level: "debug", Format: "json"}},
 			scheduler: scheduler.Config{Concurrency: 7, MaxLostAttempts: 0, ReconcileInterval: time.Second,
-				NoExecutorTimeout: 3 * time.Second, LostGrace: 4 * time.Second, StallTimeout: 5 * time.Second, ScheduleLease: 250 * time.Millisecond},
+				NoExecutorTimeout: 3 * time.Second, LostGrace: 4 * time.Second, StallTimeout: 5 * time.Second, ScheduleLease: 250 * time.Millisecond, Instance: "sched-a"},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
