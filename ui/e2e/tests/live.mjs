@@ -1,17 +1,60 @@
 // What a run page shows live: the DAG's colours, a running task's log, and a page that lost its
 // event stream catching up once the network is back.
+import { CutProxy } from '../lib/proxy.mjs';
 import { sel, waitAttr, waitText, markPage, assertNotReloaded, recordDagStatuses, dagStatusLog } from '../lib/ui.mjs';
 
 /** Starts an e2e_live run and opens its page, marked (to tell a reload) and recording the DAG. */
-async function openLiveRun(t, greeting) {
+async function openLiveRun(t, greeting, pageOptions = {}) {
   const id = await t.server.trigger('e2e_live', { greeting });
-  const page = await t.page();
+  const page = await t.page(pageOptions);
   await page.goto(`/runs/${id}`);
   await page.locator(sel.runPage(id)).waitFor();
   await page.locator(sel.dag).waitFor();
   await markPage(page);
   await recordDagStatuses(page);
   return { id, page };
+}
+
+/** Cuts the page's connections while its run moves on, then checks that it catches up. */
+async function droppedStream(t, proxy) {
+  const { id, page } = await openLiveRun(t, 'offline', { baseURL: proxy.url });
+  await waitAttr(page, sel.dagNode('talk'), 'data-status', 'running');
+  await waitAttr(page, sel.live, 'data-state', 'open');
+  await t.shot(page, 'connected');
+
+  proxy.down();
+  const offlineAt = Date.now();
+  await waitAttr(page, sel.live, 'data-state', 'closed', 20_000);
+  await t.shot(page, 'connection cut');
+
+  // Events happen while the page cannot hear them.
+  await t.server.writeFiles({ [`gates/${id}.talk`]: '' });
+  await t.server.waitRun(id, 'success');
+  const stale = await page.locator(sel.dagNode('talk')).getAttribute('data-status');
+  if (stale !== 'running') throw new Error(`talk shows ${stale} while cut off: the stream was not cut, the test proves nothing`);
+
+  const streams = [];
+  page.on('request', (r) => {
+    if (/\/events$/.test(new URL(r.url()).pathname)) streams.push(r);
+  });
+  proxy.up();
+  await waitAttr(page, sel.dagNode('talk'), 'data-status', 'success', 30_000);
+  await waitAttr(page, sel.dagNode('finish'), 'data-status', 'success', 30_000);
+  await waitText(page, `${sel.runPage(id)} ${sel.runStatus}`, 'success');
+  await assertNotReloaded(page);
+  t.note(`caught up ${((Date.now() - offlineAt) / 1000).toFixed(1)} s after the cut`);
+  await t.shot(page, 'caught up');
+
+  // It resumed where it stopped (Last-Event-ID), not from the start.
+  if (!streams.length) throw new Error('no event stream was opened again after the connection came back');
+  const resumed = [];
+  for (const r of streams) {
+    const h = await r.allHeaders();
+    const q = new URL(r.url()).searchParams.get('last_event_id');
+    resumed.push(h['last-event-id'] || q || '');
+  }
+  t.note(`streams reopened: ${streams.map((r, i) => `${new URL(r.url()).pathname} (Last-Event-ID ${resumed[i] || 'none'})`).join(', ')}`);
+  if (!resumed.some(Boolean)) throw new Error('the event stream was reopened without Last-Event-ID');
 }
 
 export default [
@@ -71,45 +114,13 @@ export default [
   {
     name: 'a page that lost its event stream catches up',
     async fn(t) {
-      const { id, page } = await openLiveRun(t, 'offline');
-      await waitAttr(page, sel.dagNode('talk'), 'data-status', 'running');
-      await waitAttr(page, sel.live, 'data-state', 'open');
-      await t.shot(page, 'connected');
-
-      const context = page.context();
-      await context.setOffline(true);
-      const offlineAt = Date.now();
-      await waitAttr(page, sel.live, 'data-state', 'closed', 20_000);
-      await t.shot(page, 'offline');
-
-      // Events happen while the page cannot hear them.
-      await t.server.writeFiles({ [`gates/${id}.talk`]: '' });
-      await t.server.waitRun(id, 'success');
-      const stale = await page.locator(sel.dagNode('talk')).getAttribute('data-status');
-      if (stale !== 'running') throw new Error(`talk shows ${stale} while offline: the stream was not cut, the test proves nothing`);
-
-      const streams = [];
-      page.on('request', (r) => {
-        if (/\/events$/.test(new URL(r.url()).pathname)) streams.push(r);
-      });
-      await context.setOffline(false);
-      await waitAttr(page, sel.dagNode('talk'), 'data-status', 'success', 30_000);
-      await waitAttr(page, sel.dagNode('finish'), 'data-status', 'success', 30_000);
-      await waitText(page, `${sel.runPage(id)} ${sel.runStatus}`, 'success');
-      await assertNotReloaded(page);
-      t.note(`caught up ${((Date.now() - offlineAt) / 1000).toFixed(1)} s after going offline`);
-      await t.shot(page, 'caught up');
-
-      // It resumed where it stopped (Last-Event-ID), not from the start.
-      if (!streams.length) throw new Error('no event stream was opened again after the network came back');
-      const resumed = [];
-      for (const r of streams) {
-        const h = await r.allHeaders();
-        const q = new URL(r.url()).searchParams.get('last_event_id');
-        resumed.push(h['last-event-id'] || q || '');
+      // The page talks to the server through a proxy that can cut its connections.
+      const proxy = await new CutProxy(t.server.url).start();
+      try {
+        await droppedStream(t, proxy);
+      } finally {
+        await proxy.stop();
       }
-      t.note(`streams reopened: ${streams.map((r, i) => `${new URL(r.url()).pathname} (Last-Event-ID ${resumed[i] || 'none'})`).join(', ')}`);
-      if (!resumed.some(Boolean)) throw new Error('the event stream was reopened without Last-Event-ID');
     },
   },
 ];
