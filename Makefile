@@ -4,9 +4,18 @@ MODULES := pkg migrations services/scheduler services/executor services/recorder
 GOLANGCI_LINT_VERSION := v2.15.0
 GOBIN := $(CURDIR)/bin
 
-.PHONY: build test test-short lint fmt tidy bench dev-stack clean
+.PHONY: build test test-short lint fmt tidy bench dev-stack clean ui
 
-build:
+# The web UI (ui/): its npm packages from the lock file, then the bundle into
+# services/api/webui/dist, which ork serve and ork-api embed. npm ci runs again only when the lock
+# file changes.
+ui: ui/node_modules/.package-lock.json
+	node ui/build.mjs
+
+ui/node_modules/.package-lock.json: ui/package-lock.json ui/package.json
+	cd ui && npm ci --no-audit --no-fund
+
+build: ui
 	@mkdir -p bin
 	cd cmd/ork && go build -o $(GOBIN)/ork .
 	@for s in scheduler executor recorder api; do \
@@ -16,7 +25,7 @@ build:
 # Every workspace module, with the race detector. `go test ./...` at the root does not cross module
 # boundaries, so loop. A failing module does not stop the loop: the list of failed modules comes at
 # the end, so one red run shows every failure.
-test:
+test: ui
 	@failed=""; for m in $(MODULES); do \
 		echo "== $$m"; \
 		if ! (cd $$m && GOWORK=off go build ./...); then \
@@ -46,7 +55,8 @@ dev-stack: build
 	./deploy/devstack.sh
 
 clean:
-	rm -rf bin .ork
+	rm -rf bin .ork ui/node_modules
+	find services/api/webui/dist -mindepth 1 ! -name .gitkeep -delete
 
 # The chaos test (deploy/faults TestChaos) with a random seed, for as long as asked (`make test`
 # replays a fixed list of seeds for one minute each): `make chaos CHAOS_DURATION=30m`. It prints the

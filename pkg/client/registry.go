@@ -29,6 +29,9 @@ type Registered struct {
 	Revision  uint64
 	AppliedAt time.Time
 	AppliedBy string
+	// Source is the YAML the workflow was registered from ("" when the registration did not
+	// give it), for people to read: runs use the plan.
+	Source string
 }
 
 // registration is a registry entry as stored.
@@ -36,6 +39,7 @@ type registration struct {
 	Plan      *workflow.Plan `json:"plan"`
 	AppliedAt time.Time      `json:"applied_at"`
 	AppliedBy string         `json:"applied_by,omitempty"`
+	Source    string         `json:"source,omitempty"`
 }
 
 // DecodeRegistration decodes a registry entry (a value of the ork_workflows bucket).
@@ -47,7 +51,7 @@ func DecodeRegistration(data []byte, revision uint64) (Registered, error) {
 	if r.Plan == nil {
 		return Registered{}, errors.New("decoding a registered workflow: no plan")
 	}
-	return Registered{Plan: r.Plan, Revision: revision, AppliedAt: r.AppliedAt, AppliedBy: r.AppliedBy}, nil
+	return Registered{Plan: r.Plan, Revision: revision, AppliedAt: r.AppliedAt, AppliedBy: r.AppliedBy, Source: r.Source}, nil
 }
 
 // ApplyParams registers a workflow.
@@ -56,10 +60,12 @@ type ApplyParams struct {
 	Plan *workflow.Plan
 	// By says who applied it ("cli", "api", a user name).
 	By string
+	// Source is the YAML the plan was compiled from, kept with it for people to read.
+	Source string
 }
 
 // Apply registers p.Plan under its name, or replaces the registered one. Applying the same plan
-// (same hash and folder) again changes nothing: changed is false and the registration is the
+// (same hash, folder and source, or no source given) again changes nothing: changed is false and the registration is the
 // existing one. Concurrent applies of one name are serialised by the bucket's revisions.
 func (c *Client) Apply(ctx context.Context, p ApplyParams) (reg Registered, changed bool, err error) {
 	if p.Plan == nil {
@@ -80,7 +86,7 @@ func (c *Client) Apply(ctx context.Context, p ApplyParams) (reg Registered, chan
 		case err == nil:
 			rev = cur.Revision()
 			old, derr := DecodeRegistration(cur.Value(), rev)
-			if derr == nil && old.Plan.Hash == p.Plan.Hash && old.Plan.Dir == p.Plan.Dir {
+			if derr == nil && old.Plan.Hash == p.Plan.Hash && old.Plan.Dir == p.Plan.Dir && (p.Source == "" || p.Source == old.Source) {
 				return old, false, nil
 			}
 		case errors.Is(err, jetstream.ErrKeyNotFound):
@@ -89,7 +95,7 @@ func (c *Client) Apply(ctx context.Context, p ApplyParams) (reg Registered, chan
 			return Registered{}, false, fmt.Errorf("reading workflow %s from the registry: %w", name, err)
 		}
 		now := time.Now().UTC()
-		data, err := json.Marshal(registration{Plan: p.Plan, AppliedAt: now, AppliedBy: p.By})
+		data, err := json.Marshal(registration{Plan: p.Plan, AppliedAt: now, AppliedBy: p.By, Source: p.Source})
 		if err != nil {
 			return Registered{}, false, err
 		}
@@ -105,7 +111,7 @@ func (c *Client) Apply(ctx context.Context, p ApplyParams) (reg Registered, chan
 		if err != nil {
 			return Registered{}, false, fmt.Errorf("registering workflow %s: %w", name, err)
 		}
-		return Registered{Plan: p.Plan, Revision: newRev, AppliedAt: now, AppliedBy: p.By}, true, nil
+		return Registered{Plan: p.Plan, Revision: newRev, AppliedAt: now, AppliedBy: p.By, Source: p.Source}, true, nil
 	}
 }
 

@@ -39,6 +39,9 @@ type WorkflowDetail struct {
 	WorkflowSummary
 	DAG  []DAGTask      `json:"dag"`  // in plan (topological) order
 	Plan *workflow.Plan `json:"plan"` // the compiled workflow, as runs get it
+	// Source is the YAML the workflow was registered from; omitted when its registration did not
+	// keep it (registered before sources were kept).
+	Source string `json:"source,omitempty"`
 	// Versions are the workflow's versions the database knows, newest first (the current one
 	// included); omitted where no database is read.
 	Versions []Version `json:"versions,omitempty"`
@@ -111,6 +114,17 @@ type RunDetail struct {
 	// schedule fired.
 	ScheduledFor *time.Time `json:"scheduled_for,omitempty"`
 	Attempts     []Attempt  `json:"attempts"`
+	// DAG is the tasks of the run's version and their dependencies, in plan order; omitted when
+	// the database does not have that version.
+	DAG []DAGTask `json:"dag,omitempty"`
+}
+
+// Whoami says who a request's token is: its name and scope, and whether the server requires
+// tokens at all (without, every request is "local" with scope admin).
+type Whoami struct {
+	Name           string `json:"name"`
+	Scope          string `json:"scope"`
+	TokensRequired bool   `json:"tokens_required"`
 }
 
 // Attempt is one attempt of a task.
@@ -209,15 +223,20 @@ func SummaryOf(r client.Registered) WorkflowSummary {
 
 // DetailOf is a registered workflow in full.
 func DetailOf(r client.Registered) WorkflowDetail {
-	d := WorkflowDetail{WorkflowSummary: SummaryOf(r), Plan: r.Plan, DAG: make([]DAGTask, len(r.Plan.Tasks))}
-	for i, t := range r.Plan.Tasks {
+	return WorkflowDetail{WorkflowSummary: SummaryOf(r), Plan: r.Plan, DAG: DAGOf(r.Plan), Source: r.Source}
+}
+
+// DAGOf is a plan's tasks and their dependencies, in plan order.
+func DAGOf(p *workflow.Plan) []DAGTask {
+	dag := make([]DAGTask, len(p.Tasks))
+	for i, t := range p.Tasks {
 		deps := t.DependsOn
 		if deps == nil {
 			deps = []string{}
 		}
-		d.DAG[i] = DAGTask{Name: t.Name, Executor: t.Executor, DependsOn: deps}
+		dag[i] = DAGTask{Name: t.Name, Executor: t.Executor, DependsOn: deps}
 	}
-	return d
+	return dag
 }
 
 // RerunRequest is the body of POST /runs/{id}/rerun.

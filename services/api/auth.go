@@ -80,7 +80,9 @@ func principal(ctx context.Context) Token {
 
 // authorize checks the request's token against the route's scope, then its rate, and stores the
 // token in the context. It reports whether the request may go on (it wrote the answer otherwise).
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request, need Scope) (*http.Request, bool) {
+// An event stream may carry its token in the access_token query parameter instead of the header,
+// because a browser's EventSource cannot set headers (docs/security.md).
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, need Scope, stream bool) (*http.Request, bool) {
 	// Health, readiness and the document answer probes, unlimited. Every other request counts
 	// against its client address first, those with a bad token (each costs a lookup) too.
 	if need == ScopePublic {
@@ -92,6 +94,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, need Scope) (
 	tok := Token{ID: "local", Name: "local", Scope: ScopeAdmin}
 	if s.cfg.Tokens != nil {
 		secret, ok := bearer(r)
+		if !ok && stream {
+			secret = r.URL.Query().Get("access_token")
+			ok = secret != ""
+		}
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ork"`)
 			writeProblem(w, r, probUnauthorized, "this server requires a token: send Authorization: Bearer <token> (ork token create makes one)")
@@ -198,4 +204,11 @@ func (l *limiter) allow(key string) (time.Duration, bool) {
 		return d, false
 	}
 	return 0, true
+}
+
+// whoami says which token the request carries and its scope, so a client (the web UI) can hide
+// what the token may not do.
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
+	t := principal(r.Context())
+	writeJSON(w, http.StatusOK, httpapi.Whoami{Name: t.Name, Scope: t.Scope.String(), TokensRequired: s.cfg.Tokens != nil})
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ork-go/ork/pkg/bundle"
+	"github.com/ork-go/ork/services/api/webui"
 )
 
 // route is one operation of the API: the OpenAPI test checks this table against the document.
@@ -24,6 +25,7 @@ var apiRoutes = []route{
 	{"GET", "/healthz", ScopePublic, (*Server).healthz, false, 0},
 	{"GET", "/readyz", ScopePublic, (*Server).readyz, false, 0},
 	{"GET", "/api/v1/openapi.json", ScopePublic, (*Server).openapi, false, 0},
+	{"GET", "/api/v1/whoami", ScopeRead, (*Server).whoami, false, 0},
 
 	{"GET", "/api/v1/workflows", ScopeRead, (*Server).listWorkflows, false, 0},
 	{"GET", "/api/v1/workflows/{name}", ScopeRead, (*Server).getWorkflow, false, 0},
@@ -65,7 +67,7 @@ func (s *Server) routes() http.Handler {
 			if rt.stream {
 				defer s.cfg.Metrics.streamOpen()()
 			}
-			r, ok := s.authorize(w, r, rt.scope)
+			r, ok := s.authorize(w, r, rt.scope, rt.stream)
 			if !ok {
 				return
 			}
@@ -94,7 +96,9 @@ func (s *Server) routes() http.Handler {
 			rt.handle(s, w, r)
 		})
 	}
-	// Everything else: 404 or 405 as problems, not Go's plain text.
+	// Everything else: under /api/ (and for the methods of routed paths) 404 or 405 as problems,
+	// not Go's plain text; any other GET is the web UI's.
+	ui := webui.Handler()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		var allowed []string
 		for _, rt := range apiRoutes {
@@ -105,6 +109,10 @@ func (s *Server) routes() http.Handler {
 		if len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
 			writeProblem(w, r, probMethod, r.Method+" is not allowed on "+r.URL.Path+" (allowed: "+strings.Join(allowed, ", ")+")")
+			return
+		}
+		if !strings.HasPrefix(r.URL.Path, "/api/") && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			ui.ServeHTTP(w, r)
 			return
 		}
 		writeProblem(w, r, probNotFound, "no such endpoint: "+r.URL.Path+" (the API is under /api/v1; /api/v1/openapi.json lists it)")

@@ -196,7 +196,26 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 			ExitCode: a.ExitCode, Error: a.Error, Reason: a.Reason, DurationMS: a.DurationMS,
 			DispatchedAt: a.DispatchedAt, StartedAt: a.StartedAt, FinishedAt: a.FinishedAt})
 	}
+	d.DAG = s.runDAG(r, run.WorkflowHash)
 	writeJSON(w, http.StatusOK, d)
+}
+
+// runDAG is the DAG of a run's version, for drawing it; nil when the version is not stored (the
+// run answers without it rather than failing).
+func (s *Server) runDAG(r *http.Request, hash string) []httpapi.DAGTask {
+	v, err := s.store.WorkflowVersionGet(r.Context(), store.WorkflowVersionGetParams{Hash: hash})
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("reading a run's workflow version failed", zapPath(r), zapErr(err))
+		}
+		return nil
+	}
+	var plan workflow.Plan
+	if err := json.Unmarshal(v.Plan, &plan); err != nil {
+		s.log.Warn("decoding a stored workflow version failed", zapPath(r), zapErr(err))
+		return nil
+	}
+	return httpapi.DAGOf(&plan)
 }
 
 func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {

@@ -165,7 +165,7 @@ func (s *Server) putWorkflow(w http.ResponseWriter, r *http.Request) {
 		plan.Dir = q.Get("dir") // where it was packed, for people; the executors use the bundle
 	}
 	_, prevErr := s.client.Workflow(r.Context(), name)
-	reg, changed, err := s.client.Apply(r.Context(), client.ApplyParams{Plan: plan, By: "api:" + principal(r.Context()).Name})
+	reg, changed, err := s.client.Apply(r.Context(), client.ApplyParams{Plan: plan, By: "api:" + principal(r.Context()).Name, Source: string(body)})
 	if err != nil {
 		s.internal(w, r, err)
 		return

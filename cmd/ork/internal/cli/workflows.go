@@ -165,15 +165,18 @@ type busRegistry struct {
 
 func (r *busRegistry) where() string { return r.at }
 
-func (r *busRegistry) apply(ctx context.Context, _ string, plan *workflow.Plan) (httpapi.WorkflowDetail, string, error) {
+func (r *busRegistry) apply(ctx context.Context, file string, plan *workflow.Plan) (httpapi.WorkflowDetail, string, error) {
+	source, err := os.ReadFile(file)
+	if err != nil {
+		return httpapi.WorkflowDetail{}, "", err
+	}
 	_, berr := r.cl.Workflow(ctx, plan.Name)
 	if r.bundle {
-		var err error
 		if plan, err = r.cl.Bundled(ctx, plan); err != nil {
 			return httpapi.WorkflowDetail{}, "", err
 		}
 	}
-	reg, changed, err := r.cl.Apply(ctx, client.ApplyParams{Plan: plan, By: "cli"})
+	reg, changed, err := r.cl.Apply(ctx, client.ApplyParams{Plan: plan, By: "cli", Source: string(source)})
 	if err != nil {
 		return httpapi.WorkflowDetail{}, "", err
 	}
