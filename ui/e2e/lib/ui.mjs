@@ -115,6 +115,17 @@ export async function dagStatusLog(page) {
   return page.evaluate(() => window.__orkStatusLog || []);
 }
 
+/**
+ * Opens a task's detail from its row of the task table: a click on the row's button (its name) when
+ * it has one, else on the row itself.
+ */
+export async function openTaskRow(page, task) {
+  const row = page.locator(sel.taskRow(task)).first();
+  const button = row.locator('button, a').first();
+  await ((await button.count()) ? button : row).click();
+  await page.locator(sel.taskLog).waitFor();
+}
+
 /** Buttons of the list that are on the page and visible. */
 export async function visibleButtons(page, names = controlButtons) {
   const shown = [];

@@ -1,5 +1,5 @@
 // Steering a run with the run page's buttons: cancel, and rerun what failed.
-import { sel, waitAttr, waitText, visibleButtons } from '../lib/ui.mjs';
+import { sel, waitAttr, waitText, visibleButtons, openTaskRow } from '../lib/ui.mjs';
 import { waitFor } from '../lib/wait.mjs';
 
 export default [
@@ -41,7 +41,7 @@ export default [
       await waitText(page, `${sel.runPage(old)} ${sel.runStatus}`, 'failed');
 
       // The failed task's detail, opened from its row, has its stderr line.
-      await page.locator(sel.taskRow('flaky')).first().click();
+      await openTaskRow(page, 'flaky');
       const line = page.locator(sel.logLine, { hasText: 'not fixed yet' }).first();
       await line.waitFor();
       if ((await line.getAttribute('data-stream')) !== 'stderr') throw new Error('the error line of flaky is not marked stderr');
