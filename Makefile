@@ -4,7 +4,7 @@ MODULES := pkg migrations services/scheduler services/executor services/recorder
 GOLANGCI_LINT_VERSION := v2.15.0
 GOBIN := $(CURDIR)/bin
 
-.PHONY: build test test-short lint fmt tidy bench dev-stack clean ui
+.PHONY: build test test-ui test-short lint fmt tidy bench dev-stack clean ui
 
 # The web UI (ui/): its npm packages from the lock file, then the bundle into
 # services/api/webui/dist, which ork serve and ork-api embed. npm ci runs again only when the lock
@@ -33,7 +33,17 @@ test: ui
 		fi; \
 		(cd $$m && go vet ./... && go test -race -count=1 -timeout 30m ./...) || failed="$$failed $$m"; \
 	done; \
+	echo "== ui/e2e"; $(MAKE) --no-print-directory test-ui || failed="$$failed ui/e2e"; \
 	if [ -n "$$failed" ]; then echo "FAILED modules:$$failed"; exit 1; fi; echo "all modules passed"
+
+# The web UI's end-to-end tests (ui/e2e): a real ork serve driven by Debian's headless Chromium
+# (/usr/bin/chromium, which .ci/run installs) through playwright-core. Screenshots, the servers'
+# logs and results.json go to ui/e2e/artifacts/. E2E_IDLE_SECONDS=5 shortens the 60 s idle test
+# for a local run, E2E_ONLY=REGEXP picks tests, E2E_PERF=0 skips the performance measures.
+test-ui: ui
+	@mkdir -p bin
+	cd cmd/ork && go build -o $(GOBIN)/ork .
+	cd ui/e2e && npm ci --no-audit --no-fund && node run.mjs --ork $(GOBIN)/ork
 
 test-short:
 	@set -e; for m in $(MODULES); do (cd $$m && go test -short -count=1 ./...); done
