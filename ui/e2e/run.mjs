@@ -123,8 +123,14 @@ try {
       ]);
     } catch (err) {
       error = err;
+      // What each open page showed, as a picture and as text, for the report.
       for (const c of contexts) {
-        for (const p of c.pages()) await t.shot(p, 'failure').catch(() => {});
+        for (const p of c.pages()) {
+          await t.shot(p, 'failure').catch(() => {});
+          const text = await p.evaluate(() => document.body.innerText).catch(() => '');
+          await writeFile(path.join(dir, `failure-${shots}.txt`), `${p.url()}\n\n${text}`).catch(() => {});
+          error.message += `\n    the page at ${p.url()} shows: ${text.replace(/\s+/g, ' ').slice(0, 300)}`;
+        }
       }
     } finally {
       clearTimeout(timer);

@@ -59,7 +59,9 @@ export default [
       // The page moves to the new run (or, if it stays, the new run's page is opened by hand).
       const moved = await page.locator(sel.runPage(fresh)).waitFor({ timeout: 10_000 }).then(() => true, () => false);
       if (!moved) {
-        t.note('GAP: after rerun-failed the page did not open the new run; opening it');
+        await t.shot(page, 'after the rerun-failed click');
+        const shows = (await page.evaluate(() => document.body.innerText)).replace(/\s+/g, ' ').slice(0, 200);
+        t.note(`GAP: after rerun-failed the page at ${page.url()} did not show the new run (it shows: ${shows}); opening it again`);
         await page.goto(`/runs/${fresh}`);
       }
       await waitText(page, `${sel.runPage(fresh)} ${sel.runStatus}`, 'success');
