@@ -58,4 +58,6 @@ export function duration(ms) {
   return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min`;
 }
 
-export function shortId(id) { return id ? id.slice(0, 8) : ""; }
+// UUIDv7 ids of runs started close together share their first characters (the time): show the
+// start and the end.
+export function shortId(id) { return !id ? "" : id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-4)}` : id; }

@@ -13,14 +13,16 @@ export function onLiveChange(fn) { listeners.add(fn); fn(state()); }
 
 /** state is "open" when every wanted stream is connected, "closed" when none is or none is wanted. */
 export function state() {
-  let open = 0, wanted = 0;
+  let open = 0, wanted = 0, fresh = 0;
   for (const st of streams) {
     if (st.ended) continue;
     wanted++;
-    if (st.es && st.es.readyState === EventSource.OPEN) open++;
+    if (st.es && st.es.readyState === EventSource.OPEN) { open++; st.opened = true; }
+    else if (!st.opened) fresh++;
   }
   if (wanted === 0) return "idle";
-  return open === wanted ? "open" : "closed";
+  if (open === wanted) return "open";
+  return fresh ? "connecting" : "closed";
 }
 
 function changed() { const s = state(); for (const fn of listeners) fn(s); }

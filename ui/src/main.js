@@ -34,9 +34,10 @@ document.getElementById("app").append(
 
 onLiveChange((s) => {
   live.dataset.state = s === "open" ? "open" : "closed";
-  live.textContent = s === "open" ? "● Live" : s === "idle" ? "○ Not live" : "◌ Reconnecting";
+  live.textContent = { open: "● Live", idle: "○ Not live", connecting: "◌ Connecting" }[s] || "◌ Reconnecting";
   live.title = s === "open" ? "receiving updates as they happen"
     : s === "idle" ? "nothing on this page changes any more: no connection held"
+      : s === "connecting" ? "opening the live connection"
       : "the connection dropped: reconnecting (the tab may be in the background)";
 });
 

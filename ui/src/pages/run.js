@@ -144,7 +144,7 @@ export async function runPage(root, { args: [id], query, navigate, current }) {
     const r = m.run;
     replace(statusEl, badge(r.status, "run-status"));
     const dur = r.started_at ? (r.finished_at ? new Date(r.finished_at) - new Date(r.started_at) : Date.now() - new Date(r.started_at)) : null;
-    replace(meta, h("dl", { class: "facts" },
+    replace(meta, h("dl", { class: "facts wide" },
       h("dt", {}, "Workflow"), h("dd", {}, h("a", { href: `/workflows/${enc(r.workflow)}` }, r.workflow), " ", h("span", { class: "muted mono", title: r.version }, (r.version || "").slice(0, 12))),
       h("dt", {}, "Triggered by"), h("dd", {}, r.triggered_by || "–", r.scheduled_for ? [" · tick ", time(r.scheduled_for)] : null,
         r.idempotency_key ? h("span", { class: "muted" }, ` · key ${r.idempotency_key}`) : null),
@@ -152,8 +152,8 @@ export async function runPage(root, { args: [id], query, navigate, current }) {
       h("dt", {}, "Started"), h("dd", {}, time(r.started_at)),
       h("dt", {}, "Finished"), h("dd", {}, time(r.finished_at)),
       h("dt", {}, "Duration"), h("dd", {}, dur == null ? "–" : duration(dur)),
-      h("dt", {}, "Parameters"), h("dd", {}, paramsList(r.params)),
-      r.error ? [h("dt", {}, "Error"), h("dd", { class: "error" }, r.error)] : null));
+      h("dt", {}, "Parameters"), h("dd", {}, paramsList(r.params))),
+    r.error ? h("p", { class: "error", role: "alert" }, h("strong", {}, "Error: "), r.error) : null);
   }
 
   function taskRow(name) {

@@ -42,11 +42,9 @@ function paramValue(el) {
 }
 
 export async function workflowPage(root, { args: [name], navigate, current }) {
-  const [wf, runs, sched] = await Promise.all([
-    get(`/api/v1/workflows/${enc(name)}`),
-    get(`/api/v1/runs?workflow=${enc(name)}&page_size=20`),
-    get(`/api/v1/schedules/${enc(name)}`).catch((e) => { if (e instanceof ApiError && e.status === 404) return null; throw e; }),
-  ]);
+  const [wf, runs] = await Promise.all([get(`/api/v1/workflows/${enc(name)}`), get(`/api/v1/runs?workflow=${enc(name)}&page_size=20`)]);
+  const sched = !wf.schedule ? null
+    : await get(`/api/v1/schedules/${enc(name)}`).catch((e) => { if (e instanceof ApiError && e.status === 404) return null; throw e; });
   if (!current()) return;
   root.setAttribute("data-testid", "workflow-page");
   root.setAttribute("data-workflow", wf.name);
