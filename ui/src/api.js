@@ -48,6 +48,24 @@ export function query(params) {
 
 export const enc = encodeURIComponent;
 
+// Runs this page started (a trigger, a rerun): the API answers with their id at once, while the
+// recorder stores them a moment later, so their first read may find nothing yet.
+const created = new Set();
+export function markCreated(runId) { created.add(runId); }
+
+/** getRun reads a run; one this page just started is read again while it is not stored yet. */
+export async function getRun(id) {
+  const until = Date.now() + 30000;
+  for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
+    try {
+      return await get(`/api/v1/runs/${enc(id)}`);
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 404 || !created.has(id) || Date.now() > until) throw err;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
 // Scopes, least to most, as GET /api/v1/whoami names them.
 const SCOPES = ["public", "read", "submit", "admin"];
 let me = { name: "", scope: "read", tokens_required: false };

@@ -16,7 +16,10 @@ const CHAR_W = 7.4;
 export function drawDag(tasks, statusOf, onSelect) {
   const g = new dagre.graphlib.Graph();
   const wide = tasks.length > 200; // big graphs: tighter, top to bottom reads better when scrolled
-  g.setGraph({ rankdir: "LR", nodesep: wide ? 8 : 16, ranksep: wide ? 28 : 48, marginx: 10, marginy: 10 });
+  // dagre's default ranker (network simplex) takes 3.6 s on 1,000 tasks in layers; tight-tree 0.4 s,
+  // with the same ranks on the layered graphs workflows are.
+  g.setGraph({ rankdir: "LR", nodesep: wide ? 8 : 16, ranksep: wide ? 28 : 48, marginx: 10, marginy: 10,
+    ranker: wide ? "tight-tree" : "network-simplex" });
   g.setDefaultEdgeLabel(() => ({}));
   const names = new Set(tasks.map((t) => t.name));
   for (const t of tasks) g.setNode(t.name, { width: Math.max(96, Math.min(260, t.name.length * CHAR_W + 46)), height: NODE_H });

@@ -2,7 +2,7 @@
 // output and log, all kept current from the run's event stream while it runs. A run that has
 // ended holds no connection: the page then sends nothing.
 import { h, replace } from "../dom.js";
-import { get, post, enc, can } from "../api.js";
+import { get, getRun, markCreated, post, enc, can } from "../api.js";
 import { Stream } from "../live.js";
 import { badge, time, duration, shortId, TERMINAL_RUN, TERMINAL_TASK } from "../format.js";
 import { drawDag } from "../dag.js";
@@ -91,7 +91,7 @@ function paramsList(params) {
 }
 
 export async function runPage(root, { args: [id], query, navigate, current }) {
-  const m = new Model(await get(`/api/v1/runs/${enc(id)}`));
+  const m = new Model(await getRun(id));
   if (!current()) return;
   root.setAttribute("data-testid", "run-page");
   root.setAttribute("data-run-id", m.run.run_id);
@@ -123,6 +123,7 @@ export async function runPage(root, { args: [id], query, navigate, current }) {
   };
   const rerun = (mode) => async () => {
     const res = await post(`/api/v1/runs/${enc(m.run.run_id)}/rerun`, { mode });
+    markCreated(res.run_id);
     navigate(`/runs/${enc(res.run_id)}`);
   };
 

@@ -1,7 +1,7 @@
 // A registered workflow: its YAML, its DAG, its versions, its runs (live), a Run button asking for
 // its parameters, and its schedule (pause, resume, next tick).
 import { h, replace } from "../dom.js";
-import { get, post, enc, can, ApiError } from "../api.js";
+import { get, post, enc, can, markCreated, ApiError } from "../api.js";
 import { Stream } from "../live.js";
 import { time, shortId } from "../format.js";
 import { drawDag } from "../dag.js";
@@ -71,6 +71,7 @@ export async function workflowPage(root, { args: [name], navigate, current }) {
       submit.disabled = true;
       try {
         const res = await post(`/api/v1/workflows/${enc(wf.name)}/runs`, { params }, { "Idempotency-Key": key });
+        markCreated(res.run_id);
         navigate(`/runs/${enc(res.run_id)}`);
       } catch (x) {
         submit.disabled = false;
