@@ -160,7 +160,8 @@ export async function runPage(root, { args: [id], query, navigate, current }) {
   function taskRow(name) {
     const t = m.tasks[name] || { status: "pending", attempts: 0 };
     const last = m.attempts.filter((a) => a.task === name).sort((a, b) => b.attempt - a.attempt)[0];
-    return h("tr", { "data-testid": "task-row", "data-task": name, "data-status": t.status, class: name === selected ? "selected" : "" },
+    return h("tr", { "data-testid": "task-row", "data-task": name, "data-status": t.status, class: name === selected ? "selected clickable" : "clickable",
+      onclick: (e) => { if (!e.target.closest("button")) select(name); } },
       h("td", {}, h("button", { type: "button", class: "link", onclick: () => select(name), "aria-pressed": String(name === selected) }, name)),
       h("td", {}, badge(t.status)),
       h("td", { class: "num" }, t.attempts || 0),
@@ -268,9 +269,10 @@ export async function runPage(root, { args: [id], query, navigate, current }) {
     h("div", { class: "head" }, h("h1", {}, "Run ", h("span", { class: "mono", title: m.run.run_id }, shortId(m.run.run_id))), statusEl, buttons),
     notice, meta,
     h("div", { class: "run-grid" },
-      h("section", { class: "card", "aria-label": "graph" }, h("h2", {}, "Graph"), dagBox),
+      h("div", { class: "run-main" },
+        h("section", { class: "card", "aria-label": "graph" }, h("h2", {}, "Graph"), dagBox),
+        h("section", { class: "card", "aria-label": "timeline" }, h("h2", {}, "Timeline"), timeline)),
       detail),
-    h("section", { class: "card", "aria-label": "timeline" }, h("h2", {}, "Timeline"), timeline),
     h("section", { class: "card", "aria-label": "tasks" }, h("h2", {}, "Tasks"),
       h("div", { class: "table-wrap" }, h("table", { class: "list", "data-testid": "tasks" },
         h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Task"), h("th", { scope: "col" }, "Status"), h("th", { scope: "col", class: "num" }, "Attempts"),

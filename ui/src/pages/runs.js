@@ -25,7 +25,7 @@ function fromLocalInput(v) { return v ? new Date(v).toISOString() : ""; }
 
 export function runRow(r) {
   const dur = r.started_at ? (r.finished_at ? new Date(r.finished_at) - new Date(r.started_at) : null) : null;
-  return h("tr", { "data-run-id": r.run_id, "data-status": r.status },
+  return h("tr", { "data-run-id": r.run_id, "data-status": r.status, "data-started": r.started_at || null },
     h("td", {}, h("a", { href: `/runs/${enc(r.run_id)}`, title: r.run_id, class: "mono" }, shortId(r.run_id))),
     h("td", { class: "status-cell" }, badge(r.status, "run-status")),
     h("td", {}, h("a", { href: `/workflows/${enc(r.workflow)}` }, r.workflow)),
@@ -54,9 +54,12 @@ export function applyRunEvent(tbody, name, ev) {
   if (status === "pending" && cur !== "pending") return true;
   tr.dataset.status = status;
   tr.querySelector(".status-cell").replaceChildren(badge(status, "run-status"));
+  if (name === "run.started" && ev.time) tr.dataset.started = ev.time;
   if (name === "run.finished") {
     if (ev.error) { const c = tr.querySelector(".error-cell"); c.textContent = ev.error; c.title = ev.error; }
-    tr.querySelector('[data-col="duration"]').textContent = "–";
+    // The duration from the run's own events (started, finished), when this page saw the start.
+    const from = tr.dataset.started;
+    tr.querySelector('[data-col="duration"]').textContent = from && ev.time ? duration(new Date(ev.time) - new Date(from)) : "–";
   }
   return true;
 }
