@@ -30,6 +30,9 @@ func badBackfill(format string, args ...any) error {
 	return fmt.Errorf("backfill: %s: %w", fmt.Sprintf(format, args...), ErrBadBackfill)
 }
 
+// UpcomingTicks is how many of the next ticks ScheduleInfo lists.
+const UpcomingTicks = 5
+
 // ScheduleInfo is one schedule as it stands.
 type ScheduleInfo struct {
 	Workflow string
@@ -41,8 +44,10 @@ type ScheduleInfo struct {
 	Paused   bool
 	PausedBy string
 	PausedAt time.Time
-	// Next is the nominal time of the next tick (zero when the cron has no more).
-	Next time.Time
+	// Next is the nominal time of the next tick (zero when the cron has no more), Upcoming the
+	// next UpcomingTicks of them, Next first.
+	Next     time.Time
+	Upcoming []time.Time
 	// State is what the firing scheduler stored (zero before it first saw the schedule).
 	State schedule.State
 	// Requests counts the triggers and backfills not handled yet.
@@ -122,6 +127,9 @@ func (c *Client) scheduleInfo(ctx context.Context, kv jetstream.KeyValue, r Regi
 			after = since
 		}
 		info.Next = sc.Next(after)
+		for t := info.Next; !t.IsZero() && len(info.Upcoming) < UpcomingTicks; t = sc.Next(t) {
+			info.Upcoming = append(info.Upcoming, t)
+		}
 	}
 	keys, err := kv.ListKeysFiltered(ctx, "req."+name+".*")
 	if err == nil {

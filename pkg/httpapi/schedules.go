@@ -59,6 +59,8 @@ type ScheduleActive struct {
 // stored of it.
 type ScheduleDetail struct {
 	ScheduleSummary
+	// Upcoming are the nominal times of the next ticks (at most 5), the first being next.
+	Upcoming []time.Time `json:"upcoming"`
 	// CatchupWindow is how far back catch-up all goes ("" for the other policies); Jitter the
 	// spread of the fires ("" for none). Both are Go durations.
 	CatchupWindow string `json:"catchup_window"`
@@ -135,7 +137,7 @@ func ScheduleSummaryOf(info client.ScheduleInfo) ScheduleSummary {
 // ScheduleDetailOf is a schedule in full.
 func ScheduleDetailOf(info client.ScheduleInfo) ScheduleDetail {
 	st := info.State
-	d := ScheduleDetail{ScheduleSummary: ScheduleSummaryOf(info), Jitter: info.Spec.Jitter, Params: info.Spec.Params,
+	d := ScheduleDetail{ScheduleSummary: ScheduleSummaryOf(info), Upcoming: append([]time.Time{}, info.Upcoming...), Jitter: info.Spec.Jitter, Params: info.Spec.Params,
 		SpecPaused: info.Spec.Paused, PausedBy: info.PausedBy, PausedAt: timeOrNil(info.PausedAt),
 		Since: timeOrNil(st.Since), Last: timeOrNil(st.Last), Pending: st.Pending, Requests: info.Requests,
 		Skips: make([]ScheduleSkip, len(st.Skips))}

@@ -3,7 +3,7 @@ import { h } from "./dom.js";
 
 // Each status has an icon as well as a colour, so it reads without colour.
 const ICONS = {
-  pending: "○", dispatched: "◔", running: "◐", paused: "⏸", success: "✓", failed: "✗",
+  pending: "○", dispatched: "◔", running: "◐", paused: "‖", success: "✓", failed: "✗",
   skipped: "–", cancelled: "⊘", lost: "?",
 };
 

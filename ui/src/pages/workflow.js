@@ -97,12 +97,14 @@ export async function workflowPage(root, { args: [name], navigate, current }) {
     const toggle = can("submit") ? h("button", { type: "button", "data-testid": sc.paused ? "schedule-resume" : "schedule-pause", onclick: async (e) => {
       e.currentTarget.disabled = true;
       try { drawSched(await post(`/api/v1/schedules/${enc(wf.name)}/${sc.paused ? "resume" : "pause"}`)); } catch (x) { schedBox.append(h("p", { class: "error" }, x.message)); }
-    } }, sc.paused ? "▶ Resume schedule" : "⏸ Pause schedule") : null;
+    } }, sc.paused ? "▶ Resume schedule" : "‖ Pause schedule") : null;
     replace(schedBox, h("div", { class: "head" }, h("h2", {}, "Schedule"), toggle),
       h("dl", { class: "facts" },
         h("dt", {}, "Cron"), h("dd", {}, h("code", {}, sc.cron), ` (${sc.timezone})`),
-        h("dt", {}, "State"), h("dd", {}, sc.paused ? `⏸ paused${sc.paused_by ? ` by ${sc.paused_by}` : ""}` : "▶ active"),
-        h("dt", {}, "Next tick"), h("dd", {}, sc.paused ? h("span", { class: "muted" }, "none while paused") : time(sc.next)),
+        h("dt", {}, "State"), h("dd", {}, sc.paused ? `‖ paused${sc.paused_by ? ` by ${sc.paused_by}` : ""}` : "▶ active"),
+        h("dt", {}, sc.upcoming?.length > 1 ? "Next ticks" : "Next tick"), h("dd", { "data-testid": "schedule-next" },
+          sc.paused ? h("span", { class: "muted" }, "none while paused")
+            : sc.upcoming?.length ? h("ol", { class: "ticks" }, sc.upcoming.map((t) => h("li", {}, time(t)))) : time(sc.next)),
         sc.pending?.length ? [h("dt", {}, "Waiting ticks"), h("dd", {}, sc.pending.map((t) => [time(t), " "]))] : null,
         h("dt", {}, "Last fire"), h("dd", {}, sc.last_fire ? [time(sc.last_fire.nominal), " → ", h("a", { href: `/runs/${enc(sc.last_fire.run_id)}`, class: "mono" }, shortId(sc.last_fire.run_id))] : "never"),
         h("dt", {}, "Policies"), h("dd", {}, `overlap ${sc.overlap}, catch-up ${sc.catchup}`),

@@ -21,7 +21,7 @@ export async function workflowsPage(root, { query: q, current }) {
     return h("tr", { "data-workflow": w.name },
       h("td", {}, h("a", { href: `/workflows/${enc(w.name)}` }, w.name), w.description ? h("div", { class: "muted small" }, w.description) : null),
       last,
-      h("td", {}, w.schedule ? [h("code", {}, w.schedule), sc ? h("div", { class: "small" }, sc.paused ? "⏸ paused" : ["next ", time(sc.next)]) : null] : h("span", { class: "muted" }, "–")),
+      h("td", {}, w.schedule ? [h("code", {}, w.schedule), sc ? h("div", { class: "small" }, sc.paused ? "‖ paused" : ["next ", time(sc.next)]) : null] : h("span", { class: "muted" }, "–")),
       h("td", { class: "num hide-narrow" }, w.task_count),
       h("td", { class: "hide-narrow" }, w.params.length ? w.params.map((p) => p.name).join(", ") : h("span", { class: "muted" }, "–")),
       h("td", { class: "hide-narrow" }, time(w.applied_at)));
