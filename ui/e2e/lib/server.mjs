@@ -1,5 +1,6 @@
 // A real `ork serve` in a scratch folder of its own: started on a free port, stopped with SIGINT
-// (as Ctrl-C would), its output kept in the artifacts folder for when a test fails.
+// (as Ctrl-C would), its output kept in the artifacts folder for when a test fails. It can be started
+// again on the same folder after a stop (the logs of each start follow those of the one before).
 import { spawn, execFile } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, writeFile, readFile, access } from 'node:fs/promises';
@@ -54,8 +55,8 @@ export class OrkServer {
     await mkdir(this.dir, { recursive: true });
     await mkdir(this.logDir, { recursive: true });
     const name = path.basename(this.dir);
-    const out = createWriteStream(path.join(this.logDir, `${name}.stdout.log`));
-    const errLog = createWriteStream(path.join(this.logDir, `${name}.stderr.log`));
+    const out = createWriteStream(path.join(this.logDir, `${name}.stdout.log`), { flags: 'a' });
+    const errLog = createWriteStream(path.join(this.logDir, `${name}.stderr.log`), { flags: 'a' });
     this.proc = spawn(this.ork, ['serve', '--addr', '127.0.0.1:0', '--rate-limit', '-1', ...this.args], {
       cwd: this.dir,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -83,12 +84,22 @@ export class OrkServer {
     return this;
   }
 
+  /**
+   * Stops the server with SIGINT, or SIGKILL after 15 s; returns how it exited ({ code, signal,
+   * killed }: a clean stop is code 0, not killed), or null if it was not running.
+   */
   async stop() {
-    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    this.proc.kill('SIGINT');
-    const t = setTimeout(() => this.proc.kill('SIGKILL'), 15_000);
-    await this.exited;
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return null;
+    const proc = this.proc;
+    let killed = false;
+    proc.kill('SIGINT');
+    const t = setTimeout(() => {
+      killed = true;
+      proc.kill('SIGKILL');
+    }, 15_000);
+    const { code, signal } = await this.exited;
     clearTimeout(t);
+    return { code, signal, killed };
   }
 
   /** Calls the HTTP API with the server's token (if any); returns the parsed JSON. */

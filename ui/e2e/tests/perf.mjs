@@ -1,10 +1,27 @@
 // The performance measures of issue 16, printed as numbers (docs/benchmarks.md reports them); only
-// what does not depend on the machine's speed is asserted: a long log stays virtualised.
+// what does not depend on the machine's speed is asserted: a long log stays virtualised, the runs
+// page's pages are the API's.
+import { execFile } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { OrkServer } from '../lib/server.mjs';
+import { workflowFiles } from '../lib/workflows.mjs';
 import { sel, waitText, recordDagStatuses, dagStatusLog, openTaskRow } from '../lib/ui.mjs';
+
+const execFileP = promisify(execFile);
+const seedScript = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'lib', 'seed_runs.py');
 
 const wideTasks = 1000;
 const logLines = 50000;
 const maxLogNodes = 2000;
+const manyRuns = 100_000;
+const manyRunsName = manyRuns.toLocaleString('en');
+const runsPageSize = 50; // the runs page's page (ui/src/pages/runs.js)
+
+/** The run ids of the runs table's rows, in order. */
+const shownRunIds = (page) => page.locator(`${sel.runs} tr[data-run-id]`).evaluateAll((rows) => rows.map((r) => r.dataset.runId));
 
 async function mainThreadMetrics(cdp) {
   const { metrics } = await cdp.send('Performance.getMetrics');
@@ -103,6 +120,76 @@ export default [
       t.metric(`log of ${logLines} lines: log-line nodes in the DOM`, `${atTop} at the top, ${atEnd} at the end`, 'nodes');
       await t.shot(page, 'end of the log');
       if (Math.max(atTop, atEnd) > maxLogNodes) throw new Error(`the log is not virtualised: ${Math.max(atTop, atEnd)} log-line nodes for ${logLines} lines`);
+    },
+  },
+  {
+    name: `perf: the runs page with ${manyRunsName} runs in the database`,
+    timeout: 150_000,
+    async fn(t) {
+      // A folder of its own: one real run, the server stopped, the rest of the runs copied from it
+      // into the database (the engine would take minutes), then the server started again on it.
+      const server = new OrkServer({
+        ork: t.ork,
+        dir: path.join(t.scratch, 'runs100k'),
+        logDir: path.join(path.dirname(t.artifactsDir), 'servers'),
+      });
+      await server.writeFiles({ 'e2e_quick.yaml': workflowFiles['e2e_quick.yaml'] });
+      try {
+        const seeding = Date.now();
+        await server.start();
+        await server.cli(['workflows', 'apply', 'e2e_quick.yaml']);
+        const real = await server.trigger('e2e_quick');
+        await server.waitRun(real, 'success');
+        const exit = await server.stop();
+        if (exit?.code !== 0 || exit.killed) throw new Error(`ork serve did not stop cleanly: ${JSON.stringify(exit)}`);
+        await rm(path.join(server.dir, '.ork', 'serve.json'), { force: true }); // gone after a clean stop; a stale one would mislead start()
+        const { stdout } = await execFileP('python3', [seedScript, path.join(server.dir, '.ork', 'ork.db'), String(manyRuns - 1)], { timeout: 60_000 });
+        if (Number(stdout.trim()) !== manyRuns) throw new Error(`the database holds ${stdout.trim()} runs after seeding, want ${manyRuns}`);
+        await server.start();
+        t.note(`${manyRuns} runs in ${server.dir}/.ork/ork.db, seeded in ${((Date.now() - seeding) / 1000).toFixed(1)} s; server again at ${server.url}`);
+
+        // The first two pages as the API gives them: the page must show exactly these.
+        const first = await server.api('GET', `/api/v1/runs?page_size=${runsPageSize}`);
+        const second = await server.api('GET', `/api/v1/runs?page_size=${runsPageSize}&page_token=${encodeURIComponent(first.next_page_token)}`);
+        if (first.runs[0].run_id !== real) throw new Error(`the newest run is ${first.runs[0].run_id}, want the real one ${real}`);
+
+        const page = await t.page({ baseURL: server.url });
+        await page.goto('/');
+        await page.waitForFunction((n) => document.querySelectorAll('[data-testid=runs] tr[data-run-id]').length >= n, runsPageSize, {
+          polling: 'raf',
+          timeout: 30_000,
+        });
+        const shown = await page.evaluate(() => Math.round(performance.now()));
+        const fcp = await page.evaluate(() => Math.round(performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1));
+        const api = await page.evaluate(() => Math.round(performance.getEntriesByType('resource').find((e) => /\/api\/v1\/runs\?/.test(e.name))?.duration ?? -1));
+        t.metric(`runs page, ${manyRunsName} runs: navigation to the first page's rows shown`, shown, 'ms');
+        t.metric(`runs page, ${manyRunsName} runs: first contentful paint`, fcp, 'ms');
+        t.metric(`runs page, ${manyRunsName} runs: the first page's API request`, api, 'ms');
+        const ids1 = await shownRunIds(page);
+        if (ids1.join() !== first.runs.map((r) => r.run_id).join()) throw new Error(`the first page shows ${ids1.length} runs that are not the API's first page`);
+        await t.shot(page, 'first page');
+
+        // The next page, by its link (the API's cursor in the URL), without a reload.
+        const older = page.locator('nav[aria-label=pages] a', { hasText: 'Older' });
+        await older.waitFor();
+        const onFirst = new Set(ids1);
+        // From the click event itself (its timeStamp), not from when playwright starts to click.
+        await page.evaluate(() => document.addEventListener('click', (e) => {
+          window.__orkClickAt = e.timeStamp;
+        }, { capture: true, once: true }));
+        await older.click();
+        const next = await page.waitForFunction((o) => {
+          const ids = [...document.querySelectorAll('[data-testid=runs] tr[data-run-id]')].map((r) => r.dataset.runId);
+          return window.__orkClickAt !== undefined && ids.length >= o.n && !ids.some((id) => o.first.includes(id)) ? performance.now() - window.__orkClickAt : null;
+        }, { n: runsPageSize, first: [...onFirst] }, { polling: 'raf', timeout: 30_000 });
+        t.metric(`runs page, ${manyRunsName} runs: click on Older to the next page's rows shown`, Math.round(await next.jsonValue()), 'ms');
+        const ids2 = await shownRunIds(page);
+        if (ids2.join() !== second.runs.map((r) => r.run_id).join()) throw new Error('the next page shows runs that are not the API\'s second page');
+        if (!new URL(page.url()).searchParams.get('page_token')) throw new Error(`the next page's URL ${page.url()} has no page_token`);
+        await t.shot(page, 'next page');
+      } finally {
+        await server.stop();
+      }
     },
   },
 ];
