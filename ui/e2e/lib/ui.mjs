@@ -141,3 +141,44 @@ export async function visibleButtons(page, names = controlButtons) {
   }
   return shown;
 }
+
+/** Whether a request is one of the API's event streams (a run's or every run's events, a log). */
+export function isStream(url) {
+  return /\/api\/v1\/(?:events|runs\/[^/]+\/(?:events|logs\/stream))$/.test(new URL(url).pathname);
+}
+
+/**
+ * Follows the page's event-stream connections from now on: open() is the set of requests not
+ * finished yet (a closed EventSource ends its request as failed, net::ERR_ABORTED), opened the list
+ * of every one started.
+ */
+export function trackStreams(page) {
+  const live = new Set();
+  const opened = [];
+  page.on('request', (r) => {
+    if (!isStream(r.url())) return;
+    live.add(r);
+    opened.push(r);
+  });
+  for (const ev of ['requestfinished', 'requestfailed']) page.on(ev, (r) => live.delete(r));
+  return { open: () => live.size, opened, paths: () => [...live].map((r) => new URL(r.url()).pathname) };
+}
+
+/**
+ * Shows the page as a background tab would (hidden) or as the front one (visible). Headless
+ * Chromium keeps every page visible whatever is in front or minimised, and no CDP method sets the
+ * visibility, so the document's visibilityState and hidden are overridden and visibilitychange is
+ * dispatched, as the browser does when a tab goes to the background.
+ */
+export async function setHidden(page, hidden) {
+  await page.evaluate((h) => {
+    if (h) {
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+    } else {
+      delete document.visibilityState; // the overrides are own properties: the real getters come back
+      delete document.hidden;
+    }
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+}

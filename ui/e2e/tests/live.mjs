@@ -1,12 +1,17 @@
-// What a run page shows live: the DAG's colours, a running task's log, and a page that lost its
-// event stream catching up once the network is back.
+// What a run page shows live: the DAG's colours, a running task's log, a page that lost its event
+// stream catching up once the network is back, and a hidden page holding no more than one stream.
 import { CutProxy } from '../lib/proxy.mjs';
-import { sel, waitAttr, waitText, markPage, assertNotReloaded, recordDagStatuses, dagStatusLog } from '../lib/ui.mjs';
+import { sel, waitAttr, waitText, markPage, assertNotReloaded, recordDagStatuses, dagStatusLog, trackStreams, setHidden } from '../lib/ui.mjs';
+import { waitFor } from '../lib/wait.mjs';
 
-/** Starts an e2e_live run and opens its page, marked (to tell a reload) and recording the DAG. */
-async function openLiveRun(t, greeting, pageOptions = {}) {
+/**
+ * Starts an e2e_live run and opens its page, marked (to tell a reload) and recording the DAG;
+ * before(page) is called before the page is opened.
+ */
+async function openLiveRun(t, greeting, { before, ...pageOptions } = {}) {
   const id = await t.server.trigger('e2e_live', { greeting });
   const page = await t.page(pageOptions);
+  await before?.(page);
   await page.goto(`/runs/${id}`);
   await page.locator(sel.runPage(id)).waitFor();
   await page.locator(sel.dag).waitFor();
@@ -121,6 +126,63 @@ export default [
       } finally {
         await proxy.stop();
       }
+    },
+  },
+  {
+    name: 'a page in a background tab holds one connection at most',
+    async fn(t) {
+      let streams;
+      const { id, page } = await openLiveRun(t, 'hidden', {
+        before: (p) => {
+          streams = trackStreams(p);
+        },
+      });
+      // The run's events and, with talk's log open, the log's stream.
+      await waitAttr(page, sel.dagNode('talk'), 'data-status', 'running');
+      await page.locator(sel.dagNode('talk')).click();
+      await page.locator(sel.logLine, { hasText: 'hidden: first line' }).first().waitFor();
+      await waitAttr(page, sel.live, 'data-state', 'open');
+      const visible = streams.open();
+      t.note(`visible: ${visible} open streams (${streams.paths().join(', ')})`);
+      if (visible < 1) throw new Error('the visible page of a running run has no event stream open: the test proves nothing');
+      await t.shot(page, 'visible, streams open');
+
+      // To the background; the run moves on to its end while the page is hidden.
+      await setHidden(page, true);
+      await waitFor(() => streams.open() <= 1, { timeout: 10_000, what: 'the hidden page to close its streams' });
+      const openedBefore = streams.opened.length;
+      let most = streams.open();
+      const watch = setInterval(() => {
+        most = Math.max(most, streams.open());
+      }, 20);
+      try {
+        await t.server.writeFiles({ [`gates/${id}.talk`]: '' });
+        await t.server.waitRun(id, 'success');
+        await page.waitForTimeout(2000); // what a hidden page would open, it has had the time to
+      } finally {
+        clearInterval(watch);
+      }
+      most = Math.max(most, streams.open());
+      const reopened = streams.opened.slice(openedBefore).map((r) => new URL(r.url()).pathname);
+      t.note(`hidden: at most ${most} open streams while the run ended; opened while hidden: ${reopened.join(', ') || 'none'}`);
+      await t.shot(page, 'hidden, the run ended meanwhile');
+      if (most > 1) throw new Error(`the hidden page held ${most} streams open (${streams.paths().join(', ')})`);
+      const stale = await page.locator(sel.dagNode('talk')).getAttribute('data-status');
+      if (most === 0 && stale !== 'running') throw new Error(`talk shows ${stale} on a page with no stream: the page was not hidden, the test proves nothing`);
+
+      // To the front again: the page catches up, without a reload, from where its streams stopped.
+      const shownFrom = streams.opened.length;
+      await setHidden(page, false);
+      await waitAttr(page, sel.dagNode('talk'), 'data-status', 'success', 20_000);
+      await waitAttr(page, sel.dagNode('finish'), 'data-status', 'success', 20_000);
+      await waitText(page, `${sel.runPage(id)} ${sel.runStatus}`, 'success');
+      await page.locator(sel.logLine, { hasText: 'hidden: past the gate' }).first().waitFor({ timeout: 15_000 });
+      await assertNotReloaded(page);
+      const again = streams.opened.slice(shownFrom);
+      const resumed = again.map((r) => new URL(r.url()).searchParams.get('last_event_id') || '');
+      t.note(`shown again: streams reopened ${again.map((r, i) => `${new URL(r.url()).pathname} (last_event_id ${resumed[i] || 'none'})`).join(', ') || 'none'}`);
+      if (most === 0 && !again.length) throw new Error('no stream was opened again when the page was shown');
+      await t.shot(page, 'shown again, caught up');
     },
   },
 ];
