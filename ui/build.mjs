@@ -15,34 +15,41 @@ for (const f of await readdir(out)) {
   if (f !== ".gitkeep") await rm(path.join(out, f), { recursive: true, force: true });
 }
 
-const result = await esbuild.build({
-  entryPoints: [path.join(here, "src", "main.js")],
+const common = {
   bundle: true,
   minify: true,
-  format: "esm",
   target: ["es2020", "chrome100", "firefox100", "safari15"],
   outdir: path.join(out, "assets"),
-  entryNames: "app-[hash]",
   assetNames: "[name]-[hash]",
   metafile: true,
   legalComments: "none",
   logLevel: "warning",
-});
+};
+const outputs = (result) => Object.keys(result.metafile.outputs).map((file) => "/assets/" + path.basename(file));
 
-let js = "", css = "";
-for (const file of Object.keys(result.metafile.outputs)) {
-  const name = "/assets/" + path.basename(file);
-  if (file.endsWith(".js")) js = name;
-  if (file.endsWith(".css")) css = name;
-}
+// The graph layout worker first (a classic script, which every browser runs as a worker), so the
+// app can name its hashed file.
+const [worker] = outputs(await esbuild.build({
+  ...common, entryPoints: [path.join(here, "src", "layout.worker.js")], format: "iife", entryNames: "layout-[hash]",
+}));
+const app = outputs(await esbuild.build({
+  ...common, entryPoints: [path.join(here, "src", "main.js")], format: "esm", entryNames: "app-[hash]",
+  define: { __LAYOUT_WORKER__: JSON.stringify(worker) },
+}));
+const js = app.find((f) => f.endsWith(".js"));
+const css = app.find((f) => f.endsWith(".css"));
 const html = (await readFile(path.join(here, "index.html"), "utf8")).replace("%CSS%", css).replace("%JS%", js);
 await writeFile(path.join(out, "index.html"), html);
 await writeFile(path.join(out, "favicon.svg"), await readFile(path.join(here, "favicon.svg")));
 
-let raw = 0, gz = 0;
-for (const f of [js, css, "/index.html"]) {
-  const data = await readFile(path.join(out, f));
-  raw += data.length;
-  gz += gzipSync(data, { level: 9 }).length;
-}
-console.log(`ui: built ${path.relative(process.cwd(), out)} (${(raw / 1024).toFixed(1)} KiB, ${(gz / 1024).toFixed(1)} KiB gzipped)`);
+// Sizes: the page (index.html, app, styles) and the worker it starts for a graph.
+const size = async (files) => {
+  let raw = 0, gz = 0;
+  for (const f of files) {
+    const data = await readFile(path.join(out, f));
+    raw += data.length;
+    gz += gzipSync(data, { level: 9 }).length;
+  }
+  return `${(raw / 1024).toFixed(1)} KiB, ${(gz / 1024).toFixed(1)} KiB gzipped`;
+};
+console.log(`ui: built ${path.relative(process.cwd(), out)}: page ${await size([js, css, "/index.html"])}; graph layout worker ${await size([worker])}`);

@@ -1,26 +1,20 @@
-// A log view that stays fast with 50,000 lines: a hand-written windowing list (only the rows in
-// view, plus a margin, are in the DOM; each row has the same height). It follows the end while
-// the reader is at the end, and filters by a search string, marking the matches.
+// A log view that stays fast with 50,000 lines: a windowed list (window.js). It follows the end
+// while the reader is at the end, and filters by a search string, marking the matches.
 import { h } from "./dom.js";
+import { RowWindow } from "./window.js";
 
 const ROW = 18; // px, the CSS line height of .log-row
-const MARGIN = 30; // rows drawn above and below the view
 
 export class LogView {
   constructor() {
     this.lines = []; // {attempt, seq, stream, line, time}
     this.shown = null; // indexes of the lines matching the search, or null for all
     this.needle = "";
-    this.spacer = h("div", { class: "log-spacer" });
-    this.rows = h("div", { class: "log-rows" });
-    this.el = h("div", {
-      class: "log mono", "data-testid": "task-log", role: "log", tabindex: 0, "aria-label": "task log",
-      onscroll: () => this.schedule(),
-    }, this.spacer, this.rows);
+    this.el = h("div", { class: "log mono", "data-testid": "task-log", role: "log", tabindex: 0, "aria-label": "task log" });
+    this.win = new RowWindow(this.el, this.el, ROW, (i) => this.drawLine(i), { onDraw: () => this.updateCount() });
     this.empty = h("p", { class: "muted log-empty" }, "No output yet.");
     this.count = h("span", { class: "muted", role: "status" });
-    this.follow = true;
-    this.pending = false;
+    this.win.follow = true;
     this.search = h("input", {
       type: "search", placeholder: "Search the log", "aria-label": "search the log", "data-testid": "log-search",
       oninput: (e) => this.setFilter(e.target.value),
@@ -32,12 +26,12 @@ export class LogView {
   /** append adds lines at the end (in order) and keeps following the end if the reader was there. */
   append(lines) {
     if (!lines.length) return;
-    const atEnd = this.el.scrollTop + this.el.clientHeight >= this.el.scrollHeight - ROW * 2;
+    const atEnd = this.win.atEnd();
     const from = this.lines.length;
     this.lines.push(...lines);
     if (this.shown) for (let i = from; i < this.lines.length; i++) if (this.matches(this.lines[i])) this.shown.push(i);
-    this.follow = atEnd || this.follow && from === 0;
-    this.schedule();
+    this.win.follow = atEnd || this.win.follow && from === 0;
+    this.win.setTotal(this.total());
   }
 
   matches(l) { return l.line.toLowerCase().includes(this.needle); }
@@ -50,8 +44,8 @@ export class LogView {
       for (let i = 0; i < this.lines.length; i++) if (this.matches(this.lines[i])) this.shown.push(i);
     }
     this.el.scrollTop = 0;
-    this.follow = !this.needle;
-    this.schedule();
+    this.win.follow = !this.needle;
+    this.win.setTotal(this.total());
   }
 
   updateCount() {
@@ -63,37 +57,20 @@ export class LogView {
     this.empty.hidden = n > 0;
   }
 
-  schedule() {
-    if (this.pending) return;
-    this.pending = true;
-    requestAnimationFrame(() => { this.pending = false; this.draw(); });
-  }
+  total() { return this.shown ? this.shown.length : this.lines.length; }
 
-  draw() {
-    const total = this.shown ? this.shown.length : this.lines.length;
-    this.spacer.style.height = `${total * ROW}px`;
-    if (this.follow) this.el.scrollTop = this.el.scrollHeight;
-    const top = this.el.scrollTop;
-    const first = Math.max(0, Math.floor(top / ROW) - MARGIN);
-    const last = Math.min(total, Math.ceil((top + (this.el.clientHeight || 400)) / ROW) + MARGIN);
-    this.rows.style.transform = `translateY(${first * ROW}px)`;
-    const rows = [];
-    let prevAttempt = first > 0 ? this.line(first - 1).attempt : null;
-    for (let i = first; i < last; i++) {
-      const l = this.line(i);
-      const newAttempt = prevAttempt != null && l.attempt !== prevAttempt;
-      prevAttempt = l.attempt;
-      rows.push(h("div", {
-        class: "log-row" + (l.stream === "stderr" ? " stderr" : "") + (newAttempt ? " new-attempt" : ""),
-        "data-testid": "log-line", "data-stream": l.stream === "stderr" ? "stderr" : null, "data-attempt": l.attempt,
-        title: l.time ? new Date(l.time).toISOString() : null,
-      },
-      h("span", { class: "log-no", "aria-hidden": "true" }, `#${l.attempt}:${l.seq}`),
-      h("span", { class: "log-mark", "aria-label": l.stream === "stderr" ? "stderr" : null }, l.stream === "stderr" ? "!" : " "),
-      this.text(l.line)));
-    }
-    this.rows.replaceChildren(...rows);
-    this.updateCount();
+  drawLine(i) {
+    const l = this.line(i);
+    const prev = i > 0 ? this.line(i - 1).attempt : l.attempt;
+    const stderr = l.stream === "stderr";
+    return h("div", {
+      class: "log-row" + (stderr ? " stderr" : "") + (l.attempt !== prev ? " new-attempt" : ""),
+      "data-testid": "log-line", "data-stream": stderr ? "stderr" : null, "data-attempt": l.attempt,
+      title: l.time ? new Date(l.time).toISOString() : null,
+    },
+    h("span", { class: "log-no", "aria-hidden": "true" }, `#${l.attempt}:${l.seq}`),
+    h("span", { class: "log-mark", "aria-label": stderr ? "stderr" : null }, stderr ? "!" : " "),
+    this.text(l.line));
   }
 
   line(i) { return this.lines[this.shown ? this.shown[i] : i]; }

@@ -9,6 +9,7 @@ import { runPage } from "./pages/run.js";
 import { workflowsPage } from "./pages/workflows.js";
 import { workflowPage } from "./pages/workflow.js";
 import { loginPage } from "./pages/login.js";
+import { warmLayout } from "./dag.js";
 
 const routes = [
   [/^\/$/, runsPage],
@@ -102,6 +103,7 @@ document.addEventListener("click", (e) => {
 window.addEventListener("popstate", render);
 // Relative times follow the clock; this reads no data.
 setInterval(refreshTimes, 30000);
-
-
 render();
+// The graph layout worker starts once the first page is drawn, to be ready for the first graph
+// (run and workflow pages start it themselves before they fetch one).
+(window.requestIdleCallback || setTimeout)(warmLayout);

@@ -40,14 +40,18 @@ export default [
       const cdp = await page.context().newCDPSession(page);
       await cdp.send('Performance.enable');
       await page.goto(`/runs/${id}`);
+      // The page first (its table and timeline: the graph is laid out in a worker meanwhile), then the graph.
+      await page.waitForFunction(() => document.querySelector('[data-testid=task-row]') && document.querySelector('.tl-row'), null, { polling: 'raf', timeout: 60_000 });
+      const usable = await page.evaluate(() => Math.round(performance.now()));
       await page.waitForFunction((n) => document.querySelectorAll('svg[data-testid=dag] g[data-task]').length >= n, wideTasks, {
         polling: 'raf',
         timeout: 60_000,
       });
       const firstPaint = await page.evaluate(() => Math.round(performance.now()));
       const fcp = await page.evaluate(() => Math.round(performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1));
-      t.metric(`run page of ${wideTasks} tasks: navigation to every DAG node drawn`, firstPaint, 'ms');
       t.metric(`run page of ${wideTasks} tasks: first contentful paint`, fcp, 'ms');
+      t.metric(`run page of ${wideTasks} tasks: navigation to its tasks table and timeline drawn`, usable, 'ms');
+      t.metric(`run page of ${wideTasks} tasks: navigation to every DAG node drawn`, firstPaint, 'ms');
       await t.shot(page, `${wideTasks} tasks pending`);
 
       await recordDagStatuses(page);
@@ -86,6 +90,13 @@ export default [
         timeout: 60_000,
       });
       t.metric(`finished run page of ${wideTasks} tasks: navigation to every DAG node drawn`, await again.evaluate(() => Math.round(performance.now())), 'ms');
+      // Reloaded: the graph's layout is read back from localStorage, not laid out again.
+      await again.reload();
+      await again.waitForFunction((n) => document.querySelectorAll('svg[data-testid=dag] g[data-task][data-status=success]').length >= n, wideTasks, {
+        polling: 'raf',
+        timeout: 60_000,
+      });
+      t.metric(`finished run page of ${wideTasks} tasks, reloaded: navigation to every DAG node drawn`, await again.evaluate(() => Math.round(performance.now())), 'ms');
     },
   },
   {

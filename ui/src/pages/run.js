@@ -5,8 +5,9 @@ import { h, replace } from "../dom.js";
 import { get, getRun, markCreated, post, enc, can } from "../api.js";
 import { Stream } from "../live.js";
 import { badge, time, duration, shortId, TERMINAL_RUN, TERMINAL_TASK } from "../format.js";
-import { drawDag } from "../dag.js";
-import { drawTimeline } from "../timeline.js";
+import { dagInto, warmLayout } from "../dag.js";
+import { Timeline } from "../timeline.js";
+import { RowWindow } from "../window.js";
 import { LogView } from "../loglist.js";
 import { jsonView } from "../json.js";
 
@@ -15,6 +16,7 @@ const EVENT_STATUS = {
   "task.dispatched": "dispatched", "task.started": "running", "task.succeeded": "success",
   "task.failed": "failed", "task.skipped": "skipped", "task.cancelled": "cancelled",
 };
+const TASK_ROW = 33; // px, the CSS height of a row of the tasks table (.tasks-scroll tbody tr)
 const RANK = { pending: 0, dispatched: 1, running: 2, paused: 2, lost: 3 };
 const rank = (s) => RANK[s] ?? 4;
 
@@ -91,6 +93,7 @@ function paramsList(params) {
 }
 
 export async function runPage(root, { args: [id], query, navigate, current }) {
+  warmLayout(); // its script loads while the run is read
   const m = new Model(await getRun(id));
   if (!current()) return;
   root.setAttribute("data-testid", "run-page");
@@ -106,7 +109,14 @@ export async function runPage(root, { args: [id], query, navigate, current }) {
   const meta = h("div", { class: "meta" });
   const dagBox = h("div", { class: "dag-wrap", tabindex: -1 });
   const timeline = h("div", { class: "timeline", "data-testid": "timeline" });
+  const tl = new Timeline(timeline, select);
   const tasksBody = h("tbody");
+  const tasksTable = h("table", { class: "list", "data-testid": "tasks" },
+    h("thead", {}, h("tr", { "aria-rowindex": 1 }, h("th", { scope: "col", class: "c-task" }, "Task"), h("th", { scope: "col", class: "c-status" }, "Status"),
+      h("th", { scope: "col", class: "num c-num" }, "Attempts"), h("th", { scope: "col", class: "num c-num" }, "Duration"),
+      h("th", { scope: "col", class: "num c-exit hide-narrow" }, "Exit"), h("th", { scope: "col", class: "hide-narrow" }, "Error"))),
+    tasksBody);
+  const tasksBox = h("div", { class: "table-wrap tasks-scroll", tabindex: 0, "aria-label": "tasks, scrollable" }, tasksTable);
   const detail = h("section", { class: "card detail", "aria-label": "task detail" });
 
   const act = (label, testid, fn, primary) => h("button", { type: "button", "data-testid": testid, class: primary ? "primary" : "", onclick: async (e) => {
@@ -170,11 +180,21 @@ export async function runPage(root, { args: [id], query, navigate, current }) {
       h("td", { class: "error-cell hide-narrow", title: t.error || "" }, t.error || ""));
   }
 
-  function drawTasks() { replace(tasksBody, m.order.map(taskRow)); }
+  // The table is windowed: of a run's 1,000 tasks, the rows in view are drawn.
+  const tasksWin = new RowWindow(tasksBox, tasksBody, TASK_ROW, (i) => {
+    const tr = taskRow(m.order[i]);
+    tr.setAttribute("aria-rowindex", i + 2); // the header is row 1
+    return tr;
+  }, { spacer: () => h("tr", { class: "win-spacer" }, h("td")) });
+
+  function drawTasks() {
+    tasksTable.setAttribute("aria-rowcount", m.order.length + 1);
+    tasksWin.total = m.order.length;
+    tasksWin.draw();
+  }
 
   function updateTask(name) {
-    const old = tasksBody.querySelector(`tr[data-task="${CSS.escape(name)}"]`);
-    if (old) old.replaceWith(taskRow(name)); else tasksBody.append(taskRow(name));
+    tasksWin.schedule();
     dag?.setStatus(name, m.tasks[name]?.status || "pending");
   }
 
@@ -182,14 +202,15 @@ export async function runPage(root, { args: [id], query, navigate, current }) {
   function drawTl() {
     if (tlPending) return;
     tlPending = true;
-    requestAnimationFrame(() => { tlPending = false; drawTimeline(timeline, { ...m, now: Date.now() }, select); });
+    requestAnimationFrame(() => { tlPending = false; tl.update({ ...m, now: Date.now() }); });
   }
 
-  function drawDagBox() {
+  // drawDagBox asks for the layout first thing, so the worker lays the graph out while this thread
+  // draws the rest.
+  async function drawDagBox() {
     if (!m.dag) { replace(dagBox, h("p", { class: "muted" }, "The graph of this run's version is not stored.")); return; }
-    dag = drawDag(m.dag, (n) => m.tasks[n]?.status || "pending", select);
-    replace(dagBox, dag.svg);
-    if (selected) dag.select(selected);
+    dag = await dagInto(dagBox, m.dag, (n) => m.tasks[n]?.status || "pending", select, current);
+    if (dag && selected) dag.select(selected);
   }
 
   let info = null; // the selected task's attempts and output, redrawn as its events come
@@ -273,15 +294,25 @@ export async function runPage(root, { args: [id], query, navigate, current }) {
         h("section", { class: "card", "aria-label": "graph" }, h("h2", {}, "Graph"), dagBox),
         h("section", { class: "card", "aria-label": "timeline" }, h("h2", {}, "Timeline"), timeline)),
       detail),
-    h("section", { class: "card", "aria-label": "tasks" }, h("h2", {}, "Tasks"),
-      h("div", { class: "table-wrap" }, h("table", { class: "list", "data-testid": "tasks" },
-        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Task"), h("th", { scope: "col" }, "Status"), h("th", { scope: "col", class: "num" }, "Attempts"),
-          h("th", { scope: "col", class: "num" }, "Duration"), h("th", { scope: "col", class: "num hide-narrow" }, "Exit"), h("th", { scope: "col", class: "hide-narrow" }, "Error"))),
-        tasksBody))));
+    h("section", { class: "card", "aria-label": "tasks" }, h("h2", {}, "Tasks"), tasksBox));
 
-  const drawAll = () => { drawMeta(); drawButtons(); drawDagBox(); drawTasks(); drawTl(); drawDetail(); };
-  drawAll();
+  drawDagBox();
+  drawMeta(); drawButtons(); drawTasks(); drawTl(); drawDetail();
   if (TERMINAL_RUN.has(m.run.status)) return;
+
+  // A burst of events (a wide run's tasks ending together) redraws each changed task once per frame.
+  const dirty = new Set();
+  const changed = (task) => {
+    if (dirty.size === 0) requestAnimationFrame(flush);
+    dirty.add(task);
+  };
+  function flush() {
+    for (const task of dirty) {
+      updateTask(task);
+      if (task === selected) drawInfo();
+    }
+    dirty.clear();
+  }
 
   // While it runs: its events, from its start (those already read change nothing), and a clock
   // that only redraws the growing bars.
@@ -290,10 +321,7 @@ export async function runPage(root, { args: [id], query, navigate, current }) {
     if (!current()) { events.close(); return; }
     const before = m.run.status;
     const task = m.apply(name, ev);
-    if (task) {
-      updateTask(task);
-      if (task === selected) drawInfo();
-    }
+    if (task) changed(task);
     if (m.run.status !== before) { drawMeta(); drawButtons(); }
     drawTl();
     if (name === "run.finished") {
@@ -303,6 +331,7 @@ export async function runPage(root, { args: [id], query, navigate, current }) {
         const run = await get(`/api/v1/runs/${enc(m.run.run_id)}`);
         if (!current()) return;
         m.load(run);
+        dirty.clear();
         drawMeta(); drawButtons(); drawTasks(); drawTl(); drawInfo();
         for (const n of m.order) dag?.setStatus(n, m.tasks[n]?.status || "pending");
       } catch { /* the events already told the end */ }

@@ -4,7 +4,7 @@ import { h, replace } from "../dom.js";
 import { get, post, enc, can, markCreated, ApiError } from "../api.js";
 import { Stream } from "../live.js";
 import { time, shortId } from "../format.js";
-import { drawDag } from "../dag.js";
+import { dagInto, warmLayout } from "../dag.js";
 import { highlightYAML } from "../yaml.js";
 import { runRow, runsTable, applyRunEvent, RUN_EVENTS } from "./runs.js";
 
@@ -42,6 +42,7 @@ function paramValue(el) {
 }
 
 export async function workflowPage(root, { args: [name], navigate, current }) {
+  warmLayout();
   const [wf, runs] = await Promise.all([get(`/api/v1/workflows/${enc(name)}`), get(`/api/v1/runs?workflow=${enc(name)}&page_size=20`)]);
   const sched = !wf.schedule ? null
     : await get(`/api/v1/schedules/${enc(name)}`).catch((e) => { if (e instanceof ApiError && e.status === 404) return null; throw e; });
@@ -119,6 +120,8 @@ export async function workflowPage(root, { args: [name], navigate, current }) {
   const table = runsTable([], "workflow-runs");
   table.querySelector("tbody").replaceWith(runsBody);
 
+  const dagBox = h("div", { class: "dag-wrap" });
+  dagInto(dagBox, wf.dag || [], () => "pending", undefined, current);
   replace(root,
     h("div", { class: "head" }, h("h1", {}, wf.name), runButton),
     wf.description ? h("p", {}, wf.description) : null,
@@ -129,7 +132,7 @@ export async function workflowPage(root, { args: [name], navigate, current }) {
       h("dt", {}, "Folder"), h("dd", { class: "mono" }, wf.dir || "–"),
       h("dt", {}, "Parameters"), h("dd", {}, wf.params.length ? wf.params.map((p) => h("span", { class: "chip" }, h("span", { class: "mono" }, p.name), `: ${typeName(p.type)}`)) : "none")),
     h("div", { class: "run-grid" },
-      h("section", { class: "card", "aria-label": "graph" }, h("h2", {}, "Graph"), h("div", { class: "dag-wrap" }, drawDag(wf.dag, () => "pending").svg)),
+      h("section", { class: "card", "aria-label": "graph" }, h("h2", {}, "Graph"), dagBox),
       schedBox),
     h("section", { class: "card", "aria-label": "runs" }, h("div", { class: "head" }, h("h2", {}, "Runs"), h("a", { href: `/?workflow=${enc(wf.name)}` }, "All runs of this workflow →")),
       runs.runs.length ? h("div", { class: "table-wrap" }, table) : [h("p", { class: "muted" }, "No runs yet."), h("div", { class: "table-wrap", hidden: true }, table)]),
