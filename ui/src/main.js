@@ -76,9 +76,12 @@ async function render() {
   const root = h("div", { class: "page" });
   replace(main, root);
   try {
-    if (page !== loginPage && !identity().name) { await whoami(); renderWho(); }
-    if (my !== seq) return;
-    await page(root, { args, query: new URLSearchParams(location.search), navigate, loggedIn: renderWho, current: () => my === seq });
+    // Who the token is, asked alongside the page's own data: pages that show what a scope allows
+    // (buttons) wait for it; the others draw as soon as their data is here.
+    const identified = page === loginPage || identity().name ? Promise.resolve()
+      : whoami().then(() => { if (my === seq) renderWho(); });
+    identified.catch(() => {}); // its error reaches the page that waits for it, or the line below
+    await Promise.all([identified, page(root, { args, query: new URLSearchParams(location.search), navigate, loggedIn: renderWho, identified, current: () => my === seq })]);
   } catch (err) {
     if (my !== seq || err.status === 401) return;
     replace(root, h("h1", {}, "Something went wrong"), h("p", { class: "error", role: "alert" }, err.message));

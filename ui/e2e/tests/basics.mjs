@@ -16,6 +16,15 @@ export default [
       await markPage(page);
       await t.shot(page, 'runs page');
 
+      // Its time reads relative, and absolute (the reader's locale and RFC 3339) in its title.
+      const created = page.locator(`${sel.runRow(first)} time`);
+      const rel = await created.textContent();
+      if (!/^(now|\d+ (second|minute)s? ago)$/.test(rel)) throw new Error(`the run's time reads "${rel}", want a relative time such as "5 seconds ago"`);
+      await page.waitForFunction((s) => document.querySelector(s)?.title, `${sel.runRow(first)} time`);
+      const [title, datetime] = await created.evaluate((el) => [el.title, el.dateTime]);
+      const iso = title.match(/\((\d{4}-\d\d-\d\dT[^)]+Z)\)$/)?.[1];
+      if (!iso || new Date(iso).getTime() !== new Date(datetime).getTime()) throw new Error(`the run's time has the title "${title}", want its absolute time ${datetime}`);
+
       // A run started elsewhere appears on the open page and reaches its end there, no reload.
       const second = await t.server.trigger('e2e_quick');
       await page.locator(sel.runRow(second)).waitFor({ timeout: 15_000 });

@@ -92,9 +92,10 @@ function paramsList(params) {
   return h("dl", { class: "params" }, Object.entries(params).map(([k, v]) => [h("dt", {}, k), h("dd", { class: "mono" }, JSON.stringify(v))]));
 }
 
-export async function runPage(root, { args: [id], query, navigate, current }) {
+export async function runPage(root, { args: [id], query, navigate, identified, current }) {
   warmLayout(); // its script loads while the run is read
-  const m = new Model(await getRun(id));
+  const [run] = await Promise.all([getRun(id), identified]); // the buttons need the token's scope
+  const m = new Model(run);
   if (!current()) return;
   root.setAttribute("data-testid", "run-page");
   root.setAttribute("data-run-id", m.run.run_id);

@@ -41,9 +41,9 @@ function paramValue(el) {
   }
 }
 
-export async function workflowPage(root, { args: [name], navigate, current }) {
+export async function workflowPage(root, { args: [name], navigate, identified, current }) {
   warmLayout();
-  const [wf, runs] = await Promise.all([get(`/api/v1/workflows/${enc(name)}`), get(`/api/v1/runs?workflow=${enc(name)}&page_size=20`)]);
+  const [wf, runs] = await Promise.all([get(`/api/v1/workflows/${enc(name)}`), get(`/api/v1/runs?workflow=${enc(name)}&page_size=20`), identified]);
   const sched = !wf.schedule ? null
     : await get(`/api/v1/schedules/${enc(name)}`).catch((e) => { if (e instanceof ApiError && e.status === 404) return null; throw e; });
   if (!current()) return;
